@@ -1,0 +1,114 @@
+# ropepp — build everything that needs only a C compiler with `make`; run every CPU check with `make test`.
+#   make                 CPU programs (train, data/text2shards), the default data shards, the test programs
+#   make test            gradient checks, PyTorch parity fixtures, resume and bad-input tests (CPU only)
+#   make train_gpu       the CUDA build of train.c (needs nvcc)      make test_gpu   CPU<->GPU parity (needs a GPU)
+#   make fuzz            libFuzzer on the shard and checkpoint readers (needs clang)
+#   make fixtures        regenerate tests/fixtures from the PyTorch reference (needs torch)
+# Options: NO_OMP=1 (no OpenMP), CC=clang, GPU_ARCH=90 (compute capability for nvcc), FUZZ_SECONDS=60
+
+CC ?= gcc
+CFLAGS_BASE = -std=c11 -Wall -Wextra -I.
+OPT = -O3 -march=native -fno-math-errno -fassociative-math -fno-signed-zeros -fno-trapping-math
+LDLIBS = -lm
+
+# OpenMP: detected, with a visible line; NO_OMP=1 turns it off.
+ifeq ($(NO_OMP),1)
+  OMP_FLAGS = -Wno-unknown-pragmas
+  $(info ✗ OpenMP off (NO_OMP=1): CPU programs run on one core)
+else
+  OMP_OK := $(shell printf '#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
+  ifeq ($(OMP_OK),yes)
+    OMP_FLAGS = -fopenmp
+    $(info ✓ OpenMP found ($(CC) -fopenmp): CPU programs use every core)
+  else
+    OMP_FLAGS = -Wno-unknown-pragmas
+    $(info ✗ OpenMP not found for $(CC): CPU programs run on one core (install libomp-dev for clang))
+  endif
+endif
+CFLAGS = $(CFLAGS_BASE) $(OPT) $(OMP_FLAGS)
+
+# CUDA: detected; GPU targets are skipped with a reason when nvcc is missing.
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+ifeq ($(GPU_ARCH),)
+  GPU_ARCH := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '. ')
+  ifeq ($(GPU_ARCH),)
+    GPU_ARCH := 90
+  endif
+endif
+NVCC_FLAGS = -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -lineinfo
+NVCC_LIBS = -lcublas -lcublasLt -lm
+
+DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
+CPU_PROGRAMS = train data/text2shards
+TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_files
+
+.PHONY: all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
+all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
+
+train: train.c ropepp.h
+	$(CC) $(CFLAGS) train.c -o $@ $(LDLIBS)
+
+data/text2shards: data/text2shards.c ropepp.h
+	$(CC) $(CFLAGS) data/text2shards.c -o $@ $(LDLIBS)
+
+# byte-level shards of the shipped corpus: the last 10% of the text is validation
+$(DATA): data/tinyshakespeare.txt data/text2shards
+	./data/text2shards data/tinyshakespeare.txt --val-frac 0.1 --out data/tinyshakespeare
+
+# gradient checks and paper properties run in double; the float build is compared against them
+tests/test_ops: tests/test_ops.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_ops.c -o $@ $(LDLIBS)
+tests/test_model: tests/test_model.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_model.c -o $@ $(LDLIBS)
+tests/test_model_float: tests/test_model.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_model.c -o $@ $(LDLIBS)
+tests/test_parity: tests/test_parity.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_parity.c -o $@ $(LDLIBS)
+tests/test_parity_float: tests/test_parity.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_parity.c -o $@ $(LDLIBS)
+tests/test_files: tests/test_files.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_files.c -o $@ $(LDLIBS)
+
+test: all
+	@bash tests/run_tests.sh
+
+fixtures:
+	python3 ref/make_fixtures.py
+
+# libFuzzer on the readers (clang); FUZZ_SECONDS each
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	clang -std=c11 -g -O1 -I. -fsanitize=fuzzer,address,undefined tests/fuzz_readers.c -o tests/fuzz_readers -lm
+	mkdir -p tests/fuzz_corpus
+	./tests/fuzz_readers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz_corpus
+
+# ---- GPU -----------------------------------------------------------------------------------------------------
+check_nvcc:
+	@if [ -z "$(NVCC)" ]; then echo "✗ nvcc not found: GPU targets skipped (install the CUDA toolkit)"; exit 1; fi
+	@echo "✓ nvcc $(NVCC), sm_$(GPU_ARCH)"
+
+gpu: train_gpu tests/test_gpu
+
+ropepp_cuda.o: ropepp_cuda.cu ropepp.h | check_nvcc
+	$(NVCC) $(NVCC_FLAGS) -c ropepp_cuda.cu -o $@
+ropepp_cuda_fp32.o: ropepp_cuda.cu ropepp.h | check_nvcc
+	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 -c ropepp_cuda.cu -o $@
+
+# train.c compiled as C with the model code of the header and the op bodies from ropepp_cuda.cu
+train_gpu: train.c ropepp.h ropepp_cuda.o
+	$(CC) $(CFLAGS) -DROPEPP_CUDA -c train.c -o train_gpu.o
+	$(NVCC) $(NVCC_FLAGS) train_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
+train_gpu_fp32: train.c ropepp.h ropepp_cuda_fp32.o
+	$(CC) $(CFLAGS) -DROPEPP_CUDA -DROPEPP_FP32 -c train.c -o train_gpu_fp32.o
+	$(NVCC) $(NVCC_FLAGS) train_gpu_fp32.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
+
+tests/test_gpu: tests/test_gpu.cu ropepp.h ropepp_cuda.cu | check_nvcc
+	$(NVCC) $(NVCC_FLAGS) tests/test_gpu.cu -o $@ $(NVCC_LIBS)
+
+test_gpu: tests/test_gpu train_gpu
+	./tests/test_gpu
+
+clean:
+	rm -f $(CPU_PROGRAMS) $(TEST_PROGRAMS) train_gpu train_gpu_fp32 tests/test_gpu tests/fuzz_readers *.o
+	rm -f $(DATA)

@@ -1,0 +1,2073 @@
+/*
+ropepp.h — RoPE++ ("Beyond Real: Imaginary Extension of Rotary Position Embeddings for Long-Context LLMs",
+arXiv 2512.07525) and its position-embedding baselines (RoPE, FoPE, ALiBi, partial rotary, NoPE): the whole model
+in one stb-style header, forward and backward, in plain C with OpenMP.
+
+Use:   #include "ropepp.h"                         declarations only (any number of files)
+       #define ROPEPP_IMPLEMENTATION               in exactly one .c file, before the include, for the bodies
+       #define ROPEPP_DOUBLE                       optional: compute in double (the gradient checks use this)
+       #define ROPEPP_CUDA                         the CUDA build: op bodies come from ropepp_cuda.cu instead
+Build: make            (CPU programs: train, tests)     make test      (every CPU check)
+
+The file has four parts, each calling only the ones above it:
+  1. basics     element types, xxxCheck helpers, RNG, config, position-embedding names
+  2. ops        one name_forward / name_backward pair per op, outputs first; backward accumulates (+=)
+  3. model      parameters, activations, model_forward / model_backward / model_update, schedules, checkpoints
+  4. data       llm.c token shards, loader, byte tokenizer, sampler
+
+Dims legend (used in every shape comment):
+  B  batch            T  sequence length     C  model dim          L  layers          V  vocab
+  H  config heads     KV config kv heads     HD head dim = C/H     F  ffn hidden dim  N  B*T rows
+  HQ projected q heads  (H/2 for ropepp_eh, else H)
+  KVH projected kv heads (KV/2 for ropepp_eh, else KV)
+  NA attention heads    (2H for ropepp_ec, else H); attention head a reads kv head a / (NA/KVH)
+  QKV = (HQ + 2*KVH) * HD, the width of the fused q/k/v projection
+The math and the official code's conventions: docs/REFERENCE.md of the project's design notes, quoted here
+next to each piece. File formats: docs/FORMATS.md.
+*/
+#ifndef ROPEPP_H
+#define ROPEPP_H
+
+#if defined(ROPEPP_IMPLEMENTATION) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L   /* glob, fileno, fsync, strdup: include this header before any system header */
+#endif
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifdef ROPEPP_CPU_REF
+/* tests/test_gpu links these CPU functions beside the CUDA ones to compare op by op: in that build they are
+   renamed cpu_* and the model and data parts are left out (see tests/cpu_ref.c). */
+#define malloc_check cpu_malloc_check
+#define fopen_check cpu_fopen_check
+#define fread_check cpu_fread_check
+#define fwrite_check cpu_fwrite_check
+#define fclose_check cpu_fclose_check
+#define rng_u64 cpu_rng_u64
+#define rng_uniform cpu_rng_uniform
+#define rng_normal cpu_rng_normal
+#define noise_normal cpu_noise_normal
+#define pe_name cpu_pe_name
+#define pe_from_name cpu_pe_from_name
+#define config_default cpu_config_default
+#define config_validate cpu_config_validate
+#define config_dims cpu_config_dims
+#define attention_param_count cpu_attention_param_count
+#define encoder_forward cpu_encoder_forward
+#define encoder_backward cpu_encoder_backward
+#define rmsnorm_forward cpu_rmsnorm_forward
+#define rmsnorm_backward cpu_rmsnorm_backward
+#define residual_forward cpu_residual_forward
+#define matmul_forward cpu_matmul_forward
+#define matmul_backward cpu_matmul_backward
+#define rotary_forward cpu_rotary_forward
+#define rotary_backward cpu_rotary_backward
+#define attention_core_forward cpu_attention_core_forward
+#define attention_core_backward cpu_attention_core_backward
+#define attention_stats_size cpu_attention_stats_size
+#define attention_forward cpu_attention_forward
+#define attention_backward cpu_attention_backward
+#define swiglu_forward cpu_swiglu_forward
+#define swiglu_backward cpu_swiglu_backward
+#define crossentropy_forward cpu_crossentropy_forward
+#define crossentropy_backward cpu_crossentropy_backward
+#define adamw_update cpu_adamw_update
+#define global_norm_squared cpu_global_norm_squared
+#define copy_master_to_params cpu_copy_master_to_params
+#define backend_malloc cpu_backend_malloc
+#define backend_free cpu_backend_free
+#define backend_to_host cpu_backend_to_host
+#define backend_from_host cpu_backend_from_host
+#define backend_zero cpu_backend_zero
+#define backend_name cpu_backend_name
+#endif
+
+/* ------------------------------------------------------------------------------------------------------------
+   1. Basics
+   ------------------------------------------------------------------------------------------------------------ */
+
+/* Element types. floatX: activations, parameters as the ops read them, gradients. floatM: master weights, AdamW
+   moments, position-embedding tables, norm statistics and losses. On the CPU both are `real` (float, or double
+   with ROPEPP_DOUBLE). The CUDA build uses bf16 activations (fp32 with ROPEPP_FP32) and fp32 masters. */
+#ifdef ROPEPP_DOUBLE
+typedef double real;
+#else
+typedef float real;
+#endif
+#if defined(ROPEPP_CUDA)
+typedef float floatM;
+#  if defined(ROPEPP_FP32)
+typedef float floatX;
+#  elif defined(__CUDACC__)
+#    include <cuda_bf16.h>
+typedef __nv_bfloat16 floatX;
+#  else
+typedef struct { uint16_t bits; } floatX;   /* bf16 storage; only the CUDA file does arithmetic on it */
+#  endif
+#else
+typedef real floatM;
+typedef real floatX;
+#endif
+
+/* xxxCheck helpers: report file:line, what failed and a one-line HINT, then exit(1). For programs; the file
+   readers below return an error message instead of exiting, so that tests and fuzzers can call them. */
+void *malloc_check(size_t size, const char *file, int line);
+FILE *fopen_check(const char *path, const char *mode, const char *file, int line);
+void fread_check(void *ptr, size_t size, size_t nmemb, FILE *fp, const char *file, int line);
+void fwrite_check(const void *ptr, size_t size, size_t nmemb, FILE *fp, const char *file, int line);
+void fclose_check(FILE *fp, const char *file, int line);
+#define mallocCheck(size) malloc_check(size, __FILE__, __LINE__)
+#define fopenCheck(path, mode) fopen_check(path, mode, __FILE__, __LINE__)
+#define freadCheck(ptr, size, nmemb, fp) fread_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
+#define fwriteCheck(ptr, size, nmemb, fp) fwrite_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
+#define fcloseCheck(fp) fclose_check(fp, __FILE__, __LINE__)
+
+/* RNG: splitmix64. One uint64 of state, so a checkpoint can save and restore it exactly. */
+typedef struct { uint64_t state; } Rng;
+uint64_t rng_u64(Rng *r);
+double rng_uniform(Rng *r);                 /* [0, 1) with 53 random bits */
+double rng_normal(Rng *r);                  /* N(0, 1), Box-Muller */
+/* Counter-based normal: the same value for the same (seed, index) on any backend and thread order. */
+double noise_normal(uint64_t seed, uint64_t index);
+
+/* Position embeddings. The names are the ones every command line takes. */
+typedef enum { PE_NOPE = 0, PE_ROPE = 1, PE_ROPEPP_EH = 2, PE_ROPEPP_EC = 3, PE_FOPE = 4, PE_ALIBI = 5,
+               PE_PARTIAL = 6, PE_COUNT = 7 } PeKind;
+const char *pe_name(int pe);
+int pe_from_name(const char *name);          /* -1 if unknown */
+enum { INIT_TORCH_DEFAULT = 0, INIT_HF = 1 };
+enum { TOKENIZER_BYTES = 0, TOKENIZER_GPT2 = 1, TOKENIZER_LLAMA3 = 2 };
+enum { NOISE_NONE = 0, NOISE_REAL = 1, NOISE_IMAG = 2 };
+
+/* Everything needed to rebuild a model; it is what a checkpoint header stores (docs/FORMATS.md). */
+typedef struct {
+    int vocab_size;      /* V */
+    int dim;             /* C */
+    int n_layers;        /* L */
+    int n_heads;         /* H: the config's heads (EC attends with 2H, EH projects H/2) */
+    int n_kv_heads;      /* KV: the config's kv heads (EH projects KV/2) */
+    int ffn_dim;         /* F */
+    int pe;              /* PeKind */
+    int train_seq;       /* L_train: FoPE's floor 2*pi/L_train, YaRN's default original length */
+    int yarn_orig_len;   /* YaRN's original window (0 = train_seq; the authors hard-code 4096) */
+    int tokenizer;       /* TOKENIZER_* */
+    int init;            /* INIT_* used to create it (information only) */
+    double rope_base;    /* theta base, 10000 (500000 in the long-context stage) */
+    double rotary_frac;  /* partial: fraction of each head that is rotated (the "pythia" baseline: 0.25) */
+    double pi_factor;    /* linear position interpolation s: theta /= s (1 = off) */
+    double yarn_factor;  /* the authors' YaRN variant with factor s (1 = off) */
+    double ntk_factor;   /* eval-time NTK: base *= lambda (1 = off) */
+    double norm_eps;     /* RMSNorm eps, 1e-5 */
+} Config;
+
+/* Sizes derived from a Config: head counts per mode (REFERENCE §1.5) and the FoPE basis (REFERENCE §2). */
+typedef struct {
+    int HD;      /* head dim C/H, never recomputed for EH/EC */
+    int HQ;      /* projected q heads */
+    int KVH;     /* projected kv heads */
+    int NA;      /* attention heads */
+    int QKV;     /* (HQ + 2*KVH) * HD */
+    int imag;    /* 1 for RoPE++: q head h makes attention heads 2h (real) and 2h+1 (imaginary) */
+    int rot;     /* rotated dims per head: HD for rope/ropepp/fope, round(frac*HD) for partial, 0 otherwise */
+    int fope_m;  /* FoPE input frequencies kept (omega_m >= 2*pi/L_train) */
+    int fope_p;  /* FoPE output channels min(M, HD/4) */
+} Dims;
+
+Config config_default(void);
+/* 0 if the config is usable, else -1 with a one-line reason (what is wrong and what to do) in err. */
+int config_validate(const Config *c, char *err, size_t errlen);
+Dims config_dims(const Config *c);
+size_t attention_param_count(const Config *c);   /* q/k/v/o parameters of one layer */
+
+/* ------------------------------------------------------------------------------------------------------------
+   2. Ops. Signature order as in llm.c: outputs, saved-for-backward, inputs, weights, sizes. Backward
+   accumulates into its gradient outputs (+=); the caller zeroes. Matmul weights are (out, in): y = x W^T.
+   ------------------------------------------------------------------------------------------------------------ */
+
+/* The position embedding of one layer as the attention op sees it. Tables live in backend memory. */
+typedef struct {
+    int kind;              /* PeKind */
+    int rot;               /* rotated dims: pairs (j, j + rot/2) for j < rot/2; dims >= rot pass through */
+    int imag;              /* 1: each q head h makes attention heads 2h (real) and 2h+1 (imaginary) */
+    int per_group;         /* 1: the tables differ per kv head (FoPE), else one table for all heads */
+    int T_table;           /* positions the tables hold */
+    const floatM *cos;     /* (per_group ? KVH : 1, T_table, rot/2) multiplies (a, b) as below */
+    const floatM *sin;     /* (per_group ? KVH : 1, T_table, rot/2) */
+    const floatM *alibi;   /* (NA) slopes, or NULL */
+    double noise_sigma;    /* noise experiment: N(0, sigma^2) on the rotated queries (forward only) */
+    int noise_target;      /* NOISE_NONE, NOISE_REAL or NOISE_IMAG */
+    uint64_t noise_seed;   /* redrawn by the model on every forward and layer */
+} PosEmb;
+
+/* encoder: out = wte[inp] */
+void encoder_forward(floatX *out, const int *inp, const floatX *wte, int N, int C);
+void encoder_backward(floatX *dwte, const floatX *dout, const int *inp, int N, int C);
+/* rmsnorm: out = inp * rstd * weight, rstd = 1/sqrt(mean(inp^2) + eps) */
+void rmsnorm_forward(floatX *out, floatM *rstd, const floatX *inp, const floatX *weight, int N, int C, double eps);
+void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
+                      const floatM *rstd, int N, int C);
+/* residual: out = a + b (its backward is the identity: the model adds straight into the residual gradient) */
+void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n);
+/* matmul: out = inp weight^T */
+void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC);
+void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
+                     int N, int IC, int OC);
+/* rotary: the position embedding applied to heads read from rows of stride inp_stride. */
+void rotary_forward(floatX *out, const floatX *inp, size_t inp_stride, const PosEmb *pe, int imag_out,
+                    int group, int B, int T, int NH, int HD);
+void rotary_backward(floatX *dinp, const floatX *dout, size_t inp_stride, const PosEmb *pe, int imag_out,
+                     int group, int B, int T, int NH, int HD);
+/* attention core: causal softmax(q k^T / sqrt(HD) - slope * (i - j)) v with GQA */
+void attention_core_forward(floatX *out, floatM *att, const floatX *q, const floatX *k, const floatX *v,
+                            size_t v_stride, const floatM *alibi, int B, int T, int NA, int KVH, int HD);
+void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *dout, const floatM *att,
+                             const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
+                             int B, int T, int NA, int KVH, int HD);
+/* attention: the op the model calls — position embedding, noise and attention core from the fused qkv. */
+size_t attention_stats_size(int B, int T, int NA);   /* floatM elements of `stats` per layer (backend's choice) */
+void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const floatX *qkv, const PosEmb *pe,
+                       int B, int T, int HQ, int KVH, int HD);
+void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *stats,
+                        const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
+                        int HD);
+/* swiglu: out = silu(gate) * up, inp = [gate | up] */
+void swiglu_forward(floatX *out, const floatX *inp, int N, int F);
+void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N, int F);
+/* cross-entropy: losses[n] = -log softmax(logits[n])[targets[n]], 0 where targets[n] < 0 (ignored).
+   Backward WRITES dlogits = dloss * (softmax - onehot) (not +=), so that it may overwrite logits in place. */
+void crossentropy_forward(floatM *losses, const floatX *logits, const int *targets, int N, int V);
+void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, double dloss, int N, int V);
+/* AdamW (torch.optim.AdamW), on grads scaled by grad_scale (clipping); updates master and its floatX copy. */
+void adamw_update(floatX *params, floatM *master, const floatX *grads, floatM *m, floatM *v, size_t n, double lr,
+                  double beta1, double beta2, double eps, double weight_decay, double grad_scale, int step);
+void global_norm_squared(floatM *out, const floatX *g, size_t n);   /* out[0] += sum g^2 */
+void copy_master_to_params(floatX *params, const floatM *master, size_t n);
+
+/* Backend memory: host malloc on the CPU, cudaMalloc in the CUDA build. The model touches its tensors only
+   through these and the ops. */
+void *backend_malloc(size_t bytes);
+void backend_free(void *p);
+void backend_to_host(void *dst, const void *src, size_t bytes);
+void backend_from_host(void *dst, const void *src, size_t bytes);
+void backend_zero(void *p, size_t bytes);
+const char *backend_name(void);
+
+/* ------------------------------------------------------------------------------------------------------------
+   3. Model
+   ------------------------------------------------------------------------------------------------------------ */
+
+enum { P_WTE, P_LN1W, P_QKVW, P_ATTPROJW, P_LN2W, P_FCW, P_FCPROJW, P_LNFW, P_LMW, P_FOPE_COS, P_FOPE_SIN,
+       NUM_PARAM_TENSORS };
+extern const char *const param_names[NUM_PARAM_TENSORS];
+
+typedef struct {
+    floatX *wte;        /* (V, C) */
+    floatX *ln1w;       /* (L, C) */
+    floatX *qkvw;       /* (L, QKV, C): q rows (HQ*HD), k rows (KVH*HD), v rows (KVH*HD) */
+    floatX *attprojw;   /* (L, C, NA*HD): input columns in interleaved head order */
+    floatX *ln2w;       /* (L, C) */
+    floatX *fcw;        /* (L, 2F, C): gate rows, then up rows */
+    floatX *fcprojw;    /* (L, C, F) */
+    floatX *lnfw;       /* (C) */
+    floatX *lmw;        /* (V, C) */
+    floatX *fope_cos;   /* (L, KVH, M, P) frozen */
+    floatX *fope_sin;   /* (L, KVH, M, P) frozen */
+} ParamTensors;
+
+typedef struct {
+    /* floatX activations */
+    floatX *encoded;    /* (B, T, C) residual stream entering layer 0 */
+    floatX *ln1;        /* (L, B, T, C) */
+    floatX *qkv;        /* (L, B, T, QKV) */
+    floatX *qr;         /* (L, B, T, NA, HD) rotated queries */
+    floatX *kr;         /* (L, B, T, KVH, HD) rotated keys (what a KV cache holds) */
+    floatX *atty;       /* (L, B, T, NA, HD) attention output */
+    floatX *attproj;    /* (L, B, T, C) */
+    floatX *res2;       /* (L, B, T, C) residual after attention */
+    floatX *ln2;        /* (L, B, T, C) */
+    floatX *fch;        /* (L, B, T, 2F) gate | up */
+    floatX *fchs;       /* (L, B, T, F) swiglu */
+    floatX *fcproj;     /* (L, B, T, C) */
+    floatX *res3;       /* (L, B, T, C) residual after the MLP */
+    floatX *lnf;        /* (B, T, C) */
+    floatX *logits;     /* (B, T, V); overwritten by dlogits in backward */
+    floatX *scratch_a;  /* (B, T, max(C, NA*HD, 2F, QKV)) gradient scratch */
+    floatX *scratch_b;  /* (B, T, max(C, NA*HD, 2F, QKV)) gradient scratch */
+    floatX *dres;       /* (B, T, C) gradient of the residual stream */
+    /* floatM activations */
+    floatM *ln1_rstd;   /* (L, B, T) */
+    floatM *ln2_rstd;   /* (L, B, T) */
+    floatM *lnf_rstd;   /* (B, T) */
+    floatM *stats;      /* (L, attention_stats_size(B, T, NA)) */
+    floatM *losses;     /* (B, T) */
+    floatM *norm;       /* (1) squared gradient norm */
+} Activations;
+
+typedef struct {
+    Config cfg;
+    Dims d;
+    size_t param_sizes[NUM_PARAM_TENSORS];   /* elements per tensor, in checkpoint order */
+    size_t num_params;
+    floatX *params_memory;  ParamTensors params;   /* what the ops read */
+    floatX *grads_memory;   ParamTensors grads;
+    floatM *master;         /* (num_params) master weights, same order */
+    floatM *adam_m;         /* (num_params) or NULL until the first update */
+    floatM *adam_v;         /* (num_params) */
+    /* activations, allocated for B_cap * T_cap rows on first use */
+    int B_cap, T_cap;
+    floatX *acts_memory; floatM *actsM_memory; Activations acts;
+    int *inputs;            /* (B, T) backend */
+    int *targets;           /* (B, T) backend */
+    floatM *losses_host;    /* (B, T) host */
+    /* position-embedding tables, for T_table positions */
+    int T_table;
+    floatM *pe_cos;         /* (L or 1, G, T_table, rot/2); L only for FoPE, G = KVH for FoPE else 1 */
+    floatM *pe_sin;
+    floatM *pe_alibi;       /* (NA) */
+    /* state of the last forward */
+    int B, T;
+    double loss;            /* mean loss over non-ignored targets, or -1 without targets */
+    size_t n_targets;       /* non-ignored targets */
+    int step;               /* optimizer steps done */
+    /* noise experiment (forward only) */
+    double noise_sigma; int noise_target; uint64_t noise_seed; uint64_t n_forwards;
+} Model;
+
+/* Build a model with fresh weights (INIT_*) from a seed. Exits with a message on an invalid config. */
+void model_init(Model *m, const Config *c, int init, uint64_t seed);
+/* Build a model from host parameters in table order (fp64). */
+void model_init_from(Model *m, const Config *c, const double *params);
+void model_free(Model *m);
+/* Forward over (B, T) host tokens. With targets (-1 = ignored) returns the mean loss, else -1. */
+double model_forward(Model *m, const int *inputs, const int *targets, int B, int T);
+void model_zero_grad(Model *m);
+void model_backward(Model *m);
+/* AdamW step on every trainable tensor (no weight decay on RMSNorm weights, FoPE frozen); clip > 0 clips the
+   global gradient norm. Returns the gradient norm before clipping. */
+double model_update(Model *m, double lr, double beta1, double beta2, double eps, double weight_decay, double clip);
+/* Copy the logits of row (b, t) of the last forward (before backward) to host. */
+void model_logits_row(Model *m, int b, int t, float *out);
+/* Parameters to host as double, in table order (num_params). */
+void model_params_to_host(Model *m, double *out);
+void model_grads_to_host(Model *m, double *out);
+
+/* Learning-rate schedules (REFERENCE §7.3; k = 0-based optimizer step; lr = peak * lambda(k)). */
+enum { SCHED_CONSTANT = 0, SCHED_WSD = 1, SCHED_COSINE = 2 };
+const char *schedule_name(int s);
+int schedule_from_name(const char *name);
+double lr_lambda(int sched, int k, int warmup, int total, int decay);
+
+/* Paper analyses. Characteristic curves (Eq. 5 and 7): the mean over frequency pairs j of cos and sin of
+   theta_j * dt. For large HD they approach (Ci(dt) - Ci(dt/base)) / ln(base) and (Si(dt) - Si(dt/base)) / ln(base). */
+void characteristic_curves(double *c_re, double *c_im, double dt, int HD, double base);
+void cisi(double x, double *ci, double *si);   /* cosine and sine integrals, x > 0 */
+void alibi_slopes(double *out, int n);         /* flash-attn slopes for n heads */
+
+/* Checkpoints (docs/FORMATS.md). Readers return 0, or -1 with a one-line message in err. */
+enum { CKPT_MAGIC = 20251207, CKPT_VERSION = 1, STATE_MAGIC = 20251209, STATE_VERSION = 1 };
+int checkpoint_parse_header(const int32_t *hdr, size_t file_size, Config *c, int *bytes_per_param,
+                            size_t *num_params, char *err, size_t errlen);
+int checkpoint_read(const char *path, Config *c, double **params, size_t *num_params, char *err, size_t errlen);
+/* Write a model file atomically (tmp + rename). bytes_per_param: 4 or 8. Returns 0 or -1 with err. */
+int checkpoint_write(const char *path, const Config *c, const double *params, size_t num_params,
+                     int bytes_per_param, char *err, size_t errlen);
+int model_save(Model *m, const char *path, char *err, size_t errlen);     /* fp32 model file */
+int model_load(Model *m, const char *path, char *err, size_t errlen);     /* builds m */
+typedef struct { int step; int64_t shard; int64_t pos; uint64_t rng; } TrainState;
+int state_write(Model *m, const TrainState *s, const char *path, char *err, size_t errlen);
+int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------------------------------------------------
+   4. Data: llm.c token shards, the loader, the byte tokenizer, the sampler
+   ------------------------------------------------------------------------------------------------------------ */
+enum { SHARD_MAGIC_U16 = 20240520, SHARD_MAGIC_U32 = 20240801, SHARD_VERSION = 1 };
+/* Validate a shard header against the file size. Returns bytes per token (2 or 4) and the count, or -1. */
+int shard_parse_header(const int32_t *hdr, size_t file_size, size_t *ntok, char *err, size_t errlen);
+int shard_write(const char *path, const int *tokens, size_t n, int bytes_per_token, char *err, size_t errlen);
+
+typedef struct {
+    char **files; int n_files;    /* shard paths, sorted */
+    int B, T, vocab;
+    int64_t shard;                /* current shard */
+    int64_t pos;                  /* next token in it */
+    FILE *fp; int width; size_t ntok;
+    unsigned char *buf;           /* (B*T + 1) * width bytes */
+    int *inputs;                  /* (B, T) */
+    int *targets;                 /* (B, T) */
+} DataLoader;
+/* pattern: a file or a glob. Every shard is validated; each must hold at least B*T+1 tokens. */
+int loader_init(DataLoader *dl, const char *pattern, int B, int T, int vocab, char *err, size_t errlen);
+int loader_next(DataLoader *dl, char *err, size_t errlen);      /* fills inputs/targets, checks tokens < vocab */
+void loader_reset(DataLoader *dl);
+int loader_seek(DataLoader *dl, int64_t shard, int64_t pos, char *err, size_t errlen);
+void loader_free(DataLoader *dl);
+int loader_max_token(const char *pattern, int *max_token, char *err, size_t errlen);
+
+/* Sample a token from probabilities softmax(logits / temperature) with top-k (0 = off) and top-p (1 = off);
+   temperature 0 = greedy. */
+int sample_token(const float *logits, int V, double temperature, int top_k, double top_p, Rng *rng);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROPEPP_H */
+
+/* ============================================================================================================
+   Implementation
+   ============================================================================================================ */
+#ifdef ROPEPP_IMPLEMENTATION
+#ifndef ROPEPP_IMPLEMENTATION_DONE
+#define ROPEPP_IMPLEMENTATION_DONE
+#include <stdarg.h>
+#include <errno.h>
+#include <glob.h>
+#include <sys/stat.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* ---------------------------------------------------------------------------------------------- 1. basics */
+
+void *malloc_check(size_t size, const char *file, int line) {
+    void *p = malloc(size > 0 ? size : 1);
+    if (p == NULL) {
+        fprintf(stderr, "error: malloc of %zu bytes failed at %s:%d\n"
+                        "HINT: the model or batch is too large for this machine's memory; lower -b, -t or the model size\n",
+                size, file, line);
+        exit(1);
+    }
+    return p;
+}
+
+FILE *fopen_check(const char *path, const char *mode, const char *file, int line) {
+    FILE *fp = fopen(path, mode);
+    if (fp == NULL) {
+        fprintf(stderr, "error: cannot open '%s' (mode %s): %s, at %s:%d\n"
+                        "HINT: check the path; data shards are made by `make` (data/), checkpoints by ./train\n",
+                path, mode, strerror(errno), file, line);
+        exit(1);
+    }
+    return fp;
+}
+
+void fread_check(void *ptr, size_t size, size_t nmemb, FILE *fp, const char *file, int line) {
+    size_t got = fread(ptr, size, nmemb, fp);
+    if (got != nmemb) {
+        fprintf(stderr, "error: short read (%zu of %zu items of %zu bytes)%s at %s:%d\n"
+                        "HINT: the file is truncated or was written by another program; regenerate it\n",
+                got, nmemb, size, feof(fp) ? " at end of file" : "", file, line);
+        exit(1);
+    }
+}
+
+void fwrite_check(const void *ptr, size_t size, size_t nmemb, FILE *fp, const char *file, int line) {
+    size_t put = fwrite(ptr, size, nmemb, fp);
+    if (put != nmemb) {
+        fprintf(stderr, "error: short write (%zu of %zu items) at %s:%d: %s\n"
+                        "HINT: the disk may be full or the folder read-only\n",
+                put, nmemb, file, line, strerror(errno));
+        exit(1);
+    }
+}
+
+void fclose_check(FILE *fp, const char *file, int line) {
+    if (fclose(fp) != 0) {
+        fprintf(stderr, "error: fclose failed at %s:%d: %s\nHINT: the disk may be full\n", file, line,
+                strerror(errno));
+        exit(1);
+    }
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+    if (err == NULL || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+uint64_t rng_u64(Rng *r) { return splitmix64(&r->state); }
+double rng_uniform(Rng *r) { return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+double rng_normal(Rng *r) {
+    double u1 = rng_uniform(r), u2 = rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+double noise_normal(uint64_t seed, uint64_t index) {
+    uint64_t x = seed ^ (index * 0xD1B54A32D192ED03ull);
+    double u1 = (double)(splitmix64(&x) >> 11) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(splitmix64(&x) >> 11) * (1.0 / 9007199254740992.0);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+static const char *const pe_names[PE_COUNT] = {"nope", "rope", "ropepp_eh", "ropepp_ec", "fope", "alibi",
+                                               "partial"};
+const char *pe_name(int pe) { return (pe >= 0 && pe < PE_COUNT) ? pe_names[pe] : "unknown"; }
+int pe_from_name(const char *name) {
+    for (int i = 0; i < PE_COUNT; i++) if (strcmp(name, pe_names[i]) == 0) return i;
+    return -1;
+}
+
+Config config_default(void) {
+    Config c;
+    memset(&c, 0, sizeof(c));
+    c.vocab_size = 256; c.dim = 128; c.n_layers = 4; c.n_heads = 4; c.n_kv_heads = 2; c.ffn_dim = 384;
+    c.pe = PE_ROPEPP_EH; c.train_seq = 128; c.yarn_orig_len = 0; c.tokenizer = TOKENIZER_BYTES;
+    c.init = INIT_TORCH_DEFAULT; c.rope_base = 10000.0; c.rotary_frac = 0.25; c.pi_factor = 1.0;
+    c.yarn_factor = 1.0; c.ntk_factor = 1.0; c.norm_eps = 1e-5;
+    return c;
+}
+
+/* FoPE's basis (REFERENCE §2): omega_m = base^(-2m/HD), m = 0..HD/2-1, keep omega_m >= 2*pi/L_train (M of them),
+   P = min(M, HD/4) output channels. */
+static void fope_basis(const Config *c, int HD, int *M, int *P) {
+    double floor_freq = 2.0 * M_PI / (double)c->train_seq;
+    int m_kept = 0;
+    for (int m = 0; m < HD / 2; m++) {
+        double omega = pow(c->rope_base, -2.0 * m / (double)HD);
+        if (omega >= floor_freq) m_kept++;
+    }
+    *M = m_kept;
+    *P = m_kept < HD / 4 ? m_kept : HD / 4;
+}
+
+Dims config_dims(const Config *c) {
+    Dims d;
+    memset(&d, 0, sizeof(d));
+    d.HD = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    d.HQ = c->pe == PE_ROPEPP_EH ? c->n_heads / 2 : c->n_heads;
+    d.KVH = c->pe == PE_ROPEPP_EH ? c->n_kv_heads / 2 : c->n_kv_heads;
+    d.NA = c->pe == PE_ROPEPP_EC ? 2 * c->n_heads : c->n_heads;
+    d.QKV = (d.HQ + 2 * d.KVH) * d.HD;
+    d.imag = (c->pe == PE_ROPEPP_EH || c->pe == PE_ROPEPP_EC);
+    if (c->pe == PE_ROPE || d.imag || c->pe == PE_FOPE) d.rot = d.HD;
+    else if (c->pe == PE_PARTIAL) d.rot = (int)floor(c->rotary_frac * d.HD + 0.5);
+    else d.rot = 0;
+    if (c->pe == PE_FOPE && d.HD > 0 && c->train_seq > 0) fope_basis(c, d.HD, &d.fope_m, &d.fope_p);
+    return d;
+}
+
+size_t attention_param_count(const Config *c) {
+    Dims d = config_dims(c);
+    return (size_t)d.QKV * c->dim + (size_t)c->dim * d.NA * d.HD;
+}
+
+int config_validate(const Config *c, char *err, size_t errlen) {
+    if (c->pe < 0 || c->pe >= PE_COUNT) {
+        set_err(err, errlen, "unknown position embedding id %d; use one of nope rope ropepp_eh ropepp_ec fope alibi partial", c->pe);
+        return -1;
+    }
+    if (c->vocab_size < 2 || c->vocab_size > (1 << 30)) { set_err(err, errlen, "vocab size %d is out of range [2, 2^30]", c->vocab_size); return -1; }
+    if (c->dim < 2 || c->dim > (1 << 16)) { set_err(err, errlen, "dim %d is out of range [2, 65536]", c->dim); return -1; }
+    if (c->n_layers < 1 || c->n_layers > 1024) { set_err(err, errlen, "layers %d is out of range [1, 1024]", c->n_layers); return -1; }
+    if (c->ffn_dim < 1 || c->ffn_dim > (1 << 20)) { set_err(err, errlen, "ffn dim %d is out of range [1, 2^20]", c->ffn_dim); return -1; }
+    if (c->n_heads < 1 || c->dim % c->n_heads != 0) {
+        set_err(err, errlen, "heads (%d) must divide dim (%d); pick heads so that dim/heads is the head dim", c->n_heads, c->dim);
+        return -1;
+    }
+    if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads != 0) {
+        set_err(err, errlen, "kv heads (%d) must divide heads (%d)", c->n_kv_heads, c->n_heads);
+        return -1;
+    }
+    if (c->pe == PE_ROPEPP_EH && (c->n_heads % 2 != 0 || c->n_kv_heads % 2 != 0)) {
+        set_err(err, errlen, "ropepp_eh projects heads/2 q heads and kv_heads/2 kv heads, so heads (%d) and kv heads (%d) must be even",
+                c->n_heads, c->n_kv_heads);
+        return -1;
+    }
+    int HD = c->dim / c->n_heads;
+    int rotary = (c->pe == PE_ROPE || c->pe == PE_ROPEPP_EH || c->pe == PE_ROPEPP_EC || c->pe == PE_FOPE || c->pe == PE_PARTIAL);
+    if (rotary && HD % 2 != 0) { set_err(err, errlen, "head dim %d (dim/heads) must be even for rotary position embeddings", HD); return -1; }
+    if (c->train_seq < 1 || c->train_seq > (1 << 24)) { set_err(err, errlen, "train_seq %d is out of range [1, 2^24]", c->train_seq); return -1; }
+    if (c->yarn_orig_len < 0) { set_err(err, errlen, "yarn original length %d must be >= 0 (0 = train_seq)", c->yarn_orig_len); return -1; }
+    if (!(c->rope_base > 1.0 && c->rope_base < 1e30)) { set_err(err, errlen, "rope base %g must be > 1", c->rope_base); return -1; }
+    if (!(c->norm_eps > 0.0 && c->norm_eps < 1.0)) { set_err(err, errlen, "norm eps %g must be in (0, 1)", c->norm_eps); return -1; }
+    if (!(c->pi_factor >= 1.0 && c->pi_factor < 1e6)) { set_err(err, errlen, "PI factor %g must be >= 1 (1 = off)", c->pi_factor); return -1; }
+    if (!(c->yarn_factor >= 1.0 && c->yarn_factor < 1e6)) { set_err(err, errlen, "YaRN factor %g must be >= 1 (1 = off)", c->yarn_factor); return -1; }
+    if (!(c->ntk_factor >= 1.0 && c->ntk_factor < 1e6)) { set_err(err, errlen, "NTK factor %g must be >= 1 (1 = off)", c->ntk_factor); return -1; }
+    if (c->pi_factor != 1.0 && c->yarn_factor != 1.0) { set_err(err, errlen, "PI and YaRN scaling cannot be combined; choose one"); return -1; }
+    int scaled = (c->pi_factor != 1.0 || c->yarn_factor != 1.0 || c->ntk_factor != 1.0);
+    if (scaled && !(c->pe == PE_ROPE || c->pe == PE_ROPEPP_EH || c->pe == PE_ROPEPP_EC || c->pe == PE_PARTIAL)) {
+        set_err(err, errlen, "rope scaling (PI, YaRN, NTK) applies to rope, ropepp_eh, ropepp_ec and partial only, not %s", pe_name(c->pe));
+        return -1;
+    }
+    if (c->pe == PE_PARTIAL) {
+        int rot = (int)floor(c->rotary_frac * HD + 0.5);
+        if (!(c->rotary_frac > 0.0 && c->rotary_frac <= 1.0) || rot < 2 || rot % 2 != 0) {
+            set_err(err, errlen, "rotary fraction %g of head dim %d gives %d rotated dims; it must be an even number >= 2", c->rotary_frac, HD, rot);
+            return -1;
+        }
+    }
+    if (c->pe == PE_FOPE) {
+        int M, P;
+        if (HD < 4) { set_err(err, errlen, "fope needs head dim >= 4 (has %d)", HD); return -1; }
+        fope_basis(c, HD, &M, &P);
+        if (M < 1) { set_err(err, errlen, "fope keeps no frequency: train_seq %d is below 2*pi; use a longer train_seq", c->train_seq); return -1; }
+    }
+    if (c->tokenizer < 0 || c->tokenizer > 2) { set_err(err, errlen, "unknown tokenizer id %d", c->tokenizer); return -1; }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- 2. ops (CPU) */
+#ifndef ROPEPP_CUDA
+
+void encoder_forward(floatX *out, const int *inp, const floatX *wte, int N, int C) {
+    /* out[n, :] = wte[inp[n], :]   out (N, C), inp (N), wte (V, C) */
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, wte + (size_t)inp[n] * C, (size_t)C * sizeof(floatX));
+}
+
+void encoder_backward(floatX *dwte, const floatX *dout, const int *inp, int N, int C) {
+    /* forward: out[n, :] = wte[inp[n], :]   =>   dwte[inp[n], :] += dout[n, :]
+       Rows may repeat, so threads split the channels, not the rows.   dwte (V, C), dout (N, C) */
+    #pragma omp parallel for
+    for (int c = 0; c < C; c++)
+        for (int n = 0; n < N; n++) dwte[(size_t)inp[n] * C + c] += dout[(size_t)n * C + c];
+}
+
+void rmsnorm_forward(floatX *out, floatM *rstd, const floatX *inp, const floatX *weight, int N, int C, double eps) {
+    /* out (N, C), rstd (N), inp (N, C), weight (C). Statistics in double; the official code upcasts to fp32. */
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const floatX *x = inp + (size_t)n * C;
+        double ss = 0.0;
+        for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
+        double r = 1.0 / sqrt(ss / C + eps);
+        floatX *o = out + (size_t)n * C;
+        for (int i = 0; i < C; i++) o[i] = (floatX)((real)(x[i] * r) * weight[i]);
+        rstd[n] = (floatM)r;
+    }
+}
+
+void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
+                      const floatM *rstd, int N, int C) {
+    /* forward: out_i = w_i * x_i * r,  r = (mean_k x_k^2 + eps)^(-1/2)
+       dr/dx_i = -r^3 x_i / C, so with g_i = dout_i * w_i:
+         dx_i = r g_i - (r^3 / C) x_i sum_k g_k x_k
+         dw_i = sum_n dout_i x_i r */
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const floatX *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+        double r = rstd[n], dot = 0.0;
+        for (int i = 0; i < C; i++) dot += (double)g[i] * weight[i] * x[i];
+        double k = r * r * r * dot / C;
+        floatX *dx = dinp + (size_t)n * C;
+        for (int i = 0; i < C; i++) dx[i] += (floatX)(r * g[i] * weight[i] - k * x[i]);
+    }
+    #pragma omp parallel for
+    for (int i = 0; i < C; i++) {
+        double acc = 0.0;
+        for (int n = 0; n < N; n++) acc += (double)dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * rstd[n];
+        dweight[i] += (floatX)acc;
+    }
+}
+
+void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n) {
+    /* out (n) = a (n) + b (n) */
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
+    /* out[n, o] = sum_i inp[n, i] weight[o, i]   out (N, OC), inp (N, IC), weight (OC, IC)
+       Four rows at a time share each weight row while it is in cache. */
+    #pragma omp parallel for schedule(static)
+    for (int n0 = 0; n0 < N; n0 += 4) {
+        int rows = N - n0 < 4 ? N - n0 : 4;
+        for (int o = 0; o < OC; o++) {
+            const floatX *w = weight + (size_t)o * IC;
+            for (int r = 0; r < rows; r++) {
+                const floatX *x = inp + (size_t)(n0 + r) * IC;
+                real acc = 0;
+                for (int i = 0; i < IC; i++) acc += x[i] * w[i];
+                out[(size_t)(n0 + r) * OC + o] = acc;
+            }
+        }
+    }
+}
+
+void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
+                     int N, int IC, int OC) {
+    /* forward: out[n, o] = sum_i inp[n, i] weight[o, i]
+         dinp[n, i]    += sum_o dout[n, o] weight[o, i]
+         dweight[o, i] += sum_n dout[n, o] inp[n, i]
+       dinp (N, IC), dweight (OC, IC), dout (N, OC). Either gradient output may be NULL. */
+    if (dinp != NULL) {
+        #pragma omp parallel for
+        for (int n = 0; n < N; n++) {
+            floatX *dx = dinp + (size_t)n * IC;
+            const floatX *g = dout + (size_t)n * OC;
+            for (int o = 0; o < OC; o++) {
+                real go = g[o];
+                const floatX *w = weight + (size_t)o * IC;
+                for (int i = 0; i < IC; i++) dx[i] += go * w[i];
+            }
+        }
+    }
+    if (dweight != NULL) {
+        #pragma omp parallel for
+        for (int o = 0; o < OC; o++) {
+            floatX *dw = dweight + (size_t)o * IC;
+            for (int n = 0; n < N; n++) {
+                real go = dout[(size_t)n * OC + o];
+                const floatX *x = inp + (size_t)n * IC;
+                for (int i = 0; i < IC; i++) dw[i] += go * x[i];
+            }
+        }
+    }
+}
+
+/* Rotary position embeddings, REFERENCE §1.2-1.3, in the rotate_half layout of the official code: pair j is
+   (x_j, x_{j+rot/2}). With (c, s) = tables[p, j] and (a, b) = (x_j, x_{j+rot/2}):
+     real (RoPE, paper Eq. 1):            out_j = a c - b s,   out_{j+rot/2} = b c + a s
+     imaginary (RoPE++, paper Eq. 2-4):   RoPE at angle p theta - pi/2, i.e. (c, s) -> (s, -c):
+                                          out_j = a s + b c,   out_{j+rot/2} = b s - a c
+   rope / ropepp:  c = cos(p theta_j), s = sin(p theta_j), theta_j = base^(-2j/HD) (scaled, see pe tables)
+   partial:        the same on the first rot dims only, theta_j = base^(-2j/rot); dims >= rot pass through
+   fope:           c = Cc_j(p), s = S_j(p), per kv head (REFERENCE §2); slots j >= P have c = s = 1
+   Keys are only ever real-rotated. Queries of RoPE++ make both heads: output head 2h real, 2h+1 imaginary.
+   inp rows (B, T) of stride inp_stride hold NH heads of HD; out is (B, T, NH * (imag_out ? 2 : 1), HD).
+   group: heads per table group (FoPE: q head h uses the table of kv head h / group). */
+void rotary_forward(floatX *out, const floatX *inp, size_t inp_stride, const PosEmb *pe, int imag_out, int group,
+                    int B, int T, int NH, int HD) {
+    int half = pe->rot / 2, NO = NH * (imag_out ? 2 : 1);
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < NH; h++) {
+                const floatX *x = inp + ((size_t)b * T + t) * inp_stride + (size_t)h * HD;
+                floatX *o_re = out + (((size_t)b * T + t) * NO + (size_t)h * (imag_out ? 2 : 1)) * HD;
+                floatX *o_im = o_re + HD;
+                size_t tab = (((size_t)(pe->per_group ? h / group : 0)) * pe->T_table + t) * half;
+                for (int j = 0; j < half; j++) {
+                    real c = (real)pe->cos[tab + j], s = (real)pe->sin[tab + j];
+                    real a = x[j], bb = x[j + half];
+                    o_re[j] = a * c - bb * s;
+                    o_re[j + half] = bb * c + a * s;
+                    if (imag_out) {
+                        o_im[j] = a * s + bb * c;
+                        o_im[j + half] = bb * s - a * c;
+                    }
+                }
+                for (int j = pe->rot; j < HD; j++) {
+                    o_re[j] = x[j];
+                    if (imag_out) o_im[j] = x[j];
+                }
+            }
+        }
+    }
+}
+
+void rotary_backward(floatX *dinp, const floatX *dout, size_t inp_stride, const PosEmb *pe, int imag_out,
+                     int group, int B, int T, int NH, int HD) {
+    /* forward (real):  out_j = a c - b s,  out_{j+h} = b c + a s
+         => da += g_j c + g_{j+h} s,   db += -g_j s + g_{j+h} c
+       forward (imag):  out_j = a s + b c,  out_{j+h} = b s - a c
+         => da += g_j s - g_{j+h} c,   db += g_j c + g_{j+h} s
+       The real and imaginary heads come from the same q head, so their gradients add. Pass-through dims:
+       dx_j += g_j (from each head). */
+    int half = pe->rot / 2, NO = NH * (imag_out ? 2 : 1);
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < NH; h++) {
+                floatX *dx = dinp + ((size_t)b * T + t) * inp_stride + (size_t)h * HD;
+                const floatX *g_re = dout + (((size_t)b * T + t) * NO + (size_t)h * (imag_out ? 2 : 1)) * HD;
+                const floatX *g_im = g_re + HD;
+                size_t tab = (((size_t)(pe->per_group ? h / group : 0)) * pe->T_table + t) * half;
+                for (int j = 0; j < half; j++) {
+                    real c = (real)pe->cos[tab + j], s = (real)pe->sin[tab + j];
+                    real g1 = g_re[j], g2 = g_re[j + half];
+                    real da = g1 * c + g2 * s, db = -g1 * s + g2 * c;
+                    if (imag_out) {
+                        real i1 = g_im[j], i2 = g_im[j + half];
+                        da += i1 * s - i2 * c;
+                        db += i1 * c + i2 * s;
+                    }
+                    dx[j] += da;
+                    dx[j + half] += db;
+                }
+                for (int j = pe->rot; j < HD; j++) dx[j] += g_re[j] + (imag_out ? g_im[j] : (real)0);
+            }
+        }
+    }
+}
+
+/* Causal attention with GQA (attention head a reads kv head a / (NA/KVH), as HF repeat_kv and flash-attn) and
+   optional ALiBi (REFERENCE §3: the bias is added after scaling, logit = q.k / sqrt(HD) - m_a (t - j)):
+     att[t, j] = softmax_j( q_t . k_j / sqrt(HD) - m_a (t - j) ),  j <= t;     out_t = sum_j att[t, j] v_j
+   out (B, T, NA, HD), att (B, NA, T, T) saved probabilities, q (B, T, NA, HD), k (B, T, KVH, HD),
+   v rows (B, T) of stride v_stride holding KVH heads of HD. */
+void attention_core_forward(floatX *out, floatM *att, const floatX *q, const floatX *k, const floatX *v,
+                            size_t v_stride, const floatM *alibi, int B, int T, int NA, int KVH, int HD) {
+    int group = NA / KVH;
+    double scale = 1.0 / sqrt((double)HD);
+    #pragma omp parallel for collapse(3)
+    for (int b = 0; b < B; b++) {
+        for (int a = 0; a < NA; a++) {
+            for (int t = 0; t < T; t++) {
+                int g = a / group;
+                const floatX *qt = q + (((size_t)b * T + t) * NA + a) * HD;
+                floatM *row = att + (((size_t)b * NA + a) * T + t) * T;
+                double mx = -INFINITY;
+                for (int j = 0; j <= t; j++) {
+                    const floatX *kj = k + (((size_t)b * T + j) * KVH + g) * HD;
+                    real dot = 0;
+                    for (int i = 0; i < HD; i++) dot += qt[i] * kj[i];
+                    double s = dot * scale;
+                    if (alibi != NULL) s -= (double)alibi[a] * (double)(t - j);
+                    row[j] = (floatM)s;
+                    if (s > mx) mx = s;
+                }
+                double sum = 0.0;
+                for (int j = 0; j <= t; j++) { double e = exp((double)row[j] - mx); row[j] = (floatM)e; sum += e; }
+                for (int j = 0; j <= t; j++) row[j] = (floatM)(row[j] / sum);
+                for (int j = t + 1; j < T; j++) row[j] = 0;
+                floatX *ot = out + (((size_t)b * T + t) * NA + a) * HD;
+                for (int i = 0; i < HD; i++) ot[i] = 0;
+                for (int j = 0; j <= t; j++) {
+                    const floatX *vj = v + ((size_t)b * T + j) * v_stride + (size_t)g * HD;
+                    real p = (real)row[j];
+                    for (int i = 0; i < HD; i++) ot[i] += p * vj[i];
+                }
+            }
+        }
+    }
+}
+
+void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *dout, const floatM *att,
+                             const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
+                             int B, int T, int NA, int KVH, int HD) {
+    /* forward: out_t = sum_j p_j v_j,  p = softmax(s),  s_j = q_t . k_j / sqrt(HD) - m (t - j)
+         dv_j += p_j dout_t
+         dp_j  = dout_t . v_j
+         ds_j  = p_j (dp_j - sum_k p_k dp_k)            (softmax backward; the ALiBi bias has no parameters)
+         dq_t += sum_j ds_j k_j / sqrt(HD),   dk_j += ds_j q_t / sqrt(HD)
+       Threads own one (b, kv head) each, so dk and dv of that kv head are written by one thread only.
+       dq (B, T, NA, HD), dk (B, T, KVH, HD), dv rows of stride v_stride. */
+    int group = NA / KVH;
+    double scale = 1.0 / sqrt((double)HD);
+    #pragma omp parallel
+    {
+        double *dp = (double *)mallocCheck((size_t)T * sizeof(double));
+        #pragma omp for collapse(2)
+        for (int b = 0; b < B; b++) {
+            for (int g = 0; g < KVH; g++) {
+                for (int a = g * group; a < (g + 1) * group; a++) {
+                    for (int t = 0; t < T; t++) {
+                        const floatM *p = att + (((size_t)b * NA + a) * T + t) * T;
+                        const floatX *go = dout + (((size_t)b * T + t) * NA + a) * HD;
+                        const floatX *qt = q + (((size_t)b * T + t) * NA + a) * HD;
+                        floatX *dqt = dq + (((size_t)b * T + t) * NA + a) * HD;
+                        double psum = 0.0;
+                        for (int j = 0; j <= t; j++) {
+                            const floatX *vj = v + ((size_t)b * T + j) * v_stride + (size_t)g * HD;
+                            floatX *dvj = dv + ((size_t)b * T + j) * v_stride + (size_t)g * HD;
+                            real d = 0, pj = (real)p[j];
+                            for (int i = 0; i < HD; i++) { d += go[i] * vj[i]; dvj[i] += pj * go[i]; }
+                            dp[j] = d;
+                            psum += p[j] * d;
+                        }
+                        for (int j = 0; j <= t; j++) {
+                            real ds = (real)(p[j] * (dp[j] - psum) * scale);
+                            const floatX *kj = k + (((size_t)b * T + j) * KVH + g) * HD;
+                            floatX *dkj = dk + (((size_t)b * T + j) * KVH + g) * HD;
+                            for (int i = 0; i < HD; i++) { dqt[i] += ds * kj[i]; dkj[i] += ds * qt[i]; }
+                        }
+                    }
+                }
+            }
+        }
+        free(dp);
+    }
+}
+
+size_t attention_stats_size(int B, int T, int NA) { return (size_t)B * NA * T * T; }
+
+/* The noise experiment (REFERENCE §5): q += N(0, sigma^2) on the rotated real (or imaginary) queries, every
+   layer, head of that type and position, redrawn on every forward. q (B, T, NA, HD). */
+static void query_noise_forward(floatX *q, const PosEmb *pe, int B, int T, int NA, int HD) {
+    if (pe->noise_target == NOISE_NONE || pe->noise_sigma == 0.0) return;
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            for (int a = 0; a < NA; a++) {
+                int is_imag = pe->imag && (a % 2 == 1);
+                if ((pe->noise_target == NOISE_IMAG) != is_imag) continue;
+                size_t base = (((size_t)b * T + t) * NA + a) * HD;
+                for (int i = 0; i < HD; i++)
+                    q[base + i] += (floatX)(pe->noise_sigma * noise_normal(pe->noise_seed, base + i));
+            }
+        }
+    }
+}
+
+void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const floatX *qkv, const PosEmb *pe,
+                       int B, int T, int HQ, int KVH, int HD) {
+    /* qkv (B, T, QKV) -> rotated queries qr (B, T, NA, HD), rotated keys kr (B, T, KVH, HD), then the core.
+       With no rotation (nope, alibi) the tables are empty and rot = 0: rotary_forward copies. */
+    size_t stride = (size_t)(HQ + 2 * KVH) * HD;
+    int NA = HQ * (pe->imag ? 2 : 1);
+    rotary_forward(qr, qkv, stride, pe, pe->imag, HQ / KVH, B, T, HQ, HD);
+    rotary_forward(kr, qkv + (size_t)HQ * HD, stride, pe, 0, 1, B, T, KVH, HD);
+    query_noise_forward(qr, pe, B, T, NA, HD);
+    attention_core_forward(out, stats, qr, kr, qkv + (size_t)(HQ + KVH) * HD, stride, pe->alibi, B, T, NA, KVH, HD);
+}
+
+void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *stats,
+                        const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
+                        int HD) {
+    /* The chain of attention_forward backwards: core -> (dqr, dkr, dv), then each rotary backward into dqkv. */
+    (void)out;
+    size_t stride = (size_t)(HQ + 2 * KVH) * HD;
+    int NA = HQ * (pe->imag ? 2 : 1);
+    size_t nq = (size_t)B * T * NA * HD, nk = (size_t)B * T * KVH * HD;
+    floatX *dqr = (floatX *)mallocCheck(nq * sizeof(floatX));
+    floatX *dkr = (floatX *)mallocCheck(nk * sizeof(floatX));
+    memset(dqr, 0, nq * sizeof(floatX));
+    memset(dkr, 0, nk * sizeof(floatX));
+    attention_core_backward(dqr, dkr, dqkv + (size_t)(HQ + KVH) * HD, dout, stats, qr, kr,
+                            qkv + (size_t)(HQ + KVH) * HD, stride, B, T, NA, KVH, HD);
+    rotary_backward(dqkv, dqr, stride, pe, pe->imag, HQ / KVH, B, T, HQ, HD);
+    rotary_backward(dqkv + (size_t)HQ * HD, dkr, stride, pe, 0, 1, B, T, KVH, HD);
+    free(dqr);
+    free(dkr);
+}
+
+void swiglu_forward(floatX *out, const floatX *inp, int N, int F) {
+    /* out[n, i] = silu(g) u, g = inp[n, i], u = inp[n, F + i], silu(g) = g / (1 + exp(-g))
+       out (N, F), inp (N, 2F) */
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const floatX *g = inp + (size_t)n * 2 * F, *u = g + F;
+        floatX *o = out + (size_t)n * F;
+        for (int i = 0; i < F; i++) {
+            double gi = g[i];
+            o[i] = (floatX)(gi / (1.0 + exp(-gi)) * u[i]);
+        }
+    }
+}
+
+void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N, int F) {
+    /* forward: out = silu(g) u,  silu(g) = g sig(g),  sig = 1/(1+exp(-g))
+         du += dout silu(g)
+         dg += dout u silu'(g),   silu'(g) = sig(g) (1 + g (1 - sig(g))) */
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const floatX *g = inp + (size_t)n * 2 * F, *u = g + F, *d = dout + (size_t)n * F;
+        floatX *dg = dinp + (size_t)n * 2 * F, *du = dg + F;
+        for (int i = 0; i < F; i++) {
+            double gi = g[i], sg = 1.0 / (1.0 + exp(-gi));
+            du[i] += (floatX)(d[i] * gi * sg);
+            dg[i] += (floatX)(d[i] * u[i] * sg * (1.0 + gi * (1.0 - sg)));
+        }
+    }
+}
+
+void crossentropy_forward(floatM *losses, const floatX *logits, const int *targets, int N, int V) {
+    /* losses[n] = logsumexp(logits[n]) - logits[n, targets[n]]   losses (N), logits (N, V), targets (N) */
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        if (targets[n] < 0) { losses[n] = 0; continue; }
+        const floatX *x = logits + (size_t)n * V;
+        double mx = -INFINITY, sum = 0.0;
+        for (int i = 0; i < V; i++) if ((double)x[i] > mx) mx = x[i];
+        for (int i = 0; i < V; i++) sum += exp((double)x[i] - mx);
+        losses[n] = (floatM)(mx + log(sum) - (double)x[targets[n]]);
+    }
+}
+
+void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, double dloss, int N, int V) {
+    /* forward: loss_n = logsumexp(x) - x_y  =>  dx_i = dloss (softmax(x)_i - [i == y]); 0 for ignored rows.
+       Written (=), not accumulated: dlogits may be logits. */
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const floatX *x = logits + (size_t)n * V;
+        floatX *dx = dlogits + (size_t)n * V;
+        if (targets[n] < 0) { for (int i = 0; i < V; i++) dx[i] = 0; continue; }
+        double mx = -INFINITY, sum = 0.0;
+        for (int i = 0; i < V; i++) if ((double)x[i] > mx) mx = x[i];
+        for (int i = 0; i < V; i++) sum += exp((double)x[i] - mx);
+        int y = targets[n];
+        for (int i = 0; i < V; i++) {
+            double p = exp((double)x[i] - mx) / sum;
+            dx[i] = (floatX)(dloss * (p - (i == y ? 1.0 : 0.0)));
+        }
+    }
+}
+
+void adamw_update(floatX *params, floatM *master, const floatX *grads, floatM *m, floatM *v, size_t n, double lr,
+                  double beta1, double beta2, double eps, double weight_decay, double grad_scale, int step) {
+    /* torch.optim.AdamW, one step t = step (1-based):
+         p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2
+         p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+    double bc1 = 1.0 - pow(beta1, step), bc2_sqrt = sqrt(1.0 - pow(beta2, step));
+    double step_size = lr / bc1;
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        double g = (double)grads[i] * grad_scale;
+        double p = (double)master[i] * (1.0 - lr * weight_decay);
+        double mi = (double)m[i] + (g - (double)m[i]) * (1.0 - beta1);
+        double vi = (double)v[i] * beta2 + (1.0 - beta2) * g * g;
+        p -= step_size * mi / (sqrt(vi) / bc2_sqrt + eps);
+        m[i] = (floatM)mi;
+        v[i] = (floatM)vi;
+        master[i] = (floatM)p;
+        params[i] = (floatX)master[i];
+    }
+}
+
+void global_norm_squared(floatM *out, const floatX *g, size_t n) {
+    double acc = 0.0;
+    #pragma omp parallel for reduction(+ : acc)
+    for (size_t i = 0; i < n; i++) acc += (double)g[i] * g[i];
+    out[0] += (floatM)acc;
+}
+
+void copy_master_to_params(floatX *params, const floatM *master, size_t n) {
+    for (size_t i = 0; i < n; i++) params[i] = (floatX)master[i];
+}
+
+void *backend_malloc(size_t bytes) { return mallocCheck(bytes); }
+void backend_free(void *p) { free(p); }
+void backend_to_host(void *dst, const void *src, size_t bytes) { if (bytes) memcpy(dst, src, bytes); }
+void backend_from_host(void *dst, const void *src, size_t bytes) { if (bytes) memcpy(dst, src, bytes); }
+void backend_zero(void *p, size_t bytes) { if (bytes) memset(p, 0, bytes); }
+const char *backend_name(void) {
+#ifdef _OPENMP
+    static char name[64];
+    snprintf(name, sizeof(name), "cpu (%s, OpenMP %d threads)", sizeof(real) == 8 ? "double" : "float",
+             omp_get_max_threads());
+    return name;
+#else
+    return sizeof(real) == 8 ? "cpu (double, no OpenMP)" : "cpu (float, no OpenMP)";
+#endif
+}
+
+#endif /* !ROPEPP_CUDA */
+
+#ifndef ROPEPP_CPU_REF
+/* ---------------------------------------------------------------------------------------------- 3. model */
+
+const char *const param_names[NUM_PARAM_TENSORS] = {"wte", "ln1w", "qkvw", "attprojw", "ln2w", "fcw", "fcprojw",
+                                                    "lnfw", "lmw", "fope_cos", "fope_sin"};
+
+static void param_sizes(const Config *c, const Dims *d, size_t *sizes) {
+    size_t V = c->vocab_size, C = c->dim, L = c->n_layers, F = c->ffn_dim;
+    sizes[P_WTE] = V * C;
+    sizes[P_LN1W] = L * C;
+    sizes[P_QKVW] = L * (size_t)d->QKV * C;
+    sizes[P_ATTPROJW] = L * C * (size_t)d->NA * d->HD;
+    sizes[P_LN2W] = L * C;
+    sizes[P_FCW] = L * 2 * F * C;
+    sizes[P_FCPROJW] = L * C * F;
+    sizes[P_LNFW] = C;
+    sizes[P_LMW] = V * C;
+    sizes[P_FOPE_COS] = L * (size_t)d->KVH * d->fope_m * d->fope_p;
+    sizes[P_FOPE_SIN] = sizes[P_FOPE_COS];
+}
+
+static int param_is_norm(int t) { return t == P_LN1W || t == P_LN2W || t == P_LNFW; }
+static int param_is_frozen(int t) { return t == P_FOPE_COS || t == P_FOPE_SIN; }
+
+static size_t param_offset(const Model *m, int t) {
+    size_t off = 0;
+    for (int i = 0; i < t; i++) off += m->param_sizes[i];
+    return off;
+}
+
+static void point_params(ParamTensors *p, floatX *mem, const size_t *sizes) {
+    floatX **ptrs[NUM_PARAM_TENSORS] = {&p->wte, &p->ln1w, &p->qkvw, &p->attprojw, &p->ln2w, &p->fcw,
+                                        &p->fcprojw, &p->lnfw, &p->lmw, &p->fope_cos, &p->fope_sin};
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) { *ptrs[i] = mem; mem += sizes[i]; }
+}
+
+/* Fresh weights (REFERENCE §6.3). torch_default: what the authors' ZeRO-3 runs most likely got — embedding
+   N(0, 1), every Linear U(-1/sqrt(fan_in), +1/sqrt(fan_in)), norms 1. hf: N(0, 0.02) everywhere, norms 1.
+   FoPE coefficients (REFERENCE §2): xavier-normal with gain 0.3 over (KVH, M, P) (fan_in M*P, fan_out KVH*P),
+   plus a step identity: [g, step*p, p] += 1 with step = ceil(M/P), for p < P and step*p < M. */
+static void init_params_host(double *p, const Config *c, const Dims *d, const size_t *sizes, int init, uint64_t seed) {
+    Rng rng = {seed};
+    double *t = p;
+    for (int k = 0; k < NUM_PARAM_TENSORS; k++) {
+        size_t n = sizes[k];
+        if (param_is_norm(k)) {
+            for (size_t i = 0; i < n; i++) t[i] = 1.0;
+        } else if (param_is_frozen(k)) {
+            int KVH = d->KVH, M = d->fope_m, P = d->fope_p;
+            double std = 0.3 * sqrt(2.0 / ((double)M * P + (double)KVH * P));
+            int step = (M + P - 1) / (P > 0 ? P : 1);
+            for (size_t i = 0; i < n; i++) t[i] = std * rng_normal(&rng);
+            for (int l = 0; l < c->n_layers; l++)
+                for (int g = 0; g < KVH; g++)
+                    for (int q = 0; q < P && step * q < M; q++)
+                        t[(((size_t)l * KVH + g) * M + (size_t)step * q) * P + q] += 1.0;
+        } else if (init == INIT_HF) {
+            for (size_t i = 0; i < n; i++) t[i] = 0.02 * rng_normal(&rng);
+        } else if (k == P_WTE) {
+            for (size_t i = 0; i < n; i++) t[i] = rng_normal(&rng);
+        } else {
+            int fan_in = c->dim;
+            if (k == P_ATTPROJW) fan_in = d->NA * d->HD;
+            if (k == P_FCPROJW) fan_in = c->ffn_dim;
+            double bound = 1.0 / sqrt((double)fan_in);
+            for (size_t i = 0; i < n; i++) t[i] = bound * (2.0 * rng_uniform(&rng) - 1.0);
+        }
+        t += n;
+    }
+}
+
+void model_init_from(Model *m, const Config *c, const double *params) {
+    char err[256];
+    if (config_validate(c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "error: invalid model config: %s\n", err);
+        exit(1);
+    }
+    memset(m, 0, sizeof(*m));
+    m->cfg = *c;
+    m->d = config_dims(c);
+    param_sizes(c, &m->d, m->param_sizes);
+    m->num_params = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) m->num_params += m->param_sizes[i];
+    size_t n = m->num_params;
+    m->params_memory = (floatX *)backend_malloc(n * sizeof(floatX));
+    m->grads_memory = (floatX *)backend_malloc(n * sizeof(floatX));
+    m->master = (floatM *)backend_malloc(n * sizeof(floatM));
+    point_params(&m->params, m->params_memory, m->param_sizes);
+    point_params(&m->grads, m->grads_memory, m->param_sizes);
+    floatM *host = (floatM *)mallocCheck(n * sizeof(floatM));
+    for (size_t i = 0; i < n; i++) host[i] = (floatM)params[i];
+    backend_from_host(m->master, host, n * sizeof(floatM));
+    free(host);
+    copy_master_to_params(m->params_memory, m->master, n);
+    backend_zero(m->grads_memory, n * sizeof(floatX));
+    m->loss = -1.0;
+}
+
+void model_init(Model *m, const Config *c, int init, uint64_t seed) {
+    char err[256];
+    if (config_validate(c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "error: invalid model config: %s\n", err);
+        exit(1);
+    }
+    Config cc = *c;
+    cc.init = init;
+    Dims d = config_dims(&cc);
+    size_t sizes[NUM_PARAM_TENSORS], n = 0;
+    param_sizes(&cc, &d, sizes);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) n += sizes[i];
+    double *p = (double *)mallocCheck(n * sizeof(double));
+    init_params_host(p, &cc, &d, sizes, init, seed);
+    model_init_from(m, &cc, p);
+    free(p);
+}
+
+void model_free(Model *m) {
+    backend_free(m->params_memory); backend_free(m->grads_memory); backend_free(m->master);
+    backend_free(m->adam_m); backend_free(m->adam_v);
+    backend_free(m->acts_memory); backend_free(m->actsM_memory);
+    backend_free(m->inputs); backend_free(m->targets); free(m->losses_host);
+    backend_free(m->pe_cos); backend_free(m->pe_sin); backend_free(m->pe_alibi);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Rotary frequencies with every scaling option (REFERENCE §1.1, §1.9, §4), for rot dims:
+     theta_j = (base * lambda)^(-2j/rot)                      eval-time NTK: base * lambda, no exponent
+     PI:    theta_j /= s
+     YaRN:  r_j = L_orig theta_j / (2 pi),  gamma_j = clip((r_j - 1) / (32 - 1), 0, 1)
+            theta_j = (1 - gamma_j) theta_j / s + gamma_j theta_j,   mscale = 0.1 ln(s) + 1 on cos and sin */
+static void rope_frequencies(double *theta, double *mscale, const Config *c, int rot) {
+    double base = c->rope_base * c->ntk_factor;
+    *mscale = 1.0;
+    for (int j = 0; j < rot / 2; j++) {
+        double th = pow(base, -2.0 * j / (double)rot);
+        if (c->pi_factor != 1.0) th /= c->pi_factor;
+        if (c->yarn_factor != 1.0) {
+            double s = c->yarn_factor;
+            double L0 = c->yarn_orig_len > 0 ? c->yarn_orig_len : c->train_seq;
+            double r = L0 * th / (2.0 * M_PI);
+            double gamma = (r - 1.0) / 31.0;
+            if (gamma < 0.0) gamma = 0.0;
+            if (gamma > 1.0) gamma = 1.0;
+            th = (1.0 - gamma) * th / s + gamma * th;
+        }
+        theta[j] = th;
+    }
+    if (c->yarn_factor != 1.0) *mscale = 0.1 * log(c->yarn_factor) + 1.0;
+}
+
+/* Build the cos/sin tables for positions 0..T_table-1 (and the ALiBi slopes) in backend memory. */
+static void model_build_pe(Model *m, int T_table) {
+    const Config *c = &m->cfg;
+    const Dims *d = &m->d;
+    int half = d->rot / 2;
+    backend_free(m->pe_cos); backend_free(m->pe_sin); backend_free(m->pe_alibi);
+    m->pe_cos = m->pe_sin = m->pe_alibi = NULL;
+    m->T_table = T_table;
+    if (half > 0) {
+        int fope = c->pe == PE_FOPE;
+        size_t per_layer = (size_t)(fope ? d->KVH : 1) * T_table * half;
+        size_t n = per_layer * (fope ? c->n_layers : 1);
+        floatM *hc = (floatM *)mallocCheck(n * sizeof(floatM)), *hs = (floatM *)mallocCheck(n * sizeof(floatM));
+        if (!fope) {
+            double theta[4096], mscale;
+            if (half > 4096) { fprintf(stderr, "error: head dim too large for the rope table\n"); exit(1); }
+            rope_frequencies(theta, &mscale, c, d->rot);
+            for (int t = 0; t < T_table; t++)
+                for (int j = 0; j < half; j++) {
+                    double ang = (double)t * theta[j];
+                    hc[(size_t)t * half + j] = (floatM)(cos(ang) * mscale);
+                    hs[(size_t)t * half + j] = (floatM)(sin(ang) * mscale);
+                }
+        } else {
+            /* FoPE (REFERENCE §2), per layer l and kv head g, for output slot p < P:
+                 Cc_p(t) = sum_m cos(omega_m t) C_cos[l, g, m, p],   S_p(t) = sum_m sin(omega_m t) C_sin[l, g, m, p]
+               slots p = P..HD/2-1 are padded with Cc = S = 1 (a position-free map). */
+            int M = d->fope_m, P = d->fope_p, KVH = d->KVH;
+            size_t ncoef = m->param_sizes[P_FOPE_COS];
+            floatM *coef = (floatM *)mallocCheck(2 * ncoef * sizeof(floatM));
+            backend_to_host(coef, m->master + param_offset(m, P_FOPE_COS), 2 * ncoef * sizeof(floatM));
+            const floatM *ccos = coef, *csin = coef + ncoef;
+            for (int l = 0; l < c->n_layers; l++)
+                for (int g = 0; g < KVH; g++)
+                    for (int t = 0; t < T_table; t++) {
+                        size_t row = (((size_t)l * KVH + g) * T_table + t) * half;
+                        for (int p = 0; p < half; p++) {
+                            double cc = 1.0, ss = 1.0;
+                            if (p < P) {
+                                cc = 0.0; ss = 0.0;
+                                for (int mm = 0; mm < M; mm++) {
+                                    double omega = pow(c->rope_base, -2.0 * mm / (double)d->HD);
+                                    size_t ci = (((size_t)l * KVH + g) * M + mm) * P + p;
+                                    cc += cos(omega * t) * (double)ccos[ci];
+                                    ss += sin(omega * t) * (double)csin[ci];
+                                }
+                            }
+                            hc[row + p] = (floatM)cc;
+                            hs[row + p] = (floatM)ss;
+                        }
+                    }
+            free(coef);
+        }
+        m->pe_cos = (floatM *)backend_malloc(n * sizeof(floatM));
+        m->pe_sin = (floatM *)backend_malloc(n * sizeof(floatM));
+        backend_from_host(m->pe_cos, hc, n * sizeof(floatM));
+        backend_from_host(m->pe_sin, hs, n * sizeof(floatM));
+        free(hc); free(hs);
+    }
+    if (c->pe == PE_ALIBI) {
+        double slopes[4096];
+        floatM hsl[4096];
+        if (d->NA > 4096) { fprintf(stderr, "error: too many heads for ALiBi\n"); exit(1); }
+        alibi_slopes(slopes, d->NA);
+        for (int a = 0; a < d->NA; a++) hsl[a] = (floatM)slopes[a];
+        m->pe_alibi = (floatM *)backend_malloc((size_t)d->NA * sizeof(floatM));
+        backend_from_host(m->pe_alibi, hsl, (size_t)d->NA * sizeof(floatM));
+    }
+}
+
+static PosEmb model_pe(const Model *m, int l) {
+    PosEmb pe;
+    memset(&pe, 0, sizeof(pe));
+    int fope = m->cfg.pe == PE_FOPE;
+    pe.kind = m->cfg.pe;
+    pe.rot = m->d.rot;
+    pe.imag = m->d.imag;
+    pe.per_group = fope;
+    pe.T_table = m->T_table;
+    size_t layer = fope ? (size_t)l * m->d.KVH * m->T_table * (m->d.rot / 2) : 0;
+    pe.cos = m->pe_cos ? m->pe_cos + layer : NULL;
+    pe.sin = m->pe_sin ? m->pe_sin + layer : NULL;
+    pe.alibi = m->pe_alibi;
+    pe.noise_sigma = m->noise_sigma;
+    pe.noise_target = m->noise_target;
+    uint64_t x = m->noise_seed ^ (m->n_forwards * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)l << 48);
+    pe.noise_seed = splitmix64(&x);
+    return pe;
+}
+
+static size_t grad_scratch_width(const Model *m) {
+    size_t w = (size_t)m->cfg.dim;
+    size_t cand[3] = {(size_t)m->d.NA * m->d.HD, 2 * (size_t)m->cfg.ffn_dim, (size_t)m->d.QKV};
+    for (int i = 0; i < 3; i++) if (cand[i] > w) w = cand[i];
+    return w;
+}
+
+/* Allocate activations for B*T rows (one floatX and one floatM allocation, pointed into in this order). */
+static void model_alloc_acts(Model *m, int B, int T) {
+    backend_free(m->acts_memory); backend_free(m->actsM_memory);
+    backend_free(m->inputs); backend_free(m->targets); free(m->losses_host);
+    size_t N = (size_t)B * T, L = m->cfg.n_layers, C = m->cfg.dim, F = m->cfg.ffn_dim, V = m->cfg.vocab_size;
+    size_t NAHD = (size_t)m->d.NA * m->d.HD, KVHD = (size_t)m->d.KVH * m->d.HD, QKV = m->d.QKV;
+    size_t SW = grad_scratch_width(m);
+    Activations *a = &m->acts;
+    floatX **xp[] = {&a->encoded, &a->ln1, &a->qkv, &a->qr, &a->kr, &a->atty, &a->attproj, &a->res2, &a->ln2,
+                     &a->fch, &a->fchs, &a->fcproj, &a->res3, &a->lnf, &a->logits, &a->scratch_a, &a->scratch_b,
+                     &a->dres};
+    size_t xs[] = {N * C, L * N * C, L * N * QKV, L * N * NAHD, L * N * KVHD, L * N * NAHD, L * N * C, L * N * C,
+                   L * N * C, L * N * 2 * F, L * N * F, L * N * C, L * N * C, N * C, N * V, N * SW, N * SW, N * C};
+    size_t nx = 0, nm = 0;
+    for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++) nx += xs[i];
+    floatM **mp[] = {&a->ln1_rstd, &a->ln2_rstd, &a->lnf_rstd, &a->stats, &a->losses, &a->norm};
+    size_t ms[] = {L * N, L * N, N, L * attention_stats_size(B, T, m->d.NA), N, 1};
+    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) nm += ms[i];
+    m->acts_memory = (floatX *)backend_malloc(nx * sizeof(floatX));
+    m->actsM_memory = (floatM *)backend_malloc(nm * sizeof(floatM));
+    floatX *px = m->acts_memory;
+    for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++) { *xp[i] = px; px += xs[i]; }
+    floatM *pm = m->actsM_memory;
+    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) { *mp[i] = pm; pm += ms[i]; }
+    m->inputs = (int *)backend_malloc(N * sizeof(int));
+    m->targets = (int *)backend_malloc(N * sizeof(int));
+    m->losses_host = (floatM *)mallocCheck(N * sizeof(floatM));
+    m->B_cap = B;
+    m->T_cap = T;
+}
+
+/* Activation pointers of layer l for the current (B, T): the same layout as allocated for (B_cap, T_cap) but
+   strided by the current sizes, so a smaller batch uses a prefix of every tensor. */
+typedef struct {
+    floatX *ln1, *qkv, *qr, *kr, *atty, *attproj, *res2, *ln2, *fch, *fchs, *fcproj, *res3;
+    floatM *ln1_rstd, *ln2_rstd, *stats;
+} LayerActs;
+
+static LayerActs layer_acts(const Model *m, int l) {
+    const Activations *a = &m->acts;
+    size_t N = (size_t)m->B * m->T, C = m->cfg.dim, F = m->cfg.ffn_dim;
+    size_t NAHD = (size_t)m->d.NA * m->d.HD, KVHD = (size_t)m->d.KVH * m->d.HD;
+    LayerActs la;
+    la.ln1 = a->ln1 + l * N * C;
+    la.qkv = a->qkv + l * N * m->d.QKV;
+    la.qr = a->qr + l * N * NAHD;
+    la.kr = a->kr + l * N * KVHD;
+    la.atty = a->atty + l * N * NAHD;
+    la.attproj = a->attproj + l * N * C;
+    la.res2 = a->res2 + l * N * C;
+    la.ln2 = a->ln2 + l * N * C;
+    la.fch = a->fch + l * N * 2 * F;
+    la.fchs = a->fchs + l * N * F;
+    la.fcproj = a->fcproj + l * N * C;
+    la.res3 = a->res3 + l * N * C;
+    la.ln1_rstd = a->ln1_rstd + l * N;
+    la.ln2_rstd = a->ln2_rstd + l * N;
+    la.stats = a->stats + l * attention_stats_size(m->B, m->T, m->d.NA);
+    return la;
+}
+
+static const floatX *layer_param(const floatX *base, int l, size_t per_layer) { return base + (size_t)l * per_layer; }
+
+double model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
+    const Config *c = &m->cfg;
+    const Dims *d = &m->d;
+    int C = c->dim, F = c->ffn_dim, V = c->vocab_size, L = c->n_layers;
+    if (B < 1 || T < 1) { fprintf(stderr, "error: model_forward needs B >= 1 and T >= 1\n"); exit(1); }
+    for (size_t i = 0; i < (size_t)B * T; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V || (targets && targets[i] >= V)) {
+            fprintf(stderr, "error: token %d at position %zu is outside the vocabulary [0, %d)\n"
+                            "HINT: the data was tokenized for another vocabulary; pass the matching --vocab\n",
+                    inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], i, V);
+            exit(1);
+        }
+    }
+    if (m->acts_memory == NULL || (size_t)B * T > (size_t)m->B_cap * m->T_cap || T > m->T_cap)
+        model_alloc_acts(m, B > m->B_cap ? B : m->B_cap, T > m->T_cap ? T : m->T_cap);
+    if (m->T_table < m->T_cap) model_build_pe(m, m->T_cap);
+    m->B = B;
+    m->T = T;
+    size_t N = (size_t)B * T;
+    backend_from_host(m->inputs, inputs, N * sizeof(int));
+    const ParamTensors *p = &m->params;
+    Activations *a = &m->acts;
+    size_t NAHD = (size_t)d->NA * d->HD;
+
+    encoder_forward(a->encoded, m->inputs, p->wte, (int)N, C);
+    const floatX *res = a->encoded;
+    for (int l = 0; l < L; l++) {
+        LayerActs la = layer_acts(m, l);
+        PosEmb pe = model_pe(m, l);
+        rmsnorm_forward(la.ln1, la.ln1_rstd, res, layer_param(p->ln1w, l, C), (int)N, C, c->norm_eps);
+        matmul_forward(la.qkv, la.ln1, layer_param(p->qkvw, l, (size_t)d->QKV * C), (int)N, C, d->QKV);
+        attention_forward(la.atty, la.qr, la.kr, la.stats, la.qkv, &pe, B, T, d->HQ, d->KVH, d->HD);
+        matmul_forward(la.attproj, la.atty, layer_param(p->attprojw, l, (size_t)C * NAHD), (int)N, (int)NAHD, C);
+        residual_forward(la.res2, res, la.attproj, N * C);
+        rmsnorm_forward(la.ln2, la.ln2_rstd, la.res2, layer_param(p->ln2w, l, C), (int)N, C, c->norm_eps);
+        matmul_forward(la.fch, la.ln2, layer_param(p->fcw, l, (size_t)2 * F * C), (int)N, C, 2 * F);
+        swiglu_forward(la.fchs, la.fch, (int)N, F);
+        matmul_forward(la.fcproj, la.fchs, layer_param(p->fcprojw, l, (size_t)C * F), (int)N, F, C);
+        residual_forward(la.res3, la.res2, la.fcproj, N * C);
+        res = la.res3;
+    }
+    rmsnorm_forward(a->lnf, a->lnf_rstd, res, p->lnfw, (int)N, C, c->norm_eps);
+    matmul_forward(a->logits, a->lnf, p->lmw, (int)N, C, V);
+    m->n_forwards++;
+    m->loss = -1.0;
+    m->n_targets = 0;
+    if (targets == NULL) return -1.0;
+    backend_from_host(m->targets, targets, N * sizeof(int));
+    crossentropy_forward(a->losses, a->logits, m->targets, (int)N, V);
+    backend_to_host(m->losses_host, a->losses, N * sizeof(floatM));
+    double sum = 0.0;
+    for (size_t i = 0; i < N; i++) if (targets[i] >= 0) { sum += m->losses_host[i]; m->n_targets++; }
+    m->loss = m->n_targets > 0 ? sum / (double)m->n_targets : 0.0;
+    return m->loss;
+}
+
+void model_zero_grad(Model *m) { backend_zero(m->grads_memory, m->num_params * sizeof(floatX)); }
+
+void model_backward(Model *m) {
+    if (m->loss < 0.0) {
+        fprintf(stderr, "error: model_backward needs a forward with targets first\n");
+        exit(1);
+    }
+    const Config *c = &m->cfg;
+    const Dims *d = &m->d;
+    int C = c->dim, F = c->ffn_dim, V = c->vocab_size, L = c->n_layers, B = m->B, T = m->T;
+    int N = B * T;
+    size_t NAHD = (size_t)d->NA * d->HD, SW = grad_scratch_width(m);
+    const ParamTensors *p = &m->params;
+    ParamTensors *g = &m->grads;
+    Activations *a = &m->acts;
+    double dloss = m->n_targets > 0 ? 1.0 / (double)m->n_targets : 0.0;
+
+    /* loss = mean over targets: dlogits overwrites logits */
+    crossentropy_backward(a->logits, a->logits, m->targets, dloss, N, V);
+    backend_zero(a->scratch_a, (size_t)N * SW * sizeof(floatX));
+    matmul_backward(a->scratch_a, g->lmw, a->logits, a->lnf, p->lmw, N, C, V);
+    backend_zero(a->dres, (size_t)N * C * sizeof(floatX));
+    const floatX *res_last = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
+    rmsnorm_backward(a->dres, g->lnfw, a->scratch_a, res_last, p->lnfw, a->lnf_rstd, N, C);
+    for (int l = L - 1; l >= 0; l--) {
+        LayerActs la = layer_acts(m, l);
+        PosEmb pe = model_pe(m, l);
+        const floatX *res_in = l > 0 ? layer_acts(m, l - 1).res3 : a->encoded;
+        floatX *sa = a->scratch_a, *sb = a->scratch_b;
+        size_t sbytes = (size_t)N * SW * sizeof(floatX);
+        /* MLP: res3 = res2 + fcproj(swiglu(fc(rmsnorm(res2)))); dres holds d res3 = d res2 (residual) */
+        backend_zero(sa, sbytes);
+        matmul_backward(sa, g->fcprojw + (size_t)l * C * F, a->dres, la.fchs, layer_param(p->fcprojw, l, (size_t)C * F), N, F, C);
+        backend_zero(sb, sbytes);
+        swiglu_backward(sb, sa, la.fch, N, F);
+        backend_zero(sa, sbytes);
+        matmul_backward(sa, g->fcw + (size_t)l * 2 * F * C, sb, la.ln2, layer_param(p->fcw, l, (size_t)2 * F * C), N, C, 2 * F);
+        rmsnorm_backward(a->dres, g->ln2w + (size_t)l * C, sa, la.res2, layer_param(p->ln2w, l, C), la.ln2_rstd, N, C);
+        /* attention: res2 = res_in + attproj(attention(qkv(rmsnorm(res_in)))) */
+        backend_zero(sa, sbytes);
+        matmul_backward(sa, g->attprojw + (size_t)l * C * NAHD, a->dres, la.atty, layer_param(p->attprojw, l, (size_t)C * NAHD), N, (int)NAHD, C);
+        backend_zero(sb, sbytes);
+        attention_backward(sb, sa, la.qr, la.kr, la.stats, la.qkv, la.atty, &pe, B, T, d->HQ, d->KVH, d->HD);
+        backend_zero(sa, sbytes);
+        matmul_backward(sa, g->qkvw + (size_t)l * d->QKV * C, sb, la.ln1, layer_param(p->qkvw, l, (size_t)d->QKV * C), N, C, d->QKV);
+        rmsnorm_backward(a->dres, g->ln1w + (size_t)l * C, sa, res_in, layer_param(p->ln1w, l, C), la.ln1_rstd, N, C);
+    }
+    encoder_backward(g->wte, a->dres, m->inputs, N, C);
+    m->loss = -1.0;   /* logits now hold dlogits */
+}
+
+double model_update(Model *m, double lr, double beta1, double beta2, double eps, double weight_decay, double clip) {
+    size_t n = m->num_params;
+    if (m->adam_m == NULL) {
+        m->adam_m = (floatM *)backend_malloc(n * sizeof(floatM));
+        m->adam_v = (floatM *)backend_malloc(n * sizeof(floatM));
+        backend_zero(m->adam_m, n * sizeof(floatM));
+        backend_zero(m->adam_v, n * sizeof(floatM));
+    }
+    if (m->acts_memory == NULL) model_alloc_acts(m, 1, 1);
+    /* global gradient norm; frozen tensors have zero gradients */
+    backend_zero(m->acts.norm, sizeof(floatM));
+    global_norm_squared(m->acts.norm, m->grads_memory, n);
+    floatM norm2;
+    backend_to_host(&norm2, m->acts.norm, sizeof(floatM));
+    double norm = sqrt((double)norm2);
+    /* torch.nn.utils.clip_grad_norm_: coef = min(1, clip / (norm + 1e-6)) */
+    double scale = 1.0;
+    if (clip > 0.0) { scale = clip / (norm + 1e-6); if (scale > 1.0) scale = 1.0; }
+    m->step++;
+    size_t off = 0;
+    for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
+        size_t sz = m->param_sizes[t];
+        if (!param_is_frozen(t) && sz > 0)
+            adamw_update(m->params_memory + off, m->master + off, m->grads_memory + off, m->adam_m + off,
+                         m->adam_v + off, sz, lr, beta1, beta2, eps, param_is_norm(t) ? 0.0 : weight_decay, scale,
+                         m->step);
+        off += sz;
+    }
+    return norm;
+}
+
+void model_logits_row(Model *m, int b, int t, float *out) {
+    int V = m->cfg.vocab_size;
+    size_t off = ((size_t)b * m->T + t) * V;
+    floatX *tmp = (floatX *)mallocCheck((size_t)V * sizeof(floatX));
+    backend_to_host(tmp, m->acts.logits + off, (size_t)V * sizeof(floatX));
+#if defined(ROPEPP_CUDA) && !defined(ROPEPP_FP32)
+    for (int i = 0; i < V; i++) { uint32_t u = (uint32_t)tmp[i].bits << 16; float f; memcpy(&f, &u, 4); out[i] = f; }
+#else
+    for (int i = 0; i < V; i++) out[i] = (float)tmp[i];
+#endif
+    free(tmp);
+}
+
+void model_params_to_host(Model *m, double *out) {
+    floatM *tmp = (floatM *)mallocCheck(m->num_params * sizeof(floatM));
+    backend_to_host(tmp, m->master, m->num_params * sizeof(floatM));
+    for (size_t i = 0; i < m->num_params; i++) out[i] = (double)tmp[i];
+    free(tmp);
+}
+
+void model_grads_to_host(Model *m, double *out) {
+    floatX *tmp = (floatX *)mallocCheck(m->num_params * sizeof(floatX));
+    backend_to_host(tmp, m->grads_memory, m->num_params * sizeof(floatX));
+#if defined(ROPEPP_CUDA) && !defined(ROPEPP_FP32)
+    for (size_t i = 0; i < m->num_params; i++) { uint32_t u = (uint32_t)tmp[i].bits << 16; float f; memcpy(&f, &u, 4); out[i] = f; }
+#else
+    for (size_t i = 0; i < m->num_params; i++) out[i] = (double)tmp[i];
+#endif
+    free(tmp);
+}
+
+static const char *const sched_names[3] = {"constant", "wsd", "cosine"};
+const char *schedule_name(int s) { return (s >= 0 && s < 3) ? sched_names[s] : "unknown"; }
+int schedule_from_name(const char *name) {
+    for (int i = 0; i < 3; i++) if (strcmp(name, sched_names[i]) == 0) return i;
+    return -1;
+}
+
+double lr_lambda(int sched, int k, int warmup, int total, int decay) {
+    /* REFERENCE §7.3 (HF 4.51 semantics):
+         constant_with_warmup:  k < W ? k / W : 1
+         warmup_stable_decay:   k < W ? k / W : k < N - D ? 1 : k < N ? (1 + cos(pi (k - (N - D)) / D)) / 2 : 0
+         cosine:                k < W ? k / W : max(0, (1 + cos(pi (k - W) / (N - W))) / 2) */
+    if (k < warmup) return (double)k / (double)(warmup > 0 ? warmup : 1);
+    if (sched == SCHED_CONSTANT) return 1.0;
+    if (sched == SCHED_WSD) {
+        int start = total - decay;
+        if (k < start) return 1.0;
+        if (k >= total) return 0.0;
+        double progress = (double)(k - start) / (double)(decay > 0 ? decay : 1);
+        return 0.5 * (1.0 + cos(M_PI * progress));
+    }
+    double progress = (double)(k - warmup) / (double)(total - warmup > 0 ? total - warmup : 1);
+    double v = 0.5 * (1.0 + cos(M_PI * progress));
+    return v > 0.0 ? v : 0.0;
+}
+
+void characteristic_curves(double *c_re, double *c_im, double dt, int HD, double base) {
+    /* Paper Eq. 5 and 7: c_Re(dt) = mean_j cos(theta_j dt), c_Im(dt) = mean_j sin(theta_j dt), theta_j = base^(-2j/HD).
+       With x = 2j/HD uniform on [0, 1) and u = dt base^(-x): mean_j f(theta_j dt) ~ integral_0^1 f(dt base^-x) dx
+       = (1/ln base) integral_{dt/base}^{dt} f(u)/u du, which is (Ci(dt) - Ci(dt/base)) / ln(base) for cos
+       and (Si(dt) - Si(dt/base)) / ln(base) for sin. */
+    double sr = 0.0, si = 0.0;
+    for (int j = 0; j < HD / 2; j++) {
+        double th = pow(base, -2.0 * j / (double)HD);
+        sr += cos(th * dt);
+        si += sin(th * dt);
+    }
+    *c_re = sr / (HD / 2);
+    *c_im = si / (HD / 2);
+}
+
+void cisi(double x, double *ci, double *si) {
+    /* Ci(x) = gamma + ln x + sum_{k>=1} (-x^2)^k / (2k (2k)!),  Si(x) = sum_{k>=0} (-1)^k x^(2k+1) / ((2k+1)(2k+1)!)
+       for x <= 4; beyond, the continued fraction of E1(ix) = -Ci(x) + i (Si(x) - pi/2) (modified Lentz). */
+    const double euler = 0.57721566490153286061;
+    if (x <= 4.0) {
+        double sum_c = 0.0, sum_s = 0.0, term = 1.0;   /* term = x^n / n! */
+        for (int n = 1; n < 80; n++) {
+            term *= x / n;
+            if (n % 2 == 1) sum_s += ((n / 2) % 2 == 0 ? 1.0 : -1.0) * term / n;
+            else sum_c += ((n / 2) % 2 == 0 ? 1.0 : -1.0) * term / n;
+            if (term < 1e-18) break;
+        }
+        *ci = euler + log(x) + sum_c;
+        *si = sum_s;
+        return;
+    }
+    /* b = 1 + i x; h = 1/b; iterate */
+    double br = 1.0, bi = x, cr = 1e300, ci_ = 0.0;
+    double den = br * br + bi * bi, dr = br / den, di = -bi / den, hr = dr, hi = di;
+    for (int i = 2; i < 1000; i++) {
+        double an = -(double)(i - 1) * (i - 1);
+        br += 2.0;
+        /* d = 1 / (an d + b) */
+        double tr = an * dr + br, ti = an * di + bi;
+        den = tr * tr + ti * ti; dr = tr / den; di = -ti / den;
+        /* c = b + an / c */
+        den = cr * cr + ci_ * ci_;
+        double qr = an * cr / den, qi = -an * ci_ / den;
+        cr = br + qr; ci_ = bi + qi;
+        double delr = cr * dr - ci_ * di, deli = cr * di + ci_ * dr;
+        double nhr = hr * delr - hi * deli, nhi = hr * deli + hi * delr;
+        hr = nhr; hi = nhi;
+        if (fabs(delr - 1.0) + fabs(deli) < 1e-16) break;
+    }
+    /* h *= (cos x - i sin x) */
+    double cs = cos(x), sn = sin(x);
+    double fr = hr * cs + hi * sn, fi = hi * cs - hr * sn;
+    *ci = -fr;
+    *si = M_PI / 2.0 + fi;
+}
+
+static void alibi_slopes_pow2(double *out, int n) {
+    /* flash-attn / ALiBi paper: m_h = (2^(-8/n))^(h+1), h = 0..n-1 */
+    double start = pow(2.0, -8.0 / n);
+    for (int h = 0; h < n; h++) out[h] = pow(start, h + 1);
+}
+
+void alibi_slopes(double *out, int n) {
+    /* REFERENCE §3: a power of two uses the list above; otherwise c = 2^floor(log2 n): the list for c, then the
+       even-indexed entries of the list for 2c, truncated to n - c. */
+    int c = 1;
+    while (c * 2 <= n) c *= 2;
+    if (c == n) { alibi_slopes_pow2(out, n); return; }
+    alibi_slopes_pow2(out, c);
+    double *tmp = (double *)mallocCheck(sizeof(double) * 2 * c);
+    alibi_slopes_pow2(tmp, 2 * c);
+    for (int i = 0; i < n - c; i++) out[c + i] = tmp[2 * i];
+    free(tmp);
+}
+
+/* ---------------------------------------------------------------------------------------------- checkpoints */
+
+static void hdr_put_double(int32_t *h, int slot, double v) { memcpy(h + slot, &v, sizeof(double)); }
+static double hdr_get_double(const int32_t *h, int slot) { double v; memcpy(&v, h + slot, sizeof(double)); return v; }
+static void hdr_put_i64(int32_t *h, int slot, int64_t v) { memcpy(h + slot, &v, sizeof(int64_t)); }
+static int64_t hdr_get_i64(const int32_t *h, int slot) { int64_t v; memcpy(&v, h + slot, sizeof(int64_t)); return v; }
+
+static int file_size_of(FILE *fp, size_t *size) {
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || st.st_size < 0) return -1;
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
+int checkpoint_parse_header(const int32_t *h, size_t file_size, Config *c, int *bytes_per_param,
+                            size_t *num_params, char *err, size_t errlen) {
+    if (h[0] != CKPT_MAGIC) {
+        set_err(err, errlen, "not a ropepp checkpoint (magic %d, expected %d); pass a .ckpt written by ./train", h[0], CKPT_MAGIC);
+        return -1;
+    }
+    if (h[1] != CKPT_VERSION) {
+        set_err(err, errlen, "checkpoint version %d is not supported (this build reads version %d); rewrite it with this version's ./train", h[1], CKPT_VERSION);
+        return -1;
+    }
+    if (h[2] != 4 && h[2] != 8) { set_err(err, errlen, "checkpoint stores %d bytes per parameter; only 4 (fp32) and 8 (fp64) exist", h[2]); return -1; }
+    Config k;
+    memset(&k, 0, sizeof(k));
+    k.vocab_size = h[3]; k.dim = h[4]; k.n_layers = h[5]; k.n_heads = h[6]; k.n_kv_heads = h[7]; k.ffn_dim = h[8];
+    k.pe = h[9]; k.train_seq = h[10]; k.yarn_orig_len = h[11]; k.tokenizer = h[12]; k.init = h[15];
+    k.rope_base = hdr_get_double(h, 32); k.rotary_frac = hdr_get_double(h, 34); k.pi_factor = hdr_get_double(h, 36);
+    k.yarn_factor = hdr_get_double(h, 38); k.ntk_factor = hdr_get_double(h, 40); k.norm_eps = hdr_get_double(h, 42);
+    if (k.pe < 0 || k.pe >= PE_COUNT) {
+        set_err(err, errlen, "checkpoint names unknown position embedding id %d; it was written by a newer or foreign program", k.pe);
+        return -1;
+    }
+    char why[200];
+    if (config_validate(&k, why, sizeof(why)) != 0) { set_err(err, errlen, "checkpoint config is invalid: %s", why); return -1; }
+    Dims d = config_dims(&k);
+    if (h[13] != d.fope_m || h[14] != d.fope_p) {
+        set_err(err, errlen, "checkpoint FoPE basis (M %d, P %d) does not match its config (M %d, P %d)", h[13], h[14], d.fope_m, d.fope_p);
+        return -1;
+    }
+    if (h[18] != NUM_PARAM_TENSORS) { set_err(err, errlen, "checkpoint has %d tensors, expected %d", h[18], NUM_PARAM_TENSORS); return -1; }
+    size_t sizes[NUM_PARAM_TENSORS], n = 0;
+    param_sizes(&k, &d, sizes);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) n += sizes[i];
+    if (hdr_get_i64(h, 16) != (int64_t)n) {
+        set_err(err, errlen, "checkpoint says %lld parameters but its config needs %zu", (long long)hdr_get_i64(h, 16), n);
+        return -1;
+    }
+    size_t want = 1024 + n * (size_t)h[2];
+    if (file_size != want) {
+        set_err(err, errlen, "checkpoint is %zu bytes but its header needs %zu (truncated or corrupt); use an earlier checkpoint", file_size, want);
+        return -1;
+    }
+    *c = k;
+    *bytes_per_param = h[2];
+    *num_params = n;
+    return 0;
+}
+
+int checkpoint_read(const char *path, Config *c, double **params, size_t *num_params, char *err, size_t errlen) {
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) { set_err(err, errlen, "cannot open checkpoint '%s': %s", path, strerror(errno)); return -1; }
+    int32_t h[256];
+    size_t fsize = 0;
+    if (file_size_of(fp, &fsize) != 0 || fsize < sizeof(h) || fread(h, sizeof(h), 1, fp) != 1) {
+        set_err(err, errlen, "checkpoint '%s' is shorter than its 1024-byte header (truncated)", path);
+        fclose(fp);
+        return -1;
+    }
+    int bpp;
+    char why[300];
+    if (checkpoint_parse_header(h, fsize, c, &bpp, num_params, why, sizeof(why)) != 0) {
+        set_err(err, errlen, "%s: %s", path, why);
+        fclose(fp);
+        return -1;
+    }
+    size_t n = *num_params;
+    double *p = (double *)mallocCheck(n * sizeof(double));
+    int ok = 1;
+    if (bpp == 8) {
+        ok = fread(p, sizeof(double), n, fp) == n;
+    } else {
+        float *tmp = (float *)mallocCheck(n * sizeof(float));
+        ok = fread(tmp, sizeof(float), n, fp) == n;
+        for (size_t i = 0; ok && i < n; i++) p[i] = tmp[i];
+        free(tmp);
+    }
+    fclose(fp);
+    for (size_t i = 0; ok && i < n; i++) if (!isfinite(p[i])) {
+        set_err(err, errlen, "%s: parameter %zu is not finite (the run diverged before this was written); use an earlier checkpoint", path, i);
+        free(p);
+        return -1;
+    }
+    if (!ok) { set_err(err, errlen, "%s: short read of parameters", path); free(p); return -1; }
+    *params = p;
+    return 0;
+}
+
+/* Write to path.tmp, flush to disk, then rename over path: a crash leaves the old file intact. */
+static FILE *atomic_open(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen) {
+    snprintf(tmp, tmplen, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "wb");
+    if (fp == NULL) set_err(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+    return fp;
+}
+
+#include <unistd.h>
+static int atomic_close(FILE *fp, const char *tmp, const char *path, char *err, size_t errlen) {
+    int bad = fflush(fp) != 0 || fsync(fileno(fp)) != 0;
+    bad |= fclose(fp) != 0;
+    if (bad) { set_err(err, errlen, "writing '%s' failed: %s (disk full?)", tmp, strerror(errno)); remove(tmp); return -1; }
+    if (rename(tmp, path) != 0) { set_err(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno)); return -1; }
+    return 0;
+}
+
+int checkpoint_write(const char *path, const Config *c, const double *params, size_t num_params,
+                     int bytes_per_param, char *err, size_t errlen) {
+    int32_t h[256];
+    memset(h, 0, sizeof(h));
+    Dims d = config_dims(c);
+    h[0] = CKPT_MAGIC; h[1] = CKPT_VERSION; h[2] = bytes_per_param;
+    h[3] = c->vocab_size; h[4] = c->dim; h[5] = c->n_layers; h[6] = c->n_heads; h[7] = c->n_kv_heads;
+    h[8] = c->ffn_dim; h[9] = c->pe; h[10] = c->train_seq; h[11] = c->yarn_orig_len; h[12] = c->tokenizer;
+    h[13] = d.fope_m; h[14] = d.fope_p; h[15] = c->init; h[18] = NUM_PARAM_TENSORS;
+    hdr_put_i64(h, 16, (int64_t)num_params);
+    hdr_put_double(h, 32, c->rope_base); hdr_put_double(h, 34, c->rotary_frac); hdr_put_double(h, 36, c->pi_factor);
+    hdr_put_double(h, 38, c->yarn_factor); hdr_put_double(h, 40, c->ntk_factor); hdr_put_double(h, 42, c->norm_eps);
+    char tmp[4096];
+    FILE *fp = atomic_open(path, tmp, sizeof(tmp), err, errlen);
+    if (fp == NULL) return -1;
+    int ok = fwrite(h, sizeof(h), 1, fp) == 1;
+    if (bytes_per_param == 8) {
+        ok = ok && fwrite(params, sizeof(double), num_params, fp) == num_params;
+    } else {
+        float *f = (float *)mallocCheck(num_params * sizeof(float));
+        for (size_t i = 0; i < num_params; i++) f[i] = (float)params[i];
+        ok = ok && fwrite(f, sizeof(float), num_params, fp) == num_params;
+        free(f);
+    }
+    if (!ok) { set_err(err, errlen, "writing '%s' failed: %s (disk full?)", tmp, strerror(errno)); fclose(fp); remove(tmp); return -1; }
+    return atomic_close(fp, tmp, path, err, errlen);
+}
+
+int model_save(Model *m, const char *path, char *err, size_t errlen) {
+    double *p = (double *)mallocCheck(m->num_params * sizeof(double));
+    model_params_to_host(m, p);
+    int r = checkpoint_write(path, &m->cfg, p, m->num_params, (int)sizeof(floatM), err, errlen);
+    free(p);
+    return r;
+}
+
+int model_load(Model *m, const char *path, char *err, size_t errlen) {
+    Config c;
+    double *p = NULL;
+    size_t n;
+    if (checkpoint_read(path, &c, &p, &n, err, errlen) != 0) return -1;
+    model_init_from(m, &c, p);
+    free(p);
+    return 0;
+}
+
+static int write_moments(FILE *fp, const floatM *dev, size_t n) {
+    floatM *tmp = (floatM *)mallocCheck(n * sizeof(floatM));
+    backend_to_host(tmp, dev, n * sizeof(floatM));
+    int ok = fwrite(tmp, sizeof(floatM), n, fp) == n;
+    free(tmp);
+    return ok;
+}
+
+int state_write(Model *m, const TrainState *s, const char *path, char *err, size_t errlen) {
+    int32_t h[256];
+    memset(h, 0, sizeof(h));
+    h[0] = STATE_MAGIC; h[1] = STATE_VERSION; h[2] = (int)sizeof(floatM); h[3] = s->step;
+    hdr_put_i64(h, 4, (int64_t)m->num_params); hdr_put_i64(h, 6, s->shard); hdr_put_i64(h, 8, s->pos);
+    memcpy(h + 10, &s->rng, sizeof(uint64_t));
+    h[12] = m->adam_m != NULL;
+    char tmp[4096];
+    FILE *fp = atomic_open(path, tmp, sizeof(tmp), err, errlen);
+    if (fp == NULL) return -1;
+    int ok = fwrite(h, sizeof(h), 1, fp) == 1;
+    if (m->adam_m != NULL) ok = ok && write_moments(fp, m->adam_m, m->num_params) && write_moments(fp, m->adam_v, m->num_params);
+    if (!ok) { set_err(err, errlen, "writing '%s' failed (disk full?)", tmp); fclose(fp); remove(tmp); return -1; }
+    return atomic_close(fp, tmp, path, err, errlen);
+}
+
+int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errlen) {
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) { set_err(err, errlen, "cannot open state file '%s': %s", path, strerror(errno)); return -1; }
+    int32_t h[256];
+    size_t fsize = 0;
+    if (file_size_of(fp, &fsize) != 0 || fsize < sizeof(h) || fread(h, sizeof(h), 1, fp) != 1) {
+        set_err(err, errlen, "state file '%s' is shorter than its header (truncated)", path); fclose(fp); return -1;
+    }
+    const char *bad = NULL;
+    if (h[0] != STATE_MAGIC) bad = "wrong magic (not a ropepp state file)";
+    else if (h[1] != STATE_VERSION) bad = "unsupported version";
+    else if (h[2] != (int)sizeof(floatM)) bad = "stored with another precision than this build's master weights";
+    else if (hdr_get_i64(h, 4) != (int64_t)m->num_params) bad = "parameter count does not match the model file";
+    else if (h[3] < 0 || hdr_get_i64(h, 6) < 0 || hdr_get_i64(h, 8) < 0) bad = "negative step or loader position";
+    else if (h[12] != 0 && h[12] != 1) bad = "corrupt moments flag";
+    else if (fsize != 1024 + (h[12] ? 2 * m->num_params * sizeof(floatM) : 0)) bad = "file size does not match its header (truncated)";
+    if (bad != NULL) { set_err(err, errlen, "%s: %s; resume from an earlier checkpoint or start fresh", path, bad); fclose(fp); return -1; }
+    s->step = h[3]; s->shard = hdr_get_i64(h, 6); s->pos = hdr_get_i64(h, 8);
+    memcpy(&s->rng, h + 10, sizeof(uint64_t));
+    m->step = s->step;
+    if (h[12]) {
+        size_t n = m->num_params;
+        floatM *tmp = (floatM *)mallocCheck(n * sizeof(floatM));
+        if (m->adam_m == NULL) { m->adam_m = (floatM *)backend_malloc(n * sizeof(floatM)); m->adam_v = (floatM *)backend_malloc(n * sizeof(floatM)); }
+        int ok = fread(tmp, sizeof(floatM), n, fp) == n;
+        if (ok) backend_from_host(m->adam_m, tmp, n * sizeof(floatM));
+        ok = ok && fread(tmp, sizeof(floatM), n, fp) == n;
+        if (ok) backend_from_host(m->adam_v, tmp, n * sizeof(floatM));
+        free(tmp);
+        if (!ok) { set_err(err, errlen, "%s: short read of AdamW moments", path); fclose(fp); return -1; }
+    }
+    fclose(fp);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- 4. data */
+
+int shard_parse_header(const int32_t *h, size_t file_size, size_t *ntok, char *err, size_t errlen) {
+    int width;
+    if (h[0] == SHARD_MAGIC_U16) width = 2;
+    else if (h[0] == SHARD_MAGIC_U32) width = 4;
+    else {
+        set_err(err, errlen, "not a token shard (magic %d; expected %d for uint16 or %d for uint32 tokens); make shards with data/text2shards", h[0], SHARD_MAGIC_U16, SHARD_MAGIC_U32);
+        return -1;
+    }
+    if (h[1] != SHARD_VERSION) { set_err(err, errlen, "shard version %d is not supported (expected %d)", h[1], SHARD_VERSION); return -1; }
+    if (h[2] < 0) { set_err(err, errlen, "shard token count %d is negative (corrupt header)", h[2]); return -1; }
+    size_t want = 1024 + (size_t)(uint32_t)h[2] * width;
+    if (file_size != want) {
+        set_err(err, errlen, "shard is %zu bytes but its header promises %d tokens (%zu bytes): truncated or corrupt; regenerate it", file_size, h[2], want);
+        return -1;
+    }
+    *ntok = (size_t)(uint32_t)h[2];
+    return width;
+}
+
+int shard_write(const char *path, const int *tokens, size_t n, int bytes_per_token, char *err, size_t errlen) {
+    if (n > 0x7fffffffu) { set_err(err, errlen, "%zu tokens do not fit one shard (max 2^31-1); split the input", n); return -1; }
+    int32_t h[256];
+    memset(h, 0, sizeof(h));
+    h[0] = bytes_per_token == 2 ? SHARD_MAGIC_U16 : SHARD_MAGIC_U32;
+    h[1] = SHARD_VERSION;
+    h[2] = (int32_t)n;
+    char tmp[4096];
+    FILE *fp = atomic_open(path, tmp, sizeof(tmp), err, errlen);
+    if (fp == NULL) return -1;
+    int ok = fwrite(h, sizeof(h), 1, fp) == 1;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (bytes_per_token == 2) { uint16_t t = (uint16_t)tokens[i]; ok = fwrite(&t, 2, 1, fp) == 1; }
+        else { uint32_t t = (uint32_t)tokens[i]; ok = fwrite(&t, 4, 1, fp) == 1; }
+    }
+    if (!ok) { set_err(err, errlen, "writing '%s' failed (disk full?)", tmp); fclose(fp); remove(tmp); return -1; }
+    return atomic_close(fp, tmp, path, err, errlen);
+}
+
+static int shard_open(const char *path, FILE **fpo, int *width, size_t *ntok, char *err, size_t errlen) {
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) { set_err(err, errlen, "cannot open shard '%s': %s; run `make` to build the default shards", path, strerror(errno)); return -1; }
+    int32_t h[256];
+    size_t fsize = 0;
+    if (file_size_of(fp, &fsize) != 0 || fsize < sizeof(h) || fread(h, sizeof(h), 1, fp) != 1) {
+        set_err(err, errlen, "shard '%s' is shorter than its 1024-byte header (truncated)", path);
+        fclose(fp);
+        return -1;
+    }
+    char why[300];
+    int w = shard_parse_header(h, fsize, ntok, why, sizeof(why));
+    if (w < 0) { set_err(err, errlen, "%s: %s", path, why); fclose(fp); return -1; }
+    *width = w;
+    *fpo = fp;
+    return 0;
+}
+
+void loader_free(DataLoader *dl) {
+    if (dl->fp) fclose(dl->fp);
+    for (int i = 0; i < dl->n_files; i++) free(dl->files[i]);
+    free(dl->files); free(dl->buf); free(dl->inputs); free(dl->targets);
+    memset(dl, 0, sizeof(*dl));
+}
+
+static int loader_open_shard(DataLoader *dl, int64_t shard, char *err, size_t errlen) {
+    if (dl->fp) { fclose(dl->fp); dl->fp = NULL; }
+    if (shard_open(dl->files[shard], &dl->fp, &dl->width, &dl->ntok, err, errlen) != 0) return -1;
+    dl->shard = shard;
+    return 0;
+}
+
+int loader_init(DataLoader *dl, const char *pattern, int B, int T, int vocab, char *err, size_t errlen) {
+    memset(dl, 0, sizeof(*dl));
+    if (B < 1 || T < 1) { set_err(err, errlen, "batch %d and sequence length %d must be >= 1", B, T); return -1; }
+    glob_t g;
+    memset(&g, 0, sizeof(g));
+    int gr = glob(pattern, 0, NULL, &g);
+    if (gr != 0 || g.gl_pathc == 0) {
+        set_err(err, errlen, "no data shard matches '%s'; run `make` to build data/tinyshakespeare_{train,val}.bin or pass a path", pattern);
+        globfree(&g);
+        return -1;
+    }
+    dl->n_files = (int)g.gl_pathc;
+    dl->files = (char **)mallocCheck(sizeof(char *) * g.gl_pathc);
+    for (size_t i = 0; i < g.gl_pathc; i++) dl->files[i] = strdup(g.gl_pathv[i]);
+    globfree(&g);
+    dl->B = B; dl->T = T; dl->vocab = vocab;
+    for (int i = 0; i < dl->n_files; i++) {
+        if (loader_open_shard(dl, i, err, errlen) != 0) { loader_free(dl); return -1; }
+        if (dl->ntok < (size_t)B * T + 1) {
+            set_err(err, errlen, "shard '%s' holds %zu tokens, fewer than one batch needs (B*T+1 = %zu); lower -b or -t", dl->files[i], dl->ntok, (size_t)B * T + 1);
+            loader_free(dl);
+            return -1;
+        }
+    }
+    dl->buf = (unsigned char *)mallocCheck(((size_t)B * T + 1) * 4);
+    dl->inputs = (int *)mallocCheck((size_t)B * T * sizeof(int));
+    dl->targets = (int *)mallocCheck((size_t)B * T * sizeof(int));
+    if (loader_open_shard(dl, 0, err, errlen) != 0) { loader_free(dl); return -1; }
+    dl->pos = 0;
+    return 0;
+}
+
+void loader_reset(DataLoader *dl) {
+    char err[256];
+    if (dl->shard != 0 && loader_open_shard(dl, 0, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+    dl->pos = 0;
+}
+
+int loader_seek(DataLoader *dl, int64_t shard, int64_t pos, char *err, size_t errlen) {
+    if (shard < 0 || shard >= dl->n_files) { set_err(err, errlen, "saved loader shard %lld is not among the %d shards given; resume with the same data", (long long)shard, dl->n_files); return -1; }
+    if (loader_open_shard(dl, shard, err, errlen) != 0) return -1;
+    if (pos < 0 || (size_t)pos > dl->ntok) { set_err(err, errlen, "saved loader position %lld is past the end of shard '%s'; resume with the same data", (long long)pos, dl->files[shard]); return -1; }
+    dl->pos = pos;
+    return 0;
+}
+
+int loader_next(DataLoader *dl, char *err, size_t errlen) {
+    size_t need = (size_t)dl->B * dl->T + 1;
+    if ((size_t)dl->pos + need > dl->ntok) {
+        if (loader_open_shard(dl, (dl->shard + 1) % dl->n_files, err, errlen) != 0) return -1;
+        dl->pos = 0;
+    }
+    if (fseek(dl->fp, (long)(1024 + (size_t)dl->pos * dl->width), SEEK_SET) != 0 ||
+        fread(dl->buf, (size_t)dl->width, need, dl->fp) != need) {
+        set_err(err, errlen, "read failed in shard '%s' at token %lld (file changed on disk?)", dl->files[dl->shard], (long long)dl->pos);
+        return -1;
+    }
+    for (size_t i = 0; i < need; i++) {
+        uint32_t t;
+        if (dl->width == 2) { uint16_t u; memcpy(&u, dl->buf + 2 * i, 2); t = u; }
+        else memcpy(&t, dl->buf + 4 * i, 4);
+        if (t >= (uint32_t)dl->vocab) {
+            set_err(err, errlen, "token %u at position %lld of shard '%s' is >= vocab %d; pass the vocab the data was made with (--vocab)", t, (long long)(dl->pos + (int64_t)i), dl->files[dl->shard], dl->vocab);
+            return -1;
+        }
+        if (i + 1 < need) dl->inputs[i] = (int)t;
+        if (i > 0) dl->targets[i - 1] = (int)t;
+    }
+    dl->pos += (int64_t)dl->B * dl->T;
+    return 0;
+}
+
+int loader_max_token(const char *pattern, int *max_token, char *err, size_t errlen) {
+    glob_t g;
+    memset(&g, 0, sizeof(g));
+    if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) { set_err(err, errlen, "no data shard matches '%s'", pattern); globfree(&g); return -1; }
+    int mx = -1;
+    for (size_t f = 0; f < g.gl_pathc; f++) {
+        FILE *fp; int w; size_t n;
+        if (shard_open(g.gl_pathv[f], &fp, &w, &n, err, errlen) != 0) { globfree(&g); return -1; }
+        unsigned char buf[1 << 16];
+        size_t left = n;
+        while (left > 0) {
+            size_t k = left < sizeof(buf) / (size_t)w ? left : sizeof(buf) / (size_t)w;
+            if (fread(buf, (size_t)w, k, fp) != k) { set_err(err, errlen, "short read in '%s'", g.gl_pathv[f]); fclose(fp); globfree(&g); return -1; }
+            for (size_t i = 0; i < k; i++) {
+                uint32_t t;
+                if (w == 2) { uint16_t u; memcpy(&u, buf + 2 * i, 2); t = u; } else memcpy(&t, buf + 4 * i, 4);
+                if ((int64_t)t > mx) mx = (int)(t > 0x7fffffffu ? 0x7fffffff : t);
+            }
+            left -= k;
+        }
+        fclose(fp);
+    }
+    globfree(&g);
+    *max_token = mx;
+    return 0;
+}
+
+typedef struct { double p; int i; } ProbIndex;
+static int prob_desc(const void *a, const void *b) {
+    double pa = ((const ProbIndex *)a)->p, pb = ((const ProbIndex *)b)->p;
+    return pa < pb ? 1 : pa > pb ? -1 : 0;
+}
+
+int sample_token(const float *logits, int V, double temperature, int top_k, double top_p, Rng *rng) {
+    int best = 0;
+    for (int i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    if (temperature <= 0.0) return best;
+    ProbIndex *pi = (ProbIndex *)mallocCheck((size_t)V * sizeof(ProbIndex));
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) { pi[i].p = exp(((double)logits[i] - logits[best]) / temperature); pi[i].i = i; sum += pi[i].p; }
+    for (int i = 0; i < V; i++) pi[i].p /= sum;
+    int n = V;
+    if ((top_k > 0 && top_k < V) || top_p < 1.0) {
+        qsort(pi, (size_t)V, sizeof(ProbIndex), prob_desc);
+        if (top_k > 0 && top_k < n) n = top_k;
+        if (top_p < 1.0) {
+            double cum = 0.0;
+            for (int i = 0; i < n; i++) { cum += pi[i].p; if (cum >= top_p) { n = i + 1; break; } }
+        }
+    }
+    double total = 0.0;
+    for (int i = 0; i < n; i++) total += pi[i].p;
+    double r = rng_uniform(rng) * total, cum = 0.0;
+    int tok = pi[n - 1].i;
+    for (int i = 0; i < n; i++) { cum += pi[i].p; if (r < cum) { tok = pi[i].i; break; } }
+    free(pi);
+    return tok;
+}
+
+#endif /* !ROPEPP_CPU_REF */
+#endif /* ROPEPP_IMPLEMENTATION_DONE */
+#endif /* ROPEPP_IMPLEMENTATION */
