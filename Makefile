@@ -6,7 +6,9 @@
 #   make fixtures        regenerate tests/fixtures from the PyTorch reference (needs torch)
 # Options: NO_OMP=1 (no OpenMP), CC=clang, GPU_ARCH=90 (compute capability for nvcc), FUZZ_SECONDS=60
 
-CC ?= gcc
+ifeq ($(origin CC),default)
+  CC = gcc
+endif
 CFLAGS_BASE = -std=c11 -Wall -Wextra -I.
 OPT = -O3 -march=native -fno-math-errno -fassociative-math -fno-signed-zeros -fno-trapping-math
 LDLIBS = -lm

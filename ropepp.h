@@ -352,6 +352,13 @@ void model_backward(Model *m);
 /* AdamW step on every trainable tensor (no weight decay on RMSNorm weights, FoPE frozen); clip > 0 clips the
    global gradient norm. Returns the gradient norm before clipping. */
 double model_update(Model *m, double lr, double beta1, double beta2, double eps, double weight_decay, double clip);
+/* Training FLOPs per token at sequence length T: 6 per matmul weight (forward 2, backward 4) plus causal
+   attention, q.k and p.v over T/2 keys on average in NA heads: 3 passes * 2 matmuls * 2 * NA * HD * T / 2. */
+double model_flops_per_token(const Config *c, int T);
+/* The noise experiment (REFERENCE §5): from the next forward on, N(0, sigma^2) is added to the rotated real
+   (NOISE_REAL) or imaginary (NOISE_IMAG, RoPE++ only) queries of every layer, redrawn on every forward from
+   seed. Forward only. Returns 0, or -1 with a message. */
+int model_set_noise(Model *m, int target, double sigma, uint64_t seed, char *err, size_t errlen);
 /* Copy the logits of row (b, t) of the last forward (before backward) to host. */
 void model_logits_row(Model *m, int b, int t, float *out);
 /* Parameters to host as double, in table order (num_params). */
@@ -1509,6 +1516,26 @@ double model_update(Model *m, double lr, double beta1, double beta2, double eps,
         off += sz;
     }
     return norm;
+}
+
+int model_set_noise(Model *m, int target, double sigma, uint64_t seed, char *err, size_t errlen) {
+    if (target != NOISE_NONE && target != NOISE_REAL && target != NOISE_IMAG) { set_err(err, errlen, "unknown noise target %d", target); return -1; }
+    if (target == NOISE_IMAG && !m->d.imag) {
+        set_err(err, errlen, "noise on imaginary queries needs a RoPE++ model (ropepp_eh or ropepp_ec), not %s", pe_name(m->cfg.pe));
+        return -1;
+    }
+    if (!(sigma >= 0.0 && sigma < 1e6)) { set_err(err, errlen, "noise sigma %g must be >= 0", sigma); return -1; }
+    m->noise_target = target;
+    m->noise_sigma = sigma;
+    m->noise_seed = seed;
+    return 0;
+}
+
+double model_flops_per_token(const Config *c, int T) {
+    Dims d = config_dims(c);
+    double C = c->dim, L = c->n_layers, F = c->ffn_dim, V = c->vocab_size;
+    double matmul_params = L * ((double)d.QKV * C + C * d.NA * d.HD + 3.0 * F * C) + V * C;
+    return 6.0 * matmul_params + 6.0 * L * d.NA * d.HD * (double)T;
 }
 
 void model_logits_row(Model *m, int b, int t, float *out) {
