@@ -41,14 +41,17 @@ NVCC_FLAGS = -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$(GPU_ARC
 NVCC_LIBS = -lcublas -lcublasLt -lm
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
-CPU_PROGRAMS = train data/text2shards
-TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_files
+CPU_PROGRAMS = train infer data/text2shards
+TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_files
 
 .PHONY: all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
 
 train: train.c ropepp.h
 	$(CC) $(CFLAGS) train.c -o $@ $(LDLIBS)
+
+infer: infer.c ropepp.h
+	$(CC) $(CFLAGS) infer.c -o $@ $(LDLIBS)
 
 data/text2shards: data/text2shards.c ropepp.h
 	$(CC) $(CFLAGS) data/text2shards.c -o $@ $(LDLIBS)
@@ -68,6 +71,8 @@ tests/test_parity: tests/test_parity.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_parity.c -o $@ $(LDLIBS)
 tests/test_parity_float: tests/test_parity.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_parity.c -o $@ $(LDLIBS)
+tests/test_infer: tests/test_infer.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_infer.c -o $@ $(LDLIBS)
 tests/test_files: tests/test_files.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_files.c -o $@ $(LDLIBS)
 

@@ -74,6 +74,7 @@ extern "C" {
 #define attention_stats_size cpu_attention_stats_size
 #define attention_forward cpu_attention_forward
 #define attention_backward cpu_attention_backward
+#define attention_cached_forward cpu_attention_cached_forward
 #define swiglu_forward cpu_swiglu_forward
 #define swiglu_backward cpu_swiglu_backward
 #define crossentropy_forward cpu_crossentropy_forward
@@ -237,6 +238,10 @@ void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const
 void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *stats,
                         const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                         int HD);
+/* cached attention for decoding: the Tn new tokens sit at positions pos0 .. pos0+Tn-1; their rotated keys and
+   values are written into the cache at those rows, then each new query attends to cache rows 0 .. its position. */
+void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const floatX *qkv, const PosEmb *pe,
+                              int pos0, int B, int Tn, int Tmax, int HQ, int KVH, int HD);
 /* swiglu: out = silu(gate) * up, inp = [gate | up] */
 void swiglu_forward(floatX *out, const floatX *inp, int N, int F);
 void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N, int F);
@@ -340,6 +345,15 @@ typedef struct {
     double noise_sigma; int noise_target; uint64_t noise_seed; uint64_t n_forwards;
 } Model;
 
+/* KV cache for decoding: the post-rotary keys and the values of every layer (RoPE++ EH holds half of RoPE's). */
+typedef struct {
+    int B, Tmax;        /* sequences, positions held */
+    int pos;            /* positions filled so far */
+    floatX *k;          /* (L, B, Tmax, KVH, HD) backend */
+    floatX *v;          /* (L, B, Tmax, KVH, HD) backend */
+    size_t bytes;       /* of k and v together */
+} KVCache;
+
 /* Build a model with fresh weights (INIT_*) from a seed. Exits with a message on an invalid config. */
 void model_init(Model *m, const Config *c, int init, uint64_t seed);
 /* Build a model from host parameters in table order (fp64). */
@@ -349,6 +363,11 @@ void model_free(Model *m);
 double model_forward(Model *m, const int *inputs, const int *targets, int B, int T);
 void model_zero_grad(Model *m);
 void model_backward(Model *m);
+/* Decoding: run Tn new tokens of each of the cache's B sequences (tokens (B, Tn), host) through the cache at
+   positions kv->pos .. kv->pos+Tn-1; their logits are then read with model_logits_row(m, b, t), t < Tn. */
+void kvcache_init(KVCache *kv, Model *m, int B, int Tmax);
+void kvcache_free(KVCache *kv);
+void model_decode(Model *m, KVCache *kv, const int *tokens, int Tn);
 /* AdamW step on every trainable tensor (no weight decay on RMSNorm weights, FoPE frozen); clip > 0 clips the
    global gradient norm. Returns the gradient norm before clipping. */
 double model_update(Model *m, double lr, double beta1, double beta2, double eps, double weight_decay, double clip);
@@ -958,6 +977,62 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     free(dkr);
 }
 
+void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const floatX *qkv, const PosEmb *pe,
+                              int pos0, int B, int Tn, int Tmax, int HQ, int KVH, int HD) {
+    /* out (B, Tn, NA, HD); kcache, vcache (B, Tmax, KVH, HD); qkv (B, Tn, QKV).
+       The same math as attention_forward with absolute positions: the tables are read from row pos0 on (a
+       shifted view of the same tables), and the causal ALiBi distance is (pos0 + t) - j. */
+    size_t stride = (size_t)(HQ + 2 * KVH) * HD;
+    int NA = HQ * (pe->imag ? 2 : 1), half = pe->rot / 2, group = NA / KVH;
+    PosEmb at = *pe;
+    if (half > 0) { at.cos = pe->cos + (size_t)pos0 * half; at.sin = pe->sin + (size_t)pos0 * half; }
+    floatX *qr = (floatX *)mallocCheck((size_t)B * Tn * NA * HD * sizeof(floatX));
+    floatX *kr = (floatX *)mallocCheck((size_t)B * Tn * KVH * HD * sizeof(floatX));
+    rotary_forward(qr, qkv, stride, &at, pe->imag, HQ / KVH, B, Tn, HQ, HD);
+    rotary_forward(kr, qkv + (size_t)HQ * HD, stride, &at, 0, 1, B, Tn, KVH, HD);
+    query_noise_forward(qr, pe, B, Tn, NA, HD);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < Tn; t++) {
+            size_t row = ((size_t)b * Tmax + pos0 + t) * KVH * HD;
+            memcpy(kcache + row, kr + ((size_t)b * Tn + t) * KVH * HD, (size_t)KVH * HD * sizeof(floatX));
+            memcpy(vcache + row, qkv + ((size_t)b * Tn + t) * stride + (size_t)(HQ + KVH) * HD, (size_t)KVH * HD * sizeof(floatX));
+        }
+    double scale = 1.0 / sqrt((double)HD);
+    int Tk = pos0 + Tn;
+    #pragma omp parallel
+    {
+        double *p = (double *)mallocCheck((size_t)Tk * sizeof(double));
+        #pragma omp for collapse(3)
+        for (int b = 0; b < B; b++) {
+            for (int a = 0; a < NA; a++) {
+                for (int t = 0; t < Tn; t++) {
+                    int g = a / group, i = pos0 + t;
+                    const floatX *qt = qr + (((size_t)b * Tn + t) * NA + a) * HD;
+                    double mx = -INFINITY, sum = 0.0;
+                    for (int j = 0; j <= i; j++) {
+                        const floatX *kj = kcache + (((size_t)b * Tmax + j) * KVH + g) * HD;
+                        real dot = 0;
+                        for (int d = 0; d < HD; d++) dot += qt[d] * kj[d];
+                        p[j] = dot * scale - (pe->alibi ? (double)pe->alibi[a] * (double)(i - j) : 0.0);
+                        if (p[j] > mx) mx = p[j];
+                    }
+                    for (int j = 0; j <= i; j++) { p[j] = exp(p[j] - mx); sum += p[j]; }
+                    floatX *ot = out + (((size_t)b * Tn + t) * NA + a) * HD;
+                    for (int d = 0; d < HD; d++) ot[d] = 0;
+                    for (int j = 0; j <= i; j++) {
+                        const floatX *vj = vcache + (((size_t)b * Tmax + j) * KVH + g) * HD;
+                        real w = (real)(p[j] / sum);
+                        for (int d = 0; d < HD; d++) ot[d] += w * vj[d];
+                    }
+                }
+            }
+        }
+        free(p);
+    }
+    free(qr);
+    free(kr);
+}
+
 void swiglu_forward(floatX *out, const floatX *inp, int N, int F) {
     /* out[n, i] = silu(g) u, g = inp[n, i], u = inp[n, F + i], silu(g) = g / (1 + exp(-g))
        out (N, F), inp (N, 2F) */
@@ -1380,30 +1455,38 @@ static LayerActs layer_acts(const Model *m, int l) {
 
 static const floatX *layer_param(const floatX *base, int l, size_t per_layer) { return base + (size_t)l * per_layer; }
 
-double model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
-    const Config *c = &m->cfg;
-    const Dims *d = &m->d;
-    int C = c->dim, F = c->ffn_dim, V = c->vocab_size, L = c->n_layers;
-    if (B < 1 || T < 1) { fprintf(stderr, "error: model_forward needs B >= 1 and T >= 1\n"); exit(1); }
-    for (size_t i = 0; i < (size_t)B * T; i++) {
-        if (inputs[i] < 0 || inputs[i] >= V || (targets && targets[i] >= V)) {
+static void check_tokens(const Model *m, const int *inputs, const int *targets, size_t n) {
+    int V = m->cfg.vocab_size;
+    for (size_t i = 0; i < n; i++) {
+        int bad_in = inputs[i] < 0 || inputs[i] >= V, bad_tg = targets != NULL && targets[i] >= V;
+        if (bad_in || bad_tg) {
             fprintf(stderr, "error: token %d at position %zu is outside the vocabulary [0, %d)\n"
                             "HINT: the data was tokenized for another vocabulary; pass the matching --vocab\n",
-                    inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], i, V);
+                    bad_in ? inputs[i] : targets[i], i, V);
             exit(1);
         }
     }
+}
+
+/* Make room for B*T activation rows and tables for T_table positions; set the current (B, T). */
+static void model_prepare(Model *m, int B, int T, int T_table) {
+    if (B < 1 || T < 1) { fprintf(stderr, "error: the model needs B >= 1 and T >= 1\n"); exit(1); }
     if (m->acts_memory == NULL || (size_t)B * T > (size_t)m->B_cap * m->T_cap || T > m->T_cap)
         model_alloc_acts(m, B > m->B_cap ? B : m->B_cap, T > m->T_cap ? T : m->T_cap);
-    if (m->T_table < m->T_cap) model_build_pe(m, m->T_cap);
+    if (m->T_table < T_table || m->T_table < m->T_cap) model_build_pe(m, T_table > m->T_cap ? T_table : m->T_cap);
     m->B = B;
     m->T = T;
-    size_t N = (size_t)B * T;
-    backend_from_host(m->inputs, inputs, N * sizeof(int));
+}
+
+/* Embedding -> L blocks -> final norm -> logits, on the tokens already in m->inputs. Without a cache the
+   attention sees the T tokens of each row; with one, it sees the cache too (decoding). */
+static void model_forward_body(Model *m, KVCache *kv) {
+    const Config *c = &m->cfg;
+    const Dims *d = &m->d;
+    int C = c->dim, F = c->ffn_dim, V = c->vocab_size, L = c->n_layers, B = m->B, T = m->T;
+    size_t N = (size_t)B * T, NAHD = (size_t)d->NA * d->HD;
     const ParamTensors *p = &m->params;
     Activations *a = &m->acts;
-    size_t NAHD = (size_t)d->NA * d->HD;
-
     encoder_forward(a->encoded, m->inputs, p->wte, (int)N, C);
     const floatX *res = a->encoded;
     for (int l = 0; l < L; l++) {
@@ -1411,7 +1494,13 @@ double model_forward(Model *m, const int *inputs, const int *targets, int B, int
         PosEmb pe = model_pe(m, l);
         rmsnorm_forward(la.ln1, la.ln1_rstd, res, layer_param(p->ln1w, l, C), (int)N, C, c->norm_eps);
         matmul_forward(la.qkv, la.ln1, layer_param(p->qkvw, l, (size_t)d->QKV * C), (int)N, C, d->QKV);
-        attention_forward(la.atty, la.qr, la.kr, la.stats, la.qkv, &pe, B, T, d->HQ, d->KVH, d->HD);
+        if (kv == NULL) {
+            attention_forward(la.atty, la.qr, la.kr, la.stats, la.qkv, &pe, B, T, d->HQ, d->KVH, d->HD);
+        } else {
+            size_t layer = (size_t)l * kv->B * kv->Tmax * d->KVH * d->HD;
+            attention_cached_forward(la.atty, kv->k + layer, kv->v + layer, la.qkv, &pe, kv->pos, B, T, kv->Tmax,
+                                     d->HQ, d->KVH, d->HD);
+        }
         matmul_forward(la.attproj, la.atty, layer_param(p->attprojw, l, (size_t)C * NAHD), (int)N, (int)NAHD, C);
         residual_forward(la.res2, res, la.attproj, N * C);
         rmsnorm_forward(la.ln2, la.ln2_rstd, la.res2, layer_param(p->ln2w, l, C), (int)N, C, c->norm_eps);
@@ -1424,16 +1513,57 @@ double model_forward(Model *m, const int *inputs, const int *targets, int B, int
     rmsnorm_forward(a->lnf, a->lnf_rstd, res, p->lnfw, (int)N, C, c->norm_eps);
     matmul_forward(a->logits, a->lnf, p->lmw, (int)N, C, V);
     m->n_forwards++;
+}
+
+double model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
+    size_t N = (size_t)B * T;
+    check_tokens(m, inputs, targets, N);
+    model_prepare(m, B, T, T);
+    backend_from_host(m->inputs, inputs, N * sizeof(int));
+    model_forward_body(m, NULL);
     m->loss = -1.0;
     m->n_targets = 0;
     if (targets == NULL) return -1.0;
     backend_from_host(m->targets, targets, N * sizeof(int));
-    crossentropy_forward(a->losses, a->logits, m->targets, (int)N, V);
-    backend_to_host(m->losses_host, a->losses, N * sizeof(floatM));
+    crossentropy_forward(m->acts.losses, m->acts.logits, m->targets, (int)N, m->cfg.vocab_size);
+    backend_to_host(m->losses_host, m->acts.losses, N * sizeof(floatM));
     double sum = 0.0;
     for (size_t i = 0; i < N; i++) if (targets[i] >= 0) { sum += m->losses_host[i]; m->n_targets++; }
     m->loss = m->n_targets > 0 ? sum / (double)m->n_targets : 0.0;
     return m->loss;
+}
+
+void kvcache_init(KVCache *kv, Model *m, int B, int Tmax) {
+    size_t n = (size_t)m->cfg.n_layers * B * Tmax * m->d.KVH * m->d.HD;
+    kv->B = B;
+    kv->Tmax = Tmax;
+    kv->pos = 0;
+    kv->bytes = 2 * n * sizeof(floatX);
+    kv->k = (floatX *)backend_malloc(n * sizeof(floatX));
+    kv->v = (floatX *)backend_malloc(n * sizeof(floatX));
+    backend_zero(kv->k, n * sizeof(floatX));
+    backend_zero(kv->v, n * sizeof(floatX));
+    if (m->T_table < Tmax) model_build_pe(m, Tmax);
+}
+
+void kvcache_free(KVCache *kv) {
+    backend_free(kv->k);
+    backend_free(kv->v);
+    memset(kv, 0, sizeof(*kv));
+}
+
+void model_decode(Model *m, KVCache *kv, const int *tokens, int Tn) {
+    if (kv->pos + Tn > kv->Tmax) {
+        fprintf(stderr, "error: the KV cache holds %d positions; %d more do not fit after %d\n", kv->Tmax, Tn, kv->pos);
+        exit(1);
+    }
+    size_t N = (size_t)kv->B * Tn;
+    check_tokens(m, tokens, NULL, N);
+    model_prepare(m, kv->B, Tn, kv->Tmax);
+    backend_from_host(m->inputs, tokens, N * sizeof(int));
+    model_forward_body(m, kv);
+    kv->pos += Tn;
+    m->loss = -1.0;
 }
 
 void model_zero_grad(Model *m) { backend_zero(m->grads_memory, m->num_params * sizeof(floatX)); }

@@ -1,0 +1,215 @@
+/*
+infer — text generation with a KV cache from any ropepp checkpoint (every position embedding).
+  make infer && ./infer --prompt "ROMEO:"            newest checkpoint in checkpoints/, byte-level text
+  echo "JULIET:" | ./infer --ckpt checkpoints/model_00001000.ckpt --max-new 400
+  (make infer_gpu: the same on the GPU)
+
+The prompt goes through the model once (filling the cache), then one token at a time; the cache holds the
+post-rotary keys and the values (RoPE++ EH: half of RoPE's). Generation stops at the context limit — the
+training length, or the length given by --ctx with a rope scaling option such as --ntk-factor — with a message.
+At the end it prints the KV-cache size and the time per output token. `./infer --help` lists every flag.
+*/
+#define ROPEPP_IMPLEMENTATION
+#include "ropepp.h"
+#include <time.h>
+#include <dirent.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *ckpt, *ckpt_dir, *prompt, *prompt_tokens;
+    int max_new, top_k, ctx;
+    double temperature, top_p, ntk, pi, yarn;
+    uint64_t seed;
+} Options;
+
+static void usage(void) {
+    printf("usage: infer [flags]\n"
+           "  --ckpt FILE          checkpoint (default: the newest model_*.ckpt in --ckpt-dir)\n"
+           "  --ckpt-dir DIR       where to look for it (checkpoints)\n"
+           "  --prompt TEXT        prompt (default: read standard input when it is not a terminal)\n"
+           "  --prompt-tokens LIST comma-separated token ids, for models that are not byte-level\n"
+           "  --max-new N          tokens to generate (200)\n"
+           "  --temperature T      0 = greedy (0.8)\n"
+           "  --top-k K            keep the K most likely tokens (0 = all)\n"
+           "  --top-p P            nucleus sampling (1 = off)\n"
+           "  --seed N             sampling seed (1)\n"
+           "  --ctx N              context limit (default: the training length; longer needs a scaling option)\n"
+           "  --ntk-factor L       eval-time NTK: rope base x L (rotary models)\n"
+           "  --pi-factor S        linear position interpolation by S (rotary models)\n"
+           "  --yarn-factor S      the authors' YaRN variant with factor S (rotary models)\n"
+           "  --help               this text\n");
+}
+
+static double parse_num(const char *flag, const char *v, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "error: %s '%s' is not a number in [%g, %g]; see ./infer --help\n", flag, v, lo, hi);
+        exit(1);
+    }
+    return x;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int newest_checkpoint(const char *dir, char *out, size_t n) {
+    DIR *d = opendir(dir);
+    if (d == NULL) return -1;
+    int best = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int step;
+        char tail[16];
+        if (sscanf(e->d_name, "model_%8d.%15s", &step, tail) == 2 && strcmp(tail, "ckpt") == 0 && step > best) best = step;
+    }
+    closedir(d);
+    if (best < 0) return -1;
+    snprintf(out, n, "%s/model_%08d.ckpt", dir, best);
+    return 0;
+}
+
+static char *read_stdin(void) {
+    size_t cap = 4096, n = 0;
+    char *buf = (char *)mallocCheck(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, stdin)) > 0) {
+        n += got;
+        if (n + 1 >= cap) { cap *= 2; char *b2 = (char *)realloc(buf, cap); if (!b2) { fprintf(stderr, "error: out of memory\n"); exit(1); } buf = b2; }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+int main(int argc, char **argv) {
+    Options o = {NULL, "checkpoints", NULL, NULL, 200, 0, 0, 0.8, 1.0, 1.0, 1.0, 1.0, 1};
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(); return 0; }
+        if (strncmp(f, "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "error: %s '%s'; see ./infer --help\n", strncmp(f, "--", 2) ? "unexpected argument" : "missing value for", f);
+            return 1;
+        }
+        const char *v = argv[++i];
+        if (strcmp(f, "--ckpt") == 0) o.ckpt = v;
+        else if (strcmp(f, "--ckpt-dir") == 0) o.ckpt_dir = v;
+        else if (strcmp(f, "--prompt") == 0) o.prompt = v;
+        else if (strcmp(f, "--prompt-tokens") == 0) o.prompt_tokens = v;
+        else if (strcmp(f, "--max-new") == 0) o.max_new = (int)parse_num(f, v, 0, 1 << 24);
+        else if (strcmp(f, "--temperature") == 0) o.temperature = parse_num(f, v, 0, 100);
+        else if (strcmp(f, "--top-k") == 0) o.top_k = (int)parse_num(f, v, 0, 1 << 30);
+        else if (strcmp(f, "--top-p") == 0) o.top_p = parse_num(f, v, 1e-9, 1.0);
+        else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)parse_num(f, v, 0, 9007199254740992.0);
+        else if (strcmp(f, "--ctx") == 0) o.ctx = (int)parse_num(f, v, 1, 1 << 24);
+        else if (strcmp(f, "--ntk-factor") == 0) o.ntk = parse_num(f, v, 1, 1e6);
+        else if (strcmp(f, "--pi-factor") == 0) o.pi = parse_num(f, v, 1, 1e6);
+        else if (strcmp(f, "--yarn-factor") == 0) o.yarn = parse_num(f, v, 1, 1e6);
+        else { fprintf(stderr, "error: unknown flag '%s'; see ./infer --help\n", f); return 1; }
+    }
+    char path[4200], err[1024];
+    if (o.ckpt == NULL) {
+        if (newest_checkpoint(o.ckpt_dir, path, sizeof(path)) != 0) {
+            fprintf(stderr, "error: no checkpoint in '%s'\nHINT: train one with ./train, or pass --ckpt FILE\n", o.ckpt_dir);
+            return 1;
+        }
+        o.ckpt = path;
+    }
+    Config c;
+    double *params;
+    size_t np;
+    if (checkpoint_read(o.ckpt, &c, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    /* eval-time scaling: changes the rotary tables only */
+    int scaled = o.ntk != 1.0 || o.pi != 1.0 || o.yarn != 1.0;
+    if (o.ntk != 1.0) c.ntk_factor = o.ntk;
+    if (o.pi != 1.0) c.pi_factor = o.pi;
+    if (o.yarn != 1.0) c.yarn_factor = o.yarn;
+    if (config_validate(&c, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    Model m;
+    model_init_from(&m, &c, params);
+    free(params);
+
+    /* the prompt */
+    char *owned = NULL;
+    const char *text = o.prompt;
+    if (text == NULL && o.prompt_tokens == NULL) {
+        if (isatty(STDIN_FILENO)) { fprintf(stderr, "error: no prompt: pass --prompt TEXT or pipe text into standard input\n"); return 1; }
+        owned = read_stdin();
+        text = owned;
+    }
+    int V = c.vocab_size, n_prompt = 0;
+    int *prompt = NULL;
+    if (o.prompt_tokens != NULL) {
+        prompt = (int *)mallocCheck((strlen(o.prompt_tokens) / 2 + 2) * sizeof(int));
+        const char *p = o.prompt_tokens;
+        while (*p) {
+            char *end;
+            long t = strtol(p, &end, 10);
+            if (end == p || t < 0 || t >= V) { fprintf(stderr, "error: --prompt-tokens: '%s' is not a token id in [0, %d)\n", p, V); return 1; }
+            prompt[n_prompt++] = (int)t;
+            p = *end == ',' ? end + 1 : end;
+            if (*end != ',' && *end != '\0') { fprintf(stderr, "error: --prompt-tokens takes comma-separated integers\n"); return 1; }
+        }
+    } else {
+        if (c.tokenizer != TOKENIZER_BYTES) {
+            fprintf(stderr, "error: this model is not byte-level (tokenizer %d, vocab %d); pass --prompt-tokens with token ids\n", c.tokenizer, V);
+            return 1;
+        }
+        size_t len = strlen(text);
+        prompt = (int *)mallocCheck((len + 1) * sizeof(int));
+        for (size_t i = 0; i < len; i++) prompt[n_prompt++] = (unsigned char)text[i];
+    }
+    if (n_prompt == 0) { fprintf(stderr, "error: the prompt is empty\n"); return 1; }
+
+    /* context limit: the training length, or --ctx (longer only with a scaling option, or for ALiBi/NoPE where
+       nothing says where the model stops working) */
+    int limit = o.ctx > 0 ? o.ctx : c.train_seq;
+    if (o.ctx > c.train_seq && !scaled && c.pe != PE_ALIBI && c.pe != PE_NOPE)
+        fprintf(stderr, "warning: --ctx %d is past the training length %d without a rope scaling option; expect degraded text\n", o.ctx, c.train_seq);
+    if (n_prompt > limit) {
+        fprintf(stderr, "error: the prompt is %d tokens, longer than the context limit %d\nHINT: shorten it, or pass --ctx N with --ntk-factor\n", n_prompt, limit);
+        return 1;
+    }
+    int total = n_prompt + o.max_new < limit ? n_prompt + o.max_new : limit;
+
+    KVCache kv;
+    kvcache_init(&kv, &m, 1, total);
+    float *logits = (float *)mallocCheck((size_t)V * sizeof(float));
+    Rng rng = {o.seed};
+    fprintf(stderr, "%s | %s | %zu parameters | backend %s\n", o.ckpt, pe_name(c.pe), m.num_params, backend_name());
+    if (c.tokenizer == TOKENIZER_BYTES) fwrite(text, 1, strlen(text), stdout);
+    fflush(stdout);
+
+    double t0 = now_s();
+    model_decode(&m, &kv, prompt, n_prompt);
+    double t_prompt = now_s() - t0;
+    model_logits_row(&m, 0, n_prompt - 1, logits);
+    int generated = 0;
+    double t_gen = 0.0;
+    while (generated < o.max_new) {
+        int tok = sample_token(logits, V, o.temperature, o.top_k, o.top_p, &rng);
+        if (c.tokenizer == TOKENIZER_BYTES) putchar(tok); else printf(" %d", tok);
+        fflush(stdout);
+        generated++;
+        if (kv.pos >= total) break;
+        double t1 = now_s();
+        model_decode(&m, &kv, &tok, 1);
+        model_logits_row(&m, 0, 0, logits);
+        t_gen += now_s() - t1;
+    }
+    printf("\n");
+    if (generated < o.max_new)
+        fprintf(stderr, "[stopped after %d tokens: reached the context limit of %d tokens; pass --ctx N with --ntk-factor to go further]\n", generated, limit);
+    int decode_steps = generated > 1 ? generated - 1 : 1;
+    fprintf(stderr, "prompt %d tokens in %.1f ms | %d new tokens | %.3f ms per output token | KV cache %zu bytes (%d positions, %.0f bytes/token)\n",
+            n_prompt, t_prompt * 1e3, generated, t_gen * 1e3 / decode_steps, kv.bytes, kv.Tmax, (double)kv.bytes / kv.Tmax);
+    kvcache_free(&kv);
+    free(logits);
+    free(prompt);
+    free(owned);
+    model_free(&m);
+    return 0;
+}
