@@ -41,8 +41,8 @@ NVCC_FLAGS = -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$(GPU_ARC
 NVCC_LIBS = -lcublas -lcublasLt -lm
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
-CPU_PROGRAMS = train infer data/text2shards
-TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_files
+CPU_PROGRAMS = train infer eval data/text2shards
+TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files
 
 .PHONY: all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
@@ -53,11 +53,14 @@ train: train.c ropepp.h
 infer: infer.c ropepp.h
 	$(CC) $(CFLAGS) infer.c -o $@ $(LDLIBS)
 
+eval: eval.c ropepp.h
+	$(CC) $(CFLAGS) eval.c -o $@ $(LDLIBS)
+
 data/text2shards: data/text2shards.c ropepp.h
 	$(CC) $(CFLAGS) data/text2shards.c -o $@ $(LDLIBS)
 
 # byte-level shards of the shipped corpus: the last 10% of the text is validation
-$(DATA): data/tinyshakespeare.txt data/text2shards
+$(DATA) &: data/tinyshakespeare.txt data/text2shards
 	./data/text2shards data/tinyshakespeare.txt --val-frac 0.1 --out data/tinyshakespeare
 
 # gradient checks and paper properties run in double; the float build is compared against them
@@ -73,6 +76,8 @@ tests/test_parity_float: tests/test_parity.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_parity.c -o $@ $(LDLIBS)
 tests/test_infer: tests/test_infer.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_infer.c -o $@ $(LDLIBS)
+tests/test_tasks: tests/test_tasks.c data/tasks.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_tasks.c -o $@ $(LDLIBS)
 tests/test_files: tests/test_files.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_files.c -o $@ $(LDLIBS)
 
@@ -95,7 +100,7 @@ check_nvcc:
 	@if [ -z "$(NVCC)" ]; then echo "✗ nvcc not found: GPU targets skipped (install the CUDA toolkit)"; exit 1; fi
 	@echo "✓ nvcc $(NVCC), sm_$(GPU_ARCH)"
 
-gpu: train_gpu tests/test_gpu
+gpu: train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32
 
 ropepp_cuda.o: ropepp_cuda.cu ropepp.h | check_nvcc
 	$(NVCC) $(NVCC_FLAGS) -c ropepp_cuda.cu -o $@
@@ -106,16 +111,27 @@ ropepp_cuda_fp32.o: ropepp_cuda.cu ropepp.h | check_nvcc
 train_gpu: train.c ropepp.h ropepp_cuda.o
 	$(CC) $(CFLAGS) -DROPEPP_CUDA -c train.c -o train_gpu.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
+infer_gpu: infer.c ropepp.h ropepp_cuda.o
+	$(CC) $(CFLAGS) -DROPEPP_CUDA -c infer.c -o infer_gpu.o
+	$(NVCC) $(NVCC_FLAGS) infer_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
+eval_gpu: eval.c ropepp.h ropepp_cuda.o
+	$(CC) $(CFLAGS) -DROPEPP_CUDA -c eval.c -o eval_gpu.o
+	$(NVCC) $(NVCC_FLAGS) eval_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 train_gpu_fp32: train.c ropepp.h ropepp_cuda_fp32.o
 	$(CC) $(CFLAGS) -DROPEPP_CUDA -DROPEPP_FP32 -c train.c -o train_gpu_fp32.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu_fp32.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 
-tests/test_gpu: tests/test_gpu.cu ropepp.h ropepp_cuda.cu | check_nvcc
-	$(NVCC) $(NVCC_FLAGS) tests/test_gpu.cu -o $@ $(NVCC_LIBS)
+tests/cpu_ref.o: tests/cpu_ref.c tests/cpu_ref.h ropepp.h
+	$(CC) $(CFLAGS) -c tests/cpu_ref.c -o $@
+tests/test_gpu: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda.o ropepp.h | check_nvcc
+	$(NVCC) $(NVCC_FLAGS) tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda.o -o $@ $(NVCC_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
+tests/test_gpu_fp32: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda_fp32.o ropepp.h | check_nvcc
+	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
 
-test_gpu: tests/test_gpu train_gpu
+test_gpu: tests/test_gpu tests/test_gpu_fp32 train_gpu
+	./tests/test_gpu_fp32
 	./tests/test_gpu
 
 clean:
-	rm -f $(CPU_PROGRAMS) $(TEST_PROGRAMS) train_gpu train_gpu_fp32 tests/test_gpu tests/fuzz_readers *.o
+	rm -f $(CPU_PROGRAMS) $(TEST_PROGRAMS) train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32 tests/cpu_ref.o tests/fuzz_readers *.o
 	rm -f $(DATA)

@@ -37,6 +37,9 @@ next to each piece. File formats: docs/FORMATS.md.
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#if defined(ROPEPP_CUDA) && !defined(ROPEPP_FP32) && defined(__CUDACC__)
+#include <cuda_bf16.h>   /* C++ templates: outside extern "C" */
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -107,7 +110,6 @@ typedef float floatM;
 #  if defined(ROPEPP_FP32)
 typedef float floatX;
 #  elif defined(__CUDACC__)
-#    include <cuda_bf16.h>
 typedef __nv_bfloat16 floatX;
 #  else
 typedef struct { uint16_t bits; } floatX;   /* bf16 storage; only the CUDA file does arithmetic on it */
@@ -378,6 +380,9 @@ double model_flops_per_token(const Config *c, int T);
    (NOISE_REAL) or imaginary (NOISE_IMAG, RoPE++ only) queries of every layer, redrawn on every forward from
    seed. Forward only. Returns 0, or -1 with a message. */
 int model_set_noise(Model *m, int target, double sigma, uint64_t seed, char *err, size_t errlen);
+/* Attention probabilities of layer l of the last model_forward, (B, NA, T, T) on the host, recomputed there from
+   the saved rotated queries and keys (so any backend gives them, also one that never stores T x T). */
+void model_attention_probs(Model *m, int l, float *out);
 /* Copy the logits of row (b, t) of the last forward (before backward) to host. */
 void model_logits_row(Model *m, int b, int t, float *out);
 /* Parameters to host as double, in table order (num_params). */
@@ -406,6 +411,9 @@ int checkpoint_write(const char *path, const Config *c, const double *params, si
                      int bytes_per_param, char *err, size_t errlen);
 int model_save(Model *m, const char *path, char *err, size_t errlen);     /* fp32 model file */
 int model_load(Model *m, const char *path, char *err, size_t errlen);     /* builds m */
+/* Steps of the checkpoints dir/model_%08d.ckpt in a folder, ascending (with require_state: only those whose
+   .state file exists too). Returns how many (0 if the folder does not exist). */
+int checkpoint_list(const char *dir, int require_state, int *steps, int max);
 typedef struct { int step; int64_t shard; int64_t pos; uint64_t rng; } TrainState;
 int state_write(Model *m, const TrainState *s, const char *path, char *err, size_t errlen);
 int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errlen);
@@ -417,6 +425,8 @@ enum { SHARD_MAGIC_U16 = 20240520, SHARD_MAGIC_U32 = 20240801, SHARD_VERSION = 1
 /* Validate a shard header against the file size. Returns bytes per token (2 or 4) and the count, or -1. */
 int shard_parse_header(const int32_t *hdr, size_t file_size, size_t *ntok, char *err, size_t errlen);
 int shard_write(const char *path, const int *tokens, size_t n, int bytes_per_token, char *err, size_t errlen);
+/* Read a whole (validated) shard into *tokens (malloc'd, n of them); every token must be < vocab. */
+int shard_read_all(const char *path, int vocab, int **tokens, size_t *n, char *err, size_t errlen);
 
 typedef struct {
     char **files; int n_files;    /* shard paths, sorted */
@@ -1668,16 +1678,63 @@ double model_flops_per_token(const Config *c, int T) {
     return 6.0 * matmul_params + 6.0 * L * d.NA * d.HD * (double)T;
 }
 
+static void floatX_to_float(float *dst, const floatX *src_host, size_t n) {
+#if defined(ROPEPP_CUDA) && !defined(ROPEPP_FP32)
+    for (size_t i = 0; i < n; i++) { uint16_t b; memcpy(&b, src_host + i, 2); uint32_t u = (uint32_t)b << 16; memcpy(dst + i, &u, 4); }
+#else
+    for (size_t i = 0; i < n; i++) dst[i] = (float)src_host[i];
+#endif
+}
+
+static float *backend_floatX_to_host(const floatX *src, size_t n) {
+    floatX *tmp = (floatX *)mallocCheck(n * sizeof(floatX));
+    float *out = (float *)mallocCheck(n * sizeof(float));
+    backend_to_host(tmp, src, n * sizeof(floatX));
+    floatX_to_float(out, tmp, n);
+    free(tmp);
+    return out;
+}
+
+void model_attention_probs(Model *m, int l, float *out) {
+    /* p[b, a, t, j] = softmax_j(q_t . k_j / sqrt(HD) - m_a (t - j)), j <= t, as in attention_core_forward */
+    int B = m->B, T = m->T, NA = m->d.NA, KVH = m->d.KVH, HD = m->d.HD, group = NA / KVH;
+    LayerActs la = layer_acts(m, l);
+    float *q = backend_floatX_to_host(la.qr, (size_t)B * T * NA * HD);
+    float *k = backend_floatX_to_host(la.kr, (size_t)B * T * KVH * HD);
+    double slopes[4096];
+    if (m->cfg.pe == PE_ALIBI) alibi_slopes(slopes, NA);
+    double scale = 1.0 / sqrt((double)HD);
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int a = 0; a < NA; a++) {
+            for (int t = 0; t < T; t++) {
+                float *row = out + (((size_t)b * NA + a) * T + t) * T;
+                const float *qt = q + (((size_t)b * T + t) * NA + a) * HD;
+                double mx = -INFINITY, sum = 0.0;
+                for (int j = 0; j <= t; j++) {
+                    const float *kj = k + (((size_t)b * T + j) * KVH + a / group) * HD;
+                    double s = 0.0;
+                    for (int d = 0; d < HD; d++) s += (double)qt[d] * kj[d];
+                    s = s * scale - (m->cfg.pe == PE_ALIBI ? slopes[a] * (t - j) : 0.0);
+                    row[j] = (float)s;
+                    if (s > mx) mx = s;
+                }
+                for (int j = 0; j <= t; j++) { double e = exp(row[j] - mx); row[j] = (float)e; sum += e; }
+                for (int j = 0; j <= t; j++) row[j] = (float)(row[j] / sum);
+                for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+            }
+        }
+    }
+    free(q);
+    free(k);
+}
+
 void model_logits_row(Model *m, int b, int t, float *out) {
     int V = m->cfg.vocab_size;
     size_t off = ((size_t)b * m->T + t) * V;
     floatX *tmp = (floatX *)mallocCheck((size_t)V * sizeof(floatX));
     backend_to_host(tmp, m->acts.logits + off, (size_t)V * sizeof(floatX));
-#if defined(ROPEPP_CUDA) && !defined(ROPEPP_FP32)
-    for (int i = 0; i < V; i++) { uint32_t u = (uint32_t)tmp[i].bits << 16; float f; memcpy(&f, &u, 4); out[i] = f; }
-#else
-    for (int i = 0; i < V; i++) out[i] = (float)tmp[i];
-#endif
+    floatX_to_float(out, tmp, (size_t)V);
     free(tmp);
 }
 
@@ -1689,14 +1746,16 @@ void model_params_to_host(Model *m, double *out) {
 }
 
 void model_grads_to_host(Model *m, double *out) {
+#if defined(ROPEPP_CUDA) && !defined(ROPEPP_FP32)
+    float *g = backend_floatX_to_host(m->grads_memory, m->num_params);
+    for (size_t i = 0; i < m->num_params; i++) out[i] = g[i];
+    free(g);
+#else
     floatX *tmp = (floatX *)mallocCheck(m->num_params * sizeof(floatX));
     backend_to_host(tmp, m->grads_memory, m->num_params * sizeof(floatX));
-#if defined(ROPEPP_CUDA) && !defined(ROPEPP_FP32)
-    for (size_t i = 0; i < m->num_params; i++) { uint32_t u = (uint32_t)tmp[i].bits << 16; float f; memcpy(&f, &u, 4); out[i] = f; }
-#else
-    for (size_t i = 0; i < m->num_params; i++) out[i] = (double)tmp[i];
-#endif
+    for (size_t i = 0; i < m->num_params; i++) out[i] = (double)tmp[i];   /* exact in the double build */
     free(tmp);
+#endif
 }
 
 static const char *const sched_names[3] = {"constant", "wsd", "cosine"};
@@ -1945,6 +2004,29 @@ int checkpoint_write(const char *path, const Config *c, const double *params, si
     return atomic_close(fp, tmp, path, err, errlen);
 }
 
+#include <dirent.h>
+int checkpoint_list(const char *dir, int require_state, int *steps, int max) {
+    DIR *d = opendir(dir);
+    if (d == NULL) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        int step, len = 0;
+        if (sscanf(e->d_name, "model_%8d.ckpt%n", &step, &len) != 1 || len == 0 || e->d_name[len] != '\0') continue;
+        if (require_state) {
+            char state[4200];
+            struct stat st;
+            snprintf(state, sizeof(state), "%s/model_%08d.state", dir, step);
+            if (stat(state, &st) != 0) continue;
+        }
+        steps[n++] = step;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) { int t = steps[j]; steps[j] = steps[j - 1]; steps[j - 1] = t; }
+    return n;
+}
+
 int model_save(Model *m, const char *path, char *err, size_t errlen) {
     double *p = (double *)mallocCheck(m->num_params * sizeof(double));
     model_params_to_host(m, p);
@@ -2077,6 +2159,32 @@ static int shard_open(const char *path, FILE **fpo, int *width, size_t *ntok, ch
     if (w < 0) { set_err(err, errlen, "%s: %s", path, why); fclose(fp); return -1; }
     *width = w;
     *fpo = fp;
+    return 0;
+}
+
+int shard_read_all(const char *path, int vocab, int **tokens, size_t *n, char *err, size_t errlen) {
+    FILE *fp;
+    int width;
+    size_t count;
+    if (shard_open(path, &fp, &width, &count, err, errlen) != 0) return -1;
+    unsigned char *raw = (unsigned char *)mallocCheck(count * width + 1);
+    int *t = (int *)mallocCheck((count + 1) * sizeof(int));
+    int ok = fread(raw, (size_t)width, count, fp) == count;
+    fclose(fp);
+    for (size_t i = 0; ok && i < count; i++) {
+        uint32_t v;
+        if (width == 2) { uint16_t u; memcpy(&u, raw + 2 * i, 2); v = u; } else memcpy(&v, raw + 4 * i, 4);
+        if (v >= (uint32_t)vocab) {
+            set_err(err, errlen, "token %u at position %zu of '%s' is >= vocab %d; the data was made for another model", v, i, path, vocab);
+            free(raw); free(t);
+            return -1;
+        }
+        t[i] = (int)v;
+    }
+    free(raw);
+    if (!ok) { set_err(err, errlen, "short read in shard '%s'", path); free(t); return -1; }
+    *tokens = t;
+    *n = count;
     return 0;
 }
 

@@ -1,0 +1,53 @@
+/* tests/cpu_ref.h — the CPU ops of ropepp.h under cpu_* names (float), for tests/test_gpu.cu to compare the CUDA
+   backend against op by op. tests/cpu_ref.c is the translation unit that defines them (ROPEPP_CPU_REF mode of the
+   header, compiled by the C compiler). PosEmb is shared: its tables are float (floatM) in both builds. */
+#ifndef ROPEPP_CPU_REF_H
+#define ROPEPP_CPU_REF_H
+#include <stddef.h>
+#include <stdint.h>
+#include "ropepp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+double cpu_noise_normal(uint64_t seed, uint64_t index);
+void cpu_encoder_forward(float *out, const int *inp, const float *wte, int N, int C);
+void cpu_encoder_backward(float *dwte, const float *dout, const int *inp, int N, int C);
+void cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, double eps);
+void cpu_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                          const float *rstd, int N, int C);
+void cpu_residual_forward(float *out, const float *a, const float *b, size_t n);
+void cpu_matmul_forward(float *out, const float *inp, const float *weight, int N, int IC, int OC);
+void cpu_matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                         int N, int IC, int OC);
+void cpu_rotary_forward(float *out, const float *inp, size_t inp_stride, const PosEmb *pe, int imag_out, int group,
+                        int B, int T, int NH, int HD);
+void cpu_rotary_backward(float *dinp, const float *dout, size_t inp_stride, const PosEmb *pe, int imag_out,
+                         int group, int B, int T, int NH, int HD);
+void cpu_attention_core_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                                size_t v_stride, const float *alibi, int B, int T, int NA, int KVH, int HD);
+void cpu_attention_core_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                                 const float *q, const float *k, const float *v, size_t v_stride,
+                                 int B, int T, int NA, int KVH, int HD);
+size_t cpu_attention_stats_size(int B, int T, int NA);
+void cpu_attention_forward(float *out, float *qr, float *kr, float *stats, const float *qkv, const PosEmb *pe,
+                           int B, int T, int HQ, int KVH, int HD);
+void cpu_attention_backward(float *dqkv, const float *dout, const float *qr, const float *kr, const float *stats,
+                            const float *qkv, const float *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
+                            int HD);
+void cpu_attention_cached_forward(float *out, float *kcache, float *vcache, const float *qkv, const PosEmb *pe,
+                                  int pos0, int B, int Tn, int Tmax, int HQ, int KVH, int HD);
+void cpu_swiglu_forward(float *out, const float *inp, int N, int F);
+void cpu_swiglu_backward(float *dinp, const float *dout, const float *inp, int N, int F);
+void cpu_crossentropy_forward(float *losses, const float *logits, const int *targets, int N, int V);
+void cpu_crossentropy_backward(float *dlogits, const float *logits, const int *targets, double dloss, int N, int V);
+void cpu_adamw_update(float *params, float *master, const float *grads, float *m, float *v, size_t n, double lr,
+                      double beta1, double beta2, double eps, double weight_decay, double grad_scale, int step);
+void cpu_global_norm_squared(float *out, const float *g, size_t n);
+void cpu_copy_master_to_params(float *params, const float *master, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ROPEPP_CPU_REF_H */
