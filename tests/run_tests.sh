@@ -34,6 +34,7 @@ run test_model_float ./tests/test_model_float
 run test_parity ./tests/test_parity
 run test_parity_float ./tests/test_parity_float
 run test_infer ./tests/test_infer
+run test_tasks ./tests/test_tasks
 run test_files ./tests/test_files
 run test_cli bash tests/test_cli.sh
 run test_sanitizers bash tests/test_sanitizers.sh
