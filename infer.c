@@ -12,7 +12,6 @@ At the end it prints the KV-cache size and the time per output token. `./infer -
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
 #include <time.h>
-#include <dirent.h>
 #include <unistd.h>
 
 typedef struct {
@@ -57,22 +56,6 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int newest_checkpoint(const char *dir, char *out, size_t n) {
-    DIR *d = opendir(dir);
-    if (d == NULL) return -1;
-    int best = -1;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        int step;
-        char tail[16];
-        if (sscanf(e->d_name, "model_%8d.%15s", &step, tail) == 2 && strcmp(tail, "ckpt") == 0 && step > best) best = step;
-    }
-    closedir(d);
-    if (best < 0) return -1;
-    snprintf(out, n, "%s/model_%08d.ckpt", dir, best);
-    return 0;
-}
-
 static char *read_stdin(void) {
     size_t cap = 4096, n = 0;
     char *buf = (char *)mallocCheck(cap);
@@ -112,7 +95,10 @@ int main(int argc, char **argv) {
     }
     char path[4200], err[1024];
     if (o.ckpt == NULL) {
-        if (newest_checkpoint(o.ckpt_dir, path, sizeof(path)) != 0) {
+        int steps[4096];
+        int n = checkpoint_list(o.ckpt_dir, 0, steps, 4096);
+        if (n > 0) snprintf(path, sizeof(path), "%s/model_%08d.ckpt", o.ckpt_dir, steps[n - 1]);
+        if (n == 0) {
             fprintf(stderr, "error: no checkpoint in '%s'\nHINT: train one with ./train, or pass --ckpt FILE\n", o.ckpt_dir);
             return 1;
         }

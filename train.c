@@ -13,7 +13,6 @@ that the losses are bit-identical to an uninterrupted run.
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
 #include <time.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -206,27 +205,6 @@ static void ckpt_path(char *out, size_t n, const char *dir, int step, const char
     snprintf(out, n, "%s/model_%08d.%s", dir, step, ext);
 }
 
-/* Steps of the checkpoints in dir that have both files, ascending. */
-static int list_checkpoints(const char *dir, int *steps, int max) {
-    DIR *d = opendir(dir);
-    if (d == NULL) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < max) {
-        int step;
-        char tail[16];
-        if (sscanf(e->d_name, "model_%8d.%15s", &step, tail) == 2 && strcmp(tail, "ckpt") == 0) {
-            char state[4200];
-            ckpt_path(state, sizeof(state), dir, step, "state");
-            struct stat st;
-            if (stat(state, &st) == 0) steps[n++] = step;
-        }
-    }
-    closedir(d);
-    for (int i = 1; i < n; i++) for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) { int t = steps[j]; steps[j] = steps[j - 1]; steps[j - 1] = t; }
-    return n;
-}
-
 static void save_checkpoint(Model *m, const Options *o, const DataLoader *dl, const Rng *rng) {
     mkdir(o->ckpt_dir, 0755);
     char path[4200], err[512];
@@ -238,7 +216,7 @@ static void save_checkpoint(Model *m, const Options *o, const DataLoader *dl, co
     if (model_save(m, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
     printf("saved %s (+ .state)\n", path);
     int steps[4096];
-    int n = list_checkpoints(o->ckpt_dir, steps, 4096);
+    int n = checkpoint_list(o->ckpt_dir, 1, steps, 4096);
     for (int i = 0; i + o->keep < n; i++) {
         ckpt_path(path, sizeof(path), o->ckpt_dir, steps[i], "ckpt");
         remove(path);
@@ -333,7 +311,7 @@ int main(int argc, char **argv) {
     int resumed = 0;
     if (o.resume) {
         int steps[4096];
-        int n = list_checkpoints(o.ckpt_dir, steps, 4096);
+        int n = checkpoint_list(o.ckpt_dir, 1, steps, 4096);
         if (n == 0) {
             fprintf(stderr, "error: --resume: no checkpoint (model_*.ckpt with its .state) in '%s'\nHINT: train with --ckpt-dir %s first, or drop --resume\n", o.ckpt_dir, o.ckpt_dir);
             return 1;

@@ -154,6 +154,28 @@ static void test_decay_groups(void) {
     model_free(&m);
 }
 
+/* model_attention_probs recomputes the probabilities on the host from the saved rotated q and k; on the CPU the
+   attention op also stored them: the two must agree (float output: 1e-6). */
+static void test_attention_probs(int pe) {
+    Config c = tiny_config(pe);
+    Model m;
+    model_init(&m, &c, INIT_TORCH_DEFAULT, 1000 + pe);
+    int inp[B * T], tgt[B * T];
+    tiny_batch(inp, tgt);
+    model_forward(&m, inp, tgt, B, T);
+    size_t n = (size_t)B * m.d.NA * T * T;
+    float *p = (float *)mallocCheck(n * sizeof(float));
+    double e = 0.0;
+    for (int l = 0; l < c.n_layers; l++) {
+        model_attention_probs(&m, l, p);
+        const floatM *stored = m.acts.stats + (size_t)l * attention_stats_size(B, T, m.d.NA);
+        for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)p[i] - (double)stored[i]));
+    }
+    check(e < 1e-6, "%-9s attention probabilities recomputed on the host = the op's (max abs %.1e)", pe_name(pe), e);
+    free(p);
+    model_free(&m);
+}
+
 int main(void) {
 #ifdef ROPEPP_DOUBLE
     printf("test_model (double): whole-model gradient checks, threshold 1e-6\n");
@@ -162,6 +184,7 @@ int main(void) {
     printf("test_model (float): against the double build, loss 1e-6 and gradients 1e-5 relative\n");
     for (int pe = 0; pe < PE_COUNT; pe++) float_vs_double(pe);
 #endif
+    for (int pe = 0; pe < PE_COUNT; pe++) test_attention_probs(pe);
     test_decay_groups();
     return tu_finish(sizeof(real) == 8 ? "test_model" : "test_model_float");
 }

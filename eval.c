@@ -1,0 +1,448 @@
+/*
+eval — the paper's analyses on any ropepp checkpoint, each one command that prints a table and writes CSV and an
+SVG plot under --out (default results/eval):
+  ./eval ppl      [--ckpt F]   perplexity vs context length, from 1/2x to 8x the training length, per position
+                               band, with and without eval-time rope scaling; and the official sliding-window ppl
+  ./eval patterns [--ckpt F]   attention mass by distance per layer and head: real vs imaginary heads (Figure 5)
+  ./eval curves                the characteristic curves c_Re, c_Im vs dt with their Ci/Si closed forms (Eq. 5, 7)
+Build: make eval (CPU); make eval_gpu (CUDA). `./eval MODE --help` lists the flags of a mode.
+
+Dims legend as in ropepp.h: B batch, T sequence length, L layers, NA attention heads, V vocab.
+*/
+#define ROPEPP_IMPLEMENTATION
+#include "ropepp.h"
+#include <sys/stat.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------------------------------- SVG line plots */
+typedef struct {
+    const char *name;
+    int n;
+    const double *x;   /* (n) */
+    const double *y;   /* (n) NaN = gap */
+} Series;
+
+static const char *const palette[8] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+
+static double nice_step(double range, int ticks) {
+    double raw = range / ticks, mag = pow(10.0, floor(log10(raw))), f = raw / mag;
+    return (f < 1.5 ? 1.0 : f < 3.0 ? 2.0 : f < 7.0 ? 5.0 : 10.0) * mag;
+}
+
+/* A line plot with axes, ticks, grid and a legend. logx: x on a log scale (ticks at powers of 10, or of 2 when the
+   x range is narrower than 3 decades). */
+static void svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel, int logx,
+                     const Series *s, int ns) {
+    const double W = 760, H = 470, ml = 80, mr = 190, mt = 45, mb = 60;
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int k = 0; k < ns; k++)
+        for (int i = 0; i < s[k].n; i++) {
+            double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = s[k].y[i];
+            if (!isfinite(x) || !isfinite(y)) continue;
+            x0 = fmin(x0, x); x1 = fmax(x1, x); y0 = fmin(y0, y); y1 = fmax(y1, y);
+        }
+    if (!(x1 > x0)) { x0 -= 1; x1 += 1; }
+    if (!(y1 > y0)) { y0 -= 1; y1 += 1; }
+    double ypad = 0.05 * (y1 - y0);
+    y0 -= ypad; y1 += ypad;
+    FILE *fp = fopen(path, "w");
+    if (fp == NULL) { fprintf(stderr, "warning: cannot write plot %s: %s\n", path, strerror(errno)); return; }
+    double pw = W - ml - mr, ph = H - mt - mb;
+#define PX(x) (ml + ((x) - x0) / (x1 - x0) * pw)
+#define PY(y) (mt + ph - ((y) - y0) / (y1 - y0) * ph)
+    fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"13\">\n", W, H);
+    fprintf(fp, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(fp, "<text x=\"%.0f\" y=\"25\" text-anchor=\"middle\" font-size=\"16\">%s</text>\n", ml + pw / 2, title);
+    /* y ticks */
+    double ys = nice_step(y1 - y0, 6);
+    for (double y = ceil(y0 / ys) * ys; y <= y1 + 1e-12; y += ys) {
+        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", ml, PY(y), ml + pw, PY(y));
+        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ml - 6, PY(y) + 4, fabs(y) < 1e-12 * ys ? 0.0 : y);
+    }
+    /* x ticks */
+    if (logx) {
+        double base = (x1 - x0) < 3.0 ? log10(2.0) : 1.0;
+        for (double e = ceil(x0 / base) * base; e <= x1 + 1e-9; e += base) {
+            fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", PX(e), mt, PX(e), mt + ph);
+            fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", PX(e), mt + ph + 18, pow(10.0, e));
+        }
+    } else {
+        double xs = nice_step(x1 - x0, 7);
+        for (double x = ceil(x0 / xs) * xs; x <= x1 + 1e-12; x += xs) {
+            fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", PX(x), mt, PX(x), mt + ph);
+            fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", PX(x), mt + ph + 18, x);
+        }
+    }
+    fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"black\"/>\n", ml, mt, pw, ph);
+    fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", ml + pw / 2, H - 15, xlabel);
+    fprintf(fp, "<text transform=\"translate(20,%.1f) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", mt + ph / 2, ylabel);
+    for (int k = 0; k < ns; k++) {
+        const char *col = palette[k % 8];
+        fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
+        for (int i = 0; i < s[k].n; i++) {
+            double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = s[k].y[i];
+            if (isfinite(x) && isfinite(y)) fprintf(fp, "%.1f,%.1f ", PX(x), PY(y));
+        }
+        fprintf(fp, "\"/>\n");
+        if (s[k].n <= 40)
+            for (int i = 0; i < s[k].n; i++) {
+                double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = s[k].y[i];
+                if (isfinite(x) && isfinite(y)) fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(x), PY(y), col);
+            }
+        double ly = mt + 10 + 22 * k;
+        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n", ml + pw + 12, ly, ml + pw + 36, ly, col);
+        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", ml + pw + 42, ly + 4, s[k].name);
+    }
+#undef PX
+#undef PY
+    fprintf(fp, "</svg>\n");
+    fclose(fp);
+    printf("wrote %s\n", path);
+}
+
+/* ------------------------------------------------------------------------------------------------ options */
+typedef struct {
+    const char *ckpt, *data, *out, *lengths, *scalings;
+    int samples, seq, stride, head_dim;
+    double base;
+} Options;
+
+static void usage(const char *mode) {
+    printf("usage: eval MODE [flags]    modes: ppl, patterns, curves\n\n");
+    if (mode == NULL || strcmp(mode, "ppl") == 0)
+        printf("eval ppl: loss and perplexity vs context length (REFERENCE §8.1 for the sliding window)\n"
+               "  --ckpt FILE        checkpoint (checkpoints/ newest)\n"
+               "  --data FILE        token shard to score (data/tinyshakespeare_val.bin)\n"
+               "  --lengths LIST     eval lengths, comma-separated (L/2,L,2L,4L,8L with L the training length)\n"
+               "  --samples N        windows per length (8)\n"
+               "  --scalings LIST    none, ntk:F, pi:F, yarn:F, comma-separated (none,ntk:4 for rotary models)\n"
+               "  --stride S         sliding-window stride (L/8); the window is L\n"
+               "  --out DIR          results folder (results/eval)\n\n");
+    if (mode == NULL || strcmp(mode, "patterns") == 0)
+        printf("eval patterns: attention mass by query-key distance per layer and head (real vs imaginary heads)\n"
+               "  --ckpt FILE --data FILE --out DIR   as above\n"
+               "  --seq T            window length (the training length)\n"
+               "  --samples N        windows averaged (4)\n\n");
+    if (mode == NULL || strcmp(mode, "curves") == 0)
+        printf("eval curves: c_Re(dt), c_Im(dt) of paper Eq. 5 and 7 with their closed forms\n"
+               "  --head-dim D       head dim (128)\n"
+               "  --base B           rope base (10000)\n"
+               "  --out DIR          results folder (results/eval)\n");
+}
+
+static double parse_num(const char *flag, const char *v, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "error: %s '%s' is not a number in [%g, %g]; see ./eval --help\n", flag, v, lo, hi);
+        exit(1);
+    }
+    return x;
+}
+
+static void load_model(Model *m, Config *c_out, double **params_out, const Options *o) {
+    char path[4200], err[1024];
+    const char *ck = o->ckpt;
+    if (ck == NULL) {
+        int steps[4096];
+        int n = checkpoint_list("checkpoints", 0, steps, 4096);
+        if (n == 0) { fprintf(stderr, "error: no checkpoint in checkpoints/; train one with ./train or pass --ckpt FILE\n"); exit(1); }
+        int best = steps[n - 1];
+        snprintf(path, sizeof(path), "checkpoints/model_%08d.ckpt", best);
+        ck = path;
+    }
+    size_t np;
+    if (checkpoint_read(ck, c_out, params_out, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+    model_init_from(m, c_out, *params_out);
+    printf("%s: %s, C %d, L %d, H %d, KV %d, trained at %d tokens\n", ck, pe_name(c_out->pe), c_out->dim, c_out->n_layers,
+           c_out->n_heads, c_out->n_kv_heads, c_out->train_seq);
+}
+
+static int is_rotary(int pe) { return pe == PE_ROPE || pe == PE_ROPEPP_EH || pe == PE_ROPEPP_EC || pe == PE_PARTIAL; }
+
+static void ensure_dir(const char *dir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1; *p; p++) if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
+    mkdir(tmp, 0755);
+}
+
+/* ------------------------------------------------------------------------------------------------- ppl mode */
+typedef struct { char label[32]; double ntk, pi, yarn; } Scaling;
+
+static int parse_scalings(const char *spec, Scaling *out, int max) {
+    int n = 0;
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *tok = strtok(buf, ","); tok != NULL && n < max; tok = strtok(NULL, ",")) {
+        Scaling s = {"", 1.0, 1.0, 1.0};
+        snprintf(s.label, sizeof(s.label), "%s", tok);
+        char *colon = strchr(tok, ':');
+        if (strcmp(tok, "none") == 0) { out[n++] = s; continue; }
+        if (colon == NULL) { fprintf(stderr, "error: --scalings item '%s' is not none, ntk:F, pi:F or yarn:F\n", tok); exit(1); }
+        *colon = '\0';
+        double f = parse_num("--scalings factor", colon + 1, 1.0, 1e6);
+        if (strcmp(tok, "ntk") == 0) s.ntk = f;
+        else if (strcmp(tok, "pi") == 0) s.pi = f;
+        else if (strcmp(tok, "yarn") == 0) s.yarn = f;
+        else { fprintf(stderr, "error: --scalings kind '%s' is not ntk, pi or yarn\n", tok); exit(1); }
+        out[n++] = s;
+    }
+    return n;
+}
+
+static int mode_ppl(Options *o) {
+    Model m;
+    Config c;
+    double *params;
+    load_model(&m, &c, &params, o);
+    int L = c.train_seq;
+    char err[1024];
+    int *tok;
+    size_t ntok;
+    if (shard_read_all(o->data, c.vocab_size, &tok, &ntok, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    int lengths[32], nl = 0;
+    if (o->lengths) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", o->lengths);
+        for (char *t = strtok(buf, ","); t && nl < 32; t = strtok(NULL, ",")) lengths[nl++] = (int)parse_num("--lengths", t, 2, 1 << 24);
+    } else {
+        int mult[5] = {1, 2, 4, 8, 16};   /* in halves of L */
+        for (int i = 0; i < 5; i++) lengths[nl++] = L * mult[i] / 2;
+    }
+    Scaling sc[8];
+    int ns = parse_scalings(o->scalings ? o->scalings : (is_rotary(c.pe) ? "none,ntk:4" : "none"), sc, 8);
+    if (!is_rotary(c.pe)) {
+        for (int i = 0; i < ns; i++) if (strcmp(sc[i].label, "none") != 0) { fprintf(stderr, "error: rope scaling does not apply to %s; use --scalings none\n", pe_name(c.pe)); return 1; }
+    }
+    ensure_dir(o->out);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/ppl_%s.csv", o->out, pe_name(c.pe));
+    FILE *csv = fopen(path, "w");
+    if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+    fprintf(csv, "pe,scaling,length,band_start,band_end,loss,ppl,tokens\n");
+    /* bands of positions: [0, L/2), [L/2, L), [L, 2L), [2L, 4L), [4L, 8L) */
+    int band_edges[6] = {0, L / 2, L, 2 * L, 4 * L, 8 * L};
+    double *plot_x = (double *)mallocCheck(sizeof(double) * nl * ns), *plot_y = (double *)mallocCheck(sizeof(double) * nl * ns);
+    printf("\nloss (nats/token) by position band; windows of each length from %s\n", o->data);
+    printf("%-10s %7s %8s %8s |", "scaling", "length", "loss", "ppl");
+    for (int b = 0; b < 5; b++) printf(" [%d,%d)", band_edges[b], band_edges[b + 1]);
+    printf("\n");
+    for (int si = 0; si < ns; si++) {
+        Config cs = c;
+        cs.ntk_factor = sc[si].ntk; cs.pi_factor = sc[si].pi; cs.yarn_factor = sc[si].yarn;
+        if (config_validate(&cs, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        Model ms;
+        model_init_from(&ms, &cs, params);
+        for (int li = 0; li < nl; li++) {
+            int T = lengths[li];
+            if ((size_t)T + 1 > ntok) { fprintf(stderr, "error: length %d needs more than the %zu tokens of %s\n", T, ntok, o->data); return 1; }
+            double band_sum[5] = {0}, total = 0.0;
+            size_t band_n[5] = {0}, total_n = 0;
+            for (int k = 0; k < o->samples; k++) {
+                size_t start = o->samples > 1 ? (size_t)((double)k * (ntok - T - 1) / (o->samples - 1)) : 0;
+                model_forward(&ms, tok + start, tok + start + 1, 1, T);
+                for (int t = 0; t < T; t++) {
+                    double l = ms.losses_host[t];
+                    total += l; total_n++;
+                    for (int b = 0; b < 5; b++) if (t >= band_edges[b] && t < band_edges[b + 1]) { band_sum[b] += l; band_n[b]++; }
+                }
+            }
+            double mean = total / total_n;
+            printf("%-10s %7d %8.4f %8.3f |", sc[si].label, T, mean, exp(mean));
+            for (int b = 0; b < 5; b++) {
+                if (band_n[b]) printf(" %*.4f", (int)(snprintf(NULL, 0, " [%d,%d)", band_edges[b], band_edges[b + 1]) - 1), band_sum[b] / band_n[b]);
+                else printf(" %*s", (int)(snprintf(NULL, 0, " [%d,%d)", band_edges[b], band_edges[b + 1]) - 1), "-");
+                if (band_n[b]) fprintf(csv, "%s,%s,%d,%d,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), sc[si].label, T, band_edges[b], band_edges[b + 1], band_sum[b] / band_n[b], exp(band_sum[b] / band_n[b]), band_n[b]);
+            }
+            printf("\n");
+            fprintf(csv, "%s,%s,%d,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), sc[si].label, T, T, mean, exp(mean), total_n);
+            plot_x[si * nl + li] = T;
+            plot_y[si * nl + li] = exp(mean);
+        }
+        model_free(&ms);
+    }
+    /* the official test_ppl recipe (REFERENCE §8.1) at window L and stride S over the whole shard:
+       window [max(i+S-L, 0), i+S), score its last S tokens (the first window S-1), ppl = exp(sum NLL / i_last);
+       printed with the exact token-weighted ppl, which that recipe biases by about (1 + S / i_last) */
+    int S = o->stride > 0 ? o->stride : (L / 8 > 0 ? L / 8 : 1);
+    double nll = 0.0;
+    size_t scored = 0, i_last = 0;
+    for (size_t i = 0; i + 1 < ntok; i += S) {
+        size_t end = i + S < ntok - 1 ? i + S : ntok - 1;
+        size_t begin = end > (size_t)L ? end - L : 0;
+        int T = (int)(end - begin);
+        model_forward(&m, tok + begin, tok + begin + 1, 1, T);
+        size_t from = end - begin > (size_t)S ? end - begin - S : 1;
+        if (i == 0) from = 0;
+        for (size_t t = from; t < (size_t)T; t++) { nll += m.losses_host[t]; scored++; }
+        i_last = i;
+    }
+    printf("\nsliding window (window %d, stride %d, %zu tokens scored): ppl %.4f; official test_ppl formula exp(sum NLL / i_last) %.4f\n",
+           L, S, scored, exp(nll / scored), exp(nll / (double)(i_last > 0 ? i_last : 1)));
+    fprintf(csv, "%s,sliding_window,%d,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored);
+    fclose(csv);
+    printf("wrote %s\n", path);
+    Series s[8];
+    for (int si = 0; si < ns; si++) { s[si].name = sc[si].label; s[si].n = nl; s[si].x = plot_x + si * nl; s[si].y = plot_y + si * nl; }
+    char title[256];
+    snprintf(title, sizeof(title), "%s: perplexity vs eval length (trained at %d)", pe_name(c.pe), L);
+    snprintf(path, sizeof(path), "%s/ppl_%s.svg", o->out, pe_name(c.pe));
+    svg_plot(path, title, "eval length (tokens)", "perplexity", 1, s, ns);
+    free(plot_x); free(plot_y); free(tok); free(params);
+    model_free(&m);
+    return 0;
+}
+
+/* -------------------------------------------------------------------------------------------- patterns mode */
+static int mode_patterns(Options *o) {
+    Model m;
+    Config c;
+    double *params;
+    load_model(&m, &c, &params, o);
+    int T = o->seq > 0 ? o->seq : c.train_seq, NA = m.d.NA, Lyr = c.n_layers;
+    char err[1024];
+    int *tok;
+    size_t ntok;
+    if (shard_read_all(o->data, c.vocab_size, &tok, &ntok, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    if ((size_t)T + 1 > ntok) { fprintf(stderr, "error: --seq %d needs more tokens than %s has\n", T, o->data); return 1; }
+    /* distance buckets: 0, 1, [2,4), [4,8), ... up to T; averaged over queries t >= T/2 */
+    int nb = 2;
+    while ((1 << (nb - 1)) < T) nb++;
+    double *mass = (double *)calloc((size_t)Lyr * NA * nb, sizeof(double));
+    double *meand = (double *)calloc((size_t)Lyr * NA, sizeof(double)), *sink = (double *)calloc((size_t)Lyr * NA, sizeof(double));
+    float *p = (float *)mallocCheck((size_t)NA * T * T * sizeof(float));
+    size_t nq = 0;
+    for (int k = 0; k < o->samples; k++) {
+        size_t start = o->samples > 1 ? (size_t)((double)k * (ntok - T - 1) / (o->samples - 1)) : 0;
+        model_forward(&m, tok + start, NULL, 1, T);
+        for (int l = 0; l < Lyr; l++) {
+            model_attention_probs(&m, l, p);
+            for (int a = 0; a < NA; a++)
+                for (int t = T / 2; t < T; t++) {
+                    const float *row = p + ((size_t)a * T + t) * T;
+                    for (int j = 0; j <= t; j++) {
+                        int dist = t - j, b = dist == 0 ? 0 : 1;
+                        while (b < nb - 1 && dist >= (1 << b)) b++;
+                        mass[((size_t)l * NA + a) * nb + b] += row[j];
+                        meand[(size_t)l * NA + a] += row[j] * dist;
+                        if (j < 4) sink[(size_t)l * NA + a] += row[j];
+                    }
+                }
+        }
+        nq += (size_t)(T - T / 2);
+    }
+    ensure_dir(o->out);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/patterns_%s.csv", o->out, pe_name(c.pe));
+    FILE *csv = fopen(path, "w");
+    if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+    fprintf(csv, "pe,layer,head,kind,mean_distance,first4_mass");
+    for (int b = 0; b < nb; b++) fprintf(csv, ",mass_d%d", b == 0 ? 0 : (1 << (b - 1)));
+    fprintf(csv, "\n");
+    printf("\nattention by query-key distance (queries in [%d, %d), %d windows): mean distance, mass on the first 4 tokens\n", T / 2, T, o->samples);
+    printf("%5s %5s %5s %10s %8s\n", "layer", "head", "kind", "mean dist", "first4");
+    double kind_sum[2] = {0}, kind_sink[2] = {0};
+    int kind_n[2] = {0};
+    double *kind_mass = (double *)calloc(2 * (size_t)nb, sizeof(double));
+    for (int l = 0; l < Lyr; l++)
+        for (int a = 0; a < NA; a++) {
+            int imag = m.d.imag && a % 2 == 1;
+            double md = meand[(size_t)l * NA + a] / nq, sk = sink[(size_t)l * NA + a] / nq;
+            printf("%5d %5d %5s %10.2f %8.4f\n", l, a, imag ? "imag" : "real", md, sk);
+            fprintf(csv, "%s,%d,%d,%s,%.6f,%.6f", pe_name(c.pe), l, a, imag ? "imag" : "real", md, sk);
+            for (int b = 0; b < nb; b++) {
+                double v = mass[((size_t)l * NA + a) * nb + b] / nq;
+                fprintf(csv, ",%.6f", v);
+                kind_mass[(size_t)imag * nb + b] += v;
+            }
+            fprintf(csv, "\n");
+            kind_sum[imag] += md; kind_sink[imag] += sk; kind_n[imag]++;
+        }
+    fclose(csv);
+    printf("\nsummary: real heads mean distance %.2f, first-4 mass %.4f", kind_sum[0] / kind_n[0], kind_sink[0] / kind_n[0]);
+    if (kind_n[1]) printf(" | imaginary heads mean distance %.2f, first-4 mass %.4f", kind_sum[1] / kind_n[1], kind_sink[1] / kind_n[1]);
+    printf("\nwrote %s\n", path);
+    double *bx = (double *)mallocCheck(sizeof(double) * nb), *by = (double *)mallocCheck(sizeof(double) * 2 * nb);
+    for (int b = 0; b < nb; b++) {
+        bx[b] = b == 0 ? 0.5 : (double)(1 << (b - 1));   /* distance 0 plotted at 0.5 on the log axis */
+        for (int k = 0; k < 2; k++) by[k * nb + b] = kind_n[k] ? kind_mass[(size_t)k * nb + b] / kind_n[k] : NAN;
+    }
+    Series s[2] = {{m.d.imag ? "real heads" : "all heads", nb, bx, by}, {"imaginary heads", nb, bx, by + nb}};
+    char title[256];
+    snprintf(title, sizeof(title), "%s: attention mass by distance (T %d)", pe_name(c.pe), T);
+    snprintf(path, sizeof(path), "%s/patterns_%s.svg", o->out, pe_name(c.pe));
+    svg_plot(path, title, "query-key distance (bucket start; 0 at 0.5)", "mean attention mass", 1, s, kind_n[1] ? 2 : 1);
+    free(mass); free(meand); free(sink); free(p); free(tok); free(params); free(kind_mass); free(bx); free(by);
+    model_free(&m);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- curves mode */
+static int mode_curves(Options *o) {
+    int n = 241, HD = o->head_dim;
+    double *x = (double *)mallocCheck(sizeof(double) * n), *y = (double *)mallocCheck(sizeof(double) * 4 * n);
+    ensure_dir(o->out);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/curves.csv", o->out);
+    FILE *csv = fopen(path, "w");
+    if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+    fprintf(csv, "dt,c_re,c_im,c_re_closed,c_im_closed\n");
+    printf("characteristic curves, head dim %d, base %g (closed forms: (Ci(dt) - Ci(dt/b)) / ln b, (Si(dt) - Si(dt/b)) / ln b)\n", HD, o->base);
+    printf("%10s %9s %9s %9s %9s\n", "dt", "c_Re", "closed", "c_Im", "closed");
+    for (int i = 0; i < n; i++) {
+        double dt = pow(10.0, -1.0 + 6.0 * i / (n - 1)), cr, cim, c1, s1, c2, s2;
+        characteristic_curves(&cr, &cim, dt, HD, o->base);
+        cisi(dt, &c1, &s1);
+        cisi(dt / o->base, &c2, &s2);
+        x[i] = dt;
+        y[i] = cr; y[n + i] = cim; y[2 * n + i] = (c1 - c2) / log(o->base); y[3 * n + i] = (s1 - s2) / log(o->base);
+        fprintf(csv, "%.6g,%.9f,%.9f,%.9f,%.9f\n", dt, cr, cim, y[2 * n + i], y[3 * n + i]);
+        if (i % 40 == 0) printf("%10.3g %9.5f %9.5f %9.5f %9.5f\n", dt, cr, y[2 * n + i], cim, y[3 * n + i]);
+    }
+    fclose(csv);
+    printf("wrote %s\n", path);
+    Series s[4] = {{"c_Re (sum)", n, x, y}, {"c_Im (sum)", n, x, y + n}, {"Ci closed form", n, x, y + 2 * n}, {"Si closed form", n, x, y + 3 * n}};
+    char title[256];
+    snprintf(title, sizeof(title), "characteristic curves, head dim %d, base %g", HD, o->base);
+    snprintf(path, sizeof(path), "%s/curves.svg", o->out);
+    svg_plot(path, title, "relative distance dt", "mean over frequencies", 1, s, 4);
+    free(x); free(y);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) { usage(NULL); return argc < 2 ? 1 : 0; }
+    const char *mode = argv[1];
+    if (strcmp(mode, "ppl") != 0 && strcmp(mode, "patterns") != 0 && strcmp(mode, "curves") != 0) {
+        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, patterns, curves (see ./eval --help)\n", mode);
+        return 1;
+    }
+    Options o = {NULL, "data/tinyshakespeare_val.bin", "results/eval", NULL, NULL, 0, 0, 0, 128, 10000.0};
+    o.samples = strcmp(mode, "patterns") == 0 ? 4 : 8;
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i];
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(mode); return 0; }
+        if (strncmp(f, "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "error: %s '%s'; see ./eval %s --help\n", strncmp(f, "--", 2) ? "unexpected argument" : "missing value for", f, mode);
+            return 1;
+        }
+        const char *v = argv[++i];
+        if (strcmp(f, "--ckpt") == 0) o.ckpt = v;
+        else if (strcmp(f, "--data") == 0) o.data = v;
+        else if (strcmp(f, "--out") == 0) o.out = v;
+        else if (strcmp(f, "--lengths") == 0) o.lengths = v;
+        else if (strcmp(f, "--scalings") == 0) o.scalings = v;
+        else if (strcmp(f, "--samples") == 0) o.samples = (int)parse_num(f, v, 1, 1e6);
+        else if (strcmp(f, "--seq") == 0) o.seq = (int)parse_num(f, v, 2, 1 << 20);
+        else if (strcmp(f, "--stride") == 0) o.stride = (int)parse_num(f, v, 1, 1 << 24);
+        else if (strcmp(f, "--head-dim") == 0) o.head_dim = (int)parse_num(f, v, 2, 1 << 20);
+        else if (strcmp(f, "--base") == 0) o.base = parse_num(f, v, 1.0000001, 1e30);
+        else { fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode); return 1; }
+    }
+    if (o.head_dim % 2 != 0) { fprintf(stderr, "error: --head-dim must be even\n"); return 1; }
+    if (strcmp(mode, "ppl") == 0) return mode_ppl(&o);
+    if (strcmp(mode, "patterns") == 0) return mode_patterns(&o);
+    return mode_curves(&o);
+}
