@@ -645,8 +645,12 @@ int config_validate(const Config *c, char *err, size_t errlen) {
         return -1;
     }
     if (c->pe == PE_PARTIAL) {
+        if (!(c->rotary_frac > 0.0 && c->rotary_frac <= 1.0)) {   /* before the int conversion: NaN or 1e300 is UB there */
+            set_err(err, errlen, "rotary fraction %g must be in (0, 1]", c->rotary_frac);
+            return -1;
+        }
         int rot = (int)floor(c->rotary_frac * HD + 0.5);
-        if (!(c->rotary_frac > 0.0 && c->rotary_frac <= 1.0) || rot < 2 || rot % 2 != 0) {
+        if (rot < 2 || rot % 2 != 0) {
             set_err(err, errlen, "rotary fraction %g of head dim %d gives %d rotated dims; it must be an even number >= 2", c->rotary_frac, HD, rot);
             return -1;
         }
@@ -1978,9 +1982,17 @@ static int atomic_close(FILE *fp, const char *tmp, const char *path, char *err, 
 
 int checkpoint_write(const char *path, const Config *c, const double *params, size_t num_params,
                      int bytes_per_param, char *err, size_t errlen) {
+    /* refuse what no reader would accept, instead of writing it */
+    if (bytes_per_param != 4 && bytes_per_param != 8) { set_err(err, errlen, "cannot write %d bytes per parameter; only 4 (fp32) and 8 (fp64) exist", bytes_per_param); return -1; }
+    char why[256];
+    if (config_validate(c, why, sizeof(why)) != 0) { set_err(err, errlen, "refusing to write an invalid config: %s", why); return -1; }
+    Dims d = config_dims(c);
+    size_t sizes[NUM_PARAM_TENSORS], want = 0;
+    param_sizes(c, &d, sizes);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) want += sizes[i];
+    if (num_params != want) { set_err(err, errlen, "%zu parameters given but the config needs %zu", num_params, want); return -1; }
     int32_t h[256];
     memset(h, 0, sizeof(h));
-    Dims d = config_dims(c);
     h[0] = CKPT_MAGIC; h[1] = CKPT_VERSION; h[2] = bytes_per_param;
     h[3] = c->vocab_size; h[4] = c->dim; h[5] = c->n_layers; h[6] = c->n_heads; h[7] = c->n_kv_heads;
     h[8] = c->ffn_dim; h[9] = c->pe; h[10] = c->train_seq; h[11] = c->yarn_orig_len; h[12] = c->tokenizer;
@@ -2012,7 +2024,7 @@ int checkpoint_list(const char *dir, int require_state, int *steps, int max) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL && n < max) {
         int step, len = 0;
-        if (sscanf(e->d_name, "model_%8d.ckpt%n", &step, &len) != 1 || len == 0 || e->d_name[len] != '\0') continue;
+        if (sscanf(e->d_name, "model_%d.ckpt%n", &step, &len) != 1 || len == 0 || e->d_name[len] != '\0') continue;
         if (require_state) {
             char state[4200];
             struct stat st;
@@ -2126,7 +2138,14 @@ int shard_parse_header(const int32_t *h, size_t file_size, size_t *ntok, char *e
 }
 
 int shard_write(const char *path, const int *tokens, size_t n, int bytes_per_token, char *err, size_t errlen) {
+    if (bytes_per_token != 2 && bytes_per_token != 4) { set_err(err, errlen, "bytes per token %d is not 2 (uint16) or 4 (uint32)", bytes_per_token); return -1; }
     if (n > 0x7fffffffu) { set_err(err, errlen, "%zu tokens do not fit one shard (max 2^31-1); split the input", n); return -1; }
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (bytes_per_token == 2 && tokens[i] > 65535)) {
+            set_err(err, errlen, "token %d at position %zu does not fit a uint%d shard; %s", tokens[i], i, 8 * bytes_per_token,
+                    tokens[i] < 0 ? "token ids must be >= 0" : "write uint32 tokens (bytes_per_token 4, text2shards --u32)");
+            return -1;
+        }
     int32_t h[256];
     memset(h, 0, sizeof(h));
     h[0] = bytes_per_token == 2 ? SHARD_MAGIC_U16 : SHARD_MAGIC_U32;

@@ -25,8 +25,11 @@ typedef struct {
     int sample_len, init;
     double lr, beta1, beta2, eps, weight_decay, clip, temperature, peak_tflops;
     uint64_t seed;
-    int set_shape;              /* a model-shape flag was given explicitly */
+    unsigned given;             /* GIVEN_* bits: which of those flags, so that resume compares only those */
 } Options;
+enum { GIVEN_PE = 1u << 0, GIVEN_DIM = 1u << 1, GIVEN_LAYERS = 1u << 2, GIVEN_HEADS = 1u << 3, GIVEN_KV = 1u << 4,
+       GIVEN_FFN = 1u << 5, GIVEN_BASE = 1u << 6, GIVEN_FRAC = 1u << 7, GIVEN_PI = 1u << 8, GIVEN_YARN = 1u << 9,
+       GIVEN_YARN_LEN = 1u << 10, GIVEN_NTK = 1u << 11, GIVEN_EPS = 1u << 12 };
 
 static Options default_options(void) {
     Options o;
@@ -131,6 +134,15 @@ static double parse_double(const char *flag, const char *v, double lo, double hi
     return x;
 }
 
+/* every flag that takes a value (an unknown flag at the end of the line is reported as unknown, not as missing
+   its value) */
+static const char *const value_flags[] = {
+    "--pe", "--dim", "--layers", "--heads", "--kv-heads", "--ffn", "--rotary-frac", "--rope-base", "--pi-factor",
+    "--yarn-factor", "--yarn-orig-len", "--ntk-factor", "--norm-eps", "--vocab", "--init", "--seed", "--train", "--val",
+    "--batch", "--seq", "--steps", "--lr", "--warmup", "--schedule", "--decay-steps", "--beta1", "--beta2", "--eps",
+    "--weight-decay", "--clip", "--val-every", "--val-batches", "--ckpt-dir", "--ckpt-every", "--keep", "--init-from",
+    "--log", "--sample", "--prompt", "--temperature", "--peak-tflops"};
+
 static void parse_args(Options *o, int argc, char **argv) {
     Config *c = &o->model;
     for (int i = 1; i < argc; i++) {
@@ -138,25 +150,29 @@ static void parse_args(Options *o, int argc, char **argv) {
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { Options d = default_options(); usage(&d); exit(0); }
         if (strcmp(f, "--resume") == 0) { o->resume = 1; continue; }
         if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; flags start with --, see ./train --help\n", f); exit(1); }
-        if (i + 1 >= argc) { fprintf(stderr, "error: flag %s needs a value; see ./train --help\n", f); exit(1); }
+        if (i + 1 >= argc) {
+            int known = 0;
+            for (size_t k = 0; k < sizeof(value_flags) / sizeof(value_flags[0]); k++) known |= strcmp(f, value_flags[k]) == 0;
+            if (known) fprintf(stderr, "error: flag %s needs a value; see ./train --help\n", f);
+            else fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f);
+            exit(1);
+        }
         const char *v = argv[++i];
-        int shape = 1;
-        if (strcmp(f, "--pe") == 0) { c->pe = pe_from_name(v); if (c->pe < 0) die_flag(f, v, "one of nope rope ropepp_eh ropepp_ec fope alibi partial"); }
-        else if (strcmp(f, "--dim") == 0) c->dim = parse_int(f, v, 1, 65536);
-        else if (strcmp(f, "--layers") == 0) c->n_layers = parse_int(f, v, 1, 1024);
-        else if (strcmp(f, "--heads") == 0) c->n_heads = parse_int(f, v, 1, 4096);
-        else if (strcmp(f, "--kv-heads") == 0) c->n_kv_heads = parse_int(f, v, 1, 4096);
-        else if (strcmp(f, "--ffn") == 0) c->ffn_dim = parse_int(f, v, 1, 1 << 20);
-        else if (strcmp(f, "--rotary-frac") == 0) c->rotary_frac = parse_double(f, v, 1e-9, 1.0);
-        else if (strcmp(f, "--rope-base") == 0) c->rope_base = parse_double(f, v, 1.0000001, 1e30);
-        else if (strcmp(f, "--pi-factor") == 0) c->pi_factor = parse_double(f, v, 1.0, 1e6);
-        else if (strcmp(f, "--yarn-factor") == 0) c->yarn_factor = parse_double(f, v, 1.0, 1e6);
-        else if (strcmp(f, "--yarn-orig-len") == 0) c->yarn_orig_len = parse_int(f, v, 0, 1 << 24);
-        else if (strcmp(f, "--ntk-factor") == 0) c->ntk_factor = parse_double(f, v, 1.0, 1e6);
-        else if (strcmp(f, "--norm-eps") == 0) c->norm_eps = parse_double(f, v, 1e-30, 0.5);
+        if (strcmp(f, "--pe") == 0) { c->pe = pe_from_name(v); if (c->pe < 0) die_flag(f, v, "one of nope rope ropepp_eh ropepp_ec fope alibi partial"); o->given |= GIVEN_PE; }
+        else if (strcmp(f, "--dim") == 0) { c->dim = parse_int(f, v, 1, 65536); o->given |= GIVEN_DIM; }
+        else if (strcmp(f, "--layers") == 0) { c->n_layers = parse_int(f, v, 1, 1024); o->given |= GIVEN_LAYERS; }
+        else if (strcmp(f, "--heads") == 0) { c->n_heads = parse_int(f, v, 1, 4096); o->given |= GIVEN_HEADS; }
+        else if (strcmp(f, "--kv-heads") == 0) { c->n_kv_heads = parse_int(f, v, 1, 4096); o->given |= GIVEN_KV; }
+        else if (strcmp(f, "--ffn") == 0) { c->ffn_dim = parse_int(f, v, 1, 1 << 20); o->given |= GIVEN_FFN; }
+        else if (strcmp(f, "--rotary-frac") == 0) { c->rotary_frac = parse_double(f, v, 1e-9, 1.0); o->given |= GIVEN_FRAC; }
+        else if (strcmp(f, "--rope-base") == 0) { c->rope_base = parse_double(f, v, 1.0000001, 1e30); o->given |= GIVEN_BASE; }
+        else if (strcmp(f, "--pi-factor") == 0) { c->pi_factor = parse_double(f, v, 1.0, 1e6); o->given |= GIVEN_PI; }
+        else if (strcmp(f, "--yarn-factor") == 0) { c->yarn_factor = parse_double(f, v, 1.0, 1e6); o->given |= GIVEN_YARN; }
+        else if (strcmp(f, "--yarn-orig-len") == 0) { c->yarn_orig_len = parse_int(f, v, 0, 1 << 24); o->given |= GIVEN_YARN_LEN; }
+        else if (strcmp(f, "--ntk-factor") == 0) { c->ntk_factor = parse_double(f, v, 1.0, 1e6); o->given |= GIVEN_NTK; }
+        else if (strcmp(f, "--norm-eps") == 0) { c->norm_eps = parse_double(f, v, 1e-30, 0.5); o->given |= GIVEN_EPS; }
         else if (strcmp(f, "--vocab") == 0) o->vocab = parse_int(f, v, 0, 1 << 30);
         else {
-            shape = 0;
             if (strcmp(f, "--init") == 0) {
                 if (strcmp(v, "torch_default") == 0) o->init = INIT_TORCH_DEFAULT;
                 else if (strcmp(v, "hf") == 0) o->init = INIT_HF;
@@ -189,7 +205,6 @@ static void parse_args(Options *o, int argc, char **argv) {
             else if (strcmp(f, "--peak-tflops") == 0) o->peak_tflops = parse_double(f, v, 1e-6, 1e9);
             else { fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f); exit(1); }
         }
-        if (shape) o->set_shape = 1;
     }
     if (o->decay_steps < 0) o->decay_steps = o->steps / 5;
     if (o->warmup < 0) o->warmup = o->steps / 20;
@@ -228,16 +243,22 @@ static void save_checkpoint(Model *m, const Options *o, const DataLoader *dl, co
 /* On resume the checkpoint decides the model; flags that set the shape must agree with it. */
 static void check_resume_config(const Config *ck, const Options *o) {
     const Config *f = &o->model;
-    if (!o->set_shape) return;
     const char *what = NULL;
-    if (ck->pe != f->pe) what = "--pe";
-    else if (ck->dim != f->dim) what = "--dim";
-    else if (ck->n_layers != f->n_layers) what = "--layers";
-    else if (ck->n_heads != f->n_heads) what = "--heads";
-    else if (ck->n_kv_heads != f->n_kv_heads) what = "--kv-heads";
-    else if (ck->ffn_dim != f->ffn_dim) what = "--ffn";
+    unsigned g = o->given;   /* compare only what was given: an omitted flag holds its default, not the user's intent */
+    if ((g & GIVEN_PE) && ck->pe != f->pe) what = "--pe";
+    else if ((g & GIVEN_DIM) && ck->dim != f->dim) what = "--dim";
+    else if ((g & GIVEN_LAYERS) && ck->n_layers != f->n_layers) what = "--layers";
+    else if ((g & GIVEN_HEADS) && ck->n_heads != f->n_heads) what = "--heads";
+    else if ((g & GIVEN_KV) && ck->n_kv_heads != f->n_kv_heads) what = "--kv-heads";
+    else if ((g & GIVEN_FFN) && ck->ffn_dim != f->ffn_dim) what = "--ffn";
     else if (o->vocab != 0 && ck->vocab_size != o->vocab) what = "--vocab";
-    else if (ck->rope_base != f->rope_base) what = "--rope-base";
+    else if ((g & GIVEN_BASE) && ck->rope_base != f->rope_base) what = "--rope-base";
+    else if ((g & GIVEN_FRAC) && ck->pe == PE_PARTIAL && ck->rotary_frac != f->rotary_frac) what = "--rotary-frac";
+    else if ((g & GIVEN_PI) && ck->pi_factor != f->pi_factor) what = "--pi-factor";
+    else if ((g & GIVEN_YARN) && ck->yarn_factor != f->yarn_factor) what = "--yarn-factor";
+    else if ((g & GIVEN_YARN_LEN) && ck->yarn_orig_len != f->yarn_orig_len) what = "--yarn-orig-len";
+    else if ((g & GIVEN_NTK) && ck->ntk_factor != f->ntk_factor) what = "--ntk-factor";
+    else if ((g & GIVEN_EPS) && ck->norm_eps != f->norm_eps) what = "--norm-eps";
     if (what != NULL) {
         fprintf(stderr, "error: the checkpoint in %s was trained with another %s than given now (checkpoint: %s dim %d layers %d heads %d kv %d ffn %d vocab %d base %g)\n"
                         "HINT: drop the shape flags to resume as saved, or use --init-from to start a new run from those weights\n",
@@ -296,16 +317,23 @@ int main(int argc, char **argv) {
     Options o = default_options();
     parse_args(&o, argc, argv);
     char err[1024];
+    /* every error below jumps to `out`, which frees what was made (zeroed structs free as no-ops) */
+    int status = 1;
+    Model model;
+    DataLoader train_dl, val_dl;
+    memset(&model, 0, sizeof(model));
+    memset(&train_dl, 0, sizeof(train_dl));
+    memset(&val_dl, 0, sizeof(val_dl));
+    FILE *logf = NULL;
 
     /* vocabulary: flag, or from the data */
     int vocab = o.vocab;
     if (vocab == 0) {
         int mx;
-        if (loader_max_token(o.train_pattern, &mx, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        if (loader_max_token(o.train_pattern, &mx, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         vocab = mx < 256 ? 256 : mx + 1;
     }
 
-    Model model;
     Rng rng = {o.seed ^ 0x5EED5EEDull};
     TrainState resume_state = {0, 0, 0, 0};
     int resumed = 0;
@@ -314,19 +342,19 @@ int main(int argc, char **argv) {
         int n = checkpoint_list(o.ckpt_dir, 1, steps, 4096);
         if (n == 0) {
             fprintf(stderr, "error: --resume: no checkpoint (model_*.ckpt with its .state) in '%s'\nHINT: train with --ckpt-dir %s first, or drop --resume\n", o.ckpt_dir, o.ckpt_dir);
-            return 1;
+            goto out;
         }
         char path[4200];
         ckpt_path(path, sizeof(path), o.ckpt_dir, steps[n - 1], "ckpt");
         Config ck;
         double *params;
         size_t np;
-        if (checkpoint_read(path, &ck, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        if (checkpoint_read(path, &ck, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         check_resume_config(&ck, &o);
         model_init_from(&model, &ck, params);
         free(params);
         ckpt_path(path, sizeof(path), o.ckpt_dir, steps[n - 1], "state");
-        if (state_read(&model, &resume_state, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        if (state_read(&model, &resume_state, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         rng.state = resume_state.rng;
         vocab = ck.vocab_size;
         resumed = 1;
@@ -335,7 +363,7 @@ int main(int argc, char **argv) {
         Config ck;
         double *params;
         size_t np;
-        if (checkpoint_read(o.init_from, &ck, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        if (checkpoint_read(o.init_from, &ck, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         /* weights only; the new run may change the sequence length and the rope base (the long-context stage) */
         ck.rope_base = o.model.rope_base != config_default().rope_base ? o.model.rope_base : ck.rope_base;
         ck.train_seq = ck.pe == PE_FOPE ? ck.train_seq : o.seq;
@@ -346,26 +374,24 @@ int main(int argc, char **argv) {
     } else {
         o.model.vocab_size = vocab;
         o.model.train_seq = o.seq;
-        if (config_validate(&o.model, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        if (config_validate(&o.model, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         model_init(&model, &o.model, o.init, o.seed);
     }
     const Config *c = &model.cfg;
     const Dims *d = &model.d;
 
-    DataLoader train_dl, val_dl;
     int have_val = o.val_pattern != NULL && o.val_pattern[0] != '\0';
-    if (loader_init(&train_dl, o.train_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
-    if (have_val && loader_init(&val_dl, o.val_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
-    if (resumed && loader_seek(&train_dl, resume_state.shard, resume_state.pos, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    if (loader_init(&train_dl, o.train_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    if (have_val && loader_init(&val_dl, o.val_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    if (resumed && loader_seek(&train_dl, resume_state.shard, resume_state.pos, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
 
-    FILE *logf = NULL;
     if (o.log_path && o.log_path[0]) {
         char dir[4096];
         snprintf(dir, sizeof(dir), "%s", o.log_path);
         char *slash = strrchr(dir, '/');
         if (slash) { *slash = '\0'; mkdir(dir, 0755); }
         logf = fopen(o.log_path, resumed ? "a" : "w");
-        if (logf == NULL) { fprintf(stderr, "error: cannot write log '%s': %s\n", o.log_path, strerror(errno)); return 1; }
+        if (logf == NULL) { fprintf(stderr, "error: cannot write log '%s': %s\n", o.log_path, strerror(errno)); goto out; }
     }
 
     size_t tokens_per_step = (size_t)o.batch * o.seq;
@@ -386,7 +412,7 @@ int main(int argc, char **argv) {
     int first_step = model.step;
     for (int step = model.step; step < o.steps; step++) {
         double t0 = now_ms();
-        if (loader_next(&train_dl, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        if (loader_next(&train_dl, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         double loss = model_forward(&model, train_dl.inputs, train_dl.targets, o.batch, o.seq);
         model_zero_grad(&model);
         model_backward(&model);
@@ -396,7 +422,7 @@ int main(int argc, char **argv) {
         total_ms += ms;
         if (!isfinite(loss)) {
             fprintf(stderr, "error: loss is %f at step %d: training diverged\nHINT: lower --lr or set --clip 1.0\n", loss, step + 1);
-            return 1;
+            goto out;
         }
         double tok_s = tokens_per_step / (ms / 1e3);
 #ifdef ROPEPP_CUDA
@@ -419,10 +445,12 @@ int main(int argc, char **argv) {
     printf("done: %d steps in %.1f s (%.0f tok/s training)%s", done, secs, done > 0 ? done * tokens_per_step / (total_ms / 1e3) : 0.0,
            last_val >= 0 ? "" : "\n");
     if (last_val >= 0) printf(" | final val loss %.4f\n", last_val);
-    if (logf) fclose(logf);
     if (o.sample_len > 0) sample(&model, &o, &rng);
+    status = 0;
+out:
+    if (logf) fclose(logf);
     loader_free(&train_dl);
-    if (have_val) loader_free(&val_dl);
+    loader_free(&val_dl);
     model_free(&model);
-    return 0;
+    return status;
 }

@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+# test_cli.sh — ./train as a user runs it.
+#   (a) resume is bit-exact: 12 steps straight == 6 steps + --resume from the step-6 checkpoint (log lines, val
+#       loss and the final checkpoint files compared byte for byte), for rope, ropepp_ec, ropepp_eh and fope
+#   (b) bad input through the program: each case exits non-zero with one `error: ...` line naming the problem,
+#       and never crashes; --help exits 0 and lists every flag the parser accepts
+#   (c) kill -9 while checkpoints are being written, several times; --resume then continues from the newest
+#       complete checkpoint and never from a .tmp file
+# Run from anywhere: bash tests/test_cli.sh   (needs `make train data/tinyshakespeare_train.bin`)
+# Env: TRAIN=path/to/train (default ./train), SECTIONS="a b c" (default all), TEST_KEEP=1 keeps tests/tmp/test_cli.PID
+set -u
+cd "$(dirname "$0")/.." || exit 1
+NAME=test_cli
+TRAIN=${TRAIN:-./train}
+SECTIONS=${SECTIONS:-"a b c"}
+T=tests/tmp/test_cli.$$
+mkdir -p "$T"
+pass=0
+fail=0
+ok()  { echo "ok   - $*"; pass=$((pass + 1)); }
+bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
+finish() {
+    [ "${TEST_KEEP:-0}" = 1 ] || rm -rf "$T"
+    echo "$NAME: $pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+    exit $?
+}
+if [ ! -x "$TRAIN" ] || [ ! -f data/tinyshakespeare_train.bin ] || [ ! -f data/tinyshakespeare_val.bin ]; then
+    bad "$TRAIN and data/tinyshakespeare_{train,val}.bin must exist (make train data/tinyshakespeare_train.bin)"
+    finish
+fi
+TINY=(--dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --batch 2 --seq 16 --val-batches 2 --sample 0)
+CRASH_RE='Segmentation|Aborted|core dumped|Bus error|Floating point exception|AddressSanitizer|LeakSanitizer|runtime error:|stack smashing|double free|free\(\)'
+
+# run NAME ARGS...: run ./train, output in $T/NAME.out / NAME.err, exit code in $rc
+run() {
+    local name=$1
+    shift
+    "$TRAIN" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+    rc=$?
+}
+
+# no_crash NAME: the run neither died of a signal nor printed a sanitizer/libc crash report
+no_crash() {
+    [ "$rc" -lt 128 ] && ! grep -Eq "$CRASH_RE" "$T/$1.out" "$T/$1.err"
+}
+
+# expect_error NAME KEYWORD ARGS...: non-zero exit, one `error: ` line that contains KEYWORD, no crash
+expect_error() {
+    local name=$1 kw=$2
+    shift 2
+    run "$name" "$@"
+    local nerr line
+    nerr=$(grep -c '^error: ' "$T/$name.err")
+    line=$(grep -m1 '^error: ' "$T/$name.err")
+    if [ "$rc" -ne 0 ] && no_crash "$name" && [ "$nerr" -eq 1 ] && printf '%s' "$line" | grep -qiF -- "$kw"; then
+        ok "$name: exit $rc, $line"
+    elif ! no_crash "$name"; then
+        bad "$name: exit $rc, crash or sanitizer report: $(grep -h -m1 -E "$CRASH_RE" "$T/$name.out" "$T/$name.err" | head -1) (first error line: $line)"
+    else
+        bad "$name: exit $rc, $nerr error line(s), want one containing '$kw'; stderr: $(head -c 600 "$T/$name.err" | tr '\n' '|')"
+    fi
+}
+
+# the step lines of a JSONL log without the timing fields (ms, tok_s), for steps FROM..TO
+step_lines() {
+    grep '^{"step": [0-9]*, "loss"' "$1" | sed -E 's/, "ms": [^,]*, "tok_s": [^}]*//' |
+        awk -v a="$2" -v b="$3" '{ s = $2; sub(",", "", s); if (s + 0 >= a && s + 0 <= b) print }'
+}
+
+# ------------------------------------------------------------------------------------------------ (a) resume
+section_a() {
+    local pe A B
+    for pe in rope ropepp_ec ropepp_eh fope; do
+        A=$T/resA_$pe
+        B=$T/resB_$pe
+        run "resume_${pe}_A" --pe "$pe" "${TINY[@]}" --steps 12 --ckpt-every 6 --ckpt-dir "$A" --log "$A.jsonl"
+        if [ "$rc" -ne 0 ] || [ ! -f "$A/model_00000006.ckpt" ] || [ ! -f "$A/model_00000006.state" ]; then
+            bad "resume $pe: the 12-step run failed or left no step-6 checkpoint (exit $rc): $(tail -c 400 "$T/resume_${pe}_A.err")"
+            continue
+        fi
+        mkdir -p "$B"
+        cp "$A/model_00000006.ckpt" "$A/model_00000006.state" "$B/"
+        run "resume_${pe}_B" --pe "$pe" "${TINY[@]}" --steps 12 --ckpt-every 6 --resume --ckpt-dir "$B" --log "$B.jsonl"
+        if [ "$rc" -ne 0 ]; then
+            bad "resume $pe: --resume from step 6 failed (exit $rc): $(tail -c 400 "$T/resume_${pe}_B.err")"
+            continue
+        fi
+        if grep -q "resumed from $B/model_00000006 at step 6" "$T/resume_${pe}_B.out"; then
+            ok "resume $pe: the resumed run says it continues from model_00000006 at step 6"
+        else
+            bad "resume $pe: no 'resumed from $B/model_00000006 at step 6' line"
+        fi
+        local la lb
+        la=$(step_lines "$A.jsonl" 7 12)
+        lb=$(step_lines "$B.jsonl" 1 1000000)
+        if [ -n "$la" ] && [ "$(printf '%s\n' "$la" | wc -l)" -eq 6 ] && [ "$la" = "$lb" ]; then
+            ok "resume $pe: steps 7..12 (loss, lr, norm as %.17g) are byte-identical to the uninterrupted run"
+        else
+            bad "resume $pe: steps 7..12 differ; uninterrupted: $(printf '%s' "$la" | head -2 | tr '\n' '|') resumed: $(printf '%s' "$lb" | head -2 | tr '\n' '|')"
+        fi
+        if [ "$(grep '"val_loss"' "$A.jsonl")" = "$(grep '"val_loss"' "$B.jsonl")" ] && grep -q '"val_loss"' "$B.jsonl"; then
+            ok "resume $pe: the final validation loss is byte-identical"
+        else
+            bad "resume $pe: validation loss differs: $(grep '"val_loss"' "$A.jsonl") vs $(grep '"val_loss"' "$B.jsonl")"
+        fi
+        if cmp -s "$A/model_00000012.ckpt" "$B/model_00000012.ckpt" && cmp -s "$A/model_00000012.state" "$B/model_00000012.state"; then
+            ok "resume $pe: the step-12 checkpoint and state files are byte-identical"
+        else
+            bad "resume $pe: the step-12 checkpoint or state files differ"
+        fi
+    done
+}
+
+# ------------------------------------------------------------------------------------------------ (b) bad input
+# write a little-endian int32 at byte offset OFF of FILE
+poke32() {
+    local v=$(( $3 & 0xffffffff ))
+    printf '%b' "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((v & 255)) $(((v >> 8) & 255)) $(((v >> 16) & 255)) $(((v >> 24) & 255)))" |
+        dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+section_b() {
+    local D=$T/bad
+    mkdir -p "$D"
+    local V=(--val "")
+
+    # --help lists every flag the parser accepts
+    run help --help
+    local missing="" f
+    for f in $(grep -o '"--[a-z][a-z0-9-]*"' train.c | tr -d '"' | sort -u); do
+        grep -q -- "$f\\b" "$T/help.out" || missing="$missing $f"
+    done
+    if [ "$rc" -eq 0 ] && [ -z "$missing" ] && [ -s "$T/help.out" ]; then
+        ok "--help exits 0 and lists every flag of train.c ($(grep -o '"--[a-z][a-z0-9-]*"' train.c | sort -u | wc -l) flags)"
+    else
+        bad "--help: exit $rc, flags missing from the text:$missing"
+    fi
+    run help_short -h
+    if [ "$rc" -eq 0 ] && grep -q -- "--resume" "$T/help_short.out"; then ok "-h exits 0 with the help text"; else bad "-h: exit $rc"; fi
+
+    # command line
+    expect_error flag_unknown "unknown flag" --frobnicate 3
+    expect_error flag_unknown_last "unknown flag" "${TINY[@]}" --frobnicate
+    expect_error flag_positional "unexpected argument" data/tinyshakespeare_train.bin
+    expect_error flag_no_value "needs a value" "${TINY[@]}" --lr
+    # every flag that takes a value, given last without one
+    local wrong="" nflags=0
+    for f in $(grep -o '"--[a-z][a-z0-9-]*"' train.c | tr -d '"' | sort -u); do
+        case $f in --help | --resume) continue ;; esac
+        nflags=$((nflags + 1))
+        run "novalue$f" "$f"
+        if [ "$rc" -eq 0 ] || ! no_crash "novalue$f" || ! grep -q "^error: .*needs a value" "$T/novalue$f.err"; then
+            wrong="$wrong $f"
+        fi
+    done
+    if [ -z "$wrong" ]; then
+        ok "each of the $nflags value flags, given last without a value, says it needs a value"
+    else
+        bad "flags given last without a value that do not say 'needs a value':$wrong"
+    fi
+    expect_error lr_abc "--lr" --lr abc
+    expect_error lr_empty "--lr" --lr ""
+    expect_error lr_nan "--lr" --lr nan
+    expect_error lr_huge "--lr" --lr 1e999
+    expect_error lr_negative "--lr" --lr -0.1
+    expect_error batch_zero "--batch" --batch 0
+    expect_error batch_frac "--batch" --batch 1.5
+    expect_error batch_suffix "--batch" --batch 12abc
+    expect_error batch_overflow "--batch" --batch 99999999999999999999
+    expect_error steps_negative "--steps" --steps -1
+    expect_error seed_negative "--seed" --seed -1
+    expect_error dim_zero "--dim" --dim 0
+    expect_error pe_bogus "--pe" --pe bogus
+    expect_error schedule_bogus "--schedule" --schedule bogus
+    expect_error init_bogus "--init" --init bogus
+    expect_error decay_gt_steps "--decay-steps" --steps 10 --decay-steps 20
+    expect_error warmup_into_decay "--warmup" --steps 10 --warmup 9
+
+    # impossible models
+    expect_error heads_3_dim_32 "heads (3) must divide dim (32)" "${TINY[@]}" --heads 3 --kv-heads 1 --steps 1 "${V[@]}"
+    expect_error kv_3_heads_4 "kv heads (3) must divide heads (4)" "${TINY[@]}" --heads 4 --kv-heads 3 --steps 1 "${V[@]}"
+    expect_error eh_odd_kv "even" "${TINY[@]}" --pe ropepp_eh --heads 2 --kv-heads 1 --steps 1 "${V[@]}"
+    expect_error eh_odd_heads "even" --pe ropepp_eh --dim 48 --heads 3 --kv-heads 1 --steps 1 "${V[@]}"
+    expect_error fope_small_head "fope" "${TINY[@]}" --pe fope --dim 8 --heads 4 --kv-heads 2 --steps 1 "${V[@]}"
+    expect_error partial_tiny_frac "rotary fraction" "${TINY[@]}" --pe partial --rotary-frac 0.01 --steps 1 "${V[@]}"
+    expect_error pi_and_yarn "combined" "${TINY[@]}" --pe rope --pi-factor 2 --yarn-factor 2 --steps 1 "${V[@]}"
+    expect_error ntk_on_alibi "scaling" "${TINY[@]}" --pe alibi --ntk-factor 2 --steps 1 "${V[@]}"
+
+    # data
+    expect_error data_missing "no data shard" "${TINY[@]}" --steps 1 --train "$D/nope.bin" "${V[@]}"
+    expect_error data_missing_vocab "no data shard" "${TINY[@]}" --steps 1 --train "$D/nope.bin" --vocab 256 "${V[@]}"
+    expect_error data_glob_nothing "no data shard" "${TINY[@]}" --steps 1 --train "$D/none_*.bin" --vocab 256 "${V[@]}"
+    expect_error val_missing "no data shard" "${TINY[@]}" --steps 1 --val "$D/nope_val.bin" --vocab 256
+    head -c 5000 data/tinyshakespeare_train.bin >"$D/trunc.bin"
+    expect_error data_truncated "truncated" "${TINY[@]}" --steps 1 --train "$D/trunc.bin" "${V[@]}"
+    expect_error data_truncated_vocab "truncated" "${TINY[@]}" --steps 1 --train "$D/trunc.bin" --vocab 256 "${V[@]}"
+    head -c 100 data/tinyshakespeare_train.bin >"$D/short.bin"
+    expect_error data_short "shorter" "${TINY[@]}" --steps 1 --train "$D/short.bin" --vocab 256 "${V[@]}"
+    head -c 20000 data/tinyshakespeare_train.bin >"$D/magic.bin"
+    poke32 "$D/magic.bin" 0 12345
+    expect_error data_magic "magic" "${TINY[@]}" --steps 1 --train "$D/magic.bin" "${V[@]}"
+    expect_error data_magic_vocab "magic" "${TINY[@]}" --steps 1 --train "$D/magic.bin" --vocab 256 "${V[@]}"
+    head -c 20000 data/tinyshakespeare_train.bin >"$D/version.bin"
+    poke32 "$D/version.bin" 4 7
+    expect_error data_version "version" "${TINY[@]}" --steps 1 --train "$D/version.bin" "${V[@]}"
+    # token 300 (0x012c) as the 4th token of the first batch
+    head -c 20000 data/tinyshakespeare_train.bin >"$D/badtok.bin"
+    poke32 "$D/badtok.bin" 8 9488
+    printf '\x2c\x01' | dd of="$D/badtok.bin" bs=1 seek=$((1024 + 2 * 3)) conv=notrunc status=none
+    expect_error data_token_ge_vocab "vocab" "${TINY[@]}" --steps 1 --train "$D/badtok.bin" --vocab 256 "${V[@]}"
+    expect_error data_vocab_too_small "vocab" "${TINY[@]}" --steps 1 --vocab 64 "${V[@]}"
+    expect_error seq_too_long "fewer" "${TINY[@]}" --steps 1 --seq 2000000 --batch 1 "${V[@]}"
+
+    # checkpoints and resume
+    expect_error resume_empty "no checkpoint" "${TINY[@]}" --steps 2 --resume --ckpt-dir "$D/empty_dir"
+    mkdir -p "$D/empty_dir2"
+    expect_error resume_empty2 "no checkpoint" "${TINY[@]}" --steps 2 --resume --ckpt-dir "$D/empty_dir2"
+    expect_error init_from_missing "cannot open" "${TINY[@]}" --steps 1 --init-from "$D/nope.ckpt"
+    : >"$D/a_file"
+    expect_error ckpt_dir_is_file "cannot write" "${TINY[@]}" --pe rope --steps 1 --ckpt-dir "$D/a_file/sub" "${V[@]}" --log ""
+    expect_error log_unwritable "cannot write log" "${TINY[@]}" --steps 1 --log "$D/a_file/sub/log.jsonl" "${V[@]}"
+
+    local G=$D/good
+    run good_run --pe rope "${TINY[@]}" --steps 4 --ckpt-every 2 --ckpt-dir "$G" --log "" "${V[@]}"
+    if [ "$rc" -ne 0 ] || [ ! -f "$G/model_00000004.ckpt" ]; then
+        bad "a 4-step run to make checkpoints for the resume cases failed (exit $rc)"
+        return
+    fi
+    ok "a 4-step tiny run writes model_00000002 and model_00000004"
+    local R
+    R=$D/r_trunc; mkdir -p "$R"; cp "$G"/* "$R/"
+    truncate -s -10 "$R/model_00000004.ckpt"
+    expect_error resume_ckpt_truncated "truncated" --pe rope "${TINY[@]}" --steps 6 --resume --ckpt-dir "$R" --log "" "${V[@]}"
+    R=$D/r_magic; mkdir -p "$R"; cp "$G"/* "$R/"
+    poke32 "$R/model_00000004.ckpt" 0 0
+    expect_error resume_ckpt_magic "magic" --pe rope "${TINY[@]}" --steps 6 --resume --ckpt-dir "$R" --log "" "${V[@]}"
+    R=$D/r_nan; mkdir -p "$R"; cp "$G"/* "$R/"
+    poke32 "$R/model_00000004.ckpt" 2000 -1
+    expect_error resume_ckpt_nan "not finite" --pe rope "${TINY[@]}" --steps 6 --resume --ckpt-dir "$R" --log "" "${V[@]}"
+    R=$D/r_state; mkdir -p "$R"; cp "$G"/* "$R/"
+    poke32 "$R/model_00000004.state" 0 0
+    expect_error resume_state_magic "magic" --pe rope "${TINY[@]}" --steps 6 --resume --ckpt-dir "$R" --log "" "${V[@]}"
+    R=$D/r_state_trunc; mkdir -p "$R"; cp "$G"/* "$R/"
+    truncate -s -4 "$R/model_00000004.state"
+    expect_error resume_state_truncated "truncated" --pe rope "${TINY[@]}" --steps 6 --resume --ckpt-dir "$R" --log "" "${V[@]}"
+    R=$D/r_state_empty; mkdir -p "$R"; cp "$G"/* "$R/"
+    : >"$R/model_00000004.state"
+    expect_error resume_state_empty "shorter" --pe rope "${TINY[@]}" --steps 6 --resume --ckpt-dir "$R" --log "" "${V[@]}"
+    expect_error resume_other_dim "--dim" --pe rope "${TINY[@]}" --dim 64 --steps 6 --resume --ckpt-dir "$G" --log "" "${V[@]}"
+    expect_error resume_other_pe "--pe" "${TINY[@]}" --pe alibi --steps 6 --resume --ckpt-dir "$G" --log "" "${V[@]}"
+    expect_error resume_other_heads "--heads" --pe rope "${TINY[@]}" --heads 4 --kv-heads 2 --steps 6 --resume --ckpt-dir "$G" --log "" "${V[@]}"
+    expect_error resume_other_vocab "--vocab" --pe rope "${TINY[@]}" --vocab 300 --steps 6 --resume --ckpt-dir "$G" --log "" "${V[@]}"
+    # a flag the user did not give must not be blamed: only --pe (matching) plus non-shape flags
+    R=$D/r_partial_flags; mkdir -p "$R"; cp "$G"/* "$R/"
+    run resume_partial_flags --pe rope --batch 2 --seq 16 --sample 0 --steps 5 --resume --ckpt-dir "$R" --log "" "${V[@]}"
+    if [ "$rc" -eq 0 ] && no_crash resume_partial_flags && grep -q "at step 4" "$T/resume_partial_flags.out"; then
+        ok "resume with only a matching --pe (other shape flags left out) continues from step 4"
+    else
+        bad "resume with only a matching --pe (other shape flags left out): exit $rc: $(head -c 300 "$T/resume_partial_flags.err" | tr '\n' '|')"
+    fi
+    R=$D/r_lone_ckpt; mkdir -p "$R"; cp "$G"/* "$R/"
+    rm "$R/model_00000004.state"
+    run resume_lone_ckpt --pe rope "${TINY[@]}" --steps 5 --resume --ckpt-dir "$R" --log "" "${V[@]}"
+    if [ "$rc" -eq 0 ] && no_crash resume_lone_ckpt && grep -q "resumed from $R/model_00000002 at step 2" "$T/resume_lone_ckpt.out"; then
+        ok "a newest model file without its .state is skipped: resume continues from step 2"
+    else
+        bad "newest model file without its .state: exit $rc: $(grep -m1 resumed "$T/resume_lone_ckpt.out") $(head -c 300 "$T/resume_lone_ckpt.err" | tr '\n' '|')"
+    fi
+    R=$D/r_noflags; mkdir -p "$R"; cp "$G"/* "$R/"
+    run resume_no_shape_flags --batch 2 --seq 16 --sample 0 --steps 5 --resume --ckpt-dir "$R" --log "" "${V[@]}"
+    if [ "$rc" -eq 0 ] && no_crash resume_no_shape_flags && grep -q "at step 4" "$T/resume_no_shape_flags.out"; then
+        ok "resume with no shape flags continues from step 4 with the checkpoint's model"
+    else
+        bad "resume with no shape flags: exit $rc: $(head -c 300 "$T/resume_no_shape_flags.err" | tr '\n' '|')"
+    fi
+}
+
+# ------------------------------------------------------------------------------------------------ (c) kill -9
+# newest step in DIR that has both model_X.ckpt and model_X.state (what --resume may use), or empty
+newest_complete() {
+    local f s best=""
+    for f in "$1"/model_*.ckpt; do
+        [ -f "$f" ] || continue
+        s=${f##*/model_}
+        s=${s%.ckpt}
+        [ -f "$1/model_$s.state" ] || continue
+        best=$s
+    done
+    echo "$best"
+}
+
+section_c() {
+    local K=$T/kill
+    mkdir -p "$K"
+    # ~1.9M parameters: 7 MB model + 15 MB state per checkpoint, every step
+    local BIG=(--pe rope --dim 256 --layers 2 --heads 4 --kv-heads 4 --ffn 768 --batch 1 --seq 16 --sample 0 --val ""
+               --vocab 256 --ckpt-every 1 --keep 2 --log "" --ckpt-dir "$K")
+    local kills=0 midwrite=0 i f pid delays=(0.45 0.7 0.55 0.9 0.6 0.8) resume_flag=() crashed=0
+    for i in 0 1 2 3 4 5; do
+        resume_flag=()
+        [ -n "$(newest_complete "$K")" ] && resume_flag=(--resume)
+        OMP_NUM_THREADS=1 "$TRAIN" "${BIG[@]}" --steps 100000 "${resume_flag[@]}" >"$T/kill_$i.out" 2>"$T/kill_$i.err" </dev/null &
+        pid=$!
+        sleep "${delays[$i]}"
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -9 "$pid"
+            kills=$((kills + 1))
+        fi
+        wait "$pid" 2>/dev/null
+        rc=$?
+        [ "$rc" -eq 137 ] || { crashed=1; echo "       run $i ended with exit $rc: $(head -c 300 "$T/kill_$i.err" | tr '\n' '|')"; }
+        for f in "$K"/*.tmp; do [ -e "$f" ] && { midwrite=$((midwrite + 1)); break; }; done
+    done
+    if [ "$crashed" -eq 0 ] && [ "$kills" -eq 6 ]; then
+        ok "6 training runs (each resuming the last) were SIGKILLed while checkpointing every step ($midwrite left a .tmp file behind)"
+    else
+        bad "the kill loop: $kills of 6 runs were still alive to be killed; a run exited by itself (see above)"
+    fi
+    if [ "$midwrite" -gt 0 ]; then
+        ok "at least one kill landed in the middle of a checkpoint write"
+    else
+        bad "no kill landed in the middle of a checkpoint write (no .tmp left); the test did not exercise anything"
+    fi
+    local newest
+    newest=$(newest_complete "$K")
+    if [ -z "$newest" ]; then
+        bad "no complete checkpoint after the kills: $(cd "$K" && echo *)"
+        return
+    fi
+    # decoys with larger step numbers that must never be picked: a half-written model next to a complete state,
+    # and a lone state (written before its model)
+    head -c 3000 "$K/model_$newest.ckpt" >"$K/model_99999999.ckpt.tmp"
+    cp "$K/model_$newest.state" "$K/model_99999999.state"
+    cp "$K/model_$newest.state" "$K/model_99999998.state"
+    head -c 100 "$K/model_$newest.state" >"$K/model_99999997.state.tmp"
+    local n=$((10#$newest))
+    OMP_NUM_THREADS=1 run kill_final "${BIG[@]}" --steps $((n + 1)) --resume
+    if [ "$rc" -eq 0 ] && no_crash kill_final && grep -q "resumed from $K/model_$newest at step $n" "$T/kill_final.out" &&
+        grep -q "step *$((n + 1))/$((n + 1))" "$T/kill_final.out"; then
+        ok "--resume after the kills continues from the newest complete checkpoint (step $n), ignoring .tmp files and lone states"
+    else
+        bad "--resume after the kills (newest complete: step $n): exit $rc: $(grep -m1 resumed "$T/kill_final.out") $(head -c 300 "$T/kill_final.err" | tr '\n' '|')"
+    fi
+}
+
+for s in $SECTIONS; do
+    case $s in
+        a) section_a ;;
+        b) section_b ;;
+        c) section_c ;;
+        *) bad "unknown section '$s'" ;;
+    esac
+done
+finish
