@@ -4,6 +4,10 @@ SVG plot under --out (default results/eval):
   ./eval ppl      [--ckpt F]   perplexity vs context length, from 1/2x to 8x the training length, per position
                                band, with and without eval-time rope scaling; and the official sliding-window ppl
   ./eval patterns [--ckpt F]   attention mass by distance per layer and head: real vs imaginary heads (Figure 5)
+  ./eval tasks    [--ckpt F]   long-context tasks (passkey, RULER-style NIAH, variable tracking, MQAR) at 1x..8x the
+                               training length: exact match of the teacher-forced argmax, with 95% intervals
+  ./eval noise    [--ckpt F]   the noise experiment: N(0, sigma^2) on the real or the imaginary queries, task
+                               accuracy vs sigma (REFERENCE §5)
   ./eval curves                the characteristic curves c_Re, c_Im vs dt with their Ci/Si closed forms (Eq. 5, 7)
 Build: make eval (CPU); make eval_gpu (CUDA). `./eval MODE --help` lists the flags of a mode.
 
@@ -11,6 +15,8 @@ Dims legend as in ropepp.h: B batch, T sequence length, L layers, NA attention h
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
+#define ROPEPP_TASKS_IMPLEMENTATION
+#include "data/tasks.h"
 #include <sys/stat.h>
 #include <time.h>
 
@@ -102,13 +108,14 @@ static void svg_plot(const char *path, const char *title, const char *xlabel, co
 
 /* ------------------------------------------------------------------------------------------------ options */
 typedef struct {
-    const char *ckpt, *data, *out, *lengths, *scalings;
+    const char *ckpt, *data, *out, *lengths, *scalings, *tasks, *sigmas;
     int samples, seq, stride, head_dim;
-    double base;
+    double base, depth;
+    uint64_t seed;
 } Options;
 
 static void usage(const char *mode) {
-    printf("usage: eval MODE [flags]    modes: ppl, patterns, curves\n\n");
+    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, curves\n\n");
     if (mode == NULL || strcmp(mode, "ppl") == 0)
         printf("eval ppl: loss and perplexity vs context length (REFERENCE §8.1 for the sliding window)\n"
                "  --ckpt FILE        checkpoint (checkpoints/ newest)\n"
@@ -123,6 +130,21 @@ static void usage(const char *mode) {
                "  --ckpt FILE --data FILE --out DIR   as above\n"
                "  --seq T            window length (the training length)\n"
                "  --samples N        windows averaged (4)\n\n");
+    if (mode == NULL || strcmp(mode, "tasks") == 0)
+        printf("eval tasks: exact match (teacher-forced argmax over the answer) per task and length\n"
+               "  --ckpt FILE --out DIR   as above\n"
+               "  --tasks LIST       passkey,niah_single,niah_multikey,niah_multivalue,vt,mqar (all that fit the lengths)\n"
+               "  --lengths LIST     eval lengths (L, 2L, 4L, 8L)\n"
+               "  --samples N        samples per task and length (20)\n"
+               "  --depth D          needle depth in [0, 1]; -1 = random (-1)\n"
+               "  --scalings S       one of none, ntk:F, pi:F, yarn:F (none)\n"
+               "  --seed N           task seed (1)\n\n");
+    if (mode == NULL || strcmp(mode, "noise") == 0)
+        printf("eval noise: task accuracy vs Gaussian sigma on the rotated real / imaginary queries\n"
+               "  --ckpt FILE --out DIR --samples N --depth D --seed N   as in tasks\n"
+               "  --tasks NAME       one task (passkey if it fits the length, else mqar)\n"
+               "  --seq T            length (the training length)\n"
+               "  --sigmas LIST      (0,0.2,0.4,0.6,0.8,1.0,1.2,1.5)\n\n");
     if (mode == NULL || strcmp(mode, "curves") == 0)
         printf("eval curves: c_Re(dt), c_Im(dt) of paper Eq. 5 and 7 with their closed forms\n"
                "  --head-dim D       head dim (128)\n"
@@ -379,6 +401,197 @@ static int mode_patterns(Options *o) {
     return 0;
 }
 
+
+/* ------------------------------------------------------------------------------------------------ tasks mode */
+/* Wilson 95% interval for k successes out of n */
+static void wilson(double k, double n, double *lo, double *hi) {
+    if (n <= 0) { *lo = 0; *hi = 1; return; }
+    double z = 1.959964, p = k / n, den = 1 + z * z / n;
+    double mid = (p + z * z / (2 * n)) / den, half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den;
+    *lo = fmax(0.0, mid - half);
+    *hi = fmin(1.0, mid + half);
+}
+
+/* Score `samples` generated samples of a task at length T: the fraction right (exact match per sample for the
+   text tasks, per query for MQAR), and the counts behind it. */
+static double score_task(Model *m, int task, int T, const Options *o, uint64_t seed, double *k_out, double *n_out) {
+    TaskOptions to = task_options_default();
+    to.depth = o->depth;
+    to.mqar_vocab = m->cfg.vocab_size;
+    TaskSample s;
+    task_sample_alloc(&s, T);
+    Rng rng = {seed};
+    int V = m->cfg.vocab_size;
+    int *argmax = (int *)mallocCheck((size_t)T * sizeof(int));
+    float *row = (float *)mallocCheck((size_t)V * sizeof(float));
+    double k = 0.0, n = 0.0;
+    char err[512];
+    for (int i = 0; i < o->samples; i++) {
+        if (task_generate(&s, task, T, &to, &rng, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+        model_forward(m, s.tokens, NULL, 1, T);
+        for (int t = 0; t < T; t++) argmax[t] = -1;
+        for (int j = 0; j < s.n_score; j++) {
+            int t = s.score_pos[j], best = 0;
+            model_logits_row(m, 0, t, row);
+            for (int v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+            argmax[t] = best;
+        }
+        if (task == TASK_MQAR) { k += task_score_fraction(&s, argmax) * s.n_score; n += s.n_score; }
+        else { k += task_score_argmax(&s, argmax); n += 1; }
+    }
+    task_sample_free(&s);
+    free(argmax);
+    free(row);
+    *k_out = k;
+    *n_out = n;
+    return n > 0 ? k / n : 0.0;
+}
+
+static int parse_task_list(const char *spec, int *out) {
+    int n = 0;
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *t = strtok(buf, ","); t && n < TASK_COUNT; t = strtok(NULL, ",")) {
+        int id = task_from_name(t);
+        if (id < 0) { fprintf(stderr, "error: unknown task '%s'; tasks: passkey niah_single niah_multikey niah_multivalue vt mqar\n", t); exit(1); }
+        out[n++] = id;
+    }
+    return n;
+}
+
+static int mode_tasks(Options *o) {
+    Model m0;
+    Config c;
+    double *params;
+    load_model(&m0, &c, &params, o);
+    model_free(&m0);
+    Scaling sc[1];
+    parse_scalings(o->scalings ? o->scalings : "none", sc, 1);
+    Config cs = c;
+    cs.ntk_factor = sc[0].ntk; cs.pi_factor = sc[0].pi; cs.yarn_factor = sc[0].yarn;
+    char err[512];
+    if (config_validate(&cs, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    Model m;
+    model_init_from(&m, &cs, params);
+    int L = c.train_seq, lengths[32], nl = 0, tasks[TASK_COUNT], nt;
+    if (o->lengths) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", o->lengths);
+        for (char *t = strtok(buf, ","); t && nl < 32; t = strtok(NULL, ",")) lengths[nl++] = (int)parse_num("--lengths", t, 4, 1 << 24);
+    } else {
+        for (int f = 1; f <= 8; f *= 2) lengths[nl++] = L * f;
+    }
+    if (o->tasks) nt = parse_task_list(o->tasks, tasks);
+    else { nt = 0; for (int t = 0; t < TASK_COUNT; t++) tasks[nt++] = t; }
+    if (c.vocab_size < 256) {   /* text tasks are byte-level */
+        int k = 0;
+        for (int i = 0; i < nt; i++) if (tasks[i] == TASK_MQAR) tasks[k++] = tasks[i];
+        nt = k;
+    }
+    ensure_dir(o->out);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/tasks_%s.csv", o->out, pe_name(c.pe));
+    FILE *csv = fopen(path, "w");
+    if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+    fprintf(csv, "pe,scaling,task,length,accuracy,ci_low,ci_high,correct,scored,samples\n");
+    printf("\naccuracy (exact match of the teacher-forced argmax; MQAR per query) with 95%% Wilson intervals, %d samples, scaling %s\n",
+           o->samples, sc[0].label);
+    printf("%-16s", "task");
+    for (int li = 0; li < nl; li++) printf(" %20d", lengths[li]);
+    printf("\n");
+    double *ys = (double *)mallocCheck(sizeof(double) * nt * nl), *xs = (double *)mallocCheck(sizeof(double) * nl);
+    TaskOptions to = task_options_default();
+    to.mqar_vocab = c.vocab_size;
+    for (int li = 0; li < nl; li++) xs[li] = lengths[li];
+    for (int ti = 0; ti < nt; ti++) {
+        printf("%-16s", task_name(tasks[ti]));
+        for (int li = 0; li < nl; li++) {
+            ys[ti * nl + li] = NAN;
+            if (task_min_len(tasks[ti], &to) > lengths[li]) { printf(" %20s", "(too short)"); continue; }
+            double k, n, lo, hi;
+            double acc = score_task(&m, tasks[ti], lengths[li], o, o->seed * 1000003ull + (uint64_t)ti * 7919u + (uint64_t)lengths[li], &k, &n);
+            wilson(k, n, &lo, &hi);
+            printf("   %5.1f%% [%4.1f,%5.1f]", 100 * acc, 100 * lo, 100 * hi);
+            fflush(stdout);
+            fprintf(csv, "%s,%s,%s,%d,%.6f,%.6f,%.6f,%.0f,%.0f,%d\n", pe_name(c.pe), sc[0].label, task_name(tasks[ti]), lengths[li], acc, lo, hi, k, n, o->samples);
+            ys[ti * nl + li] = 100 * acc;
+        }
+        printf("\n");
+    }
+    fclose(csv);
+    printf("wrote %s\n", path);
+    Series s[TASK_COUNT];
+    for (int ti = 0; ti < nt; ti++) { s[ti].name = task_name(tasks[ti]); s[ti].n = nl; s[ti].x = xs; s[ti].y = ys + ti * nl; }
+    char title[256];
+    snprintf(title, sizeof(title), "%s: task accuracy vs length (trained at %d)", pe_name(c.pe), L);
+    snprintf(path, sizeof(path), "%s/tasks_%s.svg", o->out, pe_name(c.pe));
+    svg_plot(path, title, "length (tokens)", "accuracy (%)", 1, s, nt);
+    free(ys); free(xs); free(params);
+    model_free(&m);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------ noise mode */
+static int mode_noise(Options *o) {
+    Model m;
+    Config c;
+    double *params;
+    load_model(&m, &c, &params, o);
+    int T = o->seq > 0 ? o->seq : c.train_seq, task;
+    TaskOptions to = task_options_default();
+    to.mqar_vocab = c.vocab_size;
+    if (o->tasks) {
+        int list[TASK_COUNT];
+        if (parse_task_list(o->tasks, list) != 1) { fprintf(stderr, "error: eval noise takes one task\n"); return 1; }
+        task = list[0];
+    } else {
+        task = (c.vocab_size >= 256 && task_min_len(TASK_PASSKEY, &to) <= T) ? TASK_PASSKEY : TASK_MQAR;
+    }
+    if (task_min_len(task, &to) > T) { fprintf(stderr, "error: task %s needs --seq >= %d\n", task_name(task), task_min_len(task, &to)); return 1; }
+    double sig[64];
+    int ns = 0;
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", o->sigmas ? o->sigmas : "0,0.2,0.4,0.6,0.8,1.0,1.2,1.5");
+    for (char *t = strtok(buf, ","); t && ns < 64; t = strtok(NULL, ",")) sig[ns++] = parse_num("--sigmas", t, 0, 1e3);
+    int ntarget = m.d.imag ? 2 : 1;
+    ensure_dir(o->out);
+    char path[4200], err[512];
+    snprintf(path, sizeof(path), "%s/noise_%s.csv", o->out, pe_name(c.pe));
+    FILE *csv = fopen(path, "w");
+    if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+    fprintf(csv, "pe,task,length,target,sigma,accuracy,ci_low,ci_high\n");
+    printf("\nnoise experiment: %s at length %d, %d samples; N(0, sigma^2) on the rotated %s queries\n", task_name(task), T, o->samples,
+           m.d.imag ? "real or imaginary" : "(real)");
+    printf("%6s %22s%s\n", "sigma", "real", m.d.imag ? "              imaginary" : "");
+    double *ys = (double *)mallocCheck(sizeof(double) * 2 * ns);
+    for (int i = 0; i < ns; i++) {
+        printf("%6.2f", sig[i]);
+        for (int tg = 0; tg < ntarget; tg++) {
+            int target = tg == 0 ? NOISE_REAL : NOISE_IMAG;
+            if (model_set_noise(&m, target, sig[i], 0xA0153ull + (uint64_t)i, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+            double k, n, lo, hi;
+            double acc = score_task(&m, task, T, o, o->seed * 1000003ull + 17, &k, &n);   /* the same samples for every sigma */
+            wilson(k, n, &lo, &hi);
+            printf("   %5.1f%% [%4.1f,%5.1f]", 100 * acc, 100 * lo, 100 * hi);
+            fflush(stdout);
+            fprintf(csv, "%s,%s,%d,%s,%.3f,%.6f,%.6f,%.6f\n", pe_name(c.pe), task_name(task), T, tg == 0 ? "real" : "imag", sig[i], acc, lo, hi);
+            ys[tg * ns + i] = 100 * acc;
+        }
+        printf("\n");
+    }
+    model_set_noise(&m, NOISE_NONE, 0.0, 0, err, sizeof(err));
+    fclose(csv);
+    printf("wrote %s\n", path);
+    Series s[2] = {{"noise on real queries", ns, sig, ys}, {"noise on imaginary queries", ns, sig, ys + ns}};
+    char title[256];
+    snprintf(title, sizeof(title), "%s: %s accuracy vs query noise (length %d)", pe_name(c.pe), task_name(task), T);
+    snprintf(path, sizeof(path), "%s/noise_%s.svg", o->out, pe_name(c.pe));
+    svg_plot(path, title, "noise sigma", "accuracy (%)", 0, s, ntarget);
+    free(ys); free(params);
+    model_free(&m);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------- curves mode */
 static int mode_curves(Options *o) {
     int n = 241, HD = o->head_dim;
@@ -415,12 +628,13 @@ static int mode_curves(Options *o) {
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) { usage(NULL); return argc < 2 ? 1 : 0; }
     const char *mode = argv[1];
-    if (strcmp(mode, "ppl") != 0 && strcmp(mode, "patterns") != 0 && strcmp(mode, "curves") != 0) {
-        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, patterns, curves (see ./eval --help)\n", mode);
+    if (strcmp(mode, "ppl") != 0 && strcmp(mode, "patterns") != 0 && strcmp(mode, "curves") != 0 &&
+        strcmp(mode, "tasks") != 0 && strcmp(mode, "noise") != 0) {
+        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, curves (see ./eval --help)\n", mode);
         return 1;
     }
-    Options o = {NULL, "data/tinyshakespeare_val.bin", "results/eval", NULL, NULL, 0, 0, 0, 128, 10000.0};
-    o.samples = strcmp(mode, "patterns") == 0 ? 4 : 8;
+    Options o = {NULL, "data/tinyshakespeare_val.bin", "results/eval", NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1};
+    o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : 20;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(mode); return 0; }
@@ -439,10 +653,16 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--stride") == 0) o.stride = (int)parse_num(f, v, 1, 1 << 24);
         else if (strcmp(f, "--head-dim") == 0) o.head_dim = (int)parse_num(f, v, 2, 1 << 20);
         else if (strcmp(f, "--base") == 0) o.base = parse_num(f, v, 1.0000001, 1e30);
+        else if (strcmp(f, "--tasks") == 0) o.tasks = v;
+        else if (strcmp(f, "--sigmas") == 0) o.sigmas = v;
+        else if (strcmp(f, "--depth") == 0) o.depth = parse_num(f, v, -1, 1);
+        else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)parse_num(f, v, 0, 9007199254740992.0);
         else { fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode); return 1; }
     }
     if (o.head_dim % 2 != 0) { fprintf(stderr, "error: --head-dim must be even\n"); return 1; }
     if (strcmp(mode, "ppl") == 0) return mode_ppl(&o);
     if (strcmp(mode, "patterns") == 0) return mode_patterns(&o);
+    if (strcmp(mode, "tasks") == 0) return mode_tasks(&o);
+    if (strcmp(mode, "noise") == 0) return mode_noise(&o);
     return mode_curves(&o);
 }

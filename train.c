@@ -12,6 +12,8 @@ that the losses are bit-identical to an uninterrupted run.
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
+#define ROPEPP_TASKS_IMPLEMENTATION
+#include "data/tasks.h"
 #include <time.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -19,7 +21,7 @@ that the losses are bit-identical to an uninterrupted run.
 /* ------------------------------------------------------------------------------------------------ options */
 typedef struct {
     Config model;
-    const char *train_pattern, *val_pattern, *ckpt_dir, *log_path, *init_from, *prompt;
+    const char *train_pattern, *val_pattern, *ckpt_dir, *log_path, *init_from, *prompt, *mix;
     int vocab;                  /* 0 = from the data */
     int batch, seq, steps, warmup, schedule, decay_steps, val_every, val_batches, ckpt_every, keep, resume;
     int sample_len, init;
@@ -74,7 +76,9 @@ static void usage(const Options *d) {
            "  --val PATTERN        validation shards (%s; \"\" = none)\n"
            "  --vocab V            vocabulary size (0 = 256 for byte data, else max token + 1) (0)\n"
            "  --batch B            sequences per step (%d)\n"
-           "  --seq T              sequence length (%d)\n\n"
+           "  --seq T              sequence length (%d)\n"
+           "  --mix SPEC           rows of generated long-context tasks mixed into the batches, e.g. passkey:0.2,mqar:0.1\n"
+           "                       (tasks: passkey niah_single niah_multikey niah_multivalue vt mqar; text tasks need a long --seq)\n\n"
            "optimization (AdamW, REFERENCE §7)\n"
            "  --steps N            optimizer steps (%d)\n"
            "  --lr LR              peak learning rate (%g)\n"
@@ -141,7 +145,7 @@ static const char *const value_flags[] = {
     "--yarn-factor", "--yarn-orig-len", "--ntk-factor", "--norm-eps", "--vocab", "--init", "--seed", "--train", "--val",
     "--batch", "--seq", "--steps", "--lr", "--warmup", "--schedule", "--decay-steps", "--beta1", "--beta2", "--eps",
     "--weight-decay", "--clip", "--val-every", "--val-batches", "--ckpt-dir", "--ckpt-every", "--keep", "--init-from",
-    "--log", "--sample", "--prompt", "--temperature", "--peak-tflops"};
+    "--log", "--sample", "--prompt", "--temperature", "--peak-tflops", "--mix"};
 
 static void parse_args(Options *o, int argc, char **argv) {
     Config *c = &o->model;
@@ -198,6 +202,7 @@ static void parse_args(Options *o, int argc, char **argv) {
             else if (strcmp(f, "--ckpt-every") == 0) o->ckpt_every = parse_int(f, v, 0, 1 << 30);
             else if (strcmp(f, "--keep") == 0) o->keep = parse_int(f, v, 1, 1 << 20);
             else if (strcmp(f, "--init-from") == 0) o->init_from = v;
+            else if (strcmp(f, "--mix") == 0) o->mix = v;
             else if (strcmp(f, "--log") == 0) o->log_path = v;
             else if (strcmp(f, "--sample") == 0) o->sample_len = parse_int(f, v, 0, 1 << 20);
             else if (strcmp(f, "--prompt") == 0) o->prompt = v;
@@ -325,6 +330,11 @@ int main(int argc, char **argv) {
     memset(&train_dl, 0, sizeof(train_dl));
     memset(&val_dl, 0, sizeof(val_dl));
     FILE *logf = NULL;
+    TaskMix mix;
+    TaskOptions task_opt;
+    TaskSample task_row;
+    memset(&mix, 0, sizeof(mix));
+    memset(&task_row, 0, sizeof(task_row));
 
     /* vocabulary: flag, or from the data */
     int vocab = o.vocab;
@@ -365,8 +375,8 @@ int main(int argc, char **argv) {
         size_t np;
         if (checkpoint_read(o.init_from, &ck, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         /* weights only; the new run may change the sequence length and the rope base (the long-context stage) */
-        ck.rope_base = o.model.rope_base != config_default().rope_base ? o.model.rope_base : ck.rope_base;
-        ck.train_seq = ck.pe == PE_FOPE ? ck.train_seq : o.seq;
+        if (o.given & GIVEN_BASE) ck.rope_base = o.model.rope_base;
+        if (ck.pe != PE_FOPE) ck.train_seq = o.seq;   /* FoPE's basis was fixed by its training length */
         model_init_from(&model, &ck, params);
         free(params);
         vocab = ck.vocab_size;
@@ -384,6 +394,19 @@ int main(int argc, char **argv) {
     if (loader_init(&train_dl, o.train_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     if (have_val && loader_init(&val_dl, o.val_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     if (resumed && loader_seek(&train_dl, resume_state.shard, resume_state.pos, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    /* long-context tasks mixed into the batches: a row is replaced by a generated sample with the task's
+       proportion; the draws come from the run's RNG, which the state file saves, so resume stays exact */
+    if (o.mix != NULL) {
+        if (task_mix_parse(o.mix, &mix, err, sizeof(err)) != 0) { fprintf(stderr, "error: --mix: %s\n", err); goto out; }
+        task_opt = task_options_default();
+        task_opt.mqar_vocab = vocab;
+        for (int i = 0; i < mix.n; i++) {
+            int need = task_min_len(mix.item[i].task, &task_opt);
+            if (need > o.seq) { fprintf(stderr, "error: --mix: task %s needs --seq >= %d (has %d)\n", task_name(mix.item[i].task), need, o.seq); goto out; }
+            if (mix.item[i].task != TASK_MQAR && vocab < 256) { fprintf(stderr, "error: --mix: text task %s needs a byte-level vocabulary (256)\n", task_name(mix.item[i].task)); goto out; }
+        }
+        task_sample_alloc(&task_row, o.seq);
+    }
 
     if (o.log_path && o.log_path[0]) {
         char dir[4096];
@@ -413,6 +436,13 @@ int main(int argc, char **argv) {
     for (int step = model.step; step < o.steps; step++) {
         double t0 = now_ms();
         if (loader_next(&train_dl, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+        for (int b = 0; mix.n > 0 && b < o.batch; b++) {
+            int task = task_mix_pick(&mix, &rng);
+            if (task < 0) continue;
+            if (task_generate(&task_row, task, o.seq, &task_opt, &rng, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+            memcpy(train_dl.inputs + (size_t)b * o.seq, task_row.tokens, (size_t)o.seq * sizeof(int));
+            memcpy(train_dl.targets + (size_t)b * o.seq, task_row.targets, (size_t)o.seq * sizeof(int));
+        }
         double loss = model_forward(&model, train_dl.inputs, train_dl.targets, o.batch, o.seq);
         model_zero_grad(&model);
         model_backward(&model);
@@ -449,6 +479,7 @@ int main(int argc, char **argv) {
     status = 0;
 out:
     if (logf) fclose(logf);
+    if (task_row.tokens != NULL) task_sample_free(&task_row);
     loader_free(&train_dl);
     loader_free(&val_dl);
     model_free(&model);

@@ -35,6 +35,8 @@ run test_parity ./tests/test_parity
 run test_parity_float ./tests/test_parity_float
 run test_infer ./tests/test_infer
 run test_tasks ./tests/test_tasks
+run test_infer_cli bash tests/test_infer_cli.sh
+run test_eval bash tests/test_eval.sh
 run test_files ./tests/test_files
 run test_cli bash tests/test_cli.sh
 run test_sanitizers bash tests/test_sanitizers.sh

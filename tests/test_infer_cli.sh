@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# test_infer_cli.sh — ./infer as a user runs it: generation from a tiny trained checkpoint (from --prompt and from
+# standard input; greedy decoding is repeatable; it stops at the context limit with a message and prints the
+# KV-cache size and time per token), and bad input (missing/corrupt checkpoint, empty prompt, prompt longer
+# than the context, invalid sampling values) exits non-zero with one error line, never a crash.
+set -u
+cd "$(dirname "$0")/.."
+pass=0; fail=0
+ok() { echo "ok   - $*"; pass=$((pass + 1)); }
+bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+T=tests/tmp/test_infer_cli.$$
+mkdir -p "$T"
+trap 'rm -rf "$T"' EXIT
+./train --dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --batch 2 --seq 48 --steps 4 --val-batches 1 --sample 0 \
+  --pe ropepp_eh --ckpt-dir "$T/ck" --log "" > "$T/train.txt" 2>&1 && ok "tiny ropepp_eh model trained" || bad "training"
+ck="$T/ck/model_00000004.ckpt"
+
+out=$(./infer --ckpt "$ck" --prompt "ROMEO:" --max-new 20 --temperature 0 2> "$T/err1.txt"); st=$?
+[ $st -eq 0 ] && [ "${out:0:6}" = "ROMEO:" ] && [ ${#out} -ge 26 ] && ok "generates 20 bytes after the prompt" || bad "generation (exit $st): $out"
+grep -q "ms per output token" "$T/err1.txt" && grep -q "KV cache [0-9]* bytes" "$T/err1.txt" && ok "prints time per output token and KV-cache bytes" || bad "no timing/KV line"
+out2=$(./infer --ckpt "$ck" --prompt "ROMEO:" --max-new 20 --temperature 0 2> /dev/null)
+[ "$out" = "$out2" ] && ok "greedy decoding is repeatable" || bad "greedy outputs differ"
+out3=$(printf 'ROMEO:' | ./infer --ckpt "$ck" --max-new 20 --temperature 0 2> /dev/null)
+[ "$out" = "$out3" ] && ok "the prompt can come from standard input" || bad "stdin prompt gave other text"
+./infer --ckpt "$ck" --prompt "A" --max-new 100 --temperature 0.8 --top-k 5 --top-p 0.9 > /dev/null 2> "$T/err2.txt"; st=$?
+[ $st -eq 0 ] && grep -q "context limit of 48" "$T/err2.txt" && ok "stops at the context limit (48) with a message" || bad "context limit (exit $st): $(cat "$T/err2.txt")"
+./infer --ckpt "$ck" --prompt "A" --max-new 60 --ctx 96 --ntk-factor 2 > /dev/null 2> "$T/err3.txt" && ! grep -q "context limit" "$T/err3.txt" \
+  && ok "--ctx 96 with --ntk-factor 2 generates past the training length" || bad "ntk extension: $(cat "$T/err3.txt")"
+
+expect_error() {   # expect_error NAME KEYWORD ARGS...
+  local name=$1 key=$2; shift 2
+  local out; out=$(./infer "$@" < /dev/null 2>&1); local st=$?
+  if [ $st -ne 0 ] && [ $st -lt 128 ] && echo "$out" | grep -q "error:.*$key"; then ok "$name: exit $st, $(echo "$out" | grep error: | head -1)"
+  else bad "$name: exit $st, output: $out"; fi
+}
+long=$(head -c 100 data/tinyshakespeare.txt)
+expect_error "missing checkpoint" "cannot open" --ckpt "$T/none.ckpt" --prompt x
+expect_error "corrupt checkpoint" "truncated" --ckpt "$T/train.txt" --prompt x
+expect_error "empty checkpoint folder" "no checkpoint" --ckpt-dir "$T/empty" --prompt x
+expect_error "empty prompt" "empty" --ckpt "$ck" --prompt ""
+expect_error "prompt longer than the context" "longer than the context" --ckpt "$ck" --prompt "$long"
+expect_error "negative temperature" "temperature" --ckpt "$ck" --prompt x --temperature -1
+expect_error "top-p out of range" "top-p" --ckpt "$ck" --prompt x --top-p 1.5
+expect_error "bad top-k" "top-k" --ckpt "$ck" --prompt x --top-k abc
+expect_error "unknown flag" "unknown flag" --ckpt "$ck" --prompt x --bogus 1
+expect_error "token id out of range" "token id" --ckpt "$ck" --prompt-tokens 1,2,999
+echo "test_infer_cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]
