@@ -9,6 +9,8 @@ SVG plot under --out (default results/eval):
   ./eval noise    [--ckpt F]   the noise experiment: N(0, sigma^2) on the real or the imaginary queries, task
                                accuracy vs sigma (REFERENCE §5)
   ./eval curves                the characteristic curves c_Re, c_Im vs dt with their Ci/Si closed forms (Eq. 5, 7)
+  ./eval plot --csv F --x COL --y COL --group COL [--where COL=VAL]... --out FILE.svg
+                               one line per value of --group from any of these CSVs (compare.sh's combined plots)
 Build: make eval (CPU); make eval_gpu (CUDA). `./eval MODE --help` lists the flags of a mode.
 
 Dims legend as in ropepp.h: B batch, T sequence length, L layers, NA attention heads, V vocab.
@@ -115,7 +117,7 @@ typedef struct {
 } Options;
 
 static void usage(const char *mode) {
-    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, curves\n\n");
+    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, curves, plot\n\n");
     if (mode == NULL || strcmp(mode, "ppl") == 0)
         printf("eval ppl: loss and perplexity vs context length (REFERENCE §8.1 for the sliding window)\n"
                "  --ckpt FILE        checkpoint (checkpoints/ newest)\n"
@@ -145,6 +147,11 @@ static void usage(const char *mode) {
                "  --tasks NAME       one task (passkey if it fits the length, else mqar)\n"
                "  --seq T            length (the training length)\n"
                "  --sigmas LIST      (0,0.2,0.4,0.6,0.8,1.0,1.2,1.5)\n\n");
+    if (mode == NULL || strcmp(mode, "plot") == 0)
+        printf("eval plot: a line plot of one of these CSVs, one line per value of a column\n"
+               "  --csv FILE --x COL --y COL --group COL --out FILE.svg   required\n"
+               "  --where COL=VALUE  keep only matching rows (repeatable)    --logx   log x axis\n"
+               "  --title T --xlabel T --ylabel T\n\n");
     if (mode == NULL || strcmp(mode, "curves") == 0)
         printf("eval curves: c_Re(dt), c_Im(dt) of paper Eq. 5 and 7 with their closed forms\n"
                "  --head-dim D       head dim (128)\n"
@@ -243,7 +250,7 @@ static int mode_ppl(Options *o) {
     snprintf(path, sizeof(path), "%s/ppl_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,scaling,length,band_start,band_end,loss,ppl,tokens\n");
+    fprintf(csv, "pe,scaling,length,band,band_start,band_end,loss,ppl,tokens\n");
     /* bands of positions: [0, L/2), [L/2, L), [L, 2L), [2L, 4L), [4L, 8L) */
     int band_edges[6] = {0, L / 2, L, 2 * L, 4 * L, 8 * L};
     double *plot_x = (double *)mallocCheck(sizeof(double) * nl * ns), *plot_y = (double *)mallocCheck(sizeof(double) * nl * ns);
@@ -276,10 +283,10 @@ static int mode_ppl(Options *o) {
             for (int b = 0; b < 5; b++) {
                 if (band_n[b]) printf(" %*.4f", (int)(snprintf(NULL, 0, " [%d,%d)", band_edges[b], band_edges[b + 1]) - 1), band_sum[b] / band_n[b]);
                 else printf(" %*s", (int)(snprintf(NULL, 0, " [%d,%d)", band_edges[b], band_edges[b + 1]) - 1), "-");
-                if (band_n[b]) fprintf(csv, "%s,%s,%d,%d,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), sc[si].label, T, band_edges[b], band_edges[b + 1], band_sum[b] / band_n[b], exp(band_sum[b] / band_n[b]), band_n[b]);
+                if (band_n[b]) fprintf(csv, "%s,%s,%d,band,%d,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), sc[si].label, T, band_edges[b], band_edges[b + 1], band_sum[b] / band_n[b], exp(band_sum[b] / band_n[b]), band_n[b]);
             }
             printf("\n");
-            fprintf(csv, "%s,%s,%d,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), sc[si].label, T, T, mean, exp(mean), total_n);
+            fprintf(csv, "%s,%s,%d,all,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), sc[si].label, T, T, mean, exp(mean), total_n);
             plot_x[si * nl + li] = T;
             plot_y[si * nl + li] = exp(mean);
         }
@@ -303,7 +310,7 @@ static int mode_ppl(Options *o) {
     }
     printf("\nsliding window (window %d, stride %d, %zu tokens scored): ppl %.4f; official test_ppl formula exp(sum NLL / i_last) %.4f\n",
            L, S, scored, exp(nll / scored), exp(nll / (double)(i_last > 0 ? i_last : 1)));
-    fprintf(csv, "%s,sliding_window,%d,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored);
+    fprintf(csv, "%s,none,%d,sliding,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored);
     fclose(csv);
     printf("wrote %s\n", path);
     Series s[8];
@@ -592,6 +599,82 @@ static int mode_noise(Options *o) {
     return 0;
 }
 
+
+/* ------------------------------------------------------------------------------------------------ plot mode */
+/* A line plot of a CSV with a header row: x and y columns, one series per value of the group column, rows kept
+   only where every --where COL=VAL holds. */
+typedef struct { const char *csv, *x, *y, *group, *title, *xlabel, *ylabel, *path; const char *where[8]; int n_where, logx; } PlotArgs;
+
+static int csv_split(char *line, char **cols, int max) {
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        cols[n++] = p;
+        char *comma = strchr(p, ',');
+        if (comma == NULL) break;
+        *comma = '\0';
+        p = comma + 1;
+    }
+    char *nl = strpbrk(cols[n - 1], "\r\n");
+    if (nl) *nl = '\0';
+    return n;
+}
+
+static int col_index(char **hdr, int n, const char *name) {
+    for (int i = 0; i < n; i++) if (strcmp(hdr[i], name) == 0) return i;
+    return -1;
+}
+
+static int mode_plot(const PlotArgs *a) {
+    if (!a->csv || !a->x || !a->y || !a->group || !a->path) { fprintf(stderr, "error: eval plot needs --csv, --x, --y, --group and --out FILE.svg\n"); return 1; }
+    FILE *fp = fopen(a->csv, "r");
+    if (fp == NULL) { fprintf(stderr, "error: cannot open '%s': %s\n", a->csv, strerror(errno)); return 1; }
+    char line[4096], hline[4096], *hdr[64], *cols[64];
+    if (fgets(hline, sizeof(hline), fp) == NULL) { fprintf(stderr, "error: '%s' is empty\n", a->csv); fclose(fp); return 1; }
+    int nh = csv_split(hline, hdr, 64);
+    int xi = col_index(hdr, nh, a->x), yi = col_index(hdr, nh, a->y), gi = col_index(hdr, nh, a->group);
+    if (xi < 0 || yi < 0 || gi < 0) { fprintf(stderr, "error: '%s' has no column '%s'\n", a->csv, xi < 0 ? a->x : yi < 0 ? a->y : a->group); fclose(fp); return 1; }
+    int wi[8];
+    const char *wv[8];
+    for (int k = 0; k < a->n_where; k++) {
+        char name[256];
+        const char *eq = strchr(a->where[k], '=');
+        if (eq == NULL) { fprintf(stderr, "error: --where '%s' is not COL=VALUE\n", a->where[k]); fclose(fp); return 1; }
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - a->where[k]), a->where[k]);
+        wi[k] = col_index(hdr, nh, name);
+        wv[k] = eq + 1;
+        if (wi[k] < 0) { fprintf(stderr, "error: '%s' has no column '%s'\n", a->csv, name); fclose(fp); return 1; }
+    }
+    enum { MAXS = 16, MAXP = 512 };
+    static char names[MAXS][64];
+    static double xs[MAXS][MAXP], ys[MAXS][MAXP];
+    int counts[MAXS] = {0}, ns = 0;
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        int nc = csv_split(line, cols, 64);
+        if (nc < nh) continue;
+        int keep = 1;
+        for (int k = 0; k < a->n_where; k++) keep &= strcmp(cols[wi[k]], wv[k]) == 0;
+        if (!keep) continue;
+        int s = 0;
+        while (s < ns && strcmp(names[s], cols[gi]) != 0) s++;
+        if (s == ns) { if (ns == MAXS) continue; snprintf(names[ns++], 64, "%s", cols[gi]); }
+        if (counts[s] < MAXP) { xs[s][counts[s]] = atof(cols[xi]); ys[s][counts[s]] = atof(cols[yi]); counts[s]++; }
+    }
+    fclose(fp);
+    if (ns == 0) { fprintf(stderr, "error: no rows of '%s' match\n", a->csv); return 1; }
+    Series s[MAXS];
+    for (int k = 0; k < ns; k++) {
+        for (int i = 1; i < counts[k]; i++)   /* sort by x */
+            for (int j = i; j > 0 && xs[k][j - 1] > xs[k][j]; j--) {
+                double tx = xs[k][j], ty = ys[k][j];
+                xs[k][j] = xs[k][j - 1]; ys[k][j] = ys[k][j - 1]; xs[k][j - 1] = tx; ys[k][j - 1] = ty;
+            }
+        s[k].name = names[k]; s[k].n = counts[k]; s[k].x = xs[k]; s[k].y = ys[k];
+    }
+    svg_plot(a->path, a->title ? a->title : a->y, a->xlabel ? a->xlabel : a->x, a->ylabel ? a->ylabel : a->y, a->logx, s, ns);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------- curves mode */
 static int mode_curves(Options *o) {
     int n = 241, HD = o->head_dim;
@@ -628,6 +711,28 @@ static int mode_curves(Options *o) {
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) { usage(NULL); return argc < 2 ? 1 : 0; }
     const char *mode = argv[1];
+    if (strcmp(mode, "plot") == 0) {
+        PlotArgs p;
+        memset(&p, 0, sizeof(p));
+        for (int i = 2; i < argc; i++) {
+            const char *f = argv[i];
+            if (strcmp(f, "--help") == 0) { usage("plot"); return 0; }
+            if (strcmp(f, "--logx") == 0) { p.logx = 1; continue; }
+            if (i + 1 >= argc) { fprintf(stderr, "error: flag %s needs a value; see ./eval plot --help\n", f); return 1; }
+            const char *v = argv[++i];
+            if (strcmp(f, "--csv") == 0) p.csv = v;
+            else if (strcmp(f, "--x") == 0) p.x = v;
+            else if (strcmp(f, "--y") == 0) p.y = v;
+            else if (strcmp(f, "--group") == 0) p.group = v;
+            else if (strcmp(f, "--title") == 0) p.title = v;
+            else if (strcmp(f, "--xlabel") == 0) p.xlabel = v;
+            else if (strcmp(f, "--ylabel") == 0) p.ylabel = v;
+            else if (strcmp(f, "--out") == 0) p.path = v;
+            else if (strcmp(f, "--where") == 0 && p.n_where < 8) p.where[p.n_where++] = v;
+            else { fprintf(stderr, "error: unknown flag '%s' for mode plot; see ./eval plot --help\n", f); return 1; }
+        }
+        return mode_plot(&p);
+    }
     if (strcmp(mode, "ppl") != 0 && strcmp(mode, "patterns") != 0 && strcmp(mode, "curves") != 0 &&
         strcmp(mode, "tasks") != 0 && strcmp(mode, "noise") != 0) {
         fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, curves (see ./eval --help)\n", mode);

@@ -20,11 +20,11 @@ ck="$T/ck/model_00000005.ckpt"
 # ppl, against train's validation loss on the same 32 tokens
 if ./eval ppl --ckpt "$ck" --lengths 32,64 --samples 1 --out "$T/ev" > "$T/ppl.txt" 2>&1; then ok "eval ppl runs"; else bad "eval ppl"; cat "$T/ppl.txt"; fi
 train_val=$(grep '"val_loss"' "$T/train.jsonl" | tail -1 | sed -E 's/.*"val_loss": ([0-9.eE+-]+).*/\1/')
-eval_loss=$(grep '^ropepp_ec,none,32,0,32,' "$T/ev/ppl_ropepp_ec.csv" | cut -d, -f6)
+eval_loss=$(grep '^ropepp_ec,none,32,all,0,32,' "$T/ev/ppl_ropepp_ec.csv" | cut -d, -f7)
 if awk -v a="$train_val" -v b="$eval_loss" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d < 1e-5) }'; then
   ok "eval ppl loss on the first window ($eval_loss) = train's validation loss ($train_val)"
 else bad "eval ppl loss '$eval_loss' differs from train's validation loss '$train_val'"; fi
-if awk -F, 'NR > 1 { d = exp($6) - $7; if (d < 0) d = -d; if (d > 1e-3 * $7) exit 1 }' "$T/ev/ppl_ropepp_ec.csv"; then ok "ppl = exp(loss) in every row of the CSV"; else bad "ppl != exp(loss) in the CSV"; fi
+if awk -F, 'NR > 1 { d = exp($7) - $8; if (d < 0) d = -d; if (d > 1e-3 * $8) exit 1 }' "$T/ev/ppl_ropepp_ec.csv"; then ok "ppl = exp(loss) in every row of the CSV"; else bad "ppl != exp(loss) in the CSV"; fi
 grep -q "sliding window" "$T/ppl.txt" && ok "the sliding-window perplexity is reported" || bad "no sliding-window line"
 [ -s "$T/ev/ppl_ropepp_ec.svg" ] && grep -q "<svg" "$T/ev/ppl_ropepp_ec.svg" && ok "ppl plot written" || bad "no ppl plot"
 
@@ -43,6 +43,8 @@ grep -q ",imag," "$T/ev/noise_ropepp_ec.csv" && ok "noise has an imaginary-query
 r0=$(grep ',real,0.000,' "$T/ev/noise_ropepp_ec.csv" | cut -d, -f6); i0=$(grep ',imag,0.000,' "$T/ev/noise_ropepp_ec.csv" | cut -d, -f6)
 [ -n "$r0" ] && [ "$r0" = "$i0" ] && ok "sigma 0 gives the same accuracy for both targets ($r0)" || bad "sigma 0 rows differ: '$r0' vs '$i0'"
 if ./eval curves --out "$T/ev" > "$T/curves.txt" 2>&1 && [ -s "$T/ev/curves.svg" ]; then ok "eval curves"; else bad "eval curves"; fi
+if ./eval plot --csv "$T/ev/ppl_ropepp_ec.csv" --x length --y ppl --group scaling --where band=all --logx --out "$T/ev/p.svg" > /dev/null 2>&1 \
+   && [ "$(grep -c '<polyline' "$T/ev/p.svg")" -eq 2 ] && grep -q '>none<' "$T/ev/p.svg" && grep -q '>ntk:4<' "$T/ev/p.svg"; then ok "eval plot draws one line per group (none, ntk:4)"; else bad "eval plot"; fi
 
 # bad input
 expect_error() {   # expect_error NAME KEYWORD ARGS...
@@ -58,6 +60,7 @@ expect_error "corrupt checkpoint" "truncated" ppl --ckpt "$T/train.txt"
 expect_error "unknown task" "unknown task" tasks --ckpt "$ck" --tasks bogus
 expect_error "bad scaling factor" "scalings" ppl --ckpt "$ck" --scalings ntk:abc
 expect_error "bad number" "not a number" ppl --ckpt "$ck" --samples -3
+expect_error "plot: missing column" "no column" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x bogus --y ppl --group pe --out "$T/x.svg"
 
 echo "test_eval: $pass passed, $fail failed"
 [ $fail -eq 0 ]
