@@ -159,17 +159,6 @@ static void usage(const char *mode) {
                "  --out DIR          results folder (results/eval)\n");
 }
 
-static double parse_num(const char *flag, const char *v, double lo, double hi) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "error: %s '%s' is not a number in [%g, %g]; see ./eval --help\n", flag, v, lo, hi);
-        exit(1);
-    }
-    return x;
-}
-
 static void load_model(Model *m, Config *c_out, double **params_out, const Options *o) {
     char path[4200], err[1024];
     const char *ck = o->ckpt;
@@ -211,7 +200,7 @@ static int parse_scalings(const char *spec, Scaling *out, int max) {
         if (strcmp(tok, "none") == 0) { out[n++] = s; continue; }
         if (colon == NULL) { fprintf(stderr, "error: --scalings item '%s' is not none, ntk:F, pi:F or yarn:F\n", tok); exit(1); }
         *colon = '\0';
-        double f = parse_num("--scalings factor", colon + 1, 1.0, 1e6);
+        double f = flag_number("./eval", "--scalings factor", colon + 1, 1.0, 1e6);
         if (strcmp(tok, "ntk") == 0) s.ntk = f;
         else if (strcmp(tok, "pi") == 0) s.pi = f;
         else if (strcmp(tok, "yarn") == 0) s.yarn = f;
@@ -235,7 +224,7 @@ static int mode_ppl(Options *o) {
     if (o->lengths) {
         char buf[512];
         snprintf(buf, sizeof(buf), "%s", o->lengths);
-        for (char *t = strtok(buf, ","); t && nl < 32; t = strtok(NULL, ",")) lengths[nl++] = (int)parse_num("--lengths", t, 2, 1 << 24);
+        for (char *t = strtok(buf, ","); t && nl < 32; t = strtok(NULL, ",")) lengths[nl++] = (int)flag_number("./eval", "--lengths", t, 2, 1 << 24);
     } else {
         int mult[5] = {1, 2, 4, 8, 16};   /* in halves of L */
         for (int i = 0; i < 5; i++) lengths[nl++] = L * mult[i] / 2;
@@ -484,7 +473,7 @@ static int mode_tasks(Options *o) {
     if (o->lengths) {
         char buf[512];
         snprintf(buf, sizeof(buf), "%s", o->lengths);
-        for (char *t = strtok(buf, ","); t && nl < 32; t = strtok(NULL, ",")) lengths[nl++] = (int)parse_num("--lengths", t, 4, 1 << 24);
+        for (char *t = strtok(buf, ","); t && nl < 32; t = strtok(NULL, ",")) lengths[nl++] = (int)flag_number("./eval", "--lengths", t, 4, 1 << 24);
     } else {
         for (int f = 1; f <= 8; f *= 2) lengths[nl++] = L * f;
     }
@@ -559,7 +548,7 @@ static int mode_noise(Options *o) {
     int ns = 0;
     char buf[512];
     snprintf(buf, sizeof(buf), "%s", o->sigmas ? o->sigmas : "0,0.2,0.4,0.6,0.8,1.0,1.2,1.5");
-    for (char *t = strtok(buf, ","); t && ns < 64; t = strtok(NULL, ",")) sig[ns++] = parse_num("--sigmas", t, 0, 1e3);
+    for (char *t = strtok(buf, ","); t && ns < 64; t = strtok(NULL, ",")) sig[ns++] = flag_number("./eval", "--sigmas", t, 0, 1e3);
     int ntarget = m.d.imag ? 2 : 1;
     ensure_dir(o->out);
     char path[4200], err[512];
@@ -753,15 +742,15 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--out") == 0) o.out = v;
         else if (strcmp(f, "--lengths") == 0) o.lengths = v;
         else if (strcmp(f, "--scalings") == 0) o.scalings = v;
-        else if (strcmp(f, "--samples") == 0) o.samples = (int)parse_num(f, v, 1, 1e6);
-        else if (strcmp(f, "--seq") == 0) o.seq = (int)parse_num(f, v, 2, 1 << 20);
-        else if (strcmp(f, "--stride") == 0) o.stride = (int)parse_num(f, v, 1, 1 << 24);
-        else if (strcmp(f, "--head-dim") == 0) o.head_dim = (int)parse_num(f, v, 2, 1 << 20);
-        else if (strcmp(f, "--base") == 0) o.base = parse_num(f, v, 1.0000001, 1e30);
+        else if (strcmp(f, "--samples") == 0) o.samples = (int)flag_number("./eval", f, v, 1, 1e6);
+        else if (strcmp(f, "--seq") == 0) o.seq = (int)flag_number("./eval", f, v, 2, 1 << 20);
+        else if (strcmp(f, "--stride") == 0) o.stride = (int)flag_number("./eval", f, v, 1, 1 << 24);
+        else if (strcmp(f, "--head-dim") == 0) o.head_dim = (int)flag_number("./eval", f, v, 2, 1 << 20);
+        else if (strcmp(f, "--base") == 0) o.base = flag_number("./eval", f, v, 1.0000001, 1e30);
         else if (strcmp(f, "--tasks") == 0) o.tasks = v;
         else if (strcmp(f, "--sigmas") == 0) o.sigmas = v;
-        else if (strcmp(f, "--depth") == 0) o.depth = parse_num(f, v, -1, 1);
-        else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)parse_num(f, v, 0, 9007199254740992.0);
+        else if (strcmp(f, "--depth") == 0) o.depth = flag_number("./eval", f, v, -1, 1);
+        else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)flag_number("./eval", f, v, 0, 9007199254740992.0);
         else { fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode); return 1; }
     }
     if (o.head_dim % 2 != 0) { fprintf(stderr, "error: --head-dim must be even\n"); return 1; }

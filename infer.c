@@ -39,17 +39,6 @@ static void usage(void) {
            "  --help               this text\n");
 }
 
-static double parse_num(const char *flag, const char *v, double lo, double hi) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "error: %s '%s' is not a number in [%g, %g]; see ./infer --help\n", flag, v, lo, hi);
-        exit(1);
-    }
-    return x;
-}
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -82,15 +71,15 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--ckpt-dir") == 0) o.ckpt_dir = v;
         else if (strcmp(f, "--prompt") == 0) o.prompt = v;
         else if (strcmp(f, "--prompt-tokens") == 0) o.prompt_tokens = v;
-        else if (strcmp(f, "--max-new") == 0) o.max_new = (int)parse_num(f, v, 0, 1 << 24);
-        else if (strcmp(f, "--temperature") == 0) o.temperature = parse_num(f, v, 0, 100);
-        else if (strcmp(f, "--top-k") == 0) o.top_k = (int)parse_num(f, v, 0, 1 << 30);
-        else if (strcmp(f, "--top-p") == 0) o.top_p = parse_num(f, v, 1e-9, 1.0);
-        else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)parse_num(f, v, 0, 9007199254740992.0);
-        else if (strcmp(f, "--ctx") == 0) o.ctx = (int)parse_num(f, v, 1, 1 << 24);
-        else if (strcmp(f, "--ntk-factor") == 0) o.ntk = parse_num(f, v, 1, 1e6);
-        else if (strcmp(f, "--pi-factor") == 0) o.pi = parse_num(f, v, 1, 1e6);
-        else if (strcmp(f, "--yarn-factor") == 0) o.yarn = parse_num(f, v, 1, 1e6);
+        else if (strcmp(f, "--max-new") == 0) o.max_new = (int)flag_number("./infer", f, v, 0, 1 << 24);
+        else if (strcmp(f, "--temperature") == 0) o.temperature = flag_number("./infer", f, v, 0, 100);
+        else if (strcmp(f, "--top-k") == 0) o.top_k = (int)flag_number("./infer", f, v, 0, 1 << 30);
+        else if (strcmp(f, "--top-p") == 0) o.top_p = flag_number("./infer", f, v, 1e-9, 1.0);
+        else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)flag_number("./infer", f, v, 0, 9007199254740992.0);
+        else if (strcmp(f, "--ctx") == 0) o.ctx = (int)flag_number("./infer", f, v, 1, 1 << 24);
+        else if (strcmp(f, "--ntk-factor") == 0) o.ntk = flag_number("./infer", f, v, 1, 1e6);
+        else if (strcmp(f, "--pi-factor") == 0) o.pi = flag_number("./infer", f, v, 1, 1e6);
+        else if (strcmp(f, "--yarn-factor") == 0) o.yarn = flag_number("./infer", f, v, 1, 1e6);
         else { fprintf(stderr, "error: unknown flag '%s'; see ./infer --help\n", f); return 1; }
     }
     char path[4200], err[1024];

@@ -53,6 +53,8 @@ extern "C" {
 #define fread_check cpu_fread_check
 #define fwrite_check cpu_fwrite_check
 #define fclose_check cpu_fclose_check
+#define flag_number cpu_flag_number
+#define flag_int cpu_flag_int
 #define rng_u64 cpu_rng_u64
 #define rng_uniform cpu_rng_uniform
 #define rng_normal cpu_rng_normal
@@ -127,6 +129,10 @@ void fread_check(void *ptr, size_t size, size_t nmemb, FILE *fp, const char *fil
 void fwrite_check(const void *ptr, size_t size, size_t nmemb, FILE *fp, const char *file, int line);
 void fclose_check(FILE *fp, const char *file, int line);
 #define mallocCheck(size) malloc_check(size, __FILE__, __LINE__)
+/* Numbers on a command line: the value, or exit(1) with "error: FLAG 'TEXT' is not a number in [lo, hi]; see
+   PROGRAM --help" (flag_int: an integer). */
+double flag_number(const char *program, const char *flag, const char *text, double lo, double hi);
+int flag_int(const char *program, const char *flag, const char *text, int lo, int hi);
 #define fopenCheck(path, mode) fopen_check(path, mode, __FILE__, __LINE__)
 #define freadCheck(ptr, size, nmemb, fp) fread_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
 #define fwriteCheck(ptr, size, nmemb, fp) fwrite_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
@@ -523,6 +529,28 @@ void fclose_check(FILE *fp, const char *file, int line) {
                 strerror(errno));
         exit(1);
     }
+}
+
+double flag_number(const char *program, const char *flag, const char *text, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double x = strtod(text, &end);
+    if (*text == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "error: %s '%s' is not a number in [%g, %g]; see %s --help\n", flag, text, lo, hi, program);
+        exit(1);
+    }
+    return x;
+}
+
+int flag_int(const char *program, const char *flag, const char *text, int lo, int hi) {
+    char *end;
+    errno = 0;
+    long x = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || errno != 0 || x < lo || x > hi) {
+        fprintf(stderr, "error: %s '%s' is not an integer in [%d, %d]; see %s --help\n", flag, text, lo, hi, program);
+        exit(1);
+    }
+    return (int)x;
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {

@@ -43,7 +43,7 @@ static Options default_options(void) {
     o.log_path = "log/train.jsonl";
     o.prompt = "\n";
     o.vocab = 0;
-    o.batch = 16; o.seq = 128; o.steps = 600; o.warmup = -1; o.schedule = SCHED_WSD; o.decay_steps = -1;
+    o.batch = 16; o.seq = 128; o.steps = 1000; o.warmup = -1; o.schedule = SCHED_WSD; o.decay_steps = -1;
     o.val_every = 100; o.val_batches = 20; o.ckpt_every = 0; o.keep = 3; o.resume = 0;
     o.sample_len = 300; o.init = INIT_TORCH_DEFAULT;
     o.lr = 3e-3; o.beta1 = 0.95; o.beta2 = 0.99; o.eps = 1e-8; o.weight_decay = 0.1; o.clip = 0.0;
@@ -114,30 +114,6 @@ static void die_flag(const char *flag, const char *value, const char *want) {
     exit(1);
 }
 
-static int parse_int(const char *flag, const char *v, int lo, int hi) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno != 0 || x < lo || x > hi) {
-        char want[96];
-        snprintf(want, sizeof(want), "an integer in [%d, %d]", lo, hi);
-        die_flag(flag, v, want);
-    }
-    return (int)x;
-}
-
-static double parse_double(const char *flag, const char *v, double lo, double hi) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi)) {
-        char want[96];
-        snprintf(want, sizeof(want), "a number in [%g, %g]", lo, hi);
-        die_flag(flag, v, want);
-    }
-    return x;
-}
-
 /* every flag that takes a value (an unknown flag at the end of the line is reported as unknown, not as missing
    its value) */
 static const char *const value_flags[] = {
@@ -163,51 +139,51 @@ static void parse_args(Options *o, int argc, char **argv) {
         }
         const char *v = argv[++i];
         if (strcmp(f, "--pe") == 0) { c->pe = pe_from_name(v); if (c->pe < 0) die_flag(f, v, "one of nope rope ropepp_eh ropepp_ec fope alibi partial"); o->given |= GIVEN_PE; }
-        else if (strcmp(f, "--dim") == 0) { c->dim = parse_int(f, v, 1, 65536); o->given |= GIVEN_DIM; }
-        else if (strcmp(f, "--layers") == 0) { c->n_layers = parse_int(f, v, 1, 1024); o->given |= GIVEN_LAYERS; }
-        else if (strcmp(f, "--heads") == 0) { c->n_heads = parse_int(f, v, 1, 4096); o->given |= GIVEN_HEADS; }
-        else if (strcmp(f, "--kv-heads") == 0) { c->n_kv_heads = parse_int(f, v, 1, 4096); o->given |= GIVEN_KV; }
-        else if (strcmp(f, "--ffn") == 0) { c->ffn_dim = parse_int(f, v, 1, 1 << 20); o->given |= GIVEN_FFN; }
-        else if (strcmp(f, "--rotary-frac") == 0) { c->rotary_frac = parse_double(f, v, 1e-9, 1.0); o->given |= GIVEN_FRAC; }
-        else if (strcmp(f, "--rope-base") == 0) { c->rope_base = parse_double(f, v, 1.0000001, 1e30); o->given |= GIVEN_BASE; }
-        else if (strcmp(f, "--pi-factor") == 0) { c->pi_factor = parse_double(f, v, 1.0, 1e6); o->given |= GIVEN_PI; }
-        else if (strcmp(f, "--yarn-factor") == 0) { c->yarn_factor = parse_double(f, v, 1.0, 1e6); o->given |= GIVEN_YARN; }
-        else if (strcmp(f, "--yarn-orig-len") == 0) { c->yarn_orig_len = parse_int(f, v, 0, 1 << 24); o->given |= GIVEN_YARN_LEN; }
-        else if (strcmp(f, "--ntk-factor") == 0) { c->ntk_factor = parse_double(f, v, 1.0, 1e6); o->given |= GIVEN_NTK; }
-        else if (strcmp(f, "--norm-eps") == 0) { c->norm_eps = parse_double(f, v, 1e-30, 0.5); o->given |= GIVEN_EPS; }
-        else if (strcmp(f, "--vocab") == 0) o->vocab = parse_int(f, v, 0, 1 << 30);
+        else if (strcmp(f, "--dim") == 0) { c->dim = flag_int("./train", f, v, 1, 65536); o->given |= GIVEN_DIM; }
+        else if (strcmp(f, "--layers") == 0) { c->n_layers = flag_int("./train", f, v, 1, 1024); o->given |= GIVEN_LAYERS; }
+        else if (strcmp(f, "--heads") == 0) { c->n_heads = flag_int("./train", f, v, 1, 4096); o->given |= GIVEN_HEADS; }
+        else if (strcmp(f, "--kv-heads") == 0) { c->n_kv_heads = flag_int("./train", f, v, 1, 4096); o->given |= GIVEN_KV; }
+        else if (strcmp(f, "--ffn") == 0) { c->ffn_dim = flag_int("./train", f, v, 1, 1 << 20); o->given |= GIVEN_FFN; }
+        else if (strcmp(f, "--rotary-frac") == 0) { c->rotary_frac = flag_number("./train", f, v, 1e-9, 1.0); o->given |= GIVEN_FRAC; }
+        else if (strcmp(f, "--rope-base") == 0) { c->rope_base = flag_number("./train", f, v, 1.0000001, 1e30); o->given |= GIVEN_BASE; }
+        else if (strcmp(f, "--pi-factor") == 0) { c->pi_factor = flag_number("./train", f, v, 1.0, 1e6); o->given |= GIVEN_PI; }
+        else if (strcmp(f, "--yarn-factor") == 0) { c->yarn_factor = flag_number("./train", f, v, 1.0, 1e6); o->given |= GIVEN_YARN; }
+        else if (strcmp(f, "--yarn-orig-len") == 0) { c->yarn_orig_len = flag_int("./train", f, v, 0, 1 << 24); o->given |= GIVEN_YARN_LEN; }
+        else if (strcmp(f, "--ntk-factor") == 0) { c->ntk_factor = flag_number("./train", f, v, 1.0, 1e6); o->given |= GIVEN_NTK; }
+        else if (strcmp(f, "--norm-eps") == 0) { c->norm_eps = flag_number("./train", f, v, 1e-30, 0.5); o->given |= GIVEN_EPS; }
+        else if (strcmp(f, "--vocab") == 0) o->vocab = flag_int("./train", f, v, 0, 1 << 30);
         else {
             if (strcmp(f, "--init") == 0) {
                 if (strcmp(v, "torch_default") == 0) o->init = INIT_TORCH_DEFAULT;
                 else if (strcmp(v, "hf") == 0) o->init = INIT_HF;
                 else die_flag(f, v, "torch_default or hf");
-            } else if (strcmp(f, "--seed") == 0) o->seed = (uint64_t)parse_double(f, v, 0, 9007199254740992.0);
+            } else if (strcmp(f, "--seed") == 0) o->seed = (uint64_t)flag_number("./train", f, v, 0, 9007199254740992.0);
             else if (strcmp(f, "--train") == 0) o->train_pattern = v;
             else if (strcmp(f, "--val") == 0) o->val_pattern = v;
-            else if (strcmp(f, "--batch") == 0) o->batch = parse_int(f, v, 1, 1 << 20);
-            else if (strcmp(f, "--seq") == 0) o->seq = parse_int(f, v, 1, 1 << 24);
-            else if (strcmp(f, "--steps") == 0) o->steps = parse_int(f, v, 0, 1 << 30);
-            else if (strcmp(f, "--lr") == 0) o->lr = parse_double(f, v, 0.0, 10.0);
-            else if (strcmp(f, "--warmup") == 0) o->warmup = parse_int(f, v, -1, 1 << 30);
+            else if (strcmp(f, "--batch") == 0) o->batch = flag_int("./train", f, v, 1, 1 << 20);
+            else if (strcmp(f, "--seq") == 0) o->seq = flag_int("./train", f, v, 1, 1 << 24);
+            else if (strcmp(f, "--steps") == 0) o->steps = flag_int("./train", f, v, 0, 1 << 30);
+            else if (strcmp(f, "--lr") == 0) o->lr = flag_number("./train", f, v, 0.0, 10.0);
+            else if (strcmp(f, "--warmup") == 0) o->warmup = flag_int("./train", f, v, -1, 1 << 30);
             else if (strcmp(f, "--schedule") == 0) { o->schedule = schedule_from_name(v); if (o->schedule < 0) die_flag(f, v, "one of constant wsd cosine"); }
-            else if (strcmp(f, "--decay-steps") == 0) o->decay_steps = parse_int(f, v, -1, 1 << 30);
-            else if (strcmp(f, "--beta1") == 0) o->beta1 = parse_double(f, v, 0.0, 0.999999);
-            else if (strcmp(f, "--beta2") == 0) o->beta2 = parse_double(f, v, 0.0, 0.999999999);
-            else if (strcmp(f, "--eps") == 0) o->eps = parse_double(f, v, 1e-30, 1.0);
-            else if (strcmp(f, "--weight-decay") == 0) o->weight_decay = parse_double(f, v, 0.0, 10.0);
-            else if (strcmp(f, "--clip") == 0) o->clip = parse_double(f, v, 0.0, 1e30);
-            else if (strcmp(f, "--val-every") == 0) o->val_every = parse_int(f, v, 0, 1 << 30);
-            else if (strcmp(f, "--val-batches") == 0) o->val_batches = parse_int(f, v, 1, 1 << 20);
+            else if (strcmp(f, "--decay-steps") == 0) o->decay_steps = flag_int("./train", f, v, -1, 1 << 30);
+            else if (strcmp(f, "--beta1") == 0) o->beta1 = flag_number("./train", f, v, 0.0, 0.999999);
+            else if (strcmp(f, "--beta2") == 0) o->beta2 = flag_number("./train", f, v, 0.0, 0.999999999);
+            else if (strcmp(f, "--eps") == 0) o->eps = flag_number("./train", f, v, 1e-30, 1.0);
+            else if (strcmp(f, "--weight-decay") == 0) o->weight_decay = flag_number("./train", f, v, 0.0, 10.0);
+            else if (strcmp(f, "--clip") == 0) o->clip = flag_number("./train", f, v, 0.0, 1e30);
+            else if (strcmp(f, "--val-every") == 0) o->val_every = flag_int("./train", f, v, 0, 1 << 30);
+            else if (strcmp(f, "--val-batches") == 0) o->val_batches = flag_int("./train", f, v, 1, 1 << 20);
             else if (strcmp(f, "--ckpt-dir") == 0) o->ckpt_dir = v;
-            else if (strcmp(f, "--ckpt-every") == 0) o->ckpt_every = parse_int(f, v, 0, 1 << 30);
-            else if (strcmp(f, "--keep") == 0) o->keep = parse_int(f, v, 1, 1 << 20);
+            else if (strcmp(f, "--ckpt-every") == 0) o->ckpt_every = flag_int("./train", f, v, 0, 1 << 30);
+            else if (strcmp(f, "--keep") == 0) o->keep = flag_int("./train", f, v, 1, 1 << 20);
             else if (strcmp(f, "--init-from") == 0) o->init_from = v;
             else if (strcmp(f, "--mix") == 0) o->mix = v;
             else if (strcmp(f, "--log") == 0) o->log_path = v;
-            else if (strcmp(f, "--sample") == 0) o->sample_len = parse_int(f, v, 0, 1 << 20);
+            else if (strcmp(f, "--sample") == 0) o->sample_len = flag_int("./train", f, v, 0, 1 << 20);
             else if (strcmp(f, "--prompt") == 0) o->prompt = v;
-            else if (strcmp(f, "--temperature") == 0) o->temperature = parse_double(f, v, 0.0, 100.0);
-            else if (strcmp(f, "--peak-tflops") == 0) o->peak_tflops = parse_double(f, v, 1e-6, 1e9);
+            else if (strcmp(f, "--temperature") == 0) o->temperature = flag_number("./train", f, v, 0.0, 100.0);
+            else if (strcmp(f, "--peak-tflops") == 0) o->peak_tflops = flag_number("./train", f, v, 1e-6, 1e9);
             else { fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f); exit(1); }
         }
     }
@@ -421,7 +397,7 @@ int main(int argc, char **argv) {
 #ifdef ROPEPP_CUDA
     double flops_per_step = model_flops_per_token(c, o.seq) * (double)tokens_per_step;
     const char *peak_env = getenv("ROPEPP_PEAK_TFLOPS");
-    if (peak_env != NULL) o.peak_tflops = parse_double("ROPEPP_PEAK_TFLOPS", peak_env, 1e-6, 1e9);
+    if (peak_env != NULL) o.peak_tflops = flag_number("./train", "ROPEPP_PEAK_TFLOPS", peak_env, 1e-6, 1e9);
 #endif
     printf("ropepp train | %s | backend %s\n", pe_name(c->pe), backend_name());
     printf("model: V %d, C %d, L %d, H %d (q heads %d, attention heads %d), KV %d (projected %d), HD %d, F %d, rot %d | %zu parameters (%.2fM)\n",

@@ -21,20 +21,7 @@ Temporary files: tests/tmp/test_files.<pid>/ (removed at the end; TEST_KEEP=1 ke
 #include <sys/types.h>
 #include <sys/wait.h>
 
-/* ------------------------------------------------------------------------------------------- bookkeeping */
-static int n_passed = 0, n_failed = 0;
-
-static int check(int ok, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf(ok ? "ok   - " : "FAIL - ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-    if (ok) n_passed++; else n_failed++;
-    return ok;
-}
+#include "testutil.h"
 
 static int contains_ci(const char *hay, const char *needle) {
     size_t n = strlen(needle);
@@ -1076,6 +1063,5 @@ int main(void) {
     test_crash_safety();
     const char *keep = getenv("TEST_KEEP");
     if (keep == NULL || strcmp(keep, "1") != 0) remove_tree(tmpdir);
-    printf("test_files: %d passed, %d failed\n", n_passed, n_failed);
-    return n_failed > 0 ? 1 : 0;
+    return tu_finish("test_files");
 }

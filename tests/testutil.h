@@ -9,7 +9,8 @@ Include after ropepp.h.
 
 static int tu_passed = 0, tu_failed = 0;
 
-static inline void check(int ok, const char *fmt, ...) {
+/* one line per check; returns ok so that a test can go on only when a step worked */
+static inline int check(int ok, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     printf(ok ? "ok   - " : "FAIL - ");
@@ -18,6 +19,7 @@ static inline void check(int ok, const char *fmt, ...) {
     va_end(ap);
     if (ok) tu_passed++; else tu_failed++;
     fflush(stdout);
+    return ok;
 }
 
 static inline int tu_finish(const char *name) {
