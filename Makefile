@@ -100,7 +100,7 @@ check_nvcc:
 	@if [ -z "$(NVCC)" ]; then echo "✗ nvcc not found: GPU targets skipped (install the CUDA toolkit)"; exit 1; fi
 	@echo "✓ nvcc $(NVCC), sm_$(GPU_ARCH)"
 
-gpu: train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32
+gpu: train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu
 
 ropepp_cuda.o: ropepp_cuda.cu ropepp.h | check_nvcc
 	$(NVCC) $(NVCC_FLAGS) -c ropepp_cuda.cu -o $@
@@ -128,10 +128,15 @@ tests/test_gpu: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda.o 
 tests/test_gpu_fp32: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda_fp32.o ropepp.h | check_nvcc
 	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
 
-test_gpu: tests/test_gpu tests/test_gpu_fp32 train_gpu
+tests/test_infer_gpu: tests/test_infer.c tests/testutil.h ropepp.h ropepp_cuda_fp32.o
+	$(CC) $(CFLAGS) -DROPEPP_CUDA -DROPEPP_FP32 -c tests/test_infer.c -o tests/test_infer_gpu.o
+	$(NVCC) $(NVCC_FLAGS) tests/test_infer_gpu.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
+
+test_gpu: tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu train_gpu
 	./tests/test_gpu_fp32
 	./tests/test_gpu
+	./tests/test_infer_gpu
 
 clean:
-	rm -f $(CPU_PROGRAMS) $(TEST_PROGRAMS) train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32 tests/cpu_ref.o tests/fuzz_readers *.o
+	rm -f $(CPU_PROGRAMS) $(TEST_PROGRAMS) train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu tests/test_infer_gpu.o tests/cpu_ref.o tests/fuzz_readers *.o
 	rm -f $(DATA)

@@ -26,7 +26,8 @@ strip_timing() { grep '"loss"' "$1" | sed -E 's/, "ms".*//'; }
 # 1. tests
 ./tests/test_gpu_fp32 > "$OUT/test_gpu_fp32.txt" 2>&1 || fail "test_gpu_fp32"
 ./tests/test_gpu --bench > "$OUT/test_gpu_bf16.txt" 2>&1 || fail "test_gpu (bf16)"
-grep -h "^PASS\|^FAIL" "$OUT"/test_gpu_*.txt
+./tests/test_infer_gpu > "$OUT/test_infer_gpu.txt" 2>&1 || fail "test_infer_gpu"
+grep -h "^PASS\|^FAIL" "$OUT"/test_gpu_*.txt; tail -1 "$OUT/test_infer_gpu.txt"
 
 # 2. the default run
 ./train_gpu --ckpt-dir "$OUT/ck_default" --log "$OUT/train_gpu_default.jsonl" > "$OUT/train_gpu_default.txt" 2>&1 || fail "default train_gpu"
