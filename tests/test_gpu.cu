@@ -9,8 +9,8 @@ Build (see the Makefile):
   gcc  -std=c11 -O2 -fopenmp -I. -c tests/cpu_ref.c -o tests/cpu_ref.o
   nvcc -O3 -std=c++17 -I. -gencode=arch=compute_90,code=sm_90 [-DROPEPP_FP32] tests/test_gpu.cu tests/cpu_ref.o \
        ropepp_cuda[_fp32].o -o tests/test_gpu[_fp32] -lcublas -Xcompiler -fopenmp
-Run:   tests/test_gpu [--fixtures DIR] [--no-fixtures] [--bench] [--quick]   (from the repository root; --quick:
-       a few attention cases and no model runs, for compute-sanitizer)
+Run:   tests/test_gpu [--fixtures DIR] [--no-fixtures] [--bench] [--bench-only] [--quick]   (from the repository
+       root; --quick: a few attention cases and no model runs, for compute-sanitizer; --bench-only: timings alone)
 
 Every check prints the largest absolute error, max |ref| and their ratio ("rel", the error relative to the largest
 reference value) against a tolerance, and the program exits 1 if any check fails.
@@ -437,6 +437,24 @@ static void test_attention_case(const AttCase &ac) {
     r = check_v("attention_backward.dq", tag, rq, gq, TOL_ATT); note_pe(ac.pe, 1, r);
     r = check_v("attention_backward.dk", tag, rk, gk, TOL_ATT); note_pe(ac.pe, 1, r);
     r = check_v("attention_backward.dv", tag, rv, gv, TOL_ATT); note_pe(ac.pe, 1, r);
+    if (T >= 128) {
+        /* determinism: a second forward + backward on fresh buffers gives the same bits (out, qr, stats, dqkv) */
+        std::vector<float> dq2 = dqkv0;
+        floatX *d_out2 = alloc_x(out.size()), *d_qr2 = alloc_x(qr.size()), *d_kr2 = alloc_x(kr.size()), *d_dqkv2 = up_x(dq2);
+        float *d_stats2 = (float *)backend_malloc(attention_stats_size(B, T, NA) * sizeof(float));
+        attention_forward(d_out2, d_qr2, d_kr2, d_stats2, d_qkv, &P.d, B, T, HQ, KVH, HD);
+        attention_backward(d_dqkv2, d_dout, d_qr2, d_kr2, d_stats2, d_qkv, d_out2, &P.d, B, T, HQ, KVH, HD);
+        size_t ns = attention_stats_size(B, T, NA);
+        bool same = down_x(d_out2, out.size()) == down_x(d_out, out.size()) &&
+                    down_x(d_qr2, qr.size()) == down_x(d_qr, qr.size()) &&
+                    down_x(d_dqkv2, dqkv.size()) == g;
+        std::vector<float> s1 = down_f(d_stats, ns), s2 = down_f(d_stats2, ns);
+        same = same && memcmp(s1.data(), s2.data(), ns * sizeof(float)) == 0;
+        n_checks++;
+        if (!same) n_failed++;
+        printf("  %-30s %-44s %s\n", "attention fwd+bwd run twice", tag.c_str(), same ? "bit-identical ok" : "DIFFERENT FAIL");
+        backend_free(d_out2); backend_free(d_qr2); backend_free(d_kr2); backend_free(d_dqkv2); backend_free(d_stats2);
+    }
 
     /* the separate ops: rotary (q with the imaginary heads, k) and the unfused core with its T x T matrix */
     if (ac.noise_target == NOISE_NONE) {
@@ -520,6 +538,14 @@ static void test_attention(void) {
         test_attention_case({PE_FOPE, 2, 37, 4, 2, 16, 0.0, NOISE_NONE});
         test_attention_case({PE_ALIBI, 1, 67, 6, 3, 12, 0.0, NOISE_NONE});
         test_attention_case({PE_PARTIAL, 1, 70, 2, 1, 128, 0.0, NOISE_NONE});
+        test_attention_case({PE_ROPEPP_EC, 1, 150, 4, 2, 64, 0.5, NOISE_IMAG});   /* bf16: tensor-core kernels */
+        test_attention_case({PE_FOPE, 1, 200, 4, 2, 128, 0.0, NOISE_NONE});
+        setenv("ROPEPP_ATTN_FWD_BM", "64", 1);   /* the other block sizes */
+        setenv("ROPEPP_ATTN_DKV_BK", "128", 1);
+        test_attention_case({PE_ROPEPP_EC, 1, 150, 4, 2, 64, 0.5, NOISE_IMAG});
+        test_attention_case({PE_ALIBI, 1, 140, 4, 4, 128, 0.0, NOISE_NONE});
+        unsetenv("ROPEPP_ATTN_FWD_BM");
+        unsetenv("ROPEPP_ATTN_DKV_BK");
         test_cached_case(PE_ROPEPP_EH, 2, 4, 2, 16, 50, 1, NOISE_NONE);
         test_cached_case(PE_ROPE, 1, 4, 2, 64, 20, 9, NOISE_REAL);
         return;
@@ -548,6 +574,31 @@ static void test_attention(void) {
     }
     test_cached_case(PE_ROPEPP_EC, 2, 4, 2, 16, 20, 1, NOISE_IMAG);
     test_cached_case(PE_ROPE, 1, 4, 2, 32, 20, 9, NOISE_REAL);
+
+    /* Long sequences at head dims 64 and 128, lengths that are no multiple of any tile: in the bf16 build these take
+       the tensor-core kernels (rotated dims a multiple of 16). Every head packing (GQA group 1, 2, 4, 8), per-group
+       FoPE tables, partial rotation, ALiBi, the noise experiment, a cached prefill at an offset, and determinism. */
+    printf("\n-- long sequences, head dims 64 and 128 (bf16 build: tensor-core attention)\n");
+    /* the default kernels (128-row forward blocks, 64-key dk/dv blocks), and the other block sizes, forced through
+       ROPEPP_ATTN_DKV_BK / ROPEPP_ATTN_FWD_BM, for some cases */
+    setenv("ROPEPP_ATTN_DKV_BK", "128", 1);
+    printf("   (dk/dv blocks of 128 keys forced for the next two cases)\n");
+    test_attention_case({PE_ROPEPP_EC, 1, 1037, 8, 4, 128, 0.0, NOISE_NONE});
+    test_attention_case({PE_ROPE, 2, 1000, 8, 4, 64, 0.0, NOISE_NONE});
+    unsetenv("ROPEPP_ATTN_DKV_BK");
+    setenv("ROPEPP_ATTN_FWD_BM", "64", 1);
+    printf("   (forward blocks of 64 rows forced for the next two cases)\n");
+    test_attention_case({PE_ROPEPP_EC, 1, 1037, 8, 4, 128, 0.0, NOISE_NONE});
+    test_attention_case({PE_ROPEPP_EH, 1, 1000, 8, 4, 128, 0.0, NOISE_NONE});
+    unsetenv("ROPEPP_ATTN_FWD_BM");
+    test_attention_case({PE_ALIBI, 1, 1037, 4, 4, 64, 0.0, NOISE_NONE});
+    test_attention_case({PE_FOPE, 1, 1000, 8, 2, 128, 0.0, NOISE_NONE});
+    test_attention_case({PE_PARTIAL, 1, 1037, 4, 2, 128, 0.0, NOISE_NONE});
+    test_attention_case({PE_NOPE, 1, 1000, 8, 1, 64, 0.0, NOISE_NONE});
+    test_attention_case({PE_ROPEPP_EC, 1, 1037, 4, 2, 64, 0.5, NOISE_IMAG});
+    test_attention_case({PE_ROPEPP_EH, 2, 333, 4, 2, 128, 0.5, NOISE_REAL});
+    test_cached_case(PE_ROPEPP_EC, 1, 8, 4, 128, 500, 300, NOISE_NONE);
+    test_cached_case(PE_FOPE, 2, 4, 2, 64, 77, 200, NOISE_NONE);
 }
 
 /* ------------------------------------------------------------------------------------------------ model vs fixtures */
@@ -810,9 +861,13 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--fixtures") && i + 1 < argc) fixdir = argv[++i];
         else if (!strcmp(argv[i], "--no-fixtures")) do_fix = false;
         else if (!strcmp(argv[i], "--bench")) do_bench = true;
+        else if (!strcmp(argv[i], "--bench-only")) {   /* the benchmark alone (no checks) */
+            bench();
+            return 0;
+        }
         else if (!strcmp(argv[i], "--quick")) { g_quick = true; do_fix = false; }
         else {
-            fprintf(stderr, "usage: %s [--fixtures DIR] [--no-fixtures] [--bench] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--fixtures DIR] [--no-fixtures] [--bench] [--bench-only] [--quick]\n", argv[0]);
             return 2;
         }
     }
