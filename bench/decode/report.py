@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+# bench/decode/report.py -- results.md, results.json and tpot.svg from the JSON lines of bench/decode/run.sh
+# (decode_bench = ropepp, torch_decode.py = PyTorch).  The SVG is written as text: no plotting library needed.
+#   python3 bench/decode/report.py --work DIR --results DIR [--command "..."]
+import argparse
+import json
+import math
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "train"))
+from benchenv import collect_env, env_lines  # noqa: E402
+
+PES = ("rope", "ropepp_eh", "ropepp_ec")
+COLORS = {"rope": "#1f77b4", "ropepp_eh": "#d62728", "ropepp_ec": "#2ca02c"}
+IMPLS = (("ropepp", None, "ropepp", ""), ("torch", "eager", "PyTorch eager", "6,4"), ("torch", "graph", "PyTorch CUDA graph", "2,3"))
+
+
+def load_jsonl(path):
+    out = []
+    if os.path.exists(path):
+        for line in open(path, errors="replace"):
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+    return out
+
+
+def mib(b):
+    if b >= 2**30:
+        return f"{b / 2**30:.2f} GiB"
+    return f"{b / 2**20:,.1f} MiB" if b >= 2**20 else f"{b / 2**10:,.1f} KiB"
+
+
+def nice_max(v):
+    if v <= 0:
+        return 1.0
+    e = 10 ** math.floor(math.log10(v))
+    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if m * e >= v:
+            return m * e
+    return 10 * e
+
+
+def svg_plot(series_t, series_kv, ctxs, title, pes, impls):
+    """Two panels: TPOT (ms) and KV-cache GiB vs context (log2 x). series: list of (pe, impl label, dash, {ctx: y}).
+    Colour = position embedding, dash = implementation; the legend lists both below the panels."""
+    W, H = 1000, 470
+    pw, ph, top, left0, gap = 400, 300, 50, 70, 110
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="14">{title}</text>']
+    xs = sorted(ctxs)
+    lx0 = math.log2(xs[0])
+    lx1 = math.log2(xs[-1]) if len(xs) > 1 else lx0 + 1
+
+    def panel(ix, series, ylabel):
+        left = left0 + ix * (pw + gap)
+        ymax = nice_max(max([y for _, _, _, d in series for y in d.values()] or [1.0]) * 1.05)
+        X = lambda c: left + (math.log2(c) - lx0) / ((lx1 - lx0) or 1) * pw  # noqa: E731
+        Y = lambda v: top + ph - v / ymax * ph  # noqa: E731
+        out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
+        for i in range(6):
+            v = ymax * i / 5
+            out.append(f'<line x1="{left}" y1="{Y(v):.1f}" x2="{left + pw}" y2="{Y(v):.1f}" stroke="#ddd"/>')
+            out.append(f'<text x="{left - 6}" y="{Y(v) + 4:.1f}" text-anchor="end">{v:.4g}</text>')
+        for c in xs:
+            out.append(f'<line x1="{X(c):.1f}" y1="{top + ph}" x2="{X(c):.1f}" y2="{top + ph + 5}" stroke="#444"/>')
+            lab = f"{c // 1024}k" if c >= 1024 and c % 1024 == 0 else str(c)
+            out.append(f'<text x="{X(c):.1f}" y="{top + ph + 18}" text-anchor="middle">{lab}</text>')
+        out.append(f'<text x="{left + pw / 2}" y="{top + ph + 36}" text-anchor="middle">context (tokens, log scale)</text>')
+        out.append(f'<text transform="translate({left - 48},{top + ph / 2}) rotate(-90)" text-anchor="middle">{ylabel}</text>')
+        for k, (pe, _, dash, d) in enumerate(series):
+            pts = [(X(c), Y(d[c])) for c in xs if c in d]
+            if not pts:
+                continue
+            da = f' stroke-dasharray="{dash}"' if dash else ""
+            wide = ' stroke-width="5" stroke-opacity="0.45"' if (ix == 1 and k == 0) else ' stroke-width="2"'
+            out.append(f'<polyline fill="none" stroke="{COLORS.get(pe, "#000")}"{wide}{da} points="'
+                       + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts) + '"/>')
+            for x, y in pts:
+                out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{COLORS.get(pe, "#000")}"/>')
+
+    panel(0, series_t, "ms per decode step (TPOT)")
+    panel(1, series_kv, "KV cache (GiB)")
+    ly, lx = top + ph + 62, left0
+    for pe in pes:
+        out.append(f'<rect x="{lx}" y="{ly - 6}" width="24" height="10" fill="{COLORS.get(pe, "#000")}"/>')
+        out.append(f'<text x="{lx + 30}" y="{ly + 3}">{pe}</text>')
+        lx += 130
+    lx += 20
+    for _, mode, name, dash in impls:
+        da = f' stroke-dasharray="{dash}"' if dash else ""
+        out.append(f'<line x1="{lx}" y1="{ly - 1}" x2="{lx + 30}" y2="{ly - 1}" stroke="#333" stroke-width="2"{da}/>')
+        out.append(f'<text x="{lx + 36}" y="{ly + 3}">{name}</text>')
+        lx += 60 + 7 * len(name)
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--command", default="bash bench/decode/run.sh")
+    ap.add_argument("--notes", default="")
+    a = ap.parse_args()
+    ours = load_jsonl(os.path.join(a.work, "ours.jsonl"))
+    torch_recs = load_jsonl(os.path.join(a.work, "torch.jsonl"))
+    runs = load_jsonl(os.path.join(a.work, "runs.jsonl"))
+    ok = [r for r in ours + torch_recs if "tpot_ms" in r and "error" not in r]
+    ctxs = sorted({r["ctx"] for r in ok})
+    # the third PyTorch column: CUDA graph, or on a CPU smoke run the same static step without the graph
+    third = "graph" if any(r.get("mode") == "graph" for r in ok) or not any(r.get("mode") == "static" for r in ok) else "static"
+    third_name = "PyTorch CUDA graph" if third == "graph" else "PyTorch static step (no graph)"
+    impls = (IMPLS[0], IMPLS[1], ("torch", third, third_name, IMPLS[2][3]))
+
+    def get(impl, mode, pe, ctx):
+        for r in ok:
+            if r["impl"] == impl and r["pe"] == pe and r["ctx"] == ctx and (mode is None or r.get("mode") == mode):
+                return r
+        return None
+
+    env = collect_env()
+    shape = next((r["shape"] for r in ok), {})
+    batch = next((r["batch"] for r in ok), None)
+    md = ["# Decoding: time per output token and KV cache vs context, ropepp vs PyTorch", ""]
+    md += env_lines(env)
+    md += [f"- command: `{a.command}`",
+           f"- model: random weights, C {shape.get('dim')} L {shape.get('layers')} H {shape.get('heads')} "
+           f"KV {shape.get('kv_heads')} F {shape.get('ffn')} V {shape.get('vocab')}, batch {batch}",
+           "- TPOT: wall time of one decode step (one new token for each of the batch's sequences) after the context "
+           "was prefilled, mean over the timed steps; ropepp: `decode_bench` (model_decode, bf16 KV cache, split-K "
+           "decode attention), PyTorch: `torch_decode.py`, bf16 weights, static preallocated KV cache; "
+           "eager = SDPA over the filled prefix with native GQA, the loop as usually written; CUDA graph = the same "
+           "step with static shapes (attention over the whole cache with a position mask) replayed from a graph, "
+           "i.e. PyTorch without launch overhead",
+           "- KV cache: bytes of K and V for the context's positions (ropepp's kv.bytes per position × context; "
+           "the allocation also holds the warm-up and timed steps' rows)"]
+    if a.notes:
+        md.append(f"- {a.notes}")
+    md += ["", "## Time per output token (ms)", "",
+           f"| context | pe | ropepp | PyTorch eager | {third_name} | ropepp vs eager | ropepp vs {third} | KV cache |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    summary = []
+    for c in ctxs:
+        for pe in PES:
+            o, e, g = get("ropepp", None, pe, c), get("torch", "eager", pe, c), get("torch", third, pe, c)
+            if not (o or e or g):
+                continue
+            kvb = (o or e or g)["kv_bytes_ctx"]
+            f = lambda r: f"{r['tpot_ms']:.3f}" if r else "—"  # noqa: E731
+            sp = lambda r: f"{r['tpot_ms'] / o['tpot_ms']:.2f}×" if (r and o) else ""  # noqa: E731
+            md.append(f"| {c} | {pe} | {f(o)} | {f(e)} | {f(g)} | {sp(e)} | {sp(g)} | {mib(kvb)} |")
+            summary.append(dict(ctx=c, pe=pe, ropepp_tpot_ms=o and o["tpot_ms"], eager_tpot_ms=e and e["tpot_ms"],
+                                graph_tpot_ms=g and g["tpot_ms"], kv_bytes_ctx=kvb,
+                                ropepp_kv_bytes=o and o["kv_bytes"], torch_kv_bytes=(e or g or {}).get("kv_bytes")))
+    md += ["", "## RoPE++ over RoPE at the same context", "",
+           f"| context | KV EH/rope | TPOT EH/rope: ropepp | eager | {third} | TPOT EC/rope: ropepp | eager | {third} |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    ratios = []
+    for c in ctxs:
+        row, cells = dict(ctx=c), []
+        base = get("ropepp", None, "rope", c) or get("torch", "eager", "rope", c)
+        eh = get("ropepp", None, "ropepp_eh", c) or get("torch", "eager", "ropepp_eh", c)
+        kv = eh["kv_bytes_ctx"] / base["kv_bytes_ctx"] if base and eh else None
+        row["kv_eh_over_rope"] = kv
+        cells.append(f"{kv:.2f}" if kv else "—")
+        for other in ("ropepp_eh", "ropepp_ec"):
+            for impl, mode, key in (("ropepp", None, "ropepp"), ("torch", "eager", "eager"), ("torch", third, third)):
+                x, b = get(impl, mode, other, c), get(impl, mode, "rope", c)
+                v = x["tpot_ms"] / b["tpot_ms"] if x and b else None
+                row[f"{key}_{other.split('_')[1]}_over_rope"] = v
+                cells.append(f"{v:.2f}" if v else "—")
+        ratios.append(row)
+        md.append(f"| {c} | " + " | ".join(cells) + " |")
+    problems = [r for r in ours + torch_recs if "error" in r or r.get("finite") is False]
+    problems += [r for r in runs if r.get("rc", 0) != 0 or r.get("skipped")]
+    checks = [r for r in torch_recs if "vs_eager_maxrel" in r]
+    if checks:
+        worst = max(r["vs_eager_maxrel"] for r in checks)
+        md += ["", f"Check: PyTorch's {third} step and eager step decode the same tokens from the same cache; "
+                   f"their final logits differ by at most {worst:.1e} (relative to max |logit|; bf16)."]
+    if problems:
+        md += ["", "## Failed, skipped or partial runs", ""]
+        for r in problems:
+            if r.get("error") or r.get("skipped"):
+                what = r.get("error") or r.get("skipped")
+            elif "rc" in r:
+                what = f"exit {r['rc']}" + (" (timeout)" if r["rc"] == 124 else "") + f"; {r.get('stderr_tail', '')}"
+            else:
+                what = "non-finite logits"
+            md.append(f"- {r.get('impl', r.get('prog'))} {r.get('mode', '')} {r.get('pe')} ctx {r.get('ctx', 'all')}: {str(what)[:300]}")
+    md += ["", "![TPOT and KV cache vs context](tpot.svg)", "",
+           "Logs: `ours.jsonl` (decode_bench), `torch.jsonl` (torch_decode.py), `runs.jsonl` (exit codes), `*.err`; "
+           "in logs.tar.gz where run.sh could write $OUT.", ""]
+    series_t, series_kv = [], []
+    for pe in PES:
+        for impl, mode, name, dash in impls:
+            d = {c: get(impl, mode, pe, c)["tpot_ms"] for c in ctxs if get(impl, mode, pe, c)}
+            if d:
+                series_t.append((pe, name, dash, d))
+        d = {}
+        for c in ctxs:
+            r = get("ropepp", None, pe, c) or get("torch", "eager", pe, c) or get("torch", third, pe, c)
+            if r:
+                d[c] = r["kv_bytes_ctx"] / 2**30
+        if d:
+            series_kv.append((pe, "KV cache", "", d))
+    os.makedirs(a.results, exist_ok=True)
+    with open(os.path.join(a.results, "results.md"), "w") as f:
+        f.write("\n".join(md))
+    with open(os.path.join(a.results, "results.json"), "w") as f:
+        json.dump(dict(env=env, command=a.command, shape=shape, batch=batch, summary=summary, ratios=ratios,
+                       ropepp=ours, torch=torch_recs, runs=runs), f, indent=1)
+    if ctxs:
+        title = (f"Decoding, batch {batch}, C {shape.get('dim')} L {shape.get('layers')} H {shape.get('heads')} "
+                 f"KV {shape.get('kv_heads')}: time per output token and KV cache (rope and ropepp_ec caches coincide)")
+        pes = [pe for pe in PES if any(s[0] == pe for s in series_t + series_kv)]
+        with open(os.path.join(a.results, "tpot.svg"), "w") as f:
+            f.write(svg_plot(series_t, series_kv, ctxs, title, pes, impls))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
