@@ -48,6 +48,7 @@ if [ $CPU -eq 1 ]; then TRAIN=./train; EVAL=./eval; else TRAIN=./train_gpu; EVAL
 for b in "$TRAIN" "$EVAL" ./eval; do
   [ -x "$b" ] || { echo "error: $b is not built; run make$([ $CPU -eq 0 ] && echo ' train_gpu eval_gpu') eval first" >&2; exit 1; }
 done
+make -s data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin || { echo "error: cannot build the data shards (make)" >&2; exit 1; }
 mkdir -p "$OUT"
 echo "compare: size $SIZE, seeds '$SEEDS', stage $STAGE, $TRAIN, results in $OUT"
 
@@ -138,7 +139,7 @@ model_line() { grep -m1 '^model:' "$OUT/seed$first_seed/$1/train.txt" 2>/dev/nul
 {
   echo "# Position embeddings compared at small scale"
   echo
-  echo "Command: \`scripts/compare.sh$([ $SIZE != full ] && echo " --$SIZE")$([ $CPU -eq 1 ] && echo " --cpu")\` · seeds: $SEEDS · $(date -u +%Y-%m-%d) · $(command -v nvidia-smi > /dev/null && [ $CPU -eq 0 ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo "CPU") · commit $(git rev-parse --short HEAD 2>/dev/null)"
+  echo "Command: \`scripts/compare.sh$([ $SIZE != full ] && echo " --$SIZE")$([ $CPU -eq 1 ] && echo " --cpu")\` · seeds: $SEEDS · $(date -u +%Y-%m-%d) · $(command -v nvidia-smi > /dev/null && [ $CPU -eq 0 ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo "CPU") · commit ${ROPEPP_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo
   echo "Stage 1: every position embedding trained from scratch with \`$SHAPE --seq $SEQ --batch $BATCH --steps $STEPS --lr $LR --schedule wsd --mix $MIX\` on Tiny Shakespeare (byte level); stage 2: rope, ropepp_eh and ropepp_ec continued with \`--seq $LSEQ --rope-base 500000 --steps $LSTEPS\`. Values are the mean over seeds ± half their range. Task accuracy is the exact match of the teacher-forced argmax over the answer ($NS samples per cell; MQAR per query)."
   echo
