@@ -35,10 +35,10 @@ case "$STAGE" in train|long|eval|report|all) ;; *) echo "error: --stage must be 
 
 PES="rope ropepp_eh ropepp_ec fope alibi nope partial"
 LONG_PES="rope ropepp_eh ropepp_ec"
-MIX="passkey:0.15,mqar:0.15"
+MIX="passkey:0.3,mqar:0.2"
 case $SIZE in
-  full)  SHAPE="--dim 256 --layers 4 --heads 8 --kv-heads 4 --ffn 768"; SEQ=256; BATCH=32; STEPS=1500; LR=2e-3
-         LSEQ=1024; LBATCH=8; LSTEPS=300; NS=40; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1 2" ;;
+  full)  SHAPE="--dim 256 --layers 4 --heads 8 --kv-heads 4 --ffn 768"; SEQ=256; BATCH=32; STEPS=3000; LR=2e-3
+         LSEQ=1024; LBATCH=8; LSTEPS=500; NS=40; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1 2" ;;
   quick) SHAPE="--dim 128 --layers 2 --heads 4 --kv-heads 2 --ffn 384"; SEQ=256; BATCH=16; STEPS=200; LR=3e-3
          LSEQ=512; LBATCH=4; LSTEPS=50; NS=10; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1" ;;
   tiny)  SHAPE="--dim 32 --layers 1 --heads 4 --kv-heads 2 --ffn 64"; SEQ=256; BATCH=2; STEPS=4; LR=3e-3
