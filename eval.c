@@ -30,7 +30,8 @@ typedef struct {
     const double *y;   /* (n) NaN = gap */
 } Series;
 
-static const char *const palette[8] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+static const char *const palette[10] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+                                        "#17becf", "#7f7f7f", "#bcbd22"};
 
 static double nice_step(double range, int ticks) {
     double raw = range / ticks, mag = pow(10.0, floor(log10(raw))), f = raw / mag;
@@ -41,7 +42,9 @@ static double nice_step(double range, int ticks) {
    x range is narrower than 3 decades). */
 static void svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel, int logx,
                      const Series *s, int ns) {
-    const double W = 760, H = 470, ml = 80, mr = 190, mt = 45, mb = 60;
+    size_t longest = 0;
+    for (int k = 0; k < ns; k++) if (strlen(s[k].name) > longest) longest = strlen(s[k].name);
+    const double ml = 80, mt = 45, mb = 60, mr = 60 + 7.5 * (double)longest, W = ml + 490 + mr, H = 470;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int k = 0; k < ns; k++)
         for (int i = 0; i < s[k].n; i++) {
@@ -85,8 +88,9 @@ static void svg_plot(const char *path, const char *title, const char *xlabel, co
     fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", ml + pw / 2, H - 15, xlabel);
     fprintf(fp, "<text transform=\"translate(20,%.1f) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", mt + ph / 2, ylabel);
     for (int k = 0; k < ns; k++) {
-        const char *col = palette[k % 8];
-        fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
+        const char *col = palette[k % 10];
+        /* beyond 10 series the colours repeat, dashed */
+        fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", col, k >= 10 ? " stroke-dasharray=\"6,3\"" : "");
         for (int i = 0; i < s[k].n; i++) {
             double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = s[k].y[i];
             if (isfinite(x) && isfinite(y)) fprintf(fp, "%.1f,%.1f ", PX(x), PY(y));
