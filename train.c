@@ -48,7 +48,7 @@ static Options default_options(void) {
     o.sample_len = 300; o.init = INIT_TORCH_DEFAULT;
     o.lr = 3e-3; o.beta1 = 0.95; o.beta2 = 0.99; o.eps = 1e-8; o.weight_decay = 0.1; o.clip = 0.0;
     o.temperature = 0.8; o.seed = 42;
-    o.peak_tflops = 798.0;   /* bf16 8192^3 matmul measured on the H100 of our device machine (see README) */
+    o.peak_tflops = 770.0;   /* bf16 8192^3 matmul measured on an H100: bench/peak/2026-11-24.txt */
     return o;
 }
 

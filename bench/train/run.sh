@@ -9,7 +9,7 @@
 #
 # Usage, from the repository root on the GPU machine:   bash bench/train/run.sh
 # Environment:
-#   ROPEPP_PEAK_TFLOPS  peak for MFU (default 989: H100 SXM dense bf16 datasheet; 798 = the measured bf16 matmul)
+#   ROPEPP_PEAK_TFLOPS  peak for MFU (default 989: H100 SXM dense bf16 datasheet; bench/peak/ measured 770 for the bf16 matmul)
 #   BUDGET_S            seconds after the build for all runs (default 420). PyTorch runs that would start late
 #                       are cut to eager (less than COMPILE_NEED_S left) or skipped (less than 30 s left)
 #   COMPILE_NEED_S      seconds a PyTorch process with torch.compile is assumed to need (default 150)
