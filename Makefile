@@ -37,6 +37,9 @@ ifeq ($(GPU_ARCH),)
     GPU_ARCH := 90
   endif
 endif
+ifeq ($(NVCC),)
+  $(info ✗ nvcc not found: GPU targets (train_gpu, infer_gpu, eval_gpu, test_gpu) are skipped; install the CUDA toolkit for them)
+endif
 NVCC_FLAGS = -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -lineinfo
 NVCC_LIBS = -lcublas -lcublasLt -lm
 

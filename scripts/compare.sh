@@ -14,20 +14,34 @@
 #   scripts/compare.sh --quick             a smoke test in a few minutes on a GPU
 #   scripts/compare.sh --cpu --tiny        the pipeline end to end on a CPU in about a minute (tests use this)
 #   scripts/compare.sh --stage report      only rebuild the report from what is there
-# Flags: --out DIR (results/compare), --seeds "1 2", --stage train|long|eval|report|all, --quick, --tiny, --cpu.
+#   scripts/compare.sh --shape "--dim 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1536" --steps 6000 --seeds "1 2 3"
+# Flags: --out DIR (results/compare), --seeds "1 2", --stage train|long|eval|report|all, --quick, --tiny, --cpu;
+#        to change the budget: --shape "MODEL FLAGS", --seq N, --batch N, --steps N, --lr LR, --mix SPEC,
+#        --long-seq N, --long-steps N, --samples N (eval samples per cell). Use a new --out for a new setup.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
 OUT=results/compare; SEEDS=""; STAGE=all; SIZE=full; CPU=0
+O_SHAPE=""; O_SEQ=""; O_BATCH=""; O_STEPS=""; O_LR=""; O_MIX=""; O_LSEQ=""; O_LSTEPS=""; O_NS=""
+need() { [ $# -ge 2 ] || { echo "error: $1 needs a value; see scripts/compare.sh --help" >&2; exit 1; }; }
 while [ $# -gt 0 ]; do
   case "$1" in
+    --shape) need "$@"; O_SHAPE=$2; shift 2 ;;
+    --seq) need "$@"; O_SEQ=$2; shift 2 ;;
+    --batch) need "$@"; O_BATCH=$2; shift 2 ;;
+    --steps) need "$@"; O_STEPS=$2; shift 2 ;;
+    --lr) need "$@"; O_LR=$2; shift 2 ;;
+    --mix) need "$@"; O_MIX=$2; shift 2 ;;
+    --long-seq) need "$@"; O_LSEQ=$2; shift 2 ;;
+    --long-steps) need "$@"; O_LSTEPS=$2; shift 2 ;;
+    --samples) need "$@"; O_NS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --seeds) SEEDS=$2; shift 2 ;;
     --stage) STAGE=$2; shift 2 ;;
     --quick) SIZE=quick; shift ;;
     --tiny) SIZE=tiny; shift ;;
     --cpu) CPU=1; shift ;;
-    --help|-h) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --help|-h) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "error: unknown flag '$1'; see scripts/compare.sh --help" >&2; exit 1 ;;
   esac
 done
@@ -44,6 +58,11 @@ case $SIZE in
   tiny)  SHAPE="--dim 32 --layers 1 --heads 4 --kv-heads 2 --ffn 64"; SEQ=256; BATCH=2; STEPS=4; LR=3e-3
          LSEQ=512; LBATCH=1; LSTEPS=2; NS=2; MULTS="1 2"; MIX="passkey:0.5,mqar:0.5"; [ -z "$SEEDS" ] && SEEDS="1" ;;
 esac
+SHAPE=${O_SHAPE:-$SHAPE}; SEQ=${O_SEQ:-$SEQ}; BATCH=${O_BATCH:-$BATCH}; STEPS=${O_STEPS:-$STEPS}; LR=${O_LR:-$LR}
+MIX=${O_MIX:-$MIX}; LSEQ=${O_LSEQ:-$LSEQ}; LSTEPS=${O_LSTEPS:-$LSTEPS}; NS=${O_NS:-$NS}
+for v in "$SEQ" "$BATCH" "$STEPS" "$LSEQ" "$LSTEPS" "$NS"; do
+  case "$v" in ''|*[!0-9]*) echo "error: --seq, --batch, --steps, --long-seq, --long-steps and --samples take positive integers (got '$v')" >&2; exit 1 ;; esac
+done
 if [ $CPU -eq 1 ]; then TRAIN=./train; EVAL=./eval; else TRAIN=./train_gpu; EVAL=./eval_gpu; fi
 for b in "$TRAIN" "$EVAL" ./eval; do
   [ -x "$b" ] || { echo "error: $b is not built; run make$([ $CPU -eq 0 ] && echo ' train_gpu eval_gpu') eval first" >&2; exit 1; }

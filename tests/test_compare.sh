@@ -24,6 +24,12 @@ bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log2" 2>&1
 done_n=$(grep -c "  done:" "$T.log2"); trained=$(grep -c "  train:" "$T.log2")
 [ "$trained" -eq 0 ] && [ "$done_n" -eq 20 ] && ok "a second run redoes nothing (20 stages done)" || bad "second run: $trained trained, $done_n done"
 out=$(bash scripts/compare.sh --bogus 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "error: unknown flag" && ok "unknown flag is refused" || bad "unknown flag: $out"
+out=$(bash scripts/compare.sh --cpu --tiny --steps abc --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "positive integers" && ok "a bad --steps is refused" || bad "bad --steps: $out"
+# a bigger budget by flag: the report states it
+if bash scripts/compare.sh --cpu --tiny --steps 6 --long-steps 3 --out "$T.b" > "$T.log3" 2>&1 && grep -q -- "--steps 6 " "$T.b/report.md" && [ -f "$T.b/seed1/rope/model_00000006.ckpt" ]; then
+  ok "--steps and --long-steps change the budget, and the report says so"
+else bad "budget flags"; tail -5 "$T.log3"; fi
+rm -rf "$T.b" "$T.log3"
 rm -f "$T.log" "$T.log2"
 echo "test_compare: $pass passed, $fail failed"
 [ $fail -eq 0 ]
