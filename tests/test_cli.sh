@@ -33,10 +33,12 @@ TINY=(--dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --batch 2 --seq 16 --v
 CRASH_RE='Segmentation|Aborted|core dumped|Bus error|Floating point exception|AddressSanitizer|LeakSanitizer|runtime error:|stack smashing|double free|free\(\)'
 
 # run NAME ARGS...: run ./train, output in $T/NAME.out / NAME.err, exit code in $rc
+# (a private --log and --ckpt-dir come first so that no test touches the user's log/ or checkpoints/; a test's own
+# flags, later on the line, win)
 run() {
     local name=$1
     shift
-    "$TRAIN" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+    "$TRAIN" --log "$T/$name.default.jsonl" --ckpt-dir "$T/$name.default_ckpt" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
     rc=$?
 }
 
@@ -300,7 +302,7 @@ section_c() {
     for i in 0 1 2 3 4 5; do
         resume_flag=()
         [ -n "$(newest_complete "$K")" ] && resume_flag=(--resume)
-        OMP_NUM_THREADS=1 "$TRAIN" "${BIG[@]}" --steps 100000 "${resume_flag[@]}" >"$T/kill_$i.out" 2>"$T/kill_$i.err" </dev/null &
+        OMP_NUM_THREADS=1 "$TRAIN" --log "$T/kill.default.jsonl" "${BIG[@]}" --steps 100000 "${resume_flag[@]}" >"$T/kill_$i.out" 2>"$T/kill_$i.err" </dev/null &
         pid=$!
         sleep "${delays[$i]}"
         if kill -0 "$pid" 2>/dev/null; then
