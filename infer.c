@@ -2,6 +2,7 @@
 infer — text generation with a KV cache from any ropepp checkpoint (every position embedding).
   make infer && ./infer --prompt "ROMEO:"            newest checkpoint in checkpoints/, byte-level text
   echo "JULIET:" | ./infer --ckpt checkpoints/model_00001000.ckpt --max-new 400
+  ./infer --ckpt gpt2.ckpt --prompt-tokens 464,3290 --tokenizer gpt2_tokenizer.bin   (llm.c's tokenizer file)
   (make infer_gpu: the same on the GPU)
 
 The prompt goes through the model once (filling the cache), then one token at a time; the cache holds the
@@ -15,7 +16,7 @@ At the end it prints the KV-cache size and the time per output token. `./infer -
 #include <unistd.h>
 
 typedef struct {
-    const char *ckpt, *ckpt_dir, *prompt, *prompt_tokens;
+    const char *ckpt, *ckpt_dir, *prompt, *prompt_tokens, *tokenizer;
     int max_new, top_k, ctx;
     double temperature, top_p, ntk, pi, yarn;
     uint64_t seed;
@@ -27,6 +28,7 @@ static void usage(void) {
            "  --ckpt-dir DIR       where to look for it (checkpoints)\n"
            "  --prompt TEXT        prompt (default: read standard input when it is not a terminal)\n"
            "  --prompt-tokens LIST comma-separated token ids, for models that are not byte-level\n"
+           "  --tokenizer FILE     llm.c tokenizer file (gpt2_tokenizer.bin) to print the text of non-byte tokens\n"
            "  --max-new N          tokens to generate (200)\n"
            "  --temperature T      0 = greedy (0.8)\n"
            "  --top-k K            keep the K most likely tokens (0 = all)\n"
@@ -58,7 +60,7 @@ static char *read_stdin(void) {
 }
 
 int main(int argc, char **argv) {
-    Options o = {NULL, "checkpoints", NULL, NULL, 200, 0, 0, 0.8, 1.0, 1.0, 1.0, 1.0, 1};
+    Options o = {NULL, "checkpoints", NULL, NULL, NULL, 200, 0, 0, 0.8, 1.0, 1.0, 1.0, 1.0, 1};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(); return 0; }
@@ -71,6 +73,7 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--ckpt-dir") == 0) o.ckpt_dir = v;
         else if (strcmp(f, "--prompt") == 0) o.prompt = v;
         else if (strcmp(f, "--prompt-tokens") == 0) o.prompt_tokens = v;
+        else if (strcmp(f, "--tokenizer") == 0) o.tokenizer = v;
         else if (strcmp(f, "--max-new") == 0) o.max_new = (int)flag_number("./infer", f, v, 0, 1 << 24);
         else if (strcmp(f, "--temperature") == 0) o.temperature = flag_number("./infer", f, v, 0, 100);
         else if (strcmp(f, "--top-k") == 0) o.top_k = (int)flag_number("./infer", f, v, 0, 1 << 30);
@@ -150,6 +153,16 @@ int main(int argc, char **argv) {
     }
     int total = n_prompt + o.max_new < limit ? n_prompt + o.max_new : limit;
 
+    Tokenizer tok_text;
+    memset(&tok_text, 0, sizeof(tok_text));
+    if (o.tokenizer != NULL) {
+        if (tokenizer_read(&tok_text, o.tokenizer, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        if (tok_text.vocab_size > V) { fprintf(stderr, "error: the tokenizer has %d tokens, more than the model's vocabulary %d\n", tok_text.vocab_size, V); return 1; }
+        for (int i = 0; i < n_prompt && c.tokenizer != TOKENIZER_BYTES; i++) {
+            const char *piece = tokenizer_decode(&tok_text, prompt[i]);
+            fputs(piece ? piece : "", stdout);
+        }
+    }
     KVCache kv;
     kvcache_init(&kv, &m, 1, total);
     float *logits = (float *)mallocCheck((size_t)V * sizeof(float));
@@ -166,7 +179,10 @@ int main(int argc, char **argv) {
     double t_gen = 0.0;
     while (generated < o.max_new) {
         int tok = sample_token(logits, V, o.temperature, o.top_k, o.top_p, &rng);
-        if (c.tokenizer == TOKENIZER_BYTES) putchar(tok); else printf(" %d", tok);
+        const char *piece = tokenizer_decode(&tok_text, tok);   /* NULL without --tokenizer */
+        if (c.tokenizer == TOKENIZER_BYTES) putchar(tok);
+        else if (piece != NULL) fputs(piece, stdout);
+        else printf(" %d", tok);
         fflush(stdout);
         generated++;
         if (kv.pos >= total) break;
@@ -182,6 +198,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "prompt %d tokens in %.1f ms | %d new tokens | %.3f ms per output token | KV cache %zu bytes (%d positions, %.0f bytes/token)\n",
             n_prompt, t_prompt * 1e3, generated, t_gen * 1e3 / decode_steps, kv.bytes, kv.Tmax, (double)kv.bytes / kv.Tmax);
     kvcache_free(&kv);
+    tokenizer_free(&tok_text);
     free(logits);
     free(prompt);
     free(owned);

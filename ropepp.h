@@ -452,6 +452,17 @@ int loader_seek(DataLoader *dl, int64_t shard, int64_t pos, char *err, size_t er
 void loader_free(DataLoader *dl);
 int loader_max_token(const char *pattern, int *max_token, char *err, size_t errlen);
 
+/* llm.c's tokenizer file (gpt2_tokenizer.bin, for decoding GPT-2-vocab models): 256 x uint32 header (magic
+   20240328, version 1 or 2, vocab size, v2: end-of-text token), then per token a uint8 length and its bytes. */
+typedef struct {
+    int vocab_size;
+    int eot_token;
+    char **tokens;      /* (vocab_size) NUL-terminated byte strings */
+} Tokenizer;
+int tokenizer_read(Tokenizer *t, const char *path, char *err, size_t errlen);
+const char *tokenizer_decode(const Tokenizer *t, int token);   /* NULL if out of range */
+void tokenizer_free(Tokenizer *t);
+
 /* Sample a token from probabilities softmax(logits / temperature) with top-k (0 = off) and top-p (1 = off);
    temperature 0 = greedy. */
 int sample_token(const float *logits, int V, double temperature, int top_k, double top_p, Rng *rng);
@@ -2378,6 +2389,53 @@ int loader_max_token(const char *pattern, int *max_token, char *err, size_t errl
     globfree(&g);
     *max_token = mx;
     return 0;
+}
+
+int tokenizer_read(Tokenizer *t, const char *path, char *err, size_t errlen) {
+    memset(t, 0, sizeof(*t));
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) { set_err(err, errlen, "cannot open tokenizer '%s': %s", path, strerror(errno)); return -1; }
+    uint32_t h[256];
+    if (fread(h, sizeof(h), 1, fp) != 1) { set_err(err, errlen, "tokenizer '%s' is shorter than its 1024-byte header (truncated)", path); fclose(fp); return -1; }
+    const char *bad = NULL;
+    if (h[0] != 20240328) bad = "wrong magic (not an llm.c tokenizer file)";
+    else if (h[1] != 1 && h[1] != 2) bad = "unsupported version (llm.c writes 1 or 2)";
+    else if (h[2] < 1 || h[2] > (1u << 24)) bad = "vocab size out of range";
+    else if (h[1] == 1 && h[2] != 50257) bad = "version 1 files hold the 50257 GPT-2 tokens";
+    else if (h[1] == 2 && h[3] >= h[2]) bad = "end-of-text token outside the vocabulary";
+    if (bad != NULL) { set_err(err, errlen, "tokenizer '%s': %s", path, bad); fclose(fp); return -1; }
+    t->vocab_size = (int)h[2];
+    t->eot_token = h[1] == 1 ? 50256 : (int)h[3];
+    t->tokens = (char **)mallocCheck((size_t)t->vocab_size * sizeof(char *));
+    for (int i = 0; i < t->vocab_size; i++) {
+        unsigned char len;
+        if (fread(&len, 1, 1, fp) != 1 || len == 0) {
+            set_err(err, errlen, "tokenizer '%s': token %d is %s", path, i, len == 0 && !feof(fp) ? "empty" : "missing (truncated file)");
+            for (int k = 0; k < i; k++) free(t->tokens[k]);
+            free(t->tokens); t->tokens = NULL; fclose(fp);
+            return -1;
+        }
+        t->tokens[i] = (char *)mallocCheck((size_t)len + 1);
+        if (fread(t->tokens[i], 1, len, fp) != len) {
+            set_err(err, errlen, "tokenizer '%s': token %d is cut short (truncated file)", path, i);
+            for (int k = 0; k <= i; k++) free(t->tokens[k]);
+            free(t->tokens); t->tokens = NULL; fclose(fp);
+            return -1;
+        }
+        t->tokens[i][len] = '\0';
+    }
+    fclose(fp);
+    return 0;
+}
+
+const char *tokenizer_decode(const Tokenizer *t, int token) {
+    return (t->tokens != NULL && token >= 0 && token < t->vocab_size) ? t->tokens[token] : NULL;
+}
+
+void tokenizer_free(Tokenizer *t) {
+    if (t->tokens != NULL) for (int i = 0; i < t->vocab_size; i++) free(t->tokens[i]);
+    free(t->tokens);
+    memset(t, 0, sizeof(*t));
 }
 
 typedef struct { double p; int i; } ProbIndex;

@@ -360,6 +360,8 @@ int main(int argc, char **argv) {
     } else {
         o.model.vocab_size = vocab;
         o.model.train_seq = o.seq;
+        /* what the tokens are, for infer: bytes up to 256, Llama-3 from 128000 on, GPT-2 (llm.c's data) between */
+        o.model.tokenizer = vocab <= 256 ? TOKENIZER_BYTES : vocab >= 128000 ? TOKENIZER_LLAMA3 : TOKENIZER_GPT2;
         if (config_validate(&o.model, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         model_init(&model, &o.model, o.init, o.seed);
     }

@@ -1044,6 +1044,53 @@ static void test_crash_safety(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- main */
+/* ------------------------------------------------------------------------------------------- tokenizer file */
+static void write_tokenizer(const char *path, uint32_t magic, uint32_t version, uint32_t vocab, uint32_t eot, int n_tokens, int empty_at) {
+    FILE *fp = fopenCheck(path, "wb");
+    uint32_t h[256];
+    memset(h, 0, sizeof(h));
+    h[0] = magic; h[1] = version; h[2] = vocab; h[3] = eot;
+    fwriteCheck(h, sizeof(h), 1, fp);
+    for (int i = 0; i < n_tokens; i++) {
+        char piece[32];
+        int len = i == empty_at ? 0 : snprintf(piece, sizeof(piece), "<%d>", i);
+        unsigned char l = (unsigned char)len;
+        fwriteCheck(&l, 1, 1, fp);
+        if (len > 0) fwriteCheck(piece, 1, (size_t)len, fp);
+    }
+    fcloseCheck(fp);
+}
+
+static void test_tokenizer(const char *dir) {
+    char path[1100], err[1300];
+    Tokenizer t;
+    snprintf(path, sizeof(path), "%s/tok.bin", dir);
+    write_tokenizer(path, 20240328, 2, 300, 299, 300, -1);
+    if (check(tokenizer_read(&t, path, err, sizeof(err)) == 0, "tokenizer v2 with 300 tokens reads (%s)", err)) {
+        const char *p0 = tokenizer_decode(&t, 0), *p299 = tokenizer_decode(&t, 299);
+        check(p0 && strcmp(p0, "<0>") == 0 && p299 && strcmp(p299, "<299>") == 0 && t.eot_token == 299, "tokenizer decodes tokens 0 and 299 and the end-of-text token");
+        check(tokenizer_decode(&t, 300) == NULL && tokenizer_decode(&t, -1) == NULL, "tokenizer_decode is NULL outside the vocabulary");
+        tokenizer_free(&t);
+    }
+    struct { const char *what, *key; uint32_t magic, version, vocab, eot; int n, empty_at; } bad[] = {
+        {"wrong magic", "magic", 20240520, 2, 300, 299, 300, -1},
+        {"unknown version", "version", 20240328, 3, 300, 299, 300, -1},
+        {"version 1 with a non-GPT-2 vocabulary", "50257", 20240328, 1, 300, 0, 300, -1},
+        {"end-of-text token outside the vocabulary", "end-of-text", 20240328, 2, 300, 300, 300, -1},
+        {"truncated token list", "truncated", 20240328, 2, 300, 299, 150, -1},
+        {"an empty token", "empty", 20240328, 2, 300, 299, 300, 7},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        write_tokenizer(path, bad[k].magic, bad[k].version, bad[k].vocab, bad[k].eot, bad[k].n, bad[k].empty_at);
+        int rc = tokenizer_read(&t, path, err, sizeof(err));
+        check(rc == -1 && strstr(err, bad[k].key) != NULL && t.tokens == NULL, "tokenizer: %s is refused (%s)", bad[k].what, err);
+    }
+    FILE *fp = fopenCheck(path, "wb");
+    fwriteCheck("short", 1, 5, fp);
+    fcloseCheck(fp);
+    check(tokenizer_read(&t, path, err, sizeof(err)) == -1 && strstr(err, "truncated") != NULL, "tokenizer: a file shorter than the header is refused (%s)", err);
+}
+
 int main(void) {
     mkdir("tests", 0755);
     mkdir("tests/tmp", 0755);
@@ -1061,6 +1108,7 @@ int main(void) {
     test_state();
     test_checkpoint_list();
     test_crash_safety();
+    test_tokenizer(tmpdir);
     const char *keep = getenv("TEST_KEEP");
     if (keep == NULL || strcmp(keep, "1") != 0) remove_tree(tmpdir);
     return tu_finish("test_files");

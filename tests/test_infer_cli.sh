@@ -34,6 +34,17 @@ expect_error() {   # expect_error NAME KEYWORD ARGS...
   if [ $st -ne 0 ] && [ $st -lt 128 ] && echo "$out" | grep -q "error:.*$key"; then ok "$name: exit $st, $(echo "$out" | grep error: | head -1)"
   else bad "$name: exit $st, output: $out"; fi
 }
+# a model that is not byte-level (vocab 300: GPT-2-style token ids) decoded through an llm.c tokenizer file
+u32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
+{ printf "$(u32 20240328)$(u32 2)$(u32 300)$(u32 299)"; head -c 1008 /dev/zero
+  for i in $(seq 0 299); do p="<$i>"; printf "$(printf '\\x%02x' ${#p})%s" "$p"; done; } > "$T/tok.bin"
+./train --dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --batch 2 --seq 48 --steps 2 --val-batches 1 --sample 0 \
+  --vocab 300 --ckpt-dir "$T/ck300" --log "" > "$T/train300.txt" 2>&1 || bad "training a vocab-300 model"
+out=$(./infer --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5,260 --tokenizer "$T/tok.bin" --max-new 3 --temperature 0 2> "$T/err300.txt")
+echo "$out" | grep -qE '^<5><260>(<[0-9]+>){3}$' && ok "a vocab-300 model: --prompt-tokens in, text out through an llm.c tokenizer file ($out)" || bad "tokenizer decode: '$out' $(cat "$T/err300.txt")"
+expect_error "byte prompt for a non-byte model" "not byte-level" --ckpt "$T/ck300/model_00000002.ckpt" --prompt "hello"
+expect_error "corrupt tokenizer file" "magic" --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5 --tokenizer "$T/ck300/model_00000002.ckpt"
+
 long=$(head -c 100 data/tinyshakespeare.txt)
 expect_error "missing checkpoint" "cannot open" --ckpt "$T/none.ckpt" --prompt x
 expect_error "corrupt checkpoint" "truncated" --ckpt "$T/train.txt" --prompt x
