@@ -10,24 +10,13 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
-from benchenv import collect_env, env_lines  # noqa: E402
+from benchenv import collect_env, env_lines, load_jsonl  # noqa: E402
 
 PES = ("rope", "ropepp_eh", "ropepp_ec")
 COLORS = {"rope": "#1f77b4", "ropepp_eh": "#d62728", "ropepp_ec": "#2ca02c"}
 IMPLS = (("ropepp", None, "ropepp", ""), ("torch", "eager", "PyTorch eager", "6,4"), ("torch", "graph", "PyTorch CUDA graph", "2,3"))
 
 
-def load_jsonl(path):
-    out = []
-    if os.path.exists(path):
-        for line in open(path, errors="replace"):
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-    return out
 
 
 def mib(b):

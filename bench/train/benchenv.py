@@ -56,3 +56,19 @@ def env_lines(env):
 
 if __name__ == "__main__":
     print(json.dumps(collect_env(), indent=1))
+
+
+def load_jsonl(path):
+    """The JSON objects of a log file, one per line starting with '{'; a missing file or a torn line gives fewer."""
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+    return out

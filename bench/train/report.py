@@ -10,7 +10,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchenv import collect_env, env_lines  # noqa: E402
+from benchenv import collect_env, env_lines, load_jsonl  # noqa: E402
 
 SKIP_STEPS = 5   # ropepp's first steps (allocation, cuBLAS heuristics) are left out of its median
 
@@ -54,19 +54,6 @@ def ours_mem_estimate(s, pe):
     return n_params * (2 + 2 + 4 + 4 + 4) + 2 * x + 4 * m + 2 * 4 * N
 
 
-def load_jsonl(path):
-    out = []
-    if not os.path.exists(path):
-        return out
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-    return out
 
 
 def ours_record(work, run, peak):
