@@ -4,9 +4,7 @@
 # finds everything done (the stages resume instead of redoing). Run from the repository root (make test).
 set -u
 cd "$(dirname "$0")/.."
-pass=0; fail=0
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
+. tests/lib.sh
 T=tests/tmp/test_compare.$$
 trap 'rm -rf "$T"' EXIT
 if bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log" 2>&1; then ok "compare.sh --cpu --tiny runs every stage"; else bad "compare.sh failed"; tail -20 "$T.log"; fi
@@ -31,5 +29,4 @@ if bash scripts/compare.sh --cpu --tiny --steps 6 --long-steps 3 --out "$T.b" > 
 else bad "budget flags"; tail -5 "$T.log3"; fi
 rm -rf "$T.b" "$T.log3"
 rm -f "$T.log" "$T.log2"
-echo "test_compare: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_compare

@@ -5,9 +5,7 @@
 # every CSV row; bad input exits non-zero with one error line. Run from the repository root (make test).
 set -u
 cd "$(dirname "$0")/.."
-pass=0; fail=0
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
+. tests/lib.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 T=tests/tmp/test_eval.$$
 mkdir -p "$T"
@@ -47,20 +45,13 @@ if ./eval plot --csv "$T/ev/ppl_ropepp_ec.csv" --x length --y ppl --group scalin
    && [ "$(grep -c '<polyline' "$T/ev/p.svg")" -eq 2 ] && grep -q '>none<' "$T/ev/p.svg" && grep -q '>ntk:4<' "$T/ev/p.svg"; then ok "eval plot draws one line per group (none, ntk:4)"; else bad "eval plot"; fi
 
 # bad input
-expect_error() {   # expect_error NAME KEYWORD ARGS...
-  local name=$1 key=$2; shift 2
-  local out; out=$(./eval "$@" 2>&1); local st=$?
-  if [ $st -ne 0 ] && [ $st -lt 128 ] && echo "$out" | grep -q "error:.*$key"; then ok "$name: exit $st, $(echo "$out" | grep error: | head -1)"
-  else bad "$name: exit $st, output: $out"; fi
-}
-expect_error "unknown mode" "unknown mode" bogus
-expect_error "unknown flag" "unknown flag" ppl --bogus 1 --ckpt "$ck"
-expect_error "missing checkpoint" "cannot open" ppl --ckpt "$T/nope.ckpt"
-expect_error "corrupt checkpoint" "truncated" ppl --ckpt "$T/train.txt"
-expect_error "unknown task" "unknown task" tasks --ckpt "$ck" --tasks bogus
-expect_error "bad scaling factor" "scalings" ppl --ckpt "$ck" --scalings ntk:abc
-expect_error "bad number" "not a number" ppl --ckpt "$ck" --samples -3
-expect_error "plot: missing column" "no column" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x bogus --y ppl --group pe --out "$T/x.svg"
+expect_error ./eval "unknown mode" "unknown mode" bogus
+expect_error ./eval "unknown flag" "unknown flag" ppl --bogus 1 --ckpt "$ck"
+expect_error ./eval "missing checkpoint" "cannot open" ppl --ckpt "$T/nope.ckpt"
+expect_error ./eval "corrupt checkpoint" "truncated" ppl --ckpt "$T/train.txt"
+expect_error ./eval "unknown task" "unknown task" tasks --ckpt "$ck" --tasks bogus
+expect_error ./eval "bad scaling factor" "scalings" ppl --ckpt "$ck" --scalings ntk:abc
+expect_error ./eval "bad number" "not a number" ppl --ckpt "$ck" --samples -3
+expect_error ./eval "plot: missing column" "no column" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x bogus --y ppl --group pe --out "$T/x.svg"
 
-echo "test_eval: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_eval

@@ -5,9 +5,7 @@
 # than the context, invalid sampling values) exits non-zero with one error line, never a crash.
 set -u
 cd "$(dirname "$0")/.."
-pass=0; fail=0
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
+. tests/lib.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 T=tests/tmp/test_infer_cli.$$
 mkdir -p "$T"
@@ -28,12 +26,6 @@ out3=$(printf 'ROMEO:' | ./infer --ckpt "$ck" --max-new 20 --temperature 0 2> /d
 ./infer --ckpt "$ck" --prompt "A" --max-new 60 --ctx 96 --ntk-factor 2 > /dev/null 2> "$T/err3.txt" && ! grep -q "context limit" "$T/err3.txt" \
   && ok "--ctx 96 with --ntk-factor 2 generates past the training length" || bad "ntk extension: $(cat "$T/err3.txt")"
 
-expect_error() {   # expect_error NAME KEYWORD ARGS...
-  local name=$1 key=$2; shift 2
-  local out; out=$(./infer "$@" < /dev/null 2>&1); local st=$?
-  if [ $st -ne 0 ] && [ $st -lt 128 ] && echo "$out" | grep -q "error:.*$key"; then ok "$name: exit $st, $(echo "$out" | grep error: | head -1)"
-  else bad "$name: exit $st, output: $out"; fi
-}
 # a model that is not byte-level (vocab 300: GPT-2-style token ids) decoded through an llm.c tokenizer file
 u32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
 { printf "$(u32 20240328)$(u32 2)$(u32 300)$(u32 299)"; head -c 1008 /dev/zero
@@ -42,19 +34,18 @@ u32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1 & 255)) $((($1 >> 8) & 255))
   --vocab 300 --ckpt-dir "$T/ck300" --log "" > "$T/train300.txt" 2>&1 || bad "training a vocab-300 model"
 out=$(./infer --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5,260 --tokenizer "$T/tok.bin" --max-new 3 --temperature 0 2> "$T/err300.txt")
 echo "$out" | grep -qE '^<5><260>(<[0-9]+>){3}$' && ok "a vocab-300 model: --prompt-tokens in, text out through an llm.c tokenizer file ($out)" || bad "tokenizer decode: '$out' $(cat "$T/err300.txt")"
-expect_error "byte prompt for a non-byte model" "not byte-level" --ckpt "$T/ck300/model_00000002.ckpt" --prompt "hello"
-expect_error "corrupt tokenizer file" "magic" --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5 --tokenizer "$T/ck300/model_00000002.ckpt"
+expect_error ./infer "byte prompt for a non-byte model" "not byte-level" --ckpt "$T/ck300/model_00000002.ckpt" --prompt "hello"
+expect_error ./infer "corrupt tokenizer file" "magic" --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5 --tokenizer "$T/ck300/model_00000002.ckpt"
 
 long=$(head -c 100 data/tinyshakespeare.txt)
-expect_error "missing checkpoint" "cannot open" --ckpt "$T/none.ckpt" --prompt x
-expect_error "corrupt checkpoint" "truncated" --ckpt "$T/train.txt" --prompt x
-expect_error "empty checkpoint folder" "no checkpoint" --ckpt-dir "$T/empty" --prompt x
-expect_error "empty prompt" "empty" --ckpt "$ck" --prompt ""
-expect_error "prompt longer than the context" "longer than the context" --ckpt "$ck" --prompt "$long"
-expect_error "negative temperature" "temperature" --ckpt "$ck" --prompt x --temperature -1
-expect_error "top-p out of range" "top-p" --ckpt "$ck" --prompt x --top-p 1.5
-expect_error "bad top-k" "top-k" --ckpt "$ck" --prompt x --top-k abc
-expect_error "unknown flag" "unknown flag" --ckpt "$ck" --prompt x --bogus 1
-expect_error "token id out of range" "token id" --ckpt "$ck" --prompt-tokens 1,2,999
-echo "test_infer_cli: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+expect_error ./infer "missing checkpoint" "cannot open" --ckpt "$T/none.ckpt" --prompt x
+expect_error ./infer "corrupt checkpoint" "truncated" --ckpt "$T/train.txt" --prompt x
+expect_error ./infer "empty checkpoint folder" "no checkpoint" --ckpt-dir "$T/empty" --prompt x
+expect_error ./infer "empty prompt" "empty" --ckpt "$ck" --prompt ""
+expect_error ./infer "prompt longer than the context" "longer than the context" --ckpt "$ck" --prompt "$long"
+expect_error ./infer "negative temperature" "temperature" --ckpt "$ck" --prompt x --temperature -1
+expect_error ./infer "top-p out of range" "top-p" --ckpt "$ck" --prompt x --top-p 1.5
+expect_error ./infer "bad top-k" "top-k" --ckpt "$ck" --prompt x --top-k abc
+expect_error ./infer "unknown flag" "unknown flag" --ckpt "$ck" --prompt x --bogus 1
+expect_error ./infer "token id out of range" "token id" --ckpt "$ck" --prompt-tokens 1,2,999
+finish test_infer_cli
