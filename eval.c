@@ -163,7 +163,8 @@ static void usage(const char *mode) {
                "  --out DIR          results folder (results/eval)\n");
 }
 
-static void load_model(Model *m, Config *c_out, double **params_out, const Options *o) {
+/* The checkpoint of --ckpt (or the newest in checkpoints/): its config and parameters, without building a model. */
+static void read_checkpoint(Config *c_out, double **params_out, const Options *o) {
     char path[4200], err[1024];
     const char *ck = o->ckpt;
     if (ck == NULL) {
@@ -176,9 +177,13 @@ static void load_model(Model *m, Config *c_out, double **params_out, const Optio
     }
     size_t np;
     if (checkpoint_read(ck, c_out, params_out, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
-    model_init_from(m, c_out, *params_out);
     printf("%s: %s, C %d, L %d, H %d, KV %d, trained at %d tokens\n", ck, pe_name(c_out->pe), c_out->dim, c_out->n_layers,
            c_out->n_heads, c_out->n_kv_heads, c_out->train_seq);
+}
+
+static void load_model(Model *m, Config *c_out, double **params_out, const Options *o) {
+    read_checkpoint(c_out, params_out, o);
+    model_init_from(m, c_out, *params_out);
 }
 
 static int is_rotary(int pe) { return pe == PE_ROPE || pe == PE_ROPEPP_EH || pe == PE_ROPEPP_EC || pe == PE_PARTIAL; }
@@ -460,11 +465,9 @@ static int parse_task_list(const char *spec, int *out) {
 }
 
 static int mode_tasks(Options *o) {
-    Model m0;
     Config c;
     double *params;
-    load_model(&m0, &c, &params, o);
-    model_free(&m0);
+    read_checkpoint(&c, &params, o);
     Scaling sc[1];
     parse_scalings(o->scalings ? o->scalings : "none", sc, 1);
     Config cs = c;

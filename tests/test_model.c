@@ -37,18 +37,26 @@ static void tiny_batch(int *inp, int *tgt) {
     tgt[4] = -1;   /* one ignored target */
 }
 
+/* The tiny model of a position embedding, one forward + backward on the tiny batch: returns the loss, *g the
+   gradients (malloc'd, num_params) */
+static double tiny_forward_backward(Model *m, int pe, int *inp, int *tgt, double **g) {
+    Config c = tiny_config(pe);
+    model_init(m, &c, INIT_TORCH_DEFAULT, 1000 + pe);
+    tiny_batch(inp, tgt);
+    double loss = model_forward(m, inp, tgt, B, T);
+    model_zero_grad(m);
+    model_backward(m);
+    *g = (double *)mallocCheck(m->num_params * sizeof(double));
+    model_grads_to_host(m, *g);
+    return loss;
+}
+
 #ifdef ROPEPP_DOUBLE
 static void grad_check(int pe) {
-    Config c = tiny_config(pe);
     Model m;
-    model_init(&m, &c, INIT_TORCH_DEFAULT, 1000 + pe);
     int inp[B * T], tgt[B * T];
-    tiny_batch(inp, tgt);
-    double loss = model_forward(&m, inp, tgt, B, T);
-    model_zero_grad(&m);
-    model_backward(&m);
-    double *g = (double *)mallocCheck(m.num_params * sizeof(double));
-    model_grads_to_host(&m, g);
+    double *g;
+    double loss = tiny_forward_backward(&m, pe, inp, tgt, &g);
     /* reference file for the float build */
     mkdir("tests/tmp", 0755);
     char path[256];
@@ -93,16 +101,11 @@ static void grad_check(int pe) {
 }
 #else
 static void float_vs_double(int pe) {
-    Config c = tiny_config(pe);
     Model m;
-    model_init(&m, &c, INIT_TORCH_DEFAULT, 1000 + pe);
     int inp[B * T], tgt[B * T];
-    tiny_batch(inp, tgt);
-    double loss = model_forward(&m, inp, tgt, B, T);
-    model_zero_grad(&m);
-    model_backward(&m);
-    double *g = (double *)mallocCheck(m.num_params * sizeof(double)), *ref = (double *)mallocCheck(m.num_params * sizeof(double));
-    model_grads_to_host(&m, g);
+    double *g;
+    double loss = tiny_forward_backward(&m, pe, inp, tgt, &g);
+    double *ref = (double *)mallocCheck(m.num_params * sizeof(double));
     char path[256];
     snprintf(path, sizeof(path), "tests/tmp/model_ref_%s.bin", pe_name(pe));
     FILE *fp = fopen(path, "rb");
