@@ -93,6 +93,8 @@ extern "C" {
 #define backend_from_host cpu_backend_from_host
 #define backend_zero cpu_backend_zero
 #define backend_name cpu_backend_name
+#define backend_timer_record cpu_backend_timer_record
+#define backend_timer_ms cpu_backend_timer_ms
 #endif
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -197,7 +199,9 @@ size_t attention_param_count(const Config *c);   /* q/k/v/o parameters of one la
 
 /* ------------------------------------------------------------------------------------------------------------
    2. Ops. Signature order as in llm.c: outputs, saved-for-backward, inputs, weights, sizes. Backward
-   accumulates into its gradient outputs (+=); the caller zeroes. Matmul weights are (out, in): y = x W^T.
+   accumulates into its gradient outputs (+=) and the caller zeroes, except where a line below says WRITES: the
+   gradients the model passes straight on (matmul's dinp, swiglu, attention, cross-entropy) are written (=), so
+   the model never clears a scratch buffer. Matmul weights are (out, in): y = x W^T.
    ------------------------------------------------------------------------------------------------------------ */
 
 /* The position embedding of one layer as the attention op sees it. Tables live in backend memory. */
@@ -224,7 +228,7 @@ void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const f
                       const floatM *rstd, int N, int C);
 /* residual: out = a + b (its backward is the identity: the model adds straight into the residual gradient) */
 void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n);
-/* matmul: out = inp weight^T */
+/* matmul: out = inp weight^T. Backward WRITES dinp (=) and accumulates dweight (+=). */
 void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC);
 void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
                      int N, int IC, int OC);
@@ -239,7 +243,8 @@ void attention_core_forward(floatX *out, floatM *att, const floatX *q, const flo
 void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *dout, const floatM *att,
                              const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
                              int B, int T, int NA, int KVH, int HD);
-/* attention: the op the model calls — position embedding, noise and attention core from the fused qkv. */
+/* attention: the op the model calls — position embedding, noise and attention core from the fused qkv.
+   Backward WRITES dqkv (every element). */
 size_t attention_stats_size(int B, int T, int NA);   /* floatM elements of `stats` per layer (backend's choice) */
 void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const floatX *qkv, const PosEmb *pe,
                        int B, int T, int HQ, int KVH, int HD);
@@ -250,7 +255,7 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
    values are written into the cache at those rows, then each new query attends to cache rows 0 .. its position. */
 void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const floatX *qkv, const PosEmb *pe,
                               int pos0, int B, int Tn, int Tmax, int HQ, int KVH, int HD);
-/* swiglu: out = silu(gate) * up, inp = [gate | up] */
+/* swiglu: out = silu(gate) * up, inp = [gate | up]. Backward WRITES dinp. */
 void swiglu_forward(floatX *out, const floatX *inp, int N, int F);
 void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N, int F);
 /* cross-entropy: losses[n] = -log softmax(logits[n])[targets[n]], 0 where targets[n] < 0 (ignored).
@@ -271,6 +276,12 @@ void backend_to_host(void *dst, const void *src, size_t bytes);
 void backend_from_host(void *dst, const void *src, size_t bytes);
 void backend_zero(void *p, size_t bytes);
 const char *backend_name(void);
+/* Timer marks for the op profiler: record mark `slot` (0 .. PROFILE_MARKS-1) in the order of the work queued
+   so far (CPU: the wall clock now; CUDA: an event on the stream), and the milliseconds between two recorded
+   marks (CUDA: waits for the later one). */
+#define PROFILE_MARKS 4096
+void backend_timer_record(int slot);
+double backend_timer_ms(int from, int to);
 
 /* ------------------------------------------------------------------------------------------------------------
    3. Model
@@ -323,6 +334,27 @@ typedef struct {
     floatM *norm;       /* (1) squared gradient norm */
 } Activations;
 
+/* Op profiler (train --profile): the model marks the end of every op it queues; profile_collect adds the time
+   between consecutive marks of a step to the row of the later mark's label, so the rows say where a step's
+   device time goes, including the time the device waits for the host (the "host" rows). */
+#define PROFILE_ROWS 64
+typedef struct {
+    int n_marks;                          /* marks recorded in this step */
+    const char *mark_label[PROFILE_MARKS];
+    int n_rows;
+    const char *row_label[PROFILE_ROWS];  /* in first-seen order */
+    double row_ms[PROFILE_ROWS];          /* summed over the collected steps */
+    long row_calls[PROFILE_ROWS];
+    int steps;                            /* steps collected */
+    int overflow;                         /* marks or rows that did not fit */
+} Profile;
+void profile_mark(Profile *p, const char *label);   /* p NULL: nothing */
+/* End of a step: waits for the device; with count the step's intervals are added to the rows, else dropped
+   (warm-up). Starts the next step. */
+void profile_collect(Profile *p, int count);
+/* A table: label, ms per step, share, calls per step; and the total. */
+void profile_print(const Profile *p, FILE *f);
+
 typedef struct {
     Config cfg;
     Dims d;
@@ -351,6 +383,7 @@ typedef struct {
     int step;               /* optimizer steps done */
     /* noise experiment (forward only) */
     double noise_sigma; int noise_target; uint64_t noise_seed; uint64_t n_forwards;
+    Profile *profile;       /* NULL, or where the ops' times go (train --profile) */
 } Model;
 
 /* KV cache for decoding: the post-rotary keys and the values of every layer (RoPE++ EH holds half of RoPE's). */
@@ -480,6 +513,7 @@ int sample_token(const float *logits, int V, double temperature, int top_k, doub
 #define ROPEPP_IMPLEMENTATION_DONE
 #include <stdarg.h>
 #include <errno.h>
+#include <time.h>
 #include <glob.h>
 #include <sys/stat.h>
 #ifdef _OPENMP
@@ -798,7 +832,7 @@ void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N,
 void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
                      int N, int IC, int OC) {
     /* forward: out[n, o] = sum_i inp[n, i] weight[o, i]
-         dinp[n, i]    += sum_o dout[n, o] weight[o, i]
+         dinp[n, i]     = sum_o dout[n, o] weight[o, i]   (written)
          dweight[o, i] += sum_n dout[n, o] inp[n, i]
        dinp (N, IC), dweight (OC, IC), dout (N, OC). Either gradient output may be NULL.
        Blocks of 4 rows of dinp share each weight row, blocks of 4 rows of dweight share each inp row (about
@@ -807,6 +841,7 @@ void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const fl
         #pragma omp parallel for
         for (int n0 = 0; n0 < N; n0 += 4) {
             int rows = N - n0 < 4 ? N - n0 : 4;
+            memset(dinp + (size_t)n0 * IC, 0, (size_t)rows * IC * sizeof(floatX));
             for (int o = 0; o < OC; o++) {
                 const floatX *w = weight + (size_t)o * IC;
                 real g[4] = {0, 0, 0, 0};
@@ -1045,9 +1080,11 @@ void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const
 void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *stats,
                         const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                         int HD) {
-    /* The chain of attention_forward backwards: core -> (dqr, dkr, dv), then each rotary backward into dqkv. */
+    /* The chain of attention_forward backwards: core -> (dqr, dkr, dv), then each rotary backward into dqkv,
+       which is written: cleared first. */
     (void)out;
     size_t stride = (size_t)(HQ + 2 * KVH) * HD;
+    memset(dqkv, 0, (size_t)B * T * stride * sizeof(floatX));
     int NA = HQ * (pe->imag ? 2 : 1);
     size_t nq = (size_t)B * T * NA * HD, nk = (size_t)B * T * KVH * HD;
     floatX *dqr = (floatX *)mallocCheck(nq * sizeof(floatX));
@@ -1134,16 +1171,16 @@ void swiglu_forward(floatX *out, const floatX *inp, int N, int F) {
 
 void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N, int F) {
     /* forward: out = silu(g) u,  silu(g) = g sig(g),  sig = 1/(1+exp(-g))
-         du += dout silu(g)
-         dg += dout u silu'(g),   silu'(g) = sig(g) (1 + g (1 - sig(g))) */
+         du = dout silu(g)
+         dg = dout u silu'(g),   silu'(g) = sig(g) (1 + g (1 - sig(g)))   (written) */
     #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         const floatX *g = inp + (size_t)n * 2 * F, *u = g + F, *d = dout + (size_t)n * F;
         floatX *dg = dinp + (size_t)n * 2 * F, *du = dg + F;
         for (int i = 0; i < F; i++) {
             double gi = g[i], sg = 1.0 / (1.0 + exp(-gi));
-            du[i] += (floatX)(d[i] * gi * sg);
-            dg[i] += (floatX)(d[i] * u[i] * sg * (1.0 + gi * (1.0 - sg)));
+            du[i] = (floatX)(d[i] * gi * sg);
+            dg[i] = (floatX)(d[i] * u[i] * sg * (1.0 + gi * (1.0 - sg)));
         }
     }
 }
@@ -1217,6 +1254,13 @@ void backend_free(void *p) { free(p); }
 void backend_to_host(void *dst, const void *src, size_t bytes) { if (bytes) memcpy(dst, src, bytes); }
 void backend_from_host(void *dst, const void *src, size_t bytes) { if (bytes) memcpy(dst, src, bytes); }
 void backend_zero(void *p, size_t bytes) { if (bytes) memset(p, 0, bytes); }
+static double timer_marks[PROFILE_MARKS];
+void backend_timer_record(int slot) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (slot >= 0 && slot < PROFILE_MARKS) timer_marks[slot] = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+double backend_timer_ms(int from, int to) { return timer_marks[to] - timer_marks[from]; }
 const char *backend_name(void) {
 #ifdef _OPENMP
     static char name[64];
@@ -1553,6 +1597,46 @@ static void check_tokens(const Model *m, const int *inputs, const int *targets, 
     }
 }
 
+/* ---- op profiler */
+
+void profile_mark(Profile *p, const char *label) {
+    if (p == NULL) return;
+    if (p->n_marks >= PROFILE_MARKS) { p->overflow = 1; return; }
+    backend_timer_record(p->n_marks);
+    p->mark_label[p->n_marks++] = label;
+}
+
+void profile_collect(Profile *p, int count) {
+    if (p == NULL) return;
+    for (int i = 1; count && i < p->n_marks; i++) {
+        const char *label = p->mark_label[i];
+        int r = 0;
+        while (r < p->n_rows && strcmp(p->row_label[r], label) != 0) r++;
+        if (r == p->n_rows) {
+            if (r == PROFILE_ROWS) { p->overflow = 1; continue; }
+            p->row_label[p->n_rows++] = label;
+        }
+        p->row_ms[r] += backend_timer_ms(i - 1, i);
+        p->row_calls[r]++;
+    }
+    if (count && p->n_marks > 1) p->steps++;
+    if (!count && p->n_marks > 0) (void)backend_timer_ms(0, p->n_marks - 1);   /* wait for the device alike */
+    p->n_marks = 0;
+}
+
+void profile_print(const Profile *p, FILE *f) {
+    if (p->steps == 0) { fprintf(f, "profile: no steps collected (the first 2 are warm-up)\n"); return; }
+    double total = 0.0;
+    for (int r = 0; r < p->n_rows; r++) total += p->row_ms[r];
+    fprintf(f, "profile over %d steps (device time between consecutive op ends; \"host\" rows: the device waits)\n", p->steps);
+    fprintf(f, "  %-26s %10s %7s %9s\n", "op", "ms/step", "share", "calls");
+    for (int r = 0; r < p->n_rows; r++)
+        fprintf(f, "  %-26s %10.3f %6.1f%% %9.1f\n", p->row_label[r], p->row_ms[r] / p->steps,
+                total > 0 ? 100.0 * p->row_ms[r] / total : 0.0, (double)p->row_calls[r] / p->steps);
+    fprintf(f, "  %-26s %10.3f\n", "total", total / p->steps);
+    if (p->overflow) fprintf(f, "  (some marks did not fit: more than %d marks or %d ops per step)\n", PROFILE_MARKS, PROFILE_ROWS);
+}
+
 /* Make room for B*T activation rows and tables for T_table positions; set the current (B, T). */
 static void model_prepare(Model *m, int B, int T, int T_table) {
     if (B < 1 || T < 1) { fprintf(stderr, "error: the model needs B >= 1 and T >= 1\n"); exit(1); }
@@ -1572,13 +1656,17 @@ static void model_forward_body(Model *m, KVCache *kv) {
     size_t N = (size_t)B * T, NAHD = (size_t)d->NA * d->HD;
     const ParamTensors *p = &m->params;
     Activations *a = &m->acts;
+    Profile *pr = m->profile;
     encoder_forward(a->encoded, m->inputs, p->wte, (int)N, C);
+    profile_mark(pr, "encoder");
     const floatX *res = a->encoded;
     for (int l = 0; l < L; l++) {
         LayerActs la = layer_acts(m, l);
         PosEmb pe = model_pe(m, l);
         rmsnorm_forward(la.ln1, la.ln1_rstd, res, layer_param(p->ln1w, l, C), (int)N, C, c->norm_eps);
+        profile_mark(pr, "rmsnorm");
         matmul_forward(la.qkv, la.ln1, layer_param(p->qkvw, l, (size_t)d->QKV * C), (int)N, C, d->QKV);
+        profile_mark(pr, "matmul qkv");
         if (kv == NULL) {
             attention_forward(la.atty, la.qr, la.kr, la.stats, la.qkv, &pe, B, T, d->HQ, d->KVH, d->HD);
         } else {
@@ -1586,17 +1674,27 @@ static void model_forward_body(Model *m, KVCache *kv) {
             attention_cached_forward(la.atty, kv->k + layer, kv->v + layer, la.qkv, &pe, kv->pos, B, T, kv->Tmax,
                                      d->HQ, d->KVH, d->HD);
         }
+        profile_mark(pr, "attention");
         matmul_forward(la.attproj, la.atty, layer_param(p->attprojw, l, (size_t)C * NAHD), (int)N, (int)NAHD, C);
+        profile_mark(pr, "matmul attproj");
         residual_forward(la.res2, res, la.attproj, N * C);
+        profile_mark(pr, "residual");
         rmsnorm_forward(la.ln2, la.ln2_rstd, la.res2, layer_param(p->ln2w, l, C), (int)N, C, c->norm_eps);
+        profile_mark(pr, "rmsnorm");
         matmul_forward(la.fch, la.ln2, layer_param(p->fcw, l, (size_t)2 * F * C), (int)N, C, 2 * F);
+        profile_mark(pr, "matmul fc");
         swiglu_forward(la.fchs, la.fch, (int)N, F);
+        profile_mark(pr, "swiglu");
         matmul_forward(la.fcproj, la.fchs, layer_param(p->fcprojw, l, (size_t)C * F), (int)N, F, C);
+        profile_mark(pr, "matmul fcproj");
         residual_forward(la.res3, la.res2, la.fcproj, N * C);
+        profile_mark(pr, "residual");
         res = la.res3;
     }
     rmsnorm_forward(a->lnf, a->lnf_rstd, res, p->lnfw, (int)N, C, c->norm_eps);
+    profile_mark(pr, "rmsnorm");
     matmul_forward(a->logits, a->lnf, p->lmw, (int)N, C, V);
+    profile_mark(pr, "matmul lm head");
     m->n_forwards++;
 }
 
@@ -1604,13 +1702,16 @@ double model_forward(Model *m, const int *inputs, const int *targets, int B, int
     size_t N = (size_t)B * T;
     check_tokens(m, inputs, targets, N);
     model_prepare(m, B, T, T);
+    profile_mark(m->profile, "host: step start");
     backend_from_host(m->inputs, inputs, N * sizeof(int));
+    profile_mark(m->profile, "host: token upload");
     model_forward_body(m, NULL);
     m->loss = -1.0;
     m->n_targets = 0;
     if (targets == NULL) return -1.0;
     backend_from_host(m->targets, targets, N * sizeof(int));
     crossentropy_forward(m->acts.losses, m->acts.logits, m->targets, (int)N, m->cfg.vocab_size);
+    profile_mark(m->profile, "crossentropy");
     backend_to_host(m->losses_host, m->acts.losses, N * sizeof(floatM));
     double sum = 0.0;
     for (size_t i = 0; i < N; i++) if (targets[i] >= 0) { sum += m->losses_host[i]; m->n_targets++; }
@@ -1651,7 +1752,11 @@ void model_decode(Model *m, KVCache *kv, const int *tokens, int Tn) {
     m->loss = -1.0;
 }
 
-void model_zero_grad(Model *m) { backend_zero(m->grads_memory, m->num_params * sizeof(floatX)); }
+void model_zero_grad(Model *m) {
+    profile_mark(m->profile, "host: loss readback");
+    backend_zero(m->grads_memory, m->num_params * sizeof(floatX));
+    profile_mark(m->profile, "zero grads");
+}
 
 void model_backward(Model *m) {
     if (m->loss < 0.0) {
@@ -1662,43 +1767,50 @@ void model_backward(Model *m) {
     const Dims *d = &m->d;
     int C = c->dim, F = c->ffn_dim, V = c->vocab_size, L = c->n_layers, B = m->B, T = m->T;
     int N = B * T;
-    size_t NAHD = (size_t)d->NA * d->HD, SW = grad_scratch_width(m);
+    size_t NAHD = (size_t)d->NA * d->HD;
     const ParamTensors *p = &m->params;
     ParamTensors *g = &m->grads;
     Activations *a = &m->acts;
     double dloss = m->n_targets > 0 ? 1.0 / (double)m->n_targets : 0.0;
 
-    /* loss = mean over targets: dlogits overwrites logits */
+    /* loss = mean over targets: dlogits overwrites logits. The scratch buffers need no clearing: every op
+       below that writes one WRITES it (=); only the residual gradient dres is accumulated into. */
+    Profile *pr = m->profile;
+    profile_mark(pr, "host: backward start");
     crossentropy_backward(a->logits, a->logits, m->targets, dloss, N, V);
-    backend_zero(a->scratch_a, (size_t)N * SW * sizeof(floatX));
-    matmul_backward(a->scratch_a, g->lmw, a->logits, a->lnf, p->lmw, N, C, V);
+    profile_mark(pr, "crossentropy bwd");
+    floatX *sa = a->scratch_a, *sb = a->scratch_b;
+    matmul_backward(sa, g->lmw, a->logits, a->lnf, p->lmw, N, C, V);
+    profile_mark(pr, "matmul lm head bwd");
     backend_zero(a->dres, (size_t)N * C * sizeof(floatX));
     const floatX *res_last = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
-    rmsnorm_backward(a->dres, g->lnfw, a->scratch_a, res_last, p->lnfw, a->lnf_rstd, N, C);
+    rmsnorm_backward(a->dres, g->lnfw, sa, res_last, p->lnfw, a->lnf_rstd, N, C);
+    profile_mark(pr, "rmsnorm bwd");
     for (int l = L - 1; l >= 0; l--) {
         LayerActs la = layer_acts(m, l);
         PosEmb pe = model_pe(m, l);
         const floatX *res_in = l > 0 ? layer_acts(m, l - 1).res3 : a->encoded;
-        floatX *sa = a->scratch_a, *sb = a->scratch_b;
-        size_t sbytes = (size_t)N * SW * sizeof(floatX);
         /* MLP: res3 = res2 + fcproj(swiglu(fc(rmsnorm(res2)))); dres holds d res3 = d res2 (residual) */
-        backend_zero(sa, sbytes);
         matmul_backward(sa, g->fcprojw + (size_t)l * C * F, a->dres, la.fchs, layer_param(p->fcprojw, l, (size_t)C * F), N, F, C);
-        backend_zero(sb, sbytes);
+        profile_mark(pr, "matmul fcproj bwd");
         swiglu_backward(sb, sa, la.fch, N, F);
-        backend_zero(sa, sbytes);
+        profile_mark(pr, "swiglu bwd");
         matmul_backward(sa, g->fcw + (size_t)l * 2 * F * C, sb, la.ln2, layer_param(p->fcw, l, (size_t)2 * F * C), N, C, 2 * F);
+        profile_mark(pr, "matmul fc bwd");
         rmsnorm_backward(a->dres, g->ln2w + (size_t)l * C, sa, la.res2, layer_param(p->ln2w, l, C), la.ln2_rstd, N, C);
+        profile_mark(pr, "rmsnorm bwd");
         /* attention: res2 = res_in + attproj(attention(qkv(rmsnorm(res_in)))) */
-        backend_zero(sa, sbytes);
         matmul_backward(sa, g->attprojw + (size_t)l * C * NAHD, a->dres, la.atty, layer_param(p->attprojw, l, (size_t)C * NAHD), N, (int)NAHD, C);
-        backend_zero(sb, sbytes);
+        profile_mark(pr, "matmul attproj bwd");
         attention_backward(sb, sa, la.qr, la.kr, la.stats, la.qkv, la.atty, &pe, B, T, d->HQ, d->KVH, d->HD);
-        backend_zero(sa, sbytes);
+        profile_mark(pr, "attention bwd");
         matmul_backward(sa, g->qkvw + (size_t)l * d->QKV * C, sb, la.ln1, layer_param(p->qkvw, l, (size_t)d->QKV * C), N, C, d->QKV);
+        profile_mark(pr, "matmul qkv bwd");
         rmsnorm_backward(a->dres, g->ln1w + (size_t)l * C, sa, res_in, layer_param(p->ln1w, l, C), la.ln1_rstd, N, C);
+        profile_mark(pr, "rmsnorm bwd");
     }
     encoder_backward(g->wte, a->dres, m->inputs, N, C);
+    profile_mark(pr, "encoder bwd");
     m->loss = -1.0;   /* logits now hold dlogits */
 }
 
@@ -1712,10 +1824,13 @@ double model_update(Model *m, double lr, double beta1, double beta2, double eps,
     }
     if (m->acts_memory == NULL) model_alloc_acts(m, 1, 1);
     /* global gradient norm; frozen tensors have zero gradients */
+    profile_mark(m->profile, "host: update start");
     backend_zero(m->acts.norm, sizeof(floatM));
     global_norm_squared(m->acts.norm, m->grads_memory, n);
+    profile_mark(m->profile, "grad norm");
     floatM norm2;
     backend_to_host(&norm2, m->acts.norm, sizeof(floatM));
+    profile_mark(m->profile, "host: norm readback");
     double norm = sqrt((double)norm2);
     /* torch.nn.utils.clip_grad_norm_: coef = min(1, clip / (norm + 1e-6)) */
     double scale = 1.0;
@@ -1730,6 +1845,7 @@ double model_update(Model *m, double lr, double beta1, double beta2, double eps,
                          m->step);
         off += sz;
     }
+    profile_mark(m->profile, "adamw");
     return norm;
 }
 

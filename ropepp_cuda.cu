@@ -18,10 +18,10 @@ Attention (the op the model calls) is a fused causal flash-style kernel (online 
                writing out and the row logsumexp (base 2) as `stats` (B, NA, T).
   backward  D = rowsum(dout * out); then two kernels that recompute P from q, k and the logsumexp:
             dq:     one block per (query tile, projected q head, batch) loops over the 1 or 2 attention heads of that
-                    q head (real, imaginary), applies each head's rotary backward in shared memory and adds the sum
+                    q head (real, imaginary), applies each head's rotary backward in shared memory and writes the sum
                     into dqkv once;
             dk, dv: one block per (key tile, kv head, batch) loops over the attention heads of its GQA group and
-                    the query tiles at or after it, then applies the key rotary backward and adds into dqkv.
+                    the query tiles at or after it, then applies the key rotary backward and writes its part of dqkv.
             Each output element has one owner, so the backward is deterministic without atomics.
 Tiles are 64 x 64, 256 threads, fp32 in shared memory, head dims padded to 16, 32, 64 or 128 (any HD <= 128).
 bf16 build, head dims 64 and 128 (rotated dims a multiple of 16, 16-byte aligned tensors): the same steps run on the
@@ -104,6 +104,23 @@ __device__ __forceinline__ floatX f2x(float v) { return __float2bfloat16_rn(v); 
 __device__ __forceinline__ float roundx(float v) { return x2f(f2x(v)); }
 
 #define LOG2E_F 1.4426950408889634f
+
+/* 16-byte vectors of floatX (8 bf16 or 4 fp32) for the memory-bound kernels: XVEC elements through one load or
+   store. vec_ok: a row of n elements starting at p can be read that way. */
+#define XVEC (16 / (int)sizeof(floatX))
+__device__ __forceinline__ void ldx(float (&out)[XVEC], const floatX *p) {
+    uint4 u = *reinterpret_cast<const uint4 *>(p);
+    const floatX *e = reinterpret_cast<const floatX *>(&u);
+#pragma unroll
+    for (int k = 0; k < XVEC; k++) out[k] = x2f(e[k]);
+}
+__device__ __forceinline__ void stx(floatX *p, const float (&in)[XVEC]) {
+    alignas(16) floatX o[XVEC];
+#pragma unroll
+    for (int k = 0; k < XVEC; k++) o[k] = f2x(in[k]);
+    *reinterpret_cast<uint4 *>(p) = *reinterpret_cast<const uint4 *>(o);
+}
+static bool vec_ok(const void *p, size_t n) { return n % XVEC == 0 && ((uintptr_t)p & 15) == 0; }
 
 /* grid for n elements with a grid-stride loop */
 static unsigned grid_for(size_t n, int threads) {
@@ -259,41 +276,82 @@ void encoder_backward(floatX *dwte, const floatX *dout, const int *inp, int N, i
 
 /* ------------------------------------------------------------------------------------------------ rmsnorm */
 
-/* one warp per row; statistics in fp32. out = round(x * r) * w as the official code (normalize, cast, weight). */
+/* one warp per row (16-byte vectors where the rows allow); statistics in fp32. out = round(x * r) * w as the
+   official code (normalize, cast, weight). */
 __global__ void rmsnorm_forward_kernel(floatX *out, float *rstd, const floatX *inp, const floatX *weight, int N, int C,
-                                       float eps) {
+                                       float eps, bool vec) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= N) return;
     const floatX *x = inp + (size_t)row * C;
+    floatX *o = out + (size_t)row * C;
     float ss = 0.0f;
-    for (int i = lane; i < C; i += 32) { float v = x2f(x[i]); ss += v * v; }
+    if (vec) {
+        for (int i = lane * XVEC; i < C; i += 32 * XVEC) {
+            float v[XVEC];
+            ldx(v, x + i);
+#pragma unroll
+            for (int k = 0; k < XVEC; k++) ss += v[k] * v[k];
+        }
+    } else {
+        for (int i = lane; i < C; i += 32) { float v = x2f(x[i]); ss += v * v; }
+    }
     ss = warp_sum(ss);
     float r = 1.0f / sqrtf(ss / (float)C + eps);
-    floatX *o = out + (size_t)row * C;
-    for (int i = lane; i < C; i += 32) o[i] = f2x(roundx(x2f(x[i]) * r) * x2f(weight[i]));
+    if (vec) {
+        for (int i = lane * XVEC; i < C; i += 32 * XVEC) {
+            float v[XVEC], w[XVEC];
+            ldx(v, x + i);
+            ldx(w, weight + i);
+#pragma unroll
+            for (int k = 0; k < XVEC; k++) v[k] = roundx(v[k] * r) * w[k];
+            stx(o + i, v);
+        }
+    } else {
+        for (int i = lane; i < C; i += 32) o[i] = f2x(roundx(x2f(x[i]) * r) * x2f(weight[i]));
+    }
     if (lane == 0) rstd[row] = r;
 }
 
 void rmsnorm_forward(floatX *out, floatM *rstd, const floatX *inp, const floatX *weight, int N, int C, double eps) {
     if (N <= 0) return;
-    rmsnorm_forward_kernel<<<(N + 7) / 8, 256>>>(out, rstd, inp, weight, N, C, (float)eps);
+    bool vec = vec_ok(out, (size_t)C) && vec_ok(inp, (size_t)C) && vec_ok(weight, (size_t)C);
+    rmsnorm_forward_kernel<<<(N + 7) / 8, 256>>>(out, rstd, inp, weight, N, C, (float)eps, vec);
     cudaCheckLaunch();
 }
 
 /* dx_i += r g_i w_i - (r^3 / C) x_i sum_k g_k w_k x_k, one warp per row */
 __global__ void rmsnorm_backward_dinp_kernel(floatX *dinp, const floatX *dout, const floatX *inp, const floatX *weight,
-                                             const float *rstd, int N, int C) {
+                                             const float *rstd, int N, int C, bool vec) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= N) return;
     const floatX *x = inp + (size_t)row * C, *g = dout + (size_t)row * C;
+    floatX *dx = dinp + (size_t)row * C;
     float dot = 0.0f;
-    for (int i = lane; i < C; i += 32) dot += x2f(g[i]) * x2f(weight[i]) * x2f(x[i]);
+    if (vec) {
+        for (int i = lane * XVEC; i < C; i += 32 * XVEC) {
+            float gv[XVEC], wv[XVEC], xv[XVEC];
+            ldx(gv, g + i); ldx(wv, weight + i); ldx(xv, x + i);
+#pragma unroll
+            for (int e = 0; e < XVEC; e++) dot += gv[e] * wv[e] * xv[e];
+        }
+    } else {
+        for (int i = lane; i < C; i += 32) dot += x2f(g[i]) * x2f(weight[i]) * x2f(x[i]);
+    }
     dot = warp_sum(dot);
     float r = rstd[row];
     float k = r * r * r * dot / (float)C;
-    floatX *dx = dinp + (size_t)row * C;
-    for (int i = lane; i < C; i += 32)
-        dx[i] = f2x(x2f(dx[i]) + (r * x2f(g[i]) * x2f(weight[i]) - k * x2f(x[i])));
+    if (vec) {
+        for (int i = lane * XVEC; i < C; i += 32 * XVEC) {
+            float gv[XVEC], wv[XVEC], xv[XVEC], dv[XVEC];
+            ldx(gv, g + i); ldx(wv, weight + i); ldx(xv, x + i); ldx(dv, dx + i);
+#pragma unroll
+            for (int e = 0; e < XVEC; e++) dv[e] = dv[e] + (r * gv[e] * wv[e] - k * xv[e]);
+            stx(dx + i, dv);
+        }
+    } else {
+        for (int i = lane; i < C; i += 32)
+            dx[i] = f2x(x2f(dx[i]) + (r * x2f(g[i]) * x2f(weight[i]) - k * x2f(x[i])));
+    }
 }
 
 /* Deterministic column sums: partial[chunk, c] = sum over the chunk's rows (fixed order) of f(row, c). */
@@ -326,7 +384,8 @@ __global__ void column_finish_kernel(floatX *dst, const float *partial, int chun
 void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
                       const floatM *rstd, int N, int C) {
     if (N <= 0) return;
-    rmsnorm_backward_dinp_kernel<<<(N + 7) / 8, 256>>>(dinp, dout, inp, weight, rstd, N, C);
+    bool vec = vec_ok(dinp, (size_t)C) && vec_ok(dout, (size_t)C) && vec_ok(inp, (size_t)C) && vec_ok(weight, (size_t)C);
+    rmsnorm_backward_dinp_kernel<<<(N + 7) / 8, 256>>>(dinp, dout, inp, weight, rstd, N, C, vec);
     cudaCheckLaunch();
     int chunks = (N + 63) / 64;
     if (chunks > 512) chunks = 512;
@@ -344,10 +403,24 @@ void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const f
 __global__ void residual_forward_kernel(floatX *out, const floatX *a, const floatX *b, size_t n) {
     GRID_STRIDE(i, n) out[i] = f2x(x2f(a[i]) + x2f(b[i]));
 }
+/* the same over n / XVEC vectors */
+__global__ void residual_forward_vec_kernel(floatX *out, const floatX *a, const floatX *b, size_t nv) {
+    GRID_STRIDE(i, nv) {
+        float x[XVEC], y[XVEC];
+        ldx(x, a + i * XVEC);
+        ldx(y, b + i * XVEC);
+#pragma unroll
+        for (int k = 0; k < XVEC; k++) x[k] += y[k];
+        stx(out + i * XVEC, x);
+    }
+}
 
 void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n) {
     if (n == 0) return;
-    residual_forward_kernel<<<grid_for(n, 256), 256>>>(out, a, b, n);
+    if (vec_ok(out, n) && vec_ok(a, n) && vec_ok(b, n))
+        residual_forward_vec_kernel<<<grid_for(n / XVEC, 256), 256>>>(out, a, b, n / XVEC);
+    else
+        residual_forward_kernel<<<grid_for(n, 256), 256>>>(out, a, b, n);
     cudaCheckLaunch();
 }
 
@@ -364,13 +437,13 @@ void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N,
 void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
                      int N, int IC, int OC) {
     if (N <= 0 || OC <= 0 || IC <= 0) return;
-    const float alpha = 1.0f, beta = 1.0f;   /* += */
-    if (dinp != NULL)   /* dinp (N, IC) += dout (N, OC) weight (OC, IC) */
+    const float alpha = 1.0f, zero = 0.0f, one = 1.0f;
+    if (dinp != NULL)   /* dinp (N, IC) = dout (N, OC) weight (OC, IC) */
         cublasCheck(cublasGemmEx(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, &alpha, weight, CUDA_X, IC,
-                                 dout, CUDA_X, OC, &beta, dinp, CUDA_X, IC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                 dout, CUDA_X, OC, &zero, dinp, CUDA_X, IC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (dweight != NULL)   /* dweight (OC, IC) += dout^T (OC, N) inp (N, IC) */
         cublasCheck(cublasGemmEx(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, &alpha, inp, CUDA_X, IC,
-                                 dout, CUDA_X, OC, &beta, dweight, CUDA_X, IC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                 dout, CUDA_X, OC, &one, dweight, CUDA_X, IC, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 /* ------------------------------------------------------------------------------------------------ rotary */
@@ -942,7 +1015,7 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dq_ke
     for (int idx = tid; idx < qvalid * HD; idx += ATT_THREADS) {
         int r = idx / HD, d = idx % HD;
         floatX *p = A.dqkv + (row0 + q0 + r) * A.stride + (size_t)h * HD + d;
-        *p = f2x(x2f(*p) + DQs[r * LD + d]);
+        *p = f2x(DQs[r * LD + d]);
     }
 }
 
@@ -1012,7 +1085,7 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dkv_k
 #pragma unroll
             for (int k = 0; k < CPT; k++) {
                 int d = tile_col<HDP>(tx, k);
-                if (d < HD) pv[d] = f2x(x2f(pv[d]) + dv[i][k]);
+                if (d < HD) pv[d] = f2x(dv[i][k]);
             }
         }
     }
@@ -1030,14 +1103,14 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dkv_k
         float c = pe.cos[tab], s = pe.sin[tab];
         float g1 = Qs[r * LD + j], g2 = Qs[r * LD + j + half];
         floatX *p = kb + (size_t)r * A.stride;
-        p[j] = f2x(x2f(p[j]) + (g1 * c + g2 * s));
-        p[j + half] = f2x(x2f(p[j + half]) + (-g1 * s + g2 * c));
+        p[j] = f2x(g1 * c + g2 * s);
+        p[j + half] = f2x(-g1 * s + g2 * c);
     }
     const int npass = HD - pe.rot;
     for (int idx = tid; idx < kvalid * npass; idx += ATT_THREADS) {
         int r = idx / npass, d = pe.rot + idx % npass;
         floatX *p = kb + (size_t)r * A.stride;
-        p[d] = f2x(x2f(p[d]) + Qs[r * LD + d]);
+        p[d] = f2x(Qs[r * LD + d]);
     }
 }
 
@@ -1483,9 +1556,8 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ker
             const int h = hbase + hh;
             const float *src = DQs + (size_t)(hh * per * BMpos + pl) * LDQ;
             bf16 *dst = A.dqkv + (row0 + t) * A.stride + (size_t)h * HD;
-            float x[8];
             if (c < hch) {
-                float cs[8], sn[8], da[8], db[8], y[8];
+                float cs[8], sn[8], da[8], db[8];
                 const int tg = pe.per_group ? h / A.qgroup : 0;
                 const size_t tab = ((size_t)tg * pe.T_table + t) * half + c * 8;
                 ld8f(cs, pe.cos + tab);
@@ -1505,12 +1577,8 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ker
                         db[e] += i1 * cs[e] + i2 * sn[e];
                     }
                 }
-                ld8(x, dst + c * 8);
-                ld8(y, dst + (c + hch) * 8);
-#pragma unroll
-                for (int e = 0; e < 8; e++) { x[e] += da[e]; y[e] += db[e]; }
-                *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(x);
-                *reinterpret_cast<uint4 *>(dst + (c + hch) * 8) = pack8(y);
+                *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(da);
+                *reinterpret_cast<uint4 *>(dst + (c + hch) * 8) = pack8(db);
             } else {
                 float v[8];
 #pragma unroll
@@ -1519,10 +1587,7 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ker
 #pragma unroll
                     for (int e = 0; e < 8; e++) v[e] += src[BMpos * LDQ + c * 8 + e];
                 }
-                ld8(x, dst + c * 8);
-#pragma unroll
-                for (int e = 0; e < 8; e++) x[e] += v[e];
-                *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(x);
+                *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(v);
             }
         }
     }
@@ -1686,8 +1751,7 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
             bf16 *pv = A.dqkv + (row0 + c) * A.stride + (size_t)(A.HQ + A.KVH + g) * HD + col;
 #pragma unroll
             for (int n = 0; n < NO; n++) {
-                float2 x = unpack_bf16(*reinterpret_cast<uint32_t *>(pv + n * 8));
-                *reinterpret_cast<uint32_t *>(pv + n * 8) = pack_bf16(x.x + dv[n][2 * rr], x.y + dv[n][2 * rr + 1]);
+                *reinterpret_cast<uint32_t *>(pv + n * 8) = pack_bf16(dv[n][2 * rr], dv[n][2 * rr + 1]);
             }
         }
     }
@@ -1700,14 +1764,12 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
             if (c >= hch && c < rch) continue;
             const float *src = DKs + r * LDK;
             bf16 *dst = A.dqkv + (row0 + t) * A.stride + (size_t)(A.HQ + g) * HD;
-            float x[8];
-            ld8(x, dst + c * 8);
+            float x[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
             if (c < hch) {
-                float cs[8], sn[8], y[8];
+                float cs[8], sn[8], y[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
                 const size_t tab = ((size_t)tg * pe.T_table + t) * half + c * 8;
                 ld8f(cs, pe.cos + tab);
                 ld8f(sn, pe.sin + tab);
-                ld8(y, dst + (c + hch) * 8);
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     const float g1 = src[c * 8 + e], g2 = src[(c + hch) * 8 + e];
@@ -2100,6 +2162,19 @@ __global__ void swiglu_forward_kernel(floatX *out, const floatX *inp, int F, siz
         out[i] = f2x(g / (1.0f + expf(-g)) * u);
     }
 }
+/* the same over vectors of XVEC outputs (F a multiple of XVEC) */
+__global__ void swiglu_forward_vec_kernel(floatX *out, const floatX *inp, int F, size_t nv) {
+    GRID_STRIDE(v, nv) {
+        size_t i = v * XVEC, row = i / F, c = i % F;
+        const floatX *x = inp + row * 2 * F;
+        float g[XVEC], u[XVEC];
+        ldx(g, x + c);
+        ldx(u, x + F + c);
+#pragma unroll
+        for (int k = 0; k < XVEC; k++) g[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
+        stx(out + i, g);
+    }
+}
 
 __global__ void swiglu_backward_kernel(floatX *dinp, const floatX *dout, const floatX *inp, int F, size_t n) {
     GRID_STRIDE(i, n) {
@@ -2108,46 +2183,90 @@ __global__ void swiglu_backward_kernel(floatX *dinp, const floatX *dout, const f
         floatX *dx = dinp + row * 2 * F;
         float g = x2f(x[c]), u = x2f(x[F + c]), d = x2f(dout[i]);
         float sg = 1.0f / (1.0f + expf(-g));
-        dx[F + c] = f2x(x2f(dx[F + c]) + d * g * sg);
-        dx[c] = f2x(x2f(dx[c]) + d * u * sg * (1.0f + g * (1.0f - sg)));
+        dx[F + c] = f2x(d * g * sg);
+        dx[c] = f2x(d * u * sg * (1.0f + g * (1.0f - sg)));
+    }
+}
+__global__ void swiglu_backward_vec_kernel(floatX *dinp, const floatX *dout, const floatX *inp, int F, size_t nv) {
+    GRID_STRIDE(v, nv) {
+        size_t i = v * XVEC, row = i / F, c = i % F;
+        const floatX *x = inp + row * 2 * F;
+        floatX *dx = dinp + row * 2 * F;
+        float g[XVEC], u[XVEC], d[XVEC], dg[XVEC], du[XVEC];
+        ldx(g, x + c);
+        ldx(u, x + F + c);
+        ldx(d, dout + i);
+#pragma unroll
+        for (int k = 0; k < XVEC; k++) {
+            float sg = 1.0f / (1.0f + expf(-g[k]));
+            du[k] = d[k] * g[k] * sg;
+            dg[k] = d[k] * u[k] * sg * (1.0f + g[k] * (1.0f - sg));
+        }
+        stx(dx + F + c, du);
+        stx(dx + c, dg);
     }
 }
 
 void swiglu_forward(floatX *out, const floatX *inp, int N, int F) {
     size_t n = (size_t)N * F;
     if (n == 0) return;
-    swiglu_forward_kernel<<<grid_for(n, 256), 256>>>(out, inp, F, n);
+    if (vec_ok(out, (size_t)F) && vec_ok(inp, (size_t)F))
+        swiglu_forward_vec_kernel<<<grid_for(n / XVEC, 256), 256>>>(out, inp, F, n / XVEC);
+    else
+        swiglu_forward_kernel<<<grid_for(n, 256), 256>>>(out, inp, F, n);
     cudaCheckLaunch();
 }
 
 void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N, int F) {
     size_t n = (size_t)N * F;
     if (n == 0) return;
-    swiglu_backward_kernel<<<grid_for(n, 256), 256>>>(dinp, dout, inp, F, n);
+    if (vec_ok(dinp, (size_t)F) && vec_ok(dout, (size_t)F) && vec_ok(inp, (size_t)F))
+        swiglu_backward_vec_kernel<<<grid_for(n / XVEC, 256), 256>>>(dinp, dout, inp, F, n / XVEC);
+    else
+        swiglu_backward_kernel<<<grid_for(n, 256), 256>>>(dinp, dout, inp, F, n);
     cudaCheckLaunch();
 }
 
 /* ------------------------------------------------------------------------------------------------ cross-entropy */
 
-/* one block per row, fp32 */
-__global__ void crossentropy_forward_kernel(float *losses, const floatX *logits, const int *targets, int V) {
+/* One block per row, fp32. Each thread keeps an online (max, sum of exp(x - max)) over its elements, read 16
+   bytes at a time where the row allows it (V a multiple of 16 bytes of floatX), then the block merges them: one
+   read of the row. */
+__device__ __forceinline__ void online_add(float &m, float &s, float v) {
+    if (v > m) { s = s * expf(m - v) + 1.0f; m = v; }
+    else s += expf(v - m);
+}
+/* returns the row max in mx and the sum of exp(x - mx) */
+__device__ void row_softmax_stats(const floatX *x, int V, bool vec, float &mx, float &sum) {
+    float m = -INFINITY, s = 0.0f;
+    if (vec) {
+        for (int i = threadIdx.x * XVEC; i < V; i += blockDim.x * XVEC) {
+            float e[XVEC];
+            ldx(e, x + i);
+#pragma unroll
+            for (int k = 0; k < XVEC; k++) online_add(m, s, e[k]);
+        }
+    } else {
+        for (int i = threadIdx.x; i < V; i += blockDim.x) online_add(m, s, x2f(x[i]));
+    }
+    mx = block_max(m);
+    sum = block_sum(m == -INFINITY ? 0.0f : s * expf(m - mx));
+}
+
+__global__ void crossentropy_forward_kernel(float *losses, const floatX *logits, const int *targets, int V, bool vec) {
     int n = blockIdx.x;
     int y = targets[n];
     if (y < 0) { if (threadIdx.x == 0) losses[n] = 0.0f; return; }
     const floatX *x = logits + (size_t)n * V;
-    float mx = -INFINITY;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, x2f(x[i]));
-    mx = block_max(mx);
-    float sum = 0.0f;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) sum += expf(x2f(x[i]) - mx);
-    sum = block_sum(sum);
+    float mx, sum;
+    row_softmax_stats(x, V, vec, mx, sum);
     if (threadIdx.x == 0) losses[n] = mx + logf(sum) - x2f(x[y]);
 }
 
 /* dlogits = dloss (softmax - onehot), written; every thread reads its elements before writing the same ones, after
    the block-wide max and sum, so dlogits may be logits */
 __global__ void crossentropy_backward_kernel(floatX *dlogits, const floatX *logits, const int *targets, float dloss,
-                                             int V) {
+                                             int V, bool vec) {
     int n = blockIdx.x;
     int y = targets[n];
     const floatX *x = logits + (size_t)n * V;
@@ -2156,28 +2275,35 @@ __global__ void crossentropy_backward_kernel(floatX *dlogits, const floatX *logi
         for (int i = threadIdx.x; i < V; i += blockDim.x) dx[i] = f2x(0.0f);
         return;
     }
-    float mx = -INFINITY;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, x2f(x[i]));
-    mx = block_max(mx);
-    float sum = 0.0f;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) sum += expf(x2f(x[i]) - mx);
-    sum = block_sum(sum);
-    float inv = 1.0f / sum;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {
-        float p = expf(x2f(x[i]) - mx) * inv;
-        dx[i] = f2x(dloss * (p - (i == y ? 1.0f : 0.0f)));
+    float mx, sum;
+    row_softmax_stats(x, V, vec, mx, sum);
+    const float inv = 1.0f / sum;
+    if (vec) {
+        for (int i = threadIdx.x * XVEC; i < V; i += blockDim.x * XVEC) {
+            float e[XVEC];
+            ldx(e, x + i);
+#pragma unroll
+            for (int k = 0; k < XVEC; k++) e[k] = dloss * (expf(e[k] - mx) * inv - (i + k == y ? 1.0f : 0.0f));
+            stx(dx + i, e);
+        }
+    } else {
+        for (int i = threadIdx.x; i < V; i += blockDim.x) {
+            float p = expf(x2f(x[i]) - mx) * inv;
+            dx[i] = f2x(dloss * (p - (i == y ? 1.0f : 0.0f)));
+        }
     }
 }
 
 void crossentropy_forward(floatM *losses, const floatX *logits, const int *targets, int N, int V) {
     if (N <= 0) return;
-    crossentropy_forward_kernel<<<N, 256>>>(losses, logits, targets, V);
+    crossentropy_forward_kernel<<<N, 256>>>(losses, logits, targets, V, vec_ok(logits, (size_t)V));
     cudaCheckLaunch();
 }
 
 void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, double dloss, int N, int V) {
     if (N <= 0) return;
-    crossentropy_backward_kernel<<<N, 256>>>(dlogits, logits, targets, (float)dloss, V);
+    crossentropy_backward_kernel<<<N, 256>>>(dlogits, logits, targets, (float)dloss, V,
+                                             vec_ok(logits, (size_t)V) && vec_ok(dlogits, (size_t)V));
     cudaCheckLaunch();
 }
 
@@ -2276,6 +2402,18 @@ void backend_from_host(void *dst, const void *src, size_t bytes) {
     if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
 }
 void backend_zero(void *p, size_t bytes) { if (bytes) cudaCheck(cudaMemset(p, 0, bytes)); }
+static cudaEvent_t timer_events[PROFILE_MARKS];
+void backend_timer_record(int slot) {
+    if (slot < 0 || slot >= PROFILE_MARKS) return;
+    if (timer_events[slot] == NULL) cudaCheck(cudaEventCreate(&timer_events[slot]));
+    cudaCheck(cudaEventRecord(timer_events[slot], 0));
+}
+double backend_timer_ms(int from, int to) {
+    float ms = 0.0f;
+    cudaCheck(cudaEventSynchronize(timer_events[to]));
+    cudaCheck(cudaEventElapsedTime(&ms, timer_events[from], timer_events[to]));
+    return ms;
+}
 const char *backend_name(void) {
     static char name[400];
     if (name[0] == 0) {

@@ -23,7 +23,7 @@ typedef struct {
     Config model;
     const char *train_pattern, *val_pattern, *ckpt_dir, *log_path, *init_from, *prompt, *mix;
     int vocab;                  /* 0 = from the data */
-    int batch, seq, steps, warmup, schedule, decay_steps, val_every, val_batches, ckpt_every, keep, resume;
+    int batch, seq, steps, warmup, schedule, decay_steps, val_every, val_batches, ckpt_every, keep, resume, profile;
     int sample_len, init;
     double lr, beta1, beta2, eps, weight_decay, clip, temperature, peak_tflops;
     uint64_t seed;
@@ -44,7 +44,7 @@ static Options default_options(void) {
     o.prompt = "\n";
     o.vocab = 0;
     o.batch = 16; o.seq = 128; o.steps = 1000; o.warmup = -1; o.schedule = SCHED_WSD; o.decay_steps = -1;
-    o.val_every = 100; o.val_batches = 20; o.ckpt_every = 0; o.keep = 3; o.resume = 0;
+    o.val_every = 100; o.val_batches = 20; o.ckpt_every = 0; o.keep = 3; o.resume = 0; o.profile = 0;
     o.sample_len = 300; o.init = INIT_TORCH_DEFAULT;
     o.lr = 3e-3; o.beta1 = 0.95; o.beta2 = 0.99; o.eps = 1e-8; o.weight_decay = 0.1; o.clip = 0.0;
     o.temperature = 0.8; o.seed = 42;
@@ -91,7 +91,7 @@ static void usage(const Options *d) {
            "evaluation, checkpoints, logs\n"
            "  --val-every N        validation every N steps and at the end (0 = only at the end) (%d)\n"
            "  --val-batches N      batches per validation (%d)\n"
-           "  --ckpt-dir DIR       checkpoint folder (%s)\n"
+           "  --ckpt-dir DIR       checkpoint folder (%s; \"\" = no checkpoints, e.g. for speed runs)\n"
            "  --ckpt-every N       checkpoint every N steps (0 = only at the end) (%d)\n"
            "  --keep N             keep the newest N checkpoints (%d)\n"
            "  --resume             continue from the newest checkpoint in --ckpt-dir\n"
@@ -100,6 +100,7 @@ static void usage(const Options *d) {
            "  --sample N           bytes to generate after training (%d; 0 = none)\n"
            "  --prompt TEXT        prompt for the sample (a newline)\n"
            "  --temperature T      sampling temperature (%g)\n"
+           "  --profile            after training, where each step's time went: ms per step of every op (steps 3 on)\n"
            "  --peak-tflops P      GPU build: peak for MFU, or env ROPEPP_PEAK_TFLOPS (%g, measured bf16 on H100)\n"
            "  --help               this text\n",
            pe_name(c->pe), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->rotary_frac,
@@ -129,6 +130,7 @@ static void parse_args(Options *o, int argc, char **argv) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { Options d = default_options(); usage(&d); exit(0); }
         if (strcmp(f, "--resume") == 0) { o->resume = 1; continue; }
+        if (strcmp(f, "--profile") == 0) { o->profile = 1; continue; }
         if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; flags start with --, see ./train --help\n", f); exit(1); }
         if (i + 1 >= argc) {
             int known = 0;
@@ -306,6 +308,7 @@ int main(int argc, char **argv) {
     memset(&train_dl, 0, sizeof(train_dl));
     memset(&val_dl, 0, sizeof(val_dl));
     FILE *logf = NULL;
+    Profile *prof = NULL;           /* --profile */
     TaskMix mix;
     TaskOptions task_opt;
     TaskSample task_row;
@@ -323,6 +326,10 @@ int main(int argc, char **argv) {
     Rng rng = {o.seed ^ 0x5EED5EEDull};
     TrainState resume_state = {0, 0, 0, 0};
     int resumed = 0;
+    if (o.resume && o.ckpt_dir[0] == 0) {
+        fprintf(stderr, "error: --resume needs a checkpoint folder, but --ckpt-dir is \"\"\nHINT: pass the --ckpt-dir the run wrote to\n");
+        goto out;
+    }
     if (o.resume) {
         int steps[4096];
         int n = checkpoint_list(o.ckpt_dir, 1, steps, 4096);
@@ -411,6 +418,10 @@ int main(int argc, char **argv) {
 
     double t_start = now_ms(), total_ms = 0.0, last_val = -1.0;
     int first_step = model.step;
+    if (o.profile) {
+        prof = (Profile *)mallocCheck(sizeof(Profile));
+        memset(prof, 0, sizeof(*prof));
+    }
     for (int step = model.step; step < o.steps; step++) {
         double t0 = now_ms();
         if (loader_next(&train_dl, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
@@ -421,11 +432,14 @@ int main(int argc, char **argv) {
             memcpy(train_dl.inputs + (size_t)b * o.seq, task_row.tokens, (size_t)o.seq * sizeof(int));
             memcpy(train_dl.targets + (size_t)b * o.seq, task_row.targets, (size_t)o.seq * sizeof(int));
         }
+        model.profile = prof;
         double loss = model_forward(&model, train_dl.inputs, train_dl.targets, o.batch, o.seq);
         model_zero_grad(&model);
         model_backward(&model);
         double lr = o.lr * lr_lambda(o.schedule, step, o.warmup, o.steps, o.decay_steps);
         double norm = model_update(&model, lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.clip);
+        profile_collect(prof, step - first_step >= 2);   /* waits for the device: the step's time includes it */
+        model.profile = NULL;
         double ms = now_ms() - t0;
         total_ms += ms;
         if (!isfinite(loss)) {
@@ -446,17 +460,20 @@ int main(int argc, char **argv) {
             printf("val loss %.4f (%d batches) | %.1f s\n", last_val, o.val_batches, (now_ms() - t_start) / 1e3);
             if (logf) { fprintf(logf, "{\"step\": %d, \"val_loss\": %.17g}\n", step + 1, last_val); fflush(logf); }
         }
-        if (last || (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0)) save_checkpoint(&model, &o, &train_dl, &rng);
+        if (o.ckpt_dir[0] != 0 && (last || (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0)))
+            save_checkpoint(&model, &o, &train_dl, &rng);
     }
     int done = model.step - first_step;
     double secs = (now_ms() - t_start) / 1e3;
     printf("done: %d steps in %.1f s (%.0f tok/s training)%s", done, secs, done > 0 ? done * tokens_per_step / (total_ms / 1e3) : 0.0,
            last_val >= 0 ? "" : "\n");
     if (last_val >= 0) printf(" | final val loss %.4f\n", last_val);
+    if (prof != NULL) profile_print(prof, stdout);
     if (o.sample_len > 0) sample(&model, &o, &rng);
     status = 0;
 out:
     if (logf) fclose(logf);
+    free(prof);
     if (task_row.tokens != NULL) task_sample_free(&task_row);
     loader_free(&train_dl);
     loader_free(&val_dl);

@@ -149,7 +149,7 @@ section_b() {
     # every flag that takes a value, given last without one
     local wrong="" nflags=0
     for f in $(grep -o '"--[a-z][a-z0-9-]*"' train.c | tr -d '"' | sort -u); do
-        case $f in --help | --resume) continue ;; esac
+        case $f in --help | --resume | --profile) continue ;; esac
         nflags=$((nflags + 1))
         run "novalue$f" "$f"
         if [ "$rc" -eq 0 ] || ! no_crash "novalue$f" || ! grep -q "^error: .*needs a value" "$T/novalue$f.err"; then
@@ -222,6 +222,17 @@ section_b() {
     : >"$D/a_file"
     expect_error ckpt_dir_is_file "cannot write" "${TINY[@]}" --pe rope --steps 1 --ckpt-dir "$D/a_file/sub" "${V[@]}" --log ""
     expect_error log_unwritable "cannot write log" "${TINY[@]}" --steps 1 --log "$D/a_file/sub/log.jsonl" "${V[@]}"
+
+    expect_error resume_no_dir "needs a checkpoint folder" "${TINY[@]}" --steps 2 --resume --ckpt-dir ""
+    # --ckpt-dir "" writes no checkpoint; --profile prints where the step time went
+    run no_ckpt --pe rope "${TINY[@]}" --steps 4 --ckpt-dir "" --log "" --profile "${V[@]}"
+    if [ "$rc" -eq 0 ] && [ ! -e "$T/no_ckpt.default_ckpt" ] && ! grep -q "^saved" "$T/no_ckpt.out"; then
+        ok "--ckpt-dir \"\" trains without writing a checkpoint"
+    else bad "--ckpt-dir \"\": exit $rc or a checkpoint was written"; fi
+    if grep -q "^profile over 2 steps" "$T/no_ckpt.out" && grep -q "^  attention bwd " "$T/no_ckpt.out" \
+        && grep -q "^  adamw " "$T/no_ckpt.out" && grep -q "^  total " "$T/no_ckpt.out"; then
+        ok "--profile: a table over steps 3-4 with the attention backward, AdamW and total rows"
+    else bad "--profile: no profile table in the output"; fi
 
     local G=$D/good
     run good_run --pe rope "${TINY[@]}" --steps 4 --ckpt-every 2 --ckpt-dir "$G" --log "" "${V[@]}"

@@ -93,7 +93,7 @@ for shape in $SHAPES; do
     a="${ARGS[$shape]}"
     t=$(date +%s)
     timeout -k 10 "${OURS_TIMEOUT[$shape]}" $BIN $a --pe "$pe" --train "$(shard_for "$a ")" --val "" \
-      --steps "${OURS_STEPS[$shape]}" --lr 3e-4 --sample 0 --val-every 0 --ckpt-every 0 --ckpt-dir "$WORK/ck" \
+      --steps "${OURS_STEPS[$shape]}" --lr 3e-4 --sample 0 --val-every 0 --ckpt-dir "" \
       --log "$WORK/ours_${shape}_${pe}.jsonl" > "$WORK/ours_${shape}_${pe}.txt" 2>&1
     rc=$?
     rm -rf "$WORK/ck"
