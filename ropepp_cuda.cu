@@ -33,6 +33,7 @@ them in the bf16 build.
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cublas_v2.h>
+#include <cub/device/device_radix_sort.cuh>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,15 +132,32 @@ static unsigned grid_for(size_t n, int threads) {
 }
 #define GRID_STRIDE(i, n) for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
+/* Bytes held in this file's cudaMallocs (model tensors and scratch), and the most at once: what
+   torch.cuda.max_memory_allocated counts on the PyTorch side (no CUDA context, no cuBLAS workspace). */
+static size_t mem_live, mem_peak;
+static struct { void *p; size_t n; } mem_tab[4096];
+static int mem_n;
+static void mem_note_alloc(void *p, size_t n) {
+    if (mem_n < 4096) { mem_tab[mem_n].p = p; mem_tab[mem_n].n = n; mem_n++; }
+    mem_live += n;
+    if (mem_live > mem_peak) mem_peak = mem_live;
+}
+static void mem_note_free(void *p) {
+    for (int i = 0; i < mem_n; i++)
+        if (mem_tab[i].p == p) { mem_live -= mem_tab[i].n; mem_tab[i] = mem_tab[--mem_n]; return; }
+}
+size_t backend_memory_peak(void) { return mem_peak; }
+
 /* Scratch device buffers, grown on demand (the default stream orders every use; cudaFree synchronizes). */
-enum { SCR_D = 0, SCR_PARTIAL, SCR_ENC, SCR_PSUM, SCR_Q, SCR_DEC, SCR_COUNT };
+enum { SCR_D = 0, SCR_PARTIAL, SCR_ENC, SCR_PSUM, SCR_Q, SCR_DEC, SCR_DS, SCR_COUNT };
 static void *scratch[SCR_COUNT];
 static size_t scratch_cap[SCR_COUNT];
 static void *scratch_get(int slot, size_t bytes) {
     if (bytes > scratch_cap[slot]) {
-        if (scratch[slot]) cudaCheck(cudaFree(scratch[slot]));
-        size_t cap = bytes + bytes / 4 + 256;
+        if (scratch[slot]) { cudaCheck(cudaFree(scratch[slot])); mem_note_free(scratch[slot]); }
+        size_t cap = bytes + 256;   /* exact: the big ones (the backward's dS^T tiles) count in the peak */
         cudaCheck(cudaMalloc(&scratch[slot], cap));
+        mem_note_alloc(scratch[slot], cap);
         scratch_cap[slot] = cap;
     }
     return scratch[slot];
@@ -228,50 +246,38 @@ void encoder_forward(floatX *out, const int *inp, const floatX *wte, int N, int 
     cudaCheckLaunch();
 }
 
-/* One block per distinct token (and 256 channels): sums that token's rows in increasing row order in fp32, then
-   adds the sum into its row of dwte. Deterministic; the rows are bucketed on the host. */
-__global__ void encoder_backward_kernel(floatX *dwte, const floatX *dout, const int *rows, const int *seg,
-                                        const int *tok, int C) {
-    int u = blockIdx.x;
+/* Deterministic without atomics or a host round trip: the (token, row) pairs are sorted by token with cub's stable
+   radix sort (rows of a token stay in increasing order); then one block per sorted position that starts a token's
+   run (and 256 channels) sums that token's rows in that order in fp32 and adds the sum into its row of dwte. */
+__global__ void iota_kernel(int *out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = i;
+}
+
+__global__ void encoder_backward_kernel(floatX *dwte, const floatX *dout, const int *tok, const int *rows, int N, int C) {
+    int k = blockIdx.x;
     int c = blockIdx.y * blockDim.x + threadIdx.x;
-    if (c >= C) return;
+    if (c >= C || (k > 0 && tok[k] == tok[k - 1])) return;
     float acc = 0.0f;
-    for (int k = seg[u]; k < seg[u + 1]; k++) acc += x2f(dout[(size_t)rows[k] * C + c]);
-    floatX *d = dwte + (size_t)tok[u] * C + c;
+    for (int j = k; j < N && tok[j] == tok[k]; j++) acc += x2f(dout[(size_t)rows[j] * C + c]);
+    floatX *d = dwte + (size_t)tok[k] * C + c;
     *d = f2x(x2f(*d) + acc);
 }
 
 void encoder_backward(floatX *dwte, const floatX *dout, const int *inp, int N, int C) {
     if (N <= 0 || C <= 0) return;
-    int *h = (int *)mallocCheck((size_t)N * sizeof(int));
-    cudaCheck(cudaMemcpy(h, inp, (size_t)N * sizeof(int), cudaMemcpyDeviceToHost));
-    int maxtok = 0;
-    for (int i = 0; i < N; i++) {
-        if (h[i] < 0) fail("encoder_backward: negative token id", "tokens must be in [0, vocab)");
-        if (h[i] > maxtok) maxtok = h[i];
-    }
-    int *count = (int *)calloc((size_t)maxtok + 2, sizeof(int));
-    if (count == NULL) fail("encoder_backward: out of host memory", "lower the vocabulary or batch");
-    for (int i = 0; i < N; i++) count[h[i]]++;
-    int U = 0;
-    for (int t = 0; t <= maxtok; t++) U += count[t] > 0;
-    /* buf: rows (N), seg (U + 1), tok (U) */
-    int *buf = (int *)mallocCheck(((size_t)N + 2 * (size_t)U + 1) * sizeof(int));
-    int *rows = buf, *seg = buf + N, *tok = seg + U + 1;
-    int *start = (int *)mallocCheck(((size_t)maxtok + 1) * sizeof(int));
-    int u = 0, off = 0;
-    for (int t = 0; t <= maxtok; t++) {
-        start[t] = off;
-        if (count[t] > 0) { seg[u] = off; tok[u] = t; u++; off += count[t]; }
-    }
-    seg[U] = off;
-    for (int i = 0; i < N; i++) rows[start[h[i]]++] = i;   /* stable: rows of a token in increasing order */
-    int *dbuf = (int *)scratch_get(SCR_ENC, ((size_t)N + 2 * (size_t)U + 1) * sizeof(int));
-    cudaCheck(cudaMemcpy(dbuf, buf, ((size_t)N + 2 * (size_t)U + 1) * sizeof(int), cudaMemcpyHostToDevice));
-    dim3 grid((unsigned)U, (unsigned)((C + 255) / 256));
-    encoder_backward_kernel<<<grid, 256>>>(dwte, dout, dbuf, dbuf + N, dbuf + N + U + 1, C);
+    /* scratch: rows in (N), sorted tokens (N), sorted rows (N), then cub's temporary storage */
+    size_t temp = 0;
+    cudaCheck(cub::DeviceRadixSort::SortPairs(NULL, temp, inp, (int *)NULL, (int *)NULL, (int *)NULL, N));
+    const size_t off = (3 * (size_t)N * sizeof(int) + 255) / 256 * 256;   /* cub's storage 256-byte aligned */
+    char *buf = (char *)scratch_get(SCR_ENC, off + temp);
+    int *rows_in = (int *)buf, *tok = rows_in + N, *rows = rows_in + 2 * (size_t)N;
+    iota_kernel<<<(N + 255) / 256, 256>>>(rows_in, N);
     cudaCheckLaunch();
-    free(h); free(count); free(buf); free(start);
+    cudaCheck(cub::DeviceRadixSort::SortPairs(buf + off, temp, inp, tok, rows_in, rows, N));
+    dim3 grid((unsigned)N, (unsigned)((C + 255) / 256));
+    encoder_backward_kernel<<<grid, 256>>>(dwte, dout, tok, rows, N, C);
+    cudaCheckLaunch();
 }
 
 /* ------------------------------------------------------------------------------------------------ rmsnorm */
@@ -381,10 +387,80 @@ __global__ void column_finish_kernel(floatX *dst, const float *partial, int chun
     dst[c] = f2x(x2f(dst[c]) + s);
 }
 
+/* Fused, for rows of 16-byte vectors and C <= 1024 (RMS_NCH_MAX chunks of 32 lanes x XVEC): each warp takes
+   RMS_RPW rows, keeps a row's dout and inp in registers for the dot product and the dinp update, and adds
+   dout * inp * rstd into per-lane column sums; the block's 8 warps merge theirs in smem into partial (blocks, C) in
+   warp order, for column_finish_kernel. One read of dout and inp instead of two. */
+#define RMS_RPW 16
+#define RMS_NCH_MAX 4
+__global__ void __launch_bounds__(256) rmsnorm_backward_fused_kernel(floatX *dinp, float *partial, const floatX *dout,
+        const floatX *inp, const floatX *weight, const float *rstd, int N, int C) {
+    extern __shared__ float red[];   /* (8, C) */
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nch = C / (32 * XVEC);
+    float acc[RMS_NCH_MAX][XVEC];
+#pragma unroll
+    for (int k = 0; k < RMS_NCH_MAX; k++)
+#pragma unroll
+        for (int e = 0; e < XVEC; e++) acc[k][e] = 0.0f;
+    for (int i = 0; i < RMS_RPW; i++) {
+        const int row = (blockIdx.x * 8 + w) * RMS_RPW + i;
+        if (row >= N) break;
+        const floatX *x = inp + (size_t)row * C, *g = dout + (size_t)row * C;
+        floatX *dx = dinp + (size_t)row * C;
+        float gv[RMS_NCH_MAX][XVEC], xv[RMS_NCH_MAX][XVEC], dot = 0.0f;
+#pragma unroll
+        for (int k = 0; k < RMS_NCH_MAX; k++) {
+            if (k >= nch) break;
+            const int c = (k * 32 + lane) * XVEC;
+            float wv[XVEC];
+            ldx(gv[k], g + c); ldx(xv[k], x + c); ldx(wv, weight + c);
+#pragma unroll
+            for (int e = 0; e < XVEC; e++) dot += gv[k][e] * wv[e] * xv[k][e];
+        }
+        dot = warp_sum(dot);
+        const float r = rstd[row], kk = r * r * r * dot / (float)C;
+#pragma unroll
+        for (int k = 0; k < RMS_NCH_MAX; k++) {
+            if (k >= nch) break;
+            const int c = (k * 32 + lane) * XVEC;
+            float wv[XVEC], dv[XVEC];
+            ldx(wv, weight + c); ldx(dv, dx + c);
+#pragma unroll
+            for (int e = 0; e < XVEC; e++) {
+                dv[e] = dv[e] + (r * gv[k][e] * wv[e] - kk * xv[k][e]);
+                acc[k][e] += gv[k][e] * xv[k][e] * r;
+            }
+            stx(dx + c, dv);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < RMS_NCH_MAX; k++) {
+        if (k >= nch) break;
+#pragma unroll
+        for (int e = 0; e < XVEC; e++) red[w * C + (k * 32 + lane) * XVEC + e] = acc[k][e];
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float sum = 0.0f;
+        for (int v = 0; v < 8; v++) sum += red[v * C + c];
+        partial[(size_t)blockIdx.x * C + c] = sum;
+    }
+}
+
 void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
                       const floatM *rstd, int N, int C) {
     if (N <= 0) return;
     bool vec = vec_ok(dinp, (size_t)C) && vec_ok(dout, (size_t)C) && vec_ok(inp, (size_t)C) && vec_ok(weight, (size_t)C);
+    if (vec && C % (32 * XVEC) == 0 && C <= RMS_NCH_MAX * 32 * XVEC) {
+        const int blocks = (N + 8 * RMS_RPW - 1) / (8 * RMS_RPW);
+        float *partial = (float *)scratch_get(SCR_PARTIAL, (size_t)blocks * C * sizeof(float));
+        rmsnorm_backward_fused_kernel<<<blocks, 256, (size_t)8 * C * sizeof(float)>>>(dinp, partial, dout, inp, weight,
+                                                                                      rstd, N, C);
+        cudaCheckLaunch();
+        column_finish_kernel<<<(C + 255) / 256, 256>>>(dweight, partial, blocks, C);
+        cudaCheckLaunch();
+        return;
+    }
     rmsnorm_backward_dinp_kernel<<<(N + 7) / 8, 256>>>(dinp, dout, inp, weight, rstd, N, C, vec);
     cudaCheckLaunch();
     int chunks = (N + 63) / 64;
@@ -696,6 +772,11 @@ struct AttnArgs {
     size_t stride;         /* QKV */
     float scale;           /* 1/sqrt(HD) */
     float scale2;          /* scale * log2(e) */
+    /* backward in batch chunks: blockIdx.y is sequence b0 + blockIdx.y; dS (chunk, NA, ntri, 64, 64) bf16 holds
+       dS^T of every causal (64-query tile i, 64-key tile j <= i) pair at tile i (i + 1) / 2 + j, or is NULL */
+    int b0;
+    int ntri;
+    floatX *dS;
 };
 
 /* columns of a (64, HDP) tile that thread tx owns: CPT = HDP / 16 of them */
@@ -1428,12 +1509,79 @@ template <int HD, int BM> __global__ void __launch_bounds__(BM * 2, 256 / (BM * 
     }
 }
 
+/* The end of both dq kernels: each head's dq (times the softmax scale), fp32 into DQs (which overlays the finished
+   tile stages), then per projected q head the rotary backward of each of its heads (real, then imaginary), summed,
+   written into dqkv once. */
+template <int HD> __device__ __forceinline__ void tc_dq_epilogue(const AttnArgs &A, int P, const float (&dq)[HD / 8][4],
+                                                                float *DQs, int a0, int q0, size_t row0) {
+    constexpr int CH = HD / 8, NO = HD / 8, LDQ = HD + 8;
+    const PosEmb &pe = A.pe;
+    const int BMpos = TC_BM / P, T = A.T;
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    /* each head's dq (times the softmax scale), fp32 into DQs */
+    {
+        const int col = (lane & 3) * 2, r = w * 16 + (lane >> 2);
+#pragma unroll
+        for (int n = 0; n < NO; n++) {
+            *reinterpret_cast<float2 *>(DQs + r * LDQ + n * 8 + col) = make_float2(dq[n][0] * A.scale, dq[n][1] * A.scale);
+            *reinterpret_cast<float2 *>(DQs + (r + 8) * LDQ + n * 8 + col) = make_float2(dq[n][2] * A.scale, dq[n][3] * A.scale);
+        }
+    }
+    __syncthreads();
+    /* per projected q head: the rotary backward of each of its heads (real, then imaginary), summed, into dqkv */
+    {
+        const int half = pe.rot / 2, hch = half / 8, rch = pe.rot / 8;
+        const int nh = pe.imag ? P / 2 : P, per = pe.imag ? 2 : 1;
+        const int hbase = pe.imag ? a0 >> 1 : a0;
+        for (int i = tid; i < nh * BMpos * CH; i += TC_THREADS) {
+            const int c = i % CH, pl = (i / CH) % BMpos, hh = i / (CH * BMpos), t = q0 + pl;
+            if (t >= T || (c >= hch && c < rch)) continue;
+            const int h = hbase + hh;
+            const float *src = DQs + (size_t)(hh * per * BMpos + pl) * LDQ;
+            bf16 *dst = A.dqkv + (row0 + t) * A.stride + (size_t)h * HD;
+            if (c < hch) {
+                float cs[8], sn[8], da[8], db[8];
+                const int tg = pe.per_group ? h / A.qgroup : 0;
+                const size_t tab = ((size_t)tg * pe.T_table + t) * half + c * 8;
+                ld8f(cs, pe.cos + tab);
+                ld8f(sn, pe.sin + tab);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const float g1 = src[c * 8 + e], g2 = src[(c + hch) * 8 + e];
+                    da[e] = g1 * cs[e] + g2 * sn[e];
+                    db[e] = -g1 * sn[e] + g2 * cs[e];
+                }
+                if (per == 2) {
+                    const float *si = src + BMpos * LDQ;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) {
+                        const float i1 = si[c * 8 + e], i2 = si[(c + hch) * 8 + e];
+                        da[e] += i1 * sn[e] - i2 * cs[e];
+                        db[e] += i1 * cs[e] + i2 * sn[e];
+                    }
+                }
+                *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(da);
+                *reinterpret_cast<uint4 *>(dst + (c + hch) * 8) = pack8(db);
+            } else {
+                float v[8];
+#pragma unroll
+                for (int e = 0; e < 8; e++) v[e] = src[c * 8 + e];
+                if (per == 2) {
+#pragma unroll
+                    for (int e = 0; e < 8; e++) v[e] += src[BMpos * LDQ + c * 8 + e];
+                }
+                *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(v);
+            }
+        }
+    }
+}
+
 /* Backward dq: grid (NA / P, B, query tiles), as the forward. */
 template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_kernel(AttnArgs A, int P) {
-    constexpr int CH = HD / 8, KS = HD / 16, NO = HD / 8, LDQ = HD + 8;
+    constexpr int KS = HD / 16, NO = HD / 8;
     bf16 *Qs = reinterpret_cast<bf16 *>(att_smem), *dOs = Qs + TC_BM * HD;
     bf16 *Ks = dOs + TC_BM * HD, *Vs = Ks + 2 * TC_BN * HD;
-    float *DQs = reinterpret_cast<float *>(Ks);   /* after the loop: (TC_BM, LDQ) fp32 */
+    float *DQs = reinterpret_cast<float *>(Ks);   /* after the loop: (TC_BM, HD + 8) fp32 */
     const PosEmb &pe = A.pe;
     const int BMpos = TC_BM / P;
     const int qt = gridDim.z - 1 - blockIdx.z, a0 = blockIdx.x * P, b = blockIdx.y;
@@ -1534,63 +1682,77 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ker
     cp_async_wait<0>();
     __syncthreads();   /* K/V stages free: DQs overlays them */
 
-    /* each head's dq (times the softmax scale), fp32 into DQs */
-    {
-        const int col = (lane & 3) * 2, r = w * 16 + (lane >> 2);
+    tc_dq_epilogue<HD>(A, P, dq, DQs, a0, q0, row0);
+}
+
+/* Backward dq from the dS^T tiles the dk/dv kernel stored (A.dS): dQ = dS K, one matmul per key tile instead of
+   the three of tc_bwd_dq_kernel (which recomputes S and dP), then the same epilogue. Grid and rows as that kernel;
+   each warp stages its 16 queries x 64 keys of dS^T (XOR-swizzled 32-byte rows) next to the block's K tile. */
+__device__ __forceinline__ int sw16(int k, int c) { return k * 16 + ((c ^ ((k >> 2) & 1)) << 3); }
+template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ds_kernel(AttnArgs A, int P) {
+    constexpr int KS = HD / 16, NO = HD / 8;
+    bf16 *Ks = reinterpret_cast<bf16 *>(att_smem);           /* two stages of (TC_BN, HD) */
+    bf16 *Ss = Ks + 2 * TC_BN * HD;                           /* two stages of 8 warps x (64 keys, 16 queries) */
+    float *DQs = reinterpret_cast<float *>(att_smem);         /* after the loop: (TC_BM, HD + 8) fp32 */
+    const int BMpos = TC_BM / P;
+    const int qt = gridDim.z - 1 - blockIdx.z, a0 = blockIdx.x * P, b = A.b0 + blockIdx.y;
+    const int g = a0 / A.agroup, T = A.T, NA = A.NA;
+    const int q0 = qt * BMpos, qvalid = min(BMpos, T - q0);
+    const size_t row0 = (size_t)b * T;
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int nkt = (q0 + qvalid + TC_BN - 1) / TC_BN;
+    const size_t krs = (size_t)A.KVH * HD;
+    const bf16 *kbase = A.kr + (row0 * A.KVH + g) * HD;
+    /* this warp's 16 rows: head a, positions pw .. pw + 15 inside query tile qi (at column pw % 64 of its tiles) */
+    const int a = a0 + (w * 16) / BMpos, pw = q0 + (w * 16) % BMpos, qi = pw / 64;
+    const bool active = pw < T;
+    const bf16 *sbase = A.dS + (((size_t)blockIdx.y * NA + a) * A.ntri + (size_t)qi * (qi + 1) / 2) * 4096 + pw % 64;
+    auto load = [&](int kt, int st) {
+        const int k1 = kt * TC_BN;
+        tc_load_rows<HD, TC_BN>(Ks + st * TC_BN * HD, kbase + (size_t)k1 * krs, krs, min(TC_BN, T - k1));
+        if (active && kt <= qi) {
+            bf16 *S = Ss + (st * 8 + w) * 64 * 16;
 #pragma unroll
-        for (int n = 0; n < NO; n++) {
-            *reinterpret_cast<float2 *>(DQs + r * LDQ + n * 8 + col) = make_float2(dq[n][0] * A.scale, dq[n][1] * A.scale);
-            *reinterpret_cast<float2 *>(DQs + (r + 8) * LDQ + n * 8 + col) = make_float2(dq[n][2] * A.scale, dq[n][3] * A.scale);
-        }
-    }
-    __syncthreads();
-    /* per projected q head: the rotary backward of each of its heads (real, then imaginary), summed, added into
-       dqkv once */
-    {
-        const int half = pe.rot / 2, hch = half / 8, rch = pe.rot / 8;
-        const int nh = pe.imag ? P / 2 : P, per = pe.imag ? 2 : 1;
-        const int hbase = pe.imag ? a0 >> 1 : a0;
-        for (int i = tid; i < nh * BMpos * CH; i += TC_THREADS) {
-            const int c = i % CH, pl = (i / CH) % BMpos, hh = i / (CH * BMpos), t = q0 + pl;
-            if (t >= T || (c >= hch && c < rch)) continue;
-            const int h = hbase + hh;
-            const float *src = DQs + (size_t)(hh * per * BMpos + pl) * LDQ;
-            bf16 *dst = A.dqkv + (row0 + t) * A.stride + (size_t)h * HD;
-            if (c < hch) {
-                float cs[8], sn[8], da[8], db[8];
-                const int tg = pe.per_group ? h / A.qgroup : 0;
-                const size_t tab = ((size_t)tg * pe.T_table + t) * half + c * 8;
-                ld8f(cs, pe.cos + tab);
-                ld8f(sn, pe.sin + tab);
-#pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    const float g1 = src[c * 8 + e], g2 = src[(c + hch) * 8 + e];
-                    da[e] = g1 * cs[e] + g2 * sn[e];
-                    db[e] = -g1 * sn[e] + g2 * cs[e];
-                }
-                if (per == 2) {
-                    const float *si = src + BMpos * LDQ;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) {
-                        const float i1 = si[c * 8 + e], i2 = si[(c + hch) * 8 + e];
-                        da[e] += i1 * sn[e] - i2 * cs[e];
-                        db[e] += i1 * cs[e] + i2 * sn[e];
-                    }
-                }
-                *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(da);
-                *reinterpret_cast<uint4 *>(dst + (c + hch) * 8) = pack8(db);
-            } else {
-                float v[8];
-#pragma unroll
-                for (int e = 0; e < 8; e++) v[e] = src[c * 8 + e];
-                if (per == 2) {
-#pragma unroll
-                    for (int e = 0; e < 8; e++) v[e] += src[BMpos * LDQ + c * 8 + e];
-                }
-                *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(v);
+            for (int u = 0; u < 4; u++) {
+                const int i = lane + 32 * u, k = i >> 1, c = i & 1;
+                const bool ok = k1 + k < T;
+                cp_async16(smem_u32(S + sw16(k, c)), sbase + (size_t)kt * 4096 + (size_t)(ok ? k : 0) * 64 + c * 8, ok);
             }
         }
+    };
+    load(0, 0);
+    cp_async_commit();
+
+    float dq[NO][4];
+#pragma unroll
+    for (int n = 0; n < NO; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+    for (int kt = 0; kt < nkt; kt++) {
+        if (kt + 1 < nkt) load(kt + 1, (kt + 1) & 1);
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+        if (active && kt <= qi) {
+            const bf16 *Kt = Ks + (kt & 1) * TC_BN * HD, *S = Ss + ((kt & 1) * 8 + w) * 64 * 16;
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                /* A = dS (queries x keys) from the stored dS^T: transposed 8x8 loads */
+                uint32_t pa[4];
+                const int m = lane >> 3;
+                ldsm4t(pa, smem_u32(S + sw16(kk * 16 + (lane & 7) + (m >> 1) * 8, m & 1)));
+#pragma unroll
+                for (int dpi = 0; dpi < KS; dpi++) {
+                    uint32_t bb[4];
+                    ldsm4t(bb, smem_u32(Kt + swz<HD>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dpi * 2 + (lane >> 4))));
+                    mma16816(dq[2 * dpi], pa, bb[0], bb[1]);
+                    mma16816(dq[2 * dpi + 1], pa, bb[2], bb[3]);
+                }
+            }
+        }
+        __syncthreads();
     }
+    cp_async_wait<0>();
+    __syncthreads();   /* the stages are free: DQs overlays them */
+    tc_dq_epilogue<HD>(A, P, dq, DQs, a0, q0, row0);
 }
 
 /* Backward dk, dv: grid (KVH, B, key tiles of BK), key tile 0 (the longest) first; BK / 16 warps. BK = 128 (8 warps),
@@ -1601,7 +1763,7 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
     bf16 *Qs = Vs + BK * HD, *dOs = Qs + 2 * TC_BQ * HD;   /* two stages each */
     float *LSEs = reinterpret_cast<float *>(dOs + 2 * TC_BQ * HD), *Ds = LSEs + 2 * TC_BQ;
     const PosEmb &pe = A.pe;
-    const int g = blockIdx.x, b = blockIdx.y, kt = blockIdx.z;
+    const int g = blockIdx.x, b = A.b0 + blockIdx.y, kt = blockIdx.z;
     const int T = A.T, NA = A.NA;
     const int k0 = kt * BK, kvalid = min(BK, T - k0);
     const size_t row0 = (size_t)b * T;
@@ -1714,6 +1876,13 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
                     s[n][e] *= dp[n][e] - Dr;
                     s[n][2 + e] *= dp[n][2 + e] - Dr;
                 }
+            /* dS^T of this (query tile, 64-key tile) pair for the dq kernel: rows keys, columns queries */
+            bf16 *dst = NULL;
+            if (A.dS != NULL) {
+                const int qi = q0 / 64, kj = kw0 / 64;
+                dst = A.dS + (((size_t)blockIdx.y * NA + a) * A.ntri + (size_t)qi * (qi + 1) / 2 + kj) * 4096 +
+                      (size_t)(kw0 % 64 + (lane >> 2)) * 64 + (lane & 3) * 2;
+            }
             /* dK += dS^T Q */
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
@@ -1722,6 +1891,12 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
                 pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
                 pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
                 pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                if (dst != NULL) {
+                    *reinterpret_cast<uint32_t *>(dst + kk * 16) = pa[0];
+                    *reinterpret_cast<uint32_t *>(dst + 8 * 64 + kk * 16) = pa[1];
+                    *reinterpret_cast<uint32_t *>(dst + kk * 16 + 8) = pa[2];
+                    *reinterpret_cast<uint32_t *>(dst + 8 * 64 + kk * 16 + 8) = pa[3];
+                }
 #pragma unroll
                 for (int dpi = 0; dpi < KS; dpi++) {
                     uint32_t bb[4];
@@ -1790,6 +1965,11 @@ template <int HD, int BM> static size_t tc_fwd_smem() { return (size_t)(BM + 4 *
 template <int HD> static size_t tc_dq_smem() {
     return (size_t)2 * TC_BM * HD * sizeof(bf16) + (size_t)TC_BM * (HD + 8) * sizeof(float);
 }
+template <int HD> static size_t tc_dq_ds_smem() {
+    const size_t tiles = (size_t)2 * TC_BN * HD * sizeof(bf16) + (size_t)2 * 8 * 64 * 16 * sizeof(bf16);
+    const size_t dqs = (size_t)TC_BM * (HD + 8) * sizeof(float);
+    return tiles > dqs ? tiles : dqs;
+}
 template <int HD, int BK> static size_t tc_dkv_smem() {
     const size_t tiles = (size_t)(2 * BK + 4 * TC_BQ) * HD * sizeof(bf16) + (size_t)4 * TC_BQ * sizeof(float);
     const size_t dks = (size_t)BK * (HD + 8) * sizeof(float);
@@ -1801,6 +1981,7 @@ template <int HD> static void tc_set_smem(void) {
     cudaCheck(cudaFuncSetAttribute(tc_fwd_kernel<HD, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)tc_fwd_smem<HD, 128>()));
     cudaCheck(cudaFuncSetAttribute(tc_fwd_kernel<HD, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)tc_fwd_smem<HD, 64>()));
     cudaCheck(cudaFuncSetAttribute(tc_bwd_dq_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)tc_dq_smem<HD>()));
+    cudaCheck(cudaFuncSetAttribute(tc_bwd_dq_ds_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)tc_dq_ds_smem<HD>()));
     cudaCheck(cudaFuncSetAttribute(tc_bwd_dkv_kernel<HD, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)tc_dkv_smem<HD, 128>()));
     cudaCheck(cudaFuncSetAttribute(tc_bwd_dkv_kernel<HD, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)tc_dkv_smem<HD, 64>()));
     done = 1;
@@ -1858,16 +2039,49 @@ static int tc_dkv_bk(const AttnArgs *A) {
     const char *e = getenv("ROPEPP_ATTN_DKV_BK");
     return (e != NULL && atoi(e) == 128) ? 128 : 64;
 }
-template <int HD> static void tc_bwd_launch_hd(const AttnArgs *A) {
-    const int P = tc_pack(A->agroup), BMpos = TC_BM / P, BK = tc_dkv_bk(A);
-    dim3 gq((unsigned)(A->NA / P), (unsigned)A->B, (unsigned)((A->T + BMpos - 1) / BMpos));
-    dim3 gk((unsigned)A->KVH, (unsigned)A->B, (unsigned)((A->T + BK - 1) / BK));
-    tc_set_smem<HD>();
-    tc_bwd_dq_kernel<HD><<<gq, TC_THREADS, tc_dq_smem<HD>()>>>(*A, P);
-    cudaCheckLaunch();
+/* bytes of dS^T tiles one sequence needs, and the most the backward may hold (ROPEPP_ATTN_DS_MB, default 1024;
+   0 = always recompute S and dP in the dq kernel) */
+static size_t tc_ds_bytes_per_seq(const AttnArgs *A) {
+    const size_t n = (size_t)(A->T + 63) / 64;
+    return (size_t)A->NA * (n * (n + 1) / 2) * 4096 * sizeof(bf16);
+}
+static size_t tc_ds_cap(void) {
+    const char *e = getenv("ROPEPP_ATTN_DS_MB");
+    return (e != NULL && e[0] != '\0' ? (size_t)atol(e) : (size_t)1024) << 20;
+}
+template <int HD> static void tc_dkv_launch(const AttnArgs *A, int nb, int BK) {
+    dim3 gk((unsigned)A->KVH, (unsigned)nb, (unsigned)((A->T + BK - 1) / BK));
     if (BK == 64) tc_bwd_dkv_kernel<HD, 64><<<gk, 128, tc_dkv_smem<HD, 64>()>>>(*A);
     else tc_bwd_dkv_kernel<HD, 128><<<gk, 256, tc_dkv_smem<HD, 128>()>>>(*A);
     cudaCheckLaunch();
+}
+/* With room for the dS^T tiles of at least one sequence: per chunk of sequences, the dk/dv kernel (storing dS^T)
+   then dq from dS (5 tile matmuls per (query, key) tile pair in all); else the dq kernel that recomputes S and dP
+   (7). Both are deterministic. */
+template <int HD> static void tc_bwd_launch_hd(const AttnArgs *A) {
+    const int P = tc_pack(A->agroup), BMpos = TC_BM / P, BK = tc_dkv_bk(A);
+    const unsigned nqt = (unsigned)((A->T + BMpos - 1) / BMpos);
+    tc_set_smem<HD>();
+    const size_t per = tc_ds_bytes_per_seq(A), cap = tc_ds_cap();
+    if (per > 0 && per <= cap) {
+        int bc = (int)(cap / per < (size_t)A->B ? cap / per : (size_t)A->B);
+        const int nchunks = (A->B + bc - 1) / bc;
+        bc = (A->B + nchunks - 1) / nchunks;
+        AttnArgs C = *A;
+        C.dS = (bf16 *)scratch_get(SCR_DS, (size_t)bc * per);
+        C.ntri = (int)(((A->T + 63) / 64) * ((A->T + 63) / 64 + 1) / 2);
+        for (int b0 = 0; b0 < A->B; b0 += bc) {
+            const int nb = A->B - b0 < bc ? A->B - b0 : bc;
+            C.b0 = b0;
+            tc_dkv_launch<HD>(&C, nb, BK);
+            tc_bwd_dq_ds_kernel<HD><<<dim3((unsigned)(A->NA / P), (unsigned)nb, nqt), TC_THREADS, tc_dq_ds_smem<HD>()>>>(C, P);
+            cudaCheckLaunch();
+        }
+        return;
+    }
+    tc_bwd_dq_kernel<HD><<<dim3((unsigned)(A->NA / P), (unsigned)A->B, nqt), TC_THREADS, tc_dq_smem<HD>()>>>(*A, P);
+    cudaCheckLaunch();
+    tc_dkv_launch<HD>(A, A->B, BK);
 }
 static void tc_bwd_launch(const AttnArgs *A) {
     if (A->HD == 64) tc_bwd_launch_hd<64>(A);
@@ -2264,19 +2478,23 @@ __global__ void crossentropy_forward_kernel(float *losses, const floatX *logits,
 }
 
 /* dlogits = dloss (softmax - onehot), written; every thread reads its elements before writing the same ones, after
-   the block-wide max and sum, so dlogits may be logits */
-__global__ void crossentropy_backward_kernel(floatX *dlogits, const floatX *logits, const int *targets, float dloss,
-                                             int V, bool vec) {
+   the block-wide max and sum, so dlogits may be logits. With losses (the fused op) also the row's loss, from the
+   target logit read before any write. */
+__global__ void crossentropy_backward_kernel(floatX *dlogits, float *losses, const floatX *logits, const int *targets,
+                                             float dloss, int V, bool vec) {
     int n = blockIdx.x;
     int y = targets[n];
     const floatX *x = logits + (size_t)n * V;
     floatX *dx = dlogits + (size_t)n * V;
     if (y < 0) {
+        if (losses != NULL && threadIdx.x == 0) losses[n] = 0.0f;
         for (int i = threadIdx.x; i < V; i += blockDim.x) dx[i] = f2x(0.0f);
         return;
     }
+    const float xy = losses != NULL && threadIdx.x == 0 ? x2f(x[y]) : 0.0f;
     float mx, sum;
     row_softmax_stats(x, V, vec, mx, sum);
+    if (losses != NULL && threadIdx.x == 0) losses[n] = mx + logf(sum) - xy;
     const float inv = 1.0f / sum;
     if (vec) {
         for (int i = threadIdx.x * XVEC; i < V; i += blockDim.x * XVEC) {
@@ -2302,7 +2520,15 @@ void crossentropy_forward(floatM *losses, const floatX *logits, const int *targe
 
 void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, double dloss, int N, int V) {
     if (N <= 0) return;
-    crossentropy_backward_kernel<<<N, 256>>>(dlogits, logits, targets, (float)dloss, V,
+    crossentropy_backward_kernel<<<N, 256>>>(dlogits, NULL, logits, targets, (float)dloss, V,
+                                             vec_ok(logits, (size_t)V) && vec_ok(dlogits, (size_t)V));
+    cudaCheckLaunch();
+}
+
+void crossentropy_forward_backward(floatM *losses, floatX *dlogits, const floatX *logits, const int *targets,
+                                   double dloss, int N, int V) {
+    if (N <= 0) return;
+    crossentropy_backward_kernel<<<N, 256>>>(dlogits, losses, logits, targets, (float)dloss, V,
                                              vec_ok(logits, (size_t)V) && vec_ok(dlogits, (size_t)V));
     cudaCheckLaunch();
 }
@@ -2392,9 +2618,14 @@ void *backend_malloc(size_t bytes) {
         fprintf(stderr, "HINT: lower the batch size (-b) or sequence length (-t), or use a smaller model\n");
         exit(1);
     }
+    mem_note_alloc(p, bytes > 0 ? bytes : 16);
     return p;
 }
-void backend_free(void *p) { if (p != NULL) cudaCheck(cudaFree(p)); }
+void backend_free(void *p) {
+    if (p == NULL) return;
+    cudaCheck(cudaFree(p));
+    mem_note_free(p);
+}
 void backend_to_host(void *dst, const void *src, size_t bytes) {
     if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }

@@ -227,9 +227,8 @@ static void test_simple_ops(void) {
         backend_free(d_x); backend_free(d_w); backend_free(d_dout); backend_free(d_dx); backend_free(d_dw);
         backend_free(d_out); backend_free(d_rstd);
     }
-    /* residual */
-    {
-        size_t n = 10007;
+    /* residual (10007: element by element; 10000: 16-byte vectors) */
+    for (size_t n : {(size_t)10007, (size_t)10000}) {
         std::vector<float> a = randn(n, 1.0), b = randn(n, 1.0), out(n);
         floatX *d_a = up_x(a), *d_b = up_x(b), *d_o = alloc_x(n);
         cpu_residual_forward(out.data(), a.data(), b.data(), n);
@@ -261,9 +260,9 @@ static void test_simple_ops(void) {
         backend_free(d_x); backend_free(d_w); backend_free(d_dout); backend_free(d_dx); backend_free(d_dw);
         backend_free(d_out);
     }
-    /* swiglu */
-    {
-        int N = 74, F = 100;
+    /* swiglu (F 100: element by element; F 96: 16-byte vectors) */
+    for (int F : {100, 96}) {
+        int N = 74;
         std::vector<float> x = randn((size_t)N * 2 * F, 2.0), dout = randn((size_t)N * F, 1.0), dx = randn((size_t)N * 2 * F, 0.5);
         floatX *d_x = up_x(x), *d_dout = up_x(dout), *d_dx = up_x(dx), *d_o = alloc_x((size_t)N * F);
         std::vector<float> out((size_t)N * F);
@@ -293,6 +292,14 @@ static void test_simple_ops(void) {
         cpu_crossentropy_backward(dl.data(), logits.data(), tg.data(), 1.0 / (N - 1), N, V);
         crossentropy_backward(d_l, d_l, d_t, 1.0 / (N - 1), N, V);
         check_v("crossentropy_backward(inplace)", tag, dl, down_x(d_l, dl.size()), TOL_ROUND1);
+        /* the fused op of model_forward_loss: losses and dlogits (in place) in one pass */
+        backend_free(d_l);
+        d_l = up_x(logits);
+        std::vector<float> losses2(N), dl2((size_t)N * V);
+        cpu_crossentropy_forward_backward(losses2.data(), dl2.data(), logits.data(), tg.data(), 0.25, N, V);
+        crossentropy_forward_backward(d_loss, d_l, d_l, d_t, 0.25, N, V);
+        check_v("crossentropy_forward_backward.losses", tag, losses2, down_f(d_loss, N), tol_of(1e-5, 0.01));
+        check_v("crossentropy_forward_backward.dlogits(inplace)", tag, dl2, down_x(d_l, dl2.size()), TOL_ROUND1);
         backend_free(d_l); backend_free(d_t); backend_free(d_loss);
     }
     /* AdamW, two steps, plus the gradient norm and the master copy */
@@ -591,6 +598,16 @@ static void test_attention(void) {
     test_attention_case({PE_ROPEPP_EC, 1, 1037, 8, 4, 128, 0.0, NOISE_NONE});
     test_attention_case({PE_ROPEPP_EH, 1, 1000, 8, 4, 128, 0.0, NOISE_NONE});
     unsetenv("ROPEPP_ATTN_FWD_BM");
+    /* the backward's dq: by default from the dS^T tiles the dk/dv kernel stores, in chunks of sequences that fit
+       ROPEPP_ATTN_DS_MB; 0 forces the dq kernel that recomputes S and dP */
+    setenv("ROPEPP_ATTN_DS_MB", "0", 1);
+    printf("   (dq recomputing S and dP forced for the next two cases)\n");
+    test_attention_case({PE_ROPEPP_EC, 1, 1037, 8, 4, 128, 0.0, NOISE_NONE});
+    test_attention_case({PE_ROPE, 2, 1000, 8, 4, 64, 0.0, NOISE_NONE});
+    setenv("ROPEPP_ATTN_DS_MB", "2", 1);
+    printf("   (dS^T room for one sequence: three chunks of one sequence for the next case)\n");
+    test_attention_case({PE_ROPEPP_EH, 3, 333, 8, 4, 128, 0.0, NOISE_NONE});
+    unsetenv("ROPEPP_ATTN_DS_MB");
     test_attention_case({PE_ALIBI, 1, 1037, 4, 4, 64, 0.0, NOISE_NONE});
     test_attention_case({PE_FOPE, 1, 1000, 8, 2, 128, 0.0, NOISE_NONE});
     test_attention_case({PE_PARTIAL, 1, 1037, 4, 2, 128, 0.0, NOISE_NONE});
@@ -702,6 +719,18 @@ static void test_fixture(const char *dir, int pe) {
                 }
                 off += sz;
             }
+            /* the training path: classifier + cross-entropy in chunks of 5 rows with their backward in the forward */
+            model_zero_grad(&m);
+            m.head_rows = 5;
+            double loss_t = model_forward_loss(&m, inputs.data(), targets.data(), B, T, 1);
+            model_backward(&m);
+            m.head_rows = 0;
+            std::vector<float> a1(1, (float)loss0), a2(1, (float)loss_t);
+            note_pe(pe, 2, check_v("model_forward_loss.loss", tag, a1, a2, tol_loss));
+            model_grads_to_host(&m, gg.data());
+            std::vector<float> rg(np), ggot(np);
+            for (size_t i = 0; i < np; i++) { rg[i] = (float)grads[i]; ggot[i] = (float)gg[i]; }
+            note_pe(pe, 3, check_v("model_forward_loss.grads (all)", tag, rg, ggot, tol_grad));
         }
         double lam = lr_peak * lr_lambda(sched, k, W, NS, D);
         if (fabs(lam - lrs[k]) > 1e-12 * fabs(lrs[k]) + 1e-18)
@@ -733,8 +762,8 @@ static void run_training(int pe, int steps, std::vector<double> &params_out, std
     if (pe == PE_ROPEPP_EC) { m.noise_sigma = 0.2; m.noise_target = NOISE_IMAG; m.noise_seed = 4242; }
     losses.clear();
     for (int s = 0; s < steps; s++) {
-        losses.push_back(model_forward(&m, inp.data(), tg.data(), B, T));
         model_zero_grad(&m);
+        losses.push_back(model_forward_loss(&m, inp.data(), tg.data(), B, T, 1));
         model_backward(&m);
         model_update(&m, 1e-3, 0.9, 0.95, 1e-8, 0.1, 1.0);
     }
