@@ -269,7 +269,7 @@ static int mode_ppl(Options *o) {
             size_t band_n[5] = {0}, total_n = 0;
             for (int k = 0; k < o->samples; k++) {
                 size_t start = o->samples > 1 ? (size_t)((double)k * (ntok - T - 1) / (o->samples - 1)) : 0;
-                model_forward(&ms, tok + start, tok + start + 1, 1, T);
+                model_forward_loss(&ms, tok + start, tok + start + 1, 1, T, 0);
                 for (int t = 0; t < T; t++) {
                     double l = ms.losses_host[t];
                     total += l; total_n++;
@@ -300,7 +300,7 @@ static int mode_ppl(Options *o) {
         size_t end = i + S < ntok - 1 ? i + S : ntok - 1;
         size_t begin = end > (size_t)L ? end - L : 0;
         int T = (int)(end - begin);
-        model_forward(&m, tok + begin, tok + begin + 1, 1, T);
+        model_forward_loss(&m, tok + begin, tok + begin + 1, 1, T, 0);
         size_t from = end - begin > (size_t)S ? end - begin - S : 1;
         if (i == 0) from = 0;
         for (size_t t = from; t < (size_t)T; t++) { nll += m.losses_host[t]; scored++; }

@@ -84,6 +84,7 @@ extern "C" {
 #define swiglu_backward cpu_swiglu_backward
 #define crossentropy_forward cpu_crossentropy_forward
 #define crossentropy_backward cpu_crossentropy_backward
+#define crossentropy_forward_backward cpu_crossentropy_forward_backward
 #define adamw_update cpu_adamw_update
 #define global_norm_squared cpu_global_norm_squared
 #define copy_master_to_params cpu_copy_master_to_params
@@ -95,6 +96,7 @@ extern "C" {
 #define backend_name cpu_backend_name
 #define backend_timer_record cpu_backend_timer_record
 #define backend_timer_ms cpu_backend_timer_ms
+#define backend_memory_peak cpu_backend_memory_peak
 #endif
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -262,6 +264,9 @@ void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N,
    Backward WRITES dlogits = dloss * (softmax - onehot) (not +=), so that it may overwrite logits in place. */
 void crossentropy_forward(floatM *losses, const floatX *logits, const int *targets, int N, int V);
 void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, double dloss, int N, int V);
+/* both at once, as a training step needs them (one pass over the logits on the GPU); dlogits may be logits */
+void crossentropy_forward_backward(floatM *losses, floatX *dlogits, const floatX *logits, const int *targets,
+                                   double dloss, int N, int V);
 /* AdamW (torch.optim.AdamW), on grads scaled by grad_scale (clipping); updates master and its floatX copy. */
 void adamw_update(floatX *params, floatM *master, const floatX *grads, floatM *m, floatM *v, size_t n, double lr,
                   double beta1, double beta2, double eps, double weight_decay, double grad_scale, int step);
@@ -282,6 +287,9 @@ const char *backend_name(void);
 #define PROFILE_MARKS 4096
 void backend_timer_record(int slot);
 double backend_timer_ms(int from, int to);
+/* The most bytes the backend's allocations held at once (CUDA: model tensors and scratch, as PyTorch's
+   max_memory_allocated counts; CPU: 0, not tracked). */
+size_t backend_memory_peak(void);
 
 /* ------------------------------------------------------------------------------------------------------------
    3. Model
@@ -313,16 +321,16 @@ typedef struct {
     floatX *qr;         /* (L, B, T, NA, HD) rotated queries */
     floatX *kr;         /* (L, B, T, KVH, HD) rotated keys (what a KV cache holds) */
     floatX *atty;       /* (L, B, T, NA, HD) attention output */
-    floatX *attproj;    /* (L, B, T, C) */
     floatX *res2;       /* (L, B, T, C) residual after attention */
     floatX *ln2;        /* (L, B, T, C) */
     floatX *fch;        /* (L, B, T, 2F) gate | up */
     floatX *fchs;       /* (L, B, T, F) swiglu */
-    floatX *fcproj;     /* (L, B, T, C) */
     floatX *res3;       /* (L, B, T, C) residual after the MLP */
     floatX *lnf;        /* (B, T, C) */
-    floatX *logits;     /* (B, T, V); overwritten by dlogits in backward */
-    floatX *scratch_a;  /* (B, T, max(C, NA*HD, 2F, QKV)) gradient scratch */
+    floatX *logits;     /* (B, T, V) of the last model_forward (its own allocation, made by the first one; NULL
+                           before); overwritten by dlogits in backward. model_forward_loss never makes it. */
+    floatX *scratch_a;  /* (B, T, max(C, NA*HD, 2F, QKV)) scratch: the projections before their residual add,
+                           the classifier's chunks of logits, gradients */
     floatX *scratch_b;  /* (B, T, max(C, NA*HD, 2F, QKV)) gradient scratch */
     floatX *dres;       /* (B, T, C) gradient of the residual stream */
     /* floatM activations */
@@ -380,6 +388,10 @@ typedef struct {
     int B, T;
     double loss;            /* mean loss over non-ignored targets, or -1 without targets */
     size_t n_targets;       /* non-ignored targets */
+    int head_done;          /* last forward: 0 model_forward, 1 model_forward_loss with its classifier backward
+                               done, -1 model_forward_loss without (no model_backward possible) */
+    size_t logits_cap;      /* rows acts.logits holds */
+    int head_rows;          /* rows per classifier chunk in model_forward_loss (0: as many as scratch_a holds) */
     int step;               /* optimizer steps done */
     /* noise experiment (forward only) */
     double noise_sigma; int noise_target; uint64_t noise_seed; uint64_t n_forwards;
@@ -400,8 +412,14 @@ void model_init(Model *m, const Config *c, int init, uint64_t seed);
 /* Build a model from host parameters in table order (fp64). */
 void model_init_from(Model *m, const Config *c, const double *params);
 void model_free(Model *m);
-/* Forward over (B, T) host tokens. With targets (-1 = ignored) returns the mean loss, else -1. */
+/* Forward over (B, T) host tokens; the logits of every row are kept (model_logits_row). With targets (-1 =
+   ignored) returns the mean loss, else -1. */
 double model_forward(Model *m, const int *inputs, const int *targets, int B, int T);
+/* The mean loss without ever holding the (B, T, V) logits: the classifier and cross-entropy run on chunks of rows
+   in scratch. With backward, each chunk's backward runs right there (into the classifier's weight gradient, so
+   zero the gradients first: model_zero_grad) and model_backward continues from the final norm. Same numbers as
+   model_forward + model_backward. */
+double model_forward_loss(Model *m, const int *inputs, const int *targets, int B, int T, int backward);
 void model_zero_grad(Model *m);
 void model_backward(Model *m);
 /* Decoding: run Tn new tokens of each of the cache's B sequences (tokens (B, Tn), host) through the cache at
@@ -1217,6 +1235,12 @@ void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *tar
     }
 }
 
+void crossentropy_forward_backward(floatM *losses, floatX *dlogits, const floatX *logits, const int *targets,
+                                   double dloss, int N, int V) {
+    crossentropy_forward(losses, logits, targets, N, V);   /* reads logits before the backward writes them */
+    crossentropy_backward(dlogits, logits, targets, dloss, N, V);
+}
+
 void adamw_update(floatX *params, floatM *master, const floatX *grads, floatM *m, floatM *v, size_t n, double lr,
                   double beta1, double beta2, double eps, double weight_decay, double grad_scale, int step) {
     /* torch.optim.AdamW, one step t = step (1-based):
@@ -1261,6 +1285,7 @@ void backend_timer_record(int slot) {
     if (slot >= 0 && slot < PROFILE_MARKS) timer_marks[slot] = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 double backend_timer_ms(int from, int to) { return timer_marks[to] - timer_marks[from]; }
+size_t backend_memory_peak(void) { return 0; }
 const char *backend_name(void) {
 #ifdef _OPENMP
     static char name[64];
@@ -1393,7 +1418,7 @@ void model_init(Model *m, const Config *c, int init, uint64_t seed) {
 void model_free(Model *m) {
     backend_free(m->params_memory); backend_free(m->grads_memory); backend_free(m->master);
     backend_free(m->adam_m); backend_free(m->adam_v);
-    backend_free(m->acts_memory); backend_free(m->actsM_memory);
+    backend_free(m->acts_memory); backend_free(m->actsM_memory); backend_free(m->acts.logits);
     backend_free(m->inputs); backend_free(m->targets); free(m->losses_host);
     backend_free(m->pe_cos); backend_free(m->pe_sin); backend_free(m->pe_alibi);
     memset(m, 0, sizeof(*m));
@@ -1523,17 +1548,18 @@ static size_t grad_scratch_width(const Model *m) {
 
 /* Allocate activations for B*T rows (one floatX and one floatM allocation, pointed into in this order). */
 static void model_alloc_acts(Model *m, int B, int T) {
-    backend_free(m->acts_memory); backend_free(m->actsM_memory);
+    backend_free(m->acts_memory); backend_free(m->actsM_memory); backend_free(m->acts.logits);
     backend_free(m->inputs); backend_free(m->targets); free(m->losses_host);
-    size_t N = (size_t)B * T, L = m->cfg.n_layers, C = m->cfg.dim, F = m->cfg.ffn_dim, V = m->cfg.vocab_size;
+    m->acts.logits = NULL;
+    m->logits_cap = 0;
+    size_t N = (size_t)B * T, L = m->cfg.n_layers, C = m->cfg.dim, F = m->cfg.ffn_dim;
     size_t NAHD = (size_t)m->d.NA * m->d.HD, KVHD = (size_t)m->d.KVH * m->d.HD, QKV = m->d.QKV;
     size_t SW = grad_scratch_width(m);
     Activations *a = &m->acts;
-    floatX **xp[] = {&a->encoded, &a->ln1, &a->qkv, &a->qr, &a->kr, &a->atty, &a->attproj, &a->res2, &a->ln2,
-                     &a->fch, &a->fchs, &a->fcproj, &a->res3, &a->lnf, &a->logits, &a->scratch_a, &a->scratch_b,
-                     &a->dres};
-    size_t xs[] = {N * C, L * N * C, L * N * QKV, L * N * NAHD, L * N * KVHD, L * N * NAHD, L * N * C, L * N * C,
-                   L * N * C, L * N * 2 * F, L * N * F, L * N * C, L * N * C, N * C, N * V, N * SW, N * SW, N * C};
+    floatX **xp[] = {&a->encoded, &a->ln1, &a->qkv, &a->qr, &a->kr, &a->atty, &a->res2, &a->ln2,
+                     &a->fch, &a->fchs, &a->res3, &a->lnf, &a->scratch_a, &a->scratch_b, &a->dres};
+    size_t xs[] = {N * C, L * N * C, L * N * QKV, L * N * NAHD, L * N * KVHD, L * N * NAHD, L * N * C,
+                   L * N * C, L * N * 2 * F, L * N * F, L * N * C, N * C, N * SW, N * SW, N * C};
     size_t nx = 0, nm = 0;
     for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++) nx += xs[i];
     floatM **mp[] = {&a->ln1_rstd, &a->ln2_rstd, &a->lnf_rstd, &a->stats, &a->losses, &a->norm};
@@ -1555,7 +1581,7 @@ static void model_alloc_acts(Model *m, int B, int T) {
 /* Activation pointers of layer l for the current (B, T): the same layout as allocated for (B_cap, T_cap) but
    strided by the current sizes, so a smaller batch uses a prefix of every tensor. */
 typedef struct {
-    floatX *ln1, *qkv, *qr, *kr, *atty, *attproj, *res2, *ln2, *fch, *fchs, *fcproj, *res3;
+    floatX *ln1, *qkv, *qr, *kr, *atty, *res2, *ln2, *fch, *fchs, *res3;
     floatM *ln1_rstd, *ln2_rstd, *stats;
 } LayerActs;
 
@@ -1569,12 +1595,10 @@ static LayerActs layer_acts(const Model *m, int l) {
     la.qr = a->qr + l * N * NAHD;
     la.kr = a->kr + l * N * KVHD;
     la.atty = a->atty + l * N * NAHD;
-    la.attproj = a->attproj + l * N * C;
     la.res2 = a->res2 + l * N * C;
     la.ln2 = a->ln2 + l * N * C;
     la.fch = a->fch + l * N * 2 * F;
     la.fchs = a->fchs + l * N * F;
-    la.fcproj = a->fcproj + l * N * C;
     la.res3 = a->res3 + l * N * C;
     la.ln1_rstd = a->ln1_rstd + l * N;
     la.ln2_rstd = a->ln2_rstd + l * N;
@@ -1652,7 +1676,7 @@ static void model_prepare(Model *m, int B, int T, int T_table) {
 static void model_forward_body(Model *m, KVCache *kv) {
     const Config *c = &m->cfg;
     const Dims *d = &m->d;
-    int C = c->dim, F = c->ffn_dim, V = c->vocab_size, L = c->n_layers, B = m->B, T = m->T;
+    int C = c->dim, F = c->ffn_dim, L = c->n_layers, B = m->B, T = m->T;
     size_t N = (size_t)B * T, NAHD = (size_t)d->NA * d->HD;
     const ParamTensors *p = &m->params;
     Activations *a = &m->acts;
@@ -1675,9 +1699,10 @@ static void model_forward_body(Model *m, KVCache *kv) {
                                      d->HQ, d->KVH, d->HD);
         }
         profile_mark(pr, "attention");
-        matmul_forward(la.attproj, la.atty, layer_param(p->attprojw, l, (size_t)C * NAHD), (int)N, (int)NAHD, C);
+        /* the projections go through scratch: only the residual sums are kept */
+        matmul_forward(a->scratch_a, la.atty, layer_param(p->attprojw, l, (size_t)C * NAHD), (int)N, (int)NAHD, C);
         profile_mark(pr, "matmul attproj");
-        residual_forward(la.res2, res, la.attproj, N * C);
+        residual_forward(la.res2, res, a->scratch_a, N * C);
         profile_mark(pr, "residual");
         rmsnorm_forward(la.ln2, la.ln2_rstd, la.res2, layer_param(p->ln2w, l, C), (int)N, C, c->norm_eps);
         profile_mark(pr, "rmsnorm");
@@ -1685,38 +1710,99 @@ static void model_forward_body(Model *m, KVCache *kv) {
         profile_mark(pr, "matmul fc");
         swiglu_forward(la.fchs, la.fch, (int)N, F);
         profile_mark(pr, "swiglu");
-        matmul_forward(la.fcproj, la.fchs, layer_param(p->fcprojw, l, (size_t)C * F), (int)N, F, C);
+        matmul_forward(a->scratch_a, la.fchs, layer_param(p->fcprojw, l, (size_t)C * F), (int)N, F, C);
         profile_mark(pr, "matmul fcproj");
-        residual_forward(la.res3, la.res2, la.fcproj, N * C);
+        residual_forward(la.res3, la.res2, a->scratch_a, N * C);
         profile_mark(pr, "residual");
         res = la.res3;
     }
     rmsnorm_forward(a->lnf, a->lnf_rstd, res, p->lnfw, (int)N, C, c->norm_eps);
     profile_mark(pr, "rmsnorm");
-    matmul_forward(a->logits, a->lnf, p->lmw, (int)N, C, V);
-    profile_mark(pr, "matmul lm head");
     m->n_forwards++;
+}
+
+/* logits (B, T, V) = lnf W_lm^T for every row, into acts.logits (grown to B*T rows when needed) */
+static void model_classifier(Model *m) {
+    size_t N = (size_t)m->B * m->T, V = m->cfg.vocab_size;
+    if (m->acts.logits == NULL || m->logits_cap < N) {
+        backend_free(m->acts.logits);
+        m->acts.logits = (floatX *)backend_malloc(N * V * sizeof(floatX));
+        m->logits_cap = N;
+    }
+    matmul_forward(m->acts.logits, m->acts.lnf, m->params.lmw, (int)N, m->cfg.dim, (int)V);
+    profile_mark(m->profile, "matmul lm head");
+}
+
+/* targets to the backend; counts the non-ignored ones */
+static void model_set_targets(Model *m, const int *targets, size_t N) {
+    backend_from_host(m->targets, targets, N * sizeof(int));
+    m->n_targets = 0;
+    for (size_t i = 0; i < N; i++) m->n_targets += targets[i] >= 0;
+}
+
+/* the mean of the losses of the last forward over its non-ignored targets */
+static double model_mean_loss(Model *m, const int *targets, size_t N) {
+    backend_to_host(m->losses_host, m->acts.losses, N * sizeof(floatM));
+    double sum = 0.0;
+    for (size_t i = 0; i < N; i++) if (targets[i] >= 0) sum += m->losses_host[i];
+    m->loss = m->n_targets > 0 ? sum / (double)m->n_targets : 0.0;
+    return m->loss;
 }
 
 double model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
     size_t N = (size_t)B * T;
     check_tokens(m, inputs, targets, N);
     model_prepare(m, B, T, T);
-    profile_mark(m->profile, "host: step start");
+    profile_mark(m->profile, "host: gap");
     backend_from_host(m->inputs, inputs, N * sizeof(int));
     profile_mark(m->profile, "host: token upload");
     model_forward_body(m, NULL);
+    model_classifier(m);
     m->loss = -1.0;
     m->n_targets = 0;
+    m->head_done = 0;
     if (targets == NULL) return -1.0;
-    backend_from_host(m->targets, targets, N * sizeof(int));
+    model_set_targets(m, targets, N);
     crossentropy_forward(m->acts.losses, m->acts.logits, m->targets, (int)N, m->cfg.vocab_size);
     profile_mark(m->profile, "crossentropy");
-    backend_to_host(m->losses_host, m->acts.losses, N * sizeof(floatM));
-    double sum = 0.0;
-    for (size_t i = 0; i < N; i++) if (targets[i] >= 0) { sum += m->losses_host[i]; m->n_targets++; }
-    m->loss = m->n_targets > 0 ? sum / (double)m->n_targets : 0.0;
-    return m->loss;
+    return model_mean_loss(m, targets, N);
+}
+
+double model_forward_loss(Model *m, const int *inputs, const int *targets, int B, int T, int backward) {
+    size_t N = (size_t)B * T;
+    if (targets == NULL) { fprintf(stderr, "error: model_forward_loss needs targets\n"); exit(1); }
+    check_tokens(m, inputs, targets, N);
+    model_prepare(m, B, T, T);
+    profile_mark(m->profile, "host: gap");
+    backend_from_host(m->inputs, inputs, N * sizeof(int));
+    model_set_targets(m, targets, N);
+    profile_mark(m->profile, "host: token upload");
+    model_forward_body(m, NULL);
+    /* chunks of R rows: logits (R, V) in scratch_a, the loss, and with backward dlogits in place, then dlnf rows
+       (into scratch_b, which model_backward reads) and the classifier's weight gradient (+=) */
+    int C = m->cfg.dim, V = m->cfg.vocab_size;
+    Activations *a = &m->acts;
+    size_t R = (N * grad_scratch_width(m)) / (size_t)V;
+    if (R > 64) R -= R % 64;
+    if (m->head_rows > 0 && (size_t)m->head_rows < R) R = (size_t)m->head_rows;
+    if (R > N) R = N;
+    double dloss = m->n_targets > 0 ? 1.0 / (double)m->n_targets : 0.0;
+    for (size_t r0 = 0; r0 < N; r0 += R) {
+        int rows = (int)(N - r0 < R ? N - r0 : R);
+        matmul_forward(a->scratch_a, a->lnf + r0 * C, m->params.lmw, rows, C, V);
+        profile_mark(m->profile, "matmul lm head");
+        if (!backward) {
+            crossentropy_forward(a->losses + r0, a->scratch_a, m->targets + r0, rows, V);
+            profile_mark(m->profile, "crossentropy");
+            continue;
+        }
+        crossentropy_forward_backward(a->losses + r0, a->scratch_a, a->scratch_a, m->targets + r0, dloss, rows, V);
+        profile_mark(m->profile, "crossentropy fwd+bwd");
+        matmul_backward(a->scratch_b + r0 * C, m->grads.lmw, a->scratch_a, a->lnf + r0 * C, m->params.lmw, rows, C, V);
+        profile_mark(m->profile, "matmul lm head bwd");
+    }
+    m->head_done = backward ? 1 : -1;
+    return model_mean_loss(m, targets, N);
 }
 
 void kvcache_init(KVCache *kv, Model *m, int B, int Tmax) {
@@ -1748,19 +1834,21 @@ void model_decode(Model *m, KVCache *kv, const int *tokens, int Tn) {
     model_prepare(m, kv->B, Tn, kv->Tmax);
     backend_from_host(m->inputs, tokens, N * sizeof(int));
     model_forward_body(m, kv);
+    model_classifier(m);
     kv->pos += Tn;
     m->loss = -1.0;
+    m->head_done = 0;
 }
 
 void model_zero_grad(Model *m) {
-    profile_mark(m->profile, "host: loss readback");
+    profile_mark(m->profile, "host: gap");
     backend_zero(m->grads_memory, m->num_params * sizeof(floatX));
     profile_mark(m->profile, "zero grads");
 }
 
 void model_backward(Model *m) {
-    if (m->loss < 0.0) {
-        fprintf(stderr, "error: model_backward needs a forward with targets first\n");
+    if (m->loss < 0.0 || m->head_done < 0) {
+        fprintf(stderr, "error: model_backward needs a forward with targets first (model_forward, or model_forward_loss with backward)\n");
         exit(1);
     }
     const Config *c = &m->cfg;
@@ -1773,18 +1861,23 @@ void model_backward(Model *m) {
     Activations *a = &m->acts;
     double dloss = m->n_targets > 0 ? 1.0 / (double)m->n_targets : 0.0;
 
-    /* loss = mean over targets: dlogits overwrites logits. The scratch buffers need no clearing: every op
-       below that writes one WRITES it (=); only the residual gradient dres is accumulated into. */
+    /* loss = mean over targets: dlogits overwrites logits (after model_forward_loss with backward the classifier's
+       backward is done and dlnf waits in scratch_b). The scratch buffers need no clearing: every op below that
+       writes one WRITES it (=); only the residual gradient dres is accumulated into. */
     Profile *pr = m->profile;
     profile_mark(pr, "host: backward start");
-    crossentropy_backward(a->logits, a->logits, m->targets, dloss, N, V);
-    profile_mark(pr, "crossentropy bwd");
-    floatX *sa = a->scratch_a, *sb = a->scratch_b;
-    matmul_backward(sa, g->lmw, a->logits, a->lnf, p->lmw, N, C, V);
-    profile_mark(pr, "matmul lm head bwd");
+    floatX *sa = a->scratch_a, *sb = a->scratch_b, *dlnf = sa;
+    if (m->head_done) {
+        dlnf = sb;
+    } else {
+        crossentropy_backward(a->logits, a->logits, m->targets, dloss, N, V);
+        profile_mark(pr, "crossentropy bwd");
+        matmul_backward(sa, g->lmw, a->logits, a->lnf, p->lmw, N, C, V);
+        profile_mark(pr, "matmul lm head bwd");
+    }
     backend_zero(a->dres, (size_t)N * C * sizeof(floatX));
     const floatX *res_last = L > 0 ? layer_acts(m, L - 1).res3 : a->encoded;
-    rmsnorm_backward(a->dres, g->lnfw, sa, res_last, p->lnfw, a->lnf_rstd, N, C);
+    rmsnorm_backward(a->dres, g->lnfw, dlnf, res_last, p->lnfw, a->lnf_rstd, N, C);
     profile_mark(pr, "rmsnorm bwd");
     for (int l = L - 1; l >= 0; l--) {
         LayerActs la = layer_acts(m, l);
@@ -1811,6 +1904,7 @@ void model_backward(Model *m) {
     }
     encoder_backward(g->wte, a->dres, m->inputs, N, C);
     profile_mark(pr, "encoder bwd");
+    m->head_done = 0;
     m->loss = -1.0;   /* logits now hold dlogits */
 }
 
@@ -1922,6 +2016,10 @@ void model_attention_probs(Model *m, int l, float *out) {
 
 void model_logits_row(Model *m, int b, int t, float *out) {
     int V = m->cfg.vocab_size;
+    if (m->acts.logits == NULL) {
+        fprintf(stderr, "error: model_logits_row: no logits (model_forward keeps them, model_forward_loss does not)\n");
+        exit(1);
+    }
     size_t off = ((size_t)b * m->T + t) * V;
     floatX *tmp = (floatX *)mallocCheck((size_t)V * sizeof(floatX));
     backend_to_host(tmp, m->acts.logits + off, (size_t)V * sizeof(floatX));

@@ -263,7 +263,7 @@ static double evaluate(Model *m, DataLoader *val, int batches) {
     char err[512];
     for (int i = 0; i < batches; i++) {
         if (loader_next(val, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
-        sum += model_forward(m, val->inputs, val->targets, val->B, val->T);
+        sum += model_forward_loss(m, val->inputs, val->targets, val->B, val->T, 0);
     }
     return sum / batches;
 }
@@ -433,8 +433,8 @@ int main(int argc, char **argv) {
             memcpy(train_dl.targets + (size_t)b * o.seq, task_row.targets, (size_t)o.seq * sizeof(int));
         }
         model.profile = prof;
-        double loss = model_forward(&model, train_dl.inputs, train_dl.targets, o.batch, o.seq);
         model_zero_grad(&model);
+        double loss = model_forward_loss(&model, train_dl.inputs, train_dl.targets, o.batch, o.seq, 1);
         model_backward(&model);
         double lr = o.lr * lr_lambda(o.schedule, step, o.warmup, o.steps, o.decay_steps);
         double norm = model_update(&model, lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.clip);
@@ -468,6 +468,11 @@ int main(int argc, char **argv) {
     printf("done: %d steps in %.1f s (%.0f tok/s training)%s", done, secs, done > 0 ? done * tokens_per_step / (total_ms / 1e3) : 0.0,
            last_val >= 0 ? "" : "\n");
     if (last_val >= 0) printf(" | final val loss %.4f\n", last_val);
+#ifdef ROPEPP_CUDA
+    printf("peak GPU memory: %.2f GiB (model tensors and scratch; as torch.cuda.max_memory_allocated, no CUDA context)\n",
+           backend_memory_peak() / 1073741824.0);
+    if (logf) fprintf(logf, "{\"peak_memory_bytes\": %zu}\n", backend_memory_peak());
+#endif
     if (prof != NULL) profile_print(prof, stdout);
     if (o.sample_len > 0) sample(&model, &o, &rng);
     status = 0;

@@ -12,7 +12,8 @@ correct model lands near 1e-9). Float vs double: 1e-6 on the loss and 1e-5 relat
 float32 rounds at 6e-8 relative and the longest chain (logits <- 2 layers of attention and MLP <- embedding)
 goes through some tens of roundings that partly cancel; measured: loss ~5e-8, gradients ~4e-7. A wrong
 formula anywhere gives errors of order 1.
-Also: weight decay skips the RMSNorm weights and FoPE's coefficients stay frozen; two runs are bit-identical.
+Also: weight decay skips the RMSNorm weights and FoPE's coefficients stay frozen; two runs are bit-identical;
+model_forward_loss (the chunked classifier of training) matches model_forward + model_backward bit for bit.
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
@@ -179,6 +180,35 @@ static void test_attention_probs(int pe) {
     model_free(&m);
 }
 
+/* model_forward_loss (the training path: classifier + cross-entropy in chunks of rows, their backward in the same
+   pass) gives the same loss and gradients as model_forward + model_backward, bit for bit on the CPU (each row's
+   sums and each weight gradient's row order are the same), and never allocates the (B, T, V) logits */
+static void test_forward_loss(int pe) {
+    Config c = tiny_config(pe);
+    int inp[B * T], tgt[B * T];
+    tiny_batch(inp, tgt);
+    Model m;
+    model_init(&m, &c, INIT_TORCH_DEFAULT, 2000 + pe);
+    m.head_rows = 3;   /* 14 rows: chunks of 3, 3, 3, 3, 2 */
+    double l0 = model_forward_loss(&m, inp, tgt, B, T, 0);
+    check(m.acts.logits == NULL, "%-9s model_forward_loss holds no (B, T, V) logits", pe_name(pe));
+    model_zero_grad(&m);
+    double l1 = model_forward_loss(&m, inp, tgt, B, T, 1);
+    model_backward(&m);
+    double *g1 = (double *)mallocCheck(m.num_params * sizeof(double));
+    model_grads_to_host(&m, g1);
+    double l2 = model_forward(&m, inp, tgt, B, T);
+    model_zero_grad(&m);
+    model_backward(&m);
+    double *g2 = (double *)mallocCheck(m.num_params * sizeof(double));
+    model_grads_to_host(&m, g2);
+    check(l0 == l2 && l1 == l2, "%-9s model_forward_loss loss = model_forward's (%.17g)", pe_name(pe), l2);
+    check(memcmp(g1, g2, m.num_params * sizeof(double)) == 0,
+          "%-9s model_forward_loss (5 classifier chunks) + model_backward gradients = model_forward + model_backward's", pe_name(pe));
+    free(g1); free(g2);
+    model_free(&m);
+}
+
 int main(void) {
 #ifdef ROPEPP_DOUBLE
     printf("test_model (double): whole-model gradient checks, threshold 1e-6\n");
@@ -188,6 +218,7 @@ int main(void) {
     for (int pe = 0; pe < PE_COUNT; pe++) float_vs_double(pe);
 #endif
     for (int pe = 0; pe < PE_COUNT; pe++) test_attention_probs(pe);
+    for (int pe = 0; pe < PE_COUNT; pe++) test_forward_loss(pe);
     test_decay_groups();
     return tu_finish(sizeof(real) == 8 ? "test_model" : "test_model_float");
 }

@@ -61,7 +61,11 @@ def ours_record(work, run, peak):
     s = shape_from_args(run["args"])
     rec = dict(impl="ropepp", tag=tag, pe=pe, batch=s["batch"], seq=s["seq"], rc=run["rc"], secs=run.get("secs"),
                log=f"ours_{tag}_{pe}.jsonl")
-    rows = [r for r in load_jsonl(os.path.join(work, f"ours_{tag}_{pe}.jsonl")) if "ms" in r]
+    log = load_jsonl(os.path.join(work, f"ours_{tag}_{pe}.jsonl"))
+    rows = [r for r in log if "ms" in r]
+    peaks = [r["peak_memory_bytes"] for r in log if "peak_memory_bytes" in r]
+    if peaks:
+        rec["peak_mem_bytes"] = peaks[-1]
     stdout = os.path.join(work, f"ours_{tag}_{pe}.txt")
     if os.path.exists(stdout):
         for line in open(stdout, errors="replace"):
@@ -144,9 +148,9 @@ def main():
            "SDPA with native GQA (`enable_gqa=True`), fused `torch.optim.AdamW`; median over its timed steps after warm-up "
            "(CUDA events, synchronised every step); `torch.compile` mode default. Peak memory = "
            "`torch.cuda.max_memory_allocated`",
-           "- ropepp's memory is an estimate (marked ~): what it allocates for parameters, gradients, fp32 master "
-           "weights, AdamW moments and activations, computed from the shapes; it leaves out the CUDA context, cuBLAS "
-           "workspace and scratch buffers. train_gpu prints no measured peak.",
+           "- ropepp's peak memory: the most bytes its cudaMallocs held at once (model tensors, activations and "
+           "scratch; no CUDA context or cuBLAS workspace, as `torch.cuda.max_memory_allocated`), from the "
+           "`peak_memory_bytes` line of its log; an estimate from the shapes (marked ~) where a log has none",
            "- vs eager / vs compile: tokens/s of the row over tokens/s of PyTorch eager / torch.compile on the same shape"]
     if a.notes:
         md.append(f"- {a.notes}")
@@ -175,8 +179,8 @@ def main():
                             err = x["error"]
                     md.append(f"| {cell} | {name} | — | — | | | | {('failed: ' + err[:120]) if err else 'not run'} |")
                     continue
-                mem = (f"~{r['mem_estimate_bytes'] / 2**30:.1f}" if name.startswith("ropepp")
-                       else (f"{r['peak_mem_bytes'] / 2**30:.1f}" if r.get("peak_mem_bytes") else ""))
+                mem = (f"{r['peak_mem_bytes'] / 2**30:.1f}" if r.get("peak_mem_bytes")
+                       else (f"~{r['mem_estimate_bytes'] / 2**30:.1f}" if r.get("mem_estimate_bytes") else ""))
                 md.append(f"| {cell} | {name} | {r['ms_median']:.2f} | {fmt_int(r['tok_s'])} | "
                           f"{fmt_ratio(r['tok_s'], e['tok_s'] if e else None)} | "
                           f"{fmt_ratio(r['tok_s'], c['tok_s'] if c else None)} | {100 * r['mfu']:.1f}% | {mem} |")
