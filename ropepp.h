@@ -329,8 +329,8 @@ typedef struct {
     floatX *lnf;        /* (B, T, C) */
     floatX *logits;     /* (B, T, V) of the last model_forward (its own allocation, made by the first one; NULL
                            before); overwritten by dlogits in backward. model_forward_loss never makes it. */
-    floatX *scratch_a;  /* (B, T, max(C, NA*HD, 2F, QKV)) scratch: the projections before their residual add,
-                           the classifier's chunks of logits, gradients */
+    floatX *scratch_a;  /* (B, T, max(C, NA*HD, 2F, QKV)) or more (scratch_a_elems): the projections before their
+                           residual add, the classifier's chunks of logits (B*T/4 rows at least), gradients */
     floatX *scratch_b;  /* (B, T, max(C, NA*HD, 2F, QKV)) gradient scratch */
     floatX *dres;       /* (B, T, C) gradient of the residual stream */
     /* floatM activations */
@@ -392,6 +392,7 @@ typedef struct {
                                done, -1 model_forward_loss without (no model_backward possible) */
     size_t logits_cap;      /* rows acts.logits holds */
     int head_rows;          /* rows per classifier chunk in model_forward_loss (0: as many as scratch_a holds) */
+    size_t scratch_a_elems; /* floatX elements of acts.scratch_a */
     int step;               /* optimizer steps done */
     /* noise experiment (forward only) */
     double noise_sigma; int noise_target; uint64_t noise_seed; uint64_t n_forwards;
@@ -1555,11 +1556,16 @@ static void model_alloc_acts(Model *m, int B, int T) {
     size_t N = (size_t)B * T, L = m->cfg.n_layers, C = m->cfg.dim, F = m->cfg.ffn_dim;
     size_t NAHD = (size_t)m->d.NA * m->d.HD, KVHD = (size_t)m->d.KVH * m->d.HD, QKV = m->d.QKV;
     size_t SW = grad_scratch_width(m);
+    /* scratch_a also holds model_forward_loss's chunks of logits: at least a quarter of the rows (4 chunks) */
+    size_t R = (N + 3) / 4;
+    R = R > 64 ? (R + 63) / 64 * 64 : R;
+    size_t SA = N * SW > R * m->cfg.vocab_size ? N * SW : R * m->cfg.vocab_size;
+    m->scratch_a_elems = SA;
     Activations *a = &m->acts;
     floatX **xp[] = {&a->encoded, &a->ln1, &a->qkv, &a->qr, &a->kr, &a->atty, &a->res2, &a->ln2,
                      &a->fch, &a->fchs, &a->res3, &a->lnf, &a->scratch_a, &a->scratch_b, &a->dres};
     size_t xs[] = {N * C, L * N * C, L * N * QKV, L * N * NAHD, L * N * KVHD, L * N * NAHD, L * N * C,
-                   L * N * C, L * N * 2 * F, L * N * F, L * N * C, N * C, N * SW, N * SW, N * C};
+                   L * N * C, L * N * 2 * F, L * N * F, L * N * C, N * C, SA, N * SW, N * C};
     size_t nx = 0, nm = 0;
     for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++) nx += xs[i];
     floatM **mp[] = {&a->ln1_rstd, &a->ln2_rstd, &a->lnf_rstd, &a->stats, &a->losses, &a->norm};
@@ -1782,7 +1788,7 @@ double model_forward_loss(Model *m, const int *inputs, const int *targets, int B
        (into scratch_b, which model_backward reads) and the classifier's weight gradient (+=) */
     int C = m->cfg.dim, V = m->cfg.vocab_size;
     Activations *a = &m->acts;
-    size_t R = (N * grad_scratch_width(m)) / (size_t)V;
+    size_t R = m->scratch_a_elems / (size_t)V;
     if (R > 64) R -= R % 64;
     if (m->head_rows > 0 && (size_t)m->head_rows < R) R = (size_t)m->head_rows;
     if (R > N) R = N;

@@ -4,9 +4,9 @@ op (through the C driver bench_attention.cu, run as a subprocess) against PyTorc
 backends, in one invocation on one GPU. Writes results.json and results.md.
 
 FLOPs (the usual causal convention): forward 4 * B * NA * T^2 * HD / 2 (Q K^T and P V over the causal half),
-backward 2.5 x forward (five T x T products: S and dP recomputed, dV, dK, dQ). Our backward actually does seven
-(S and dP are recomputed in both the dq kernel and the dk/dv kernel, which keeps it deterministic without atomics);
-it is still credited with 2.5 x. Times: medians over --iters iterations after --warmup, CUDA events around each call.
+backward 2.5 x forward (five T x T products: S and dP recomputed, dV, dK, dQ). Ours does those five where the dk/dv
+kernel can store dS^T for the dq kernel (ROPEPP_ATTN_DS_MB, default 1024 MB: up to T 8k for rope here) and seven
+beyond (S and dP recomputed in the dq kernel too); both deterministic without atomics, both credited with 2.5 x. Times: medians over --iters iterations after --warmup, CUDA events around each call.
 
 What each side times. ours: attention_forward = the key rotation kernel (writes kr) + the fused kernel (q rotation,
 real/imaginary heads, qr written, flash attention, out, lse); attention_backward = D = rowsum(dout * out) + the dq
@@ -150,8 +150,9 @@ def write_md(path, info, rows, args):
          f"- PyTorch {info.get('torch')} (CUDA {info.get('torch_cuda')}, cuDNN {info.get('cudnn')})",
          f"- command: `{info['command']}`", "",
          "Causal, bf16, head dim %d, B = %d / T sequences. TFLOP/s with forward FLOPs = 4·B·NA·T²·HD/2 and backward "
-         "= 2.5 × forward (our backward does 3.5 × forward of tensor-core work: S and dP are recomputed in the dq "
-         "and the dk/dv kernels, deterministic without atomics; it is credited 2.5 × like the others). Medians over "
+         "= 2.5 × forward (ours does that work where the dk/dv kernel's dS^T tiles fit ROPEPP_ATTN_DS_MB, default 1024 "
+         "MB, and 3.5 × forward beyond, recomputing S and dP in the dq kernel; deterministic without atomics either way, "
+         "credited 2.5 × like the others). Medians over "
          "%d iterations after %d warm-up, CUDA events. Ours includes the rotary work (q rotated in the kernel, qr/kr "
          "written, rotary backward into dqkv); PyTorch gets pre-rotated q/k." % (args.hd, args.tokens, args.iters,
                                                                                   args.warmup), ""]

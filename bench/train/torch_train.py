@@ -54,6 +54,8 @@ def parse_args(argv=None):
                    help="peak for MFU (env ROPEPP_PEAK_TFLOPS; default 989 = H100 SXM dense bf16 spec)")
     p.add_argument("--tag", default="", help="free text copied into the JSON (the shape's name)")
     p.add_argument("--check-ref", action="store_true", help="compare with ref/model.py in float64 on the CPU and exit")
+    p.add_argument("--profile-out", default="", help="after the timed steps, 3 more under torch.profiler: GPU time "
+                   "per kernel and per kind (attention, GEMM, other) into this file")
     return p.parse_args(argv)
 
 
@@ -130,6 +132,8 @@ def run_mode(mode, a, cfg, dev):
             walls.append(wall)
     if not all(math.isfinite(x) for x in losses):
         raise RuntimeError(f"non-finite loss: {losses}")
+    if a.profile_out and cuda:
+        profile_steps(step, a, mode, cfg)
     med = statistics.median(times)
     tokens = a.batch * a.seq
     fpt = cfg.flops_per_token(a.seq)
@@ -144,6 +148,41 @@ def run_mode(mode, a, cfg, dev):
                compile_scope=a.compile_scope if mode == "compile" else None, autocast=a.dtype,
                torch=torch.__version__, device=device_name(dev), sdpa_gqa=torch_model.SDPA_GQA, ms=[round(t, 4) for t in times])
     return rec   # the model, optimizer and batches are freed with this frame (main collects and empties the cache)
+
+
+def kernel_kind(name):
+    n = name.lower()
+    if any(k in n for k in ("flash", "fmha", "cudnn", "attention", "sdpa")):
+        return "attention"
+    if any(k in n for k in ("gemm", "cutlass", "xmma", "cublas", "sm90_", "nvjet")):
+        return "gemm"
+    return "other (elementwise, norms, loss, optimizer, copies)"
+
+
+def profile_steps(step, a, mode, cfg, n=3):
+    """n more steps under torch.profiler; GPU kernel time per step by kernel and by kind, appended to a.profile_out."""
+    from torch.profiler import profile, ProfilerActivity
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for i in range(n):
+            step(i)
+        torch.cuda.synchronize()
+    per_kernel, per_kind = {}, {}
+    for e in prof.events():
+        if e.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        us = e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+        per_kernel[e.name] = per_kernel.get(e.name, 0.0) + us
+        k = kernel_kind(e.name)
+        per_kind[k] = per_kind.get(k, 0.0) + us
+    total = sum(per_kind.values())
+    with open(a.profile_out, "a") as f:
+        f.write(f"== {cfg.pe} {mode} B{a.batch} T{a.seq}: GPU kernel time per step over {n} steps (torch.profiler)\n")
+        for k, us in sorted(per_kind.items(), key=lambda kv: -kv[1]):
+            f.write(f"  {k:<55s} {us / n / 1e3:9.3f} ms  {100 * us / total:5.1f}%\n")
+        f.write(f"  {'total':<55s} {total / n / 1e3:9.3f} ms\n  top kernels:\n")
+        for name, us in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:25]:
+            f.write(f"    {us / n / 1e3:8.3f} ms  {kernel_kind(name)[:9]:<9s} {name[:110]}\n")
 
 
 def check_ref():
