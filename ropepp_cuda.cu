@@ -772,9 +772,11 @@ struct AttnArgs {
     size_t stride;         /* QKV */
     float scale;           /* 1/sqrt(HD) */
     float scale2;          /* scale * log2(e) */
-    /* backward in batch chunks: blockIdx.y is sequence b0 + blockIdx.y; dS (chunk, NA, ntri, 64, 64) bf16 holds
-       dS^T of every causal (64-query tile i, 64-key tile j <= i) pair at tile i (i + 1) / 2 + j, or is NULL */
-    int b0;
+    /* backward in chunks of sequences and kv heads: blockIdx.y is sequence b0 + blockIdx.y, the kernels' kv heads
+       start at g0; dS (sequences, nag, ntri, 64, 64) bf16 holds dS^T of the chunk's nag attention heads (those of
+       kv heads g0 ...) for every causal (64-query tile i, 64-key tile j <= i) pair at tile i (i + 1) / 2 + j, or
+       is NULL */
+    int b0, g0, nag;
     int ntri;
     floatX *dS;
 };
@@ -1280,6 +1282,26 @@ __device__ __forceinline__ float quad_sum(float v) {
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
+/* the A fragment (16 x 16 bf16) of columns kk*16 .. kk*16+15 of a warp's 16 x 64 fp32 accumulator tile s */
+__device__ __forceinline__ void pack_a(uint32_t (&pa)[4], const float (&s)[8][4], int kk) {
+    pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+    pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+    pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+}
+/* acc (16 x HD, fp32 fragments) += a (16 x 16 bf16 A fragment) x rows r0 .. r0+15 of a swizzled (rows, HD) tile:
+   P V, dS K, P^T dO, dS^T Q */
+template <int HD> __device__ __forceinline__ void mma_a_tile(float (&acc)[HD / 8][4], const uint32_t (&a)[4],
+                                                            const bf16 *tile, int r0, int lane) {
+#pragma unroll
+    for (int dp = 0; dp < HD / 16; dp++) {
+        uint32_t bb[4];
+        ldsm4t(bb, smem_u32(tile + swz<HD>(r0 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 2 + (lane >> 4))));
+        mma16816(acc[2 * dp], a, bb[0], bb[1]);
+        mma16816(acc[2 * dp + 1], a, bb[2], bb[3]);
+    }
+}
+
 /* ROWS rows of HD from src (row stride rstride elements) into a swizzled tile; rows >= valid are zero-filled */
 template <int HD, int ROWS, int NT = TC_THREADS>
 __device__ __forceinline__ void tc_load_rows(bf16 *dst, const bf16 *src, size_t rstride, int valid) {
@@ -1474,17 +1496,8 @@ template <int HD, int BM> __global__ void __launch_bounds__(BM * 2, 256 / (BM * 
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
                 uint32_t pa[4];
-                pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-                pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-                for (int dp = 0; dp < KS; dp++) {
-                    uint32_t bb[4];
-                    ldsm4t(bb, smem_u32(Vt + swz<HD>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 2 + (lane >> 4))));
-                    mma16816(o[2 * dp], pa, bb[0], bb[1]);
-                    mma16816(o[2 * dp + 1], pa, bb[2], bb[3]);
-                }
+                pack_a(pa, s, kk);
+                mma_a_tile<HD>(o, pa, Vt, kk * 16, lane);
             }
         }
         __syncthreads();
@@ -1664,17 +1677,8 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ker
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
                 uint32_t pa[4];
-                pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-                pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-                for (int dpi = 0; dpi < KS; dpi++) {
-                    uint32_t bb[4];
-                    ldsm4t(bb, smem_u32(Kt + swz<HD>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dpi * 2 + (lane >> 4))));
-                    mma16816(dq[2 * dpi], pa, bb[0], bb[1]);
-                    mma16816(dq[2 * dpi + 1], pa, bb[2], bb[3]);
-                }
+                pack_a(pa, s, kk);
+                mma_a_tile<HD>(dq, pa, Kt, kk * 16, lane);
             }
         }
         __syncthreads();
@@ -1690,13 +1694,13 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ker
    each warp stages its 16 queries x 64 keys of dS^T (XOR-swizzled 32-byte rows) next to the block's K tile. */
 __device__ __forceinline__ int sw16(int k, int c) { return k * 16 + ((c ^ ((k >> 2) & 1)) << 3); }
 template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ds_kernel(AttnArgs A, int P) {
-    constexpr int KS = HD / 16, NO = HD / 8;
+    constexpr int NO = HD / 8;
     bf16 *Ks = reinterpret_cast<bf16 *>(att_smem);           /* two stages of (TC_BN, HD) */
     bf16 *Ss = Ks + 2 * TC_BN * HD;                           /* two stages of 8 warps x (64 keys, 16 queries) */
     float *DQs = reinterpret_cast<float *>(att_smem);         /* after the loop: (TC_BM, HD + 8) fp32 */
     const int BMpos = TC_BM / P;
-    const int qt = gridDim.z - 1 - blockIdx.z, a0 = blockIdx.x * P, b = A.b0 + blockIdx.y;
-    const int g = a0 / A.agroup, T = A.T, NA = A.NA;
+    const int qt = gridDim.z - 1 - blockIdx.z, a0 = A.g0 * A.agroup + blockIdx.x * P, b = A.b0 + blockIdx.y;
+    const int g = a0 / A.agroup, T = A.T;
     const int q0 = qt * BMpos, qvalid = min(BMpos, T - q0);
     const size_t row0 = (size_t)b * T;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
@@ -1706,7 +1710,8 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ds_
     /* this warp's 16 rows: head a, positions pw .. pw + 15 inside query tile qi (at column pw % 64 of its tiles) */
     const int a = a0 + (w * 16) / BMpos, pw = q0 + (w * 16) % BMpos, qi = pw / 64;
     const bool active = pw < T;
-    const bf16 *sbase = A.dS + (((size_t)blockIdx.y * NA + a) * A.ntri + (size_t)qi * (qi + 1) / 2) * 4096 + pw % 64;
+    const bf16 *sbase = A.dS + (((size_t)blockIdx.y * A.nag + a - A.g0 * A.agroup) * A.ntri + (size_t)qi * (qi + 1) / 2) *
+                        4096 + pw % 64;
     auto load = [&](int kt, int st) {
         const int k1 = kt * TC_BN;
         tc_load_rows<HD, TC_BN>(Ks + st * TC_BN * HD, kbase + (size_t)k1 * krs, krs, min(TC_BN, T - k1));
@@ -1739,13 +1744,7 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ds_
                 uint32_t pa[4];
                 const int m = lane >> 3;
                 ldsm4t(pa, smem_u32(S + sw16(kk * 16 + (lane & 7) + (m >> 1) * 8, m & 1)));
-#pragma unroll
-                for (int dpi = 0; dpi < KS; dpi++) {
-                    uint32_t bb[4];
-                    ldsm4t(bb, smem_u32(Kt + swz<HD>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dpi * 2 + (lane >> 4))));
-                    mma16816(dq[2 * dpi], pa, bb[0], bb[1]);
-                    mma16816(dq[2 * dpi + 1], pa, bb[2], bb[3]);
-                }
+                mma_a_tile<HD>(dq, pa, Kt, kk * 16, lane);
             }
         }
         __syncthreads();
@@ -1763,7 +1762,7 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
     bf16 *Qs = Vs + BK * HD, *dOs = Qs + 2 * TC_BQ * HD;   /* two stages each */
     float *LSEs = reinterpret_cast<float *>(dOs + 2 * TC_BQ * HD), *Ds = LSEs + 2 * TC_BQ;
     const PosEmb &pe = A.pe;
-    const int g = blockIdx.x, b = A.b0 + blockIdx.y, kt = blockIdx.z;
+    const int g = A.g0 + blockIdx.x, b = A.b0 + blockIdx.y, kt = blockIdx.z;
     const int T = A.T, NA = A.NA;
     const int k0 = kt * BK, kvalid = min(BK, T - k0);
     const size_t row0 = (size_t)b * T;
@@ -1840,17 +1839,8 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
                 uint32_t pa[4];
-                pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-                pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-                for (int dpi = 0; dpi < KS; dpi++) {
-                    uint32_t bb[4];
-                    ldsm4t(bb, smem_u32(dOt + swz<HD>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dpi * 2 + (lane >> 4))));
-                    mma16816(dv[2 * dpi], pa, bb[0], bb[1]);
-                    mma16816(dv[2 * dpi + 1], pa, bb[2], bb[3]);
-                }
+                pack_a(pa, s, kk);
+                mma_a_tile<HD>(dv, pa, dOt, kk * 16, lane);
             }
             /* dP^T = V dO^T, then dS^T = P^T (dP^T - D) */
             float dp[8][4];
@@ -1880,30 +1870,21 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
             bf16 *dst = NULL;
             if (A.dS != NULL) {
                 const int qi = q0 / 64, kj = kw0 / 64;
-                dst = A.dS + (((size_t)blockIdx.y * NA + a) * A.ntri + (size_t)qi * (qi + 1) / 2 + kj) * 4096 +
+                dst = A.dS + (((size_t)blockIdx.y * A.nag + a - A.g0 * A.agroup) * A.ntri + (size_t)qi * (qi + 1) / 2 + kj) * 4096 +
                       (size_t)(kw0 % 64 + (lane >> 2)) * 64 + (lane & 3) * 2;
             }
             /* dK += dS^T Q */
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
                 uint32_t pa[4];
-                pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-                pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                pack_a(pa, s, kk);
                 if (dst != NULL) {
                     *reinterpret_cast<uint32_t *>(dst + kk * 16) = pa[0];
                     *reinterpret_cast<uint32_t *>(dst + 8 * 64 + kk * 16) = pa[1];
                     *reinterpret_cast<uint32_t *>(dst + kk * 16 + 8) = pa[2];
                     *reinterpret_cast<uint32_t *>(dst + 8 * 64 + kk * 16 + 8) = pa[3];
                 }
-#pragma unroll
-                for (int dpi = 0; dpi < KS; dpi++) {
-                    uint32_t bb[4];
-                    ldsm4t(bb, smem_u32(Qt + swz<HD>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dpi * 2 + (lane >> 4))));
-                    mma16816(dk[2 * dpi], pa, bb[0], bb[1]);
-                    mma16816(dk[2 * dpi + 1], pa, bb[2], bb[3]);
-                }
+                mma_a_tile<HD>(dk, pa, Qt, kk * 16, lane);
             }
         }
         __syncthreads();
@@ -2049,39 +2030,55 @@ static size_t tc_ds_cap(void) {
     const char *e = getenv("ROPEPP_ATTN_DS_MB");
     return (e != NULL && e[0] != '\0' ? (size_t)atol(e) : (size_t)1024) << 20;
 }
-template <int HD> static void tc_dkv_launch(const AttnArgs *A, int nb, int BK) {
-    dim3 gk((unsigned)A->KVH, (unsigned)nb, (unsigned)((A->T + BK - 1) / BK));
+template <int HD> static void tc_dkv_launch(const AttnArgs *A, int ng, int nb, int BK) {
+    dim3 gk((unsigned)ng, (unsigned)nb, (unsigned)((A->T + BK - 1) / BK));
     if (BK == 64) tc_bwd_dkv_kernel<HD, 64><<<gk, 128, tc_dkv_smem<HD, 64>()>>>(*A);
     else tc_bwd_dkv_kernel<HD, 128><<<gk, 256, tc_dkv_smem<HD, 128>()>>>(*A);
     cudaCheckLaunch();
 }
-/* With room for the dS^T tiles of at least one sequence: per chunk of sequences, the dk/dv kernel (storing dS^T)
-   then dq from dS (5 tile matmuls per (query, key) tile pair in all); else the dq kernel that recomputes S and dP
-   (7). Both are deterministic. */
+/* chunks of n items of which at most cap (>= 1) fit at once, evened out: the chunk size */
+static int even_chunk(int n, size_t cap) {
+    int c = cap < 1 ? 1 : cap < (size_t)n ? (int)cap : n;
+    const int nchunks = (n + c - 1) / c;
+    return (n + nchunks - 1) / nchunks;
+}
+/* Where the dS^T tiles fit ROPEPP_ATTN_DS_MB: per chunk of sequences (or, for long ones, of one sequence's kv
+   heads), the dk/dv kernel (storing dS^T) then dq from dS (5 tile matmuls per (query, key) tile pair in all); else
+   the dq kernel that recomputes S and dP (7). Both are deterministic. Chunks whose dk/dv grid has fewer than
+   ROPEPP_ATTN_DS_MIN_BLOCKS (512) blocks leave the GPU half idle (measured on an H100: ropepp_eh B2 T8192 backward
+   4.9 ms in chunks of one sequence, 3.7 ms recomputing), so they recompute too. */
+static size_t tc_ds_min_blocks(void) {
+    const char *e = getenv("ROPEPP_ATTN_DS_MIN_BLOCKS");
+    return e != NULL && e[0] != '\0' ? (size_t)atol(e) : 512;
+}
 template <int HD> static void tc_bwd_launch_hd(const AttnArgs *A) {
     const int P = tc_pack(A->agroup), BMpos = TC_BM / P, BK = tc_dkv_bk(A);
     const unsigned nqt = (unsigned)((A->T + BMpos - 1) / BMpos);
     tc_set_smem<HD>();
-    const size_t per = tc_ds_bytes_per_seq(A), cap = tc_ds_cap();
-    if (per > 0 && per <= cap) {
-        int bc = (int)(cap / per < (size_t)A->B ? cap / per : (size_t)A->B);
-        const int nchunks = (A->B + bc - 1) / bc;
-        bc = (A->B + nchunks - 1) / nchunks;
+    const size_t per_seq = tc_ds_bytes_per_seq(A), per_g = per_seq / A->KVH, cap = tc_ds_cap();
+    const bool fits = per_g > 0 && per_g <= cap;   /* one kv head of one sequence at least */
+    const int nb = fits && per_seq <= cap ? even_chunk(A->B, cap / per_seq) : 1;
+    const int ng = !fits ? 0 : per_seq <= cap ? A->KVH : even_chunk(A->KVH, cap / per_g);
+    if (fits && (size_t)nb * ng * ((A->T + BK - 1) / BK) >= tc_ds_min_blocks()) {
         AttnArgs C = *A;
-        C.dS = (bf16 *)scratch_get(SCR_DS, (size_t)bc * per);
+        C.dS = (bf16 *)scratch_get(SCR_DS, (size_t)nb * ng * per_g);
         C.ntri = (int)(((A->T + 63) / 64) * ((A->T + 63) / 64 + 1) / 2);
-        for (int b0 = 0; b0 < A->B; b0 += bc) {
-            const int nb = A->B - b0 < bc ? A->B - b0 : bc;
-            C.b0 = b0;
-            tc_dkv_launch<HD>(&C, nb, BK);
-            tc_bwd_dq_ds_kernel<HD><<<dim3((unsigned)(A->NA / P), (unsigned)nb, nqt), TC_THREADS, tc_dq_ds_smem<HD>()>>>(C, P);
-            cudaCheckLaunch();
-        }
+        for (int b0 = 0; b0 < A->B; b0 += nb)
+            for (int g0 = 0; g0 < A->KVH; g0 += ng) {
+                const int cb = A->B - b0 < nb ? A->B - b0 : nb, cg = A->KVH - g0 < ng ? A->KVH - g0 : ng;
+                C.b0 = b0;
+                C.g0 = g0;
+                C.nag = cg * A->agroup;
+                tc_dkv_launch<HD>(&C, cg, cb, BK);
+                tc_bwd_dq_ds_kernel<HD><<<dim3((unsigned)(C.nag / P), (unsigned)cb, nqt), TC_THREADS,
+                                          tc_dq_ds_smem<HD>()>>>(C, P);
+                cudaCheckLaunch();
+            }
         return;
     }
     tc_bwd_dq_kernel<HD><<<dim3((unsigned)(A->NA / P), (unsigned)A->B, nqt), TC_THREADS, tc_dq_smem<HD>()>>>(*A, P);
     cudaCheckLaunch();
-    tc_dkv_launch<HD>(A, A->B, BK);
+    tc_dkv_launch<HD>(A, A->KVH, A->B, BK);
 }
 static void tc_bwd_launch(const AttnArgs *A) {
     if (A->HD == 64) tc_bwd_launch_hd<64>(A);

@@ -586,6 +586,9 @@ static void test_attention(void) {
        the tensor-core kernels (rotated dims a multiple of 16). Every head packing (GQA group 1, 2, 4, 8), per-group
        FoPE tables, partial rotation, ALiBi, the noise experiment, a cached prefill at an offset, and determinism. */
     printf("\n-- long sequences, head dims 64 and 128 (bf16 build: tensor-core attention)\n");
+    /* the backward's dq from stored dS^T tiles also where the grid is smaller than pays off on a GPU (the
+       default ROPEPP_ATTN_DS_MIN_BLOCKS sends those to the recompute path, as the short cases above) */
+    setenv("ROPEPP_ATTN_DS_MIN_BLOCKS", "0", 1);
     /* the default kernels (128-row forward blocks, 64-key dk/dv blocks), and the other block sizes, forced through
        ROPEPP_ATTN_DKV_BK / ROPEPP_ATTN_FWD_BM, for some cases */
     setenv("ROPEPP_ATTN_DKV_BK", "128", 1);
@@ -607,6 +610,10 @@ static void test_attention(void) {
     setenv("ROPEPP_ATTN_DS_MB", "2", 1);
     printf("   (dS^T room for one sequence: three chunks of one sequence for the next case)\n");
     test_attention_case({PE_ROPEPP_EH, 3, 333, 8, 4, 128, 0.0, NOISE_NONE});
+    setenv("ROPEPP_ATTN_DS_MB", "3", 1);
+    printf("   (dS^T room for one kv head of one sequence: chunks of (sequence, kv head) for the next two cases)\n");
+    test_attention_case({PE_ROPE, 2, 1000, 8, 4, 64, 0.0, NOISE_NONE});
+    test_attention_case({PE_ROPEPP_EC, 1, 700, 8, 4, 128, 0.5, NOISE_IMAG});
     unsetenv("ROPEPP_ATTN_DS_MB");
     test_attention_case({PE_ALIBI, 1, 1037, 4, 4, 64, 0.0, NOISE_NONE});
     test_attention_case({PE_FOPE, 1, 1000, 8, 2, 128, 0.0, NOISE_NONE});
@@ -616,6 +623,7 @@ static void test_attention(void) {
     test_attention_case({PE_ROPEPP_EH, 2, 333, 4, 2, 128, 0.5, NOISE_REAL});
     test_cached_case(PE_ROPEPP_EC, 1, 8, 4, 128, 500, 300, NOISE_NONE);
     test_cached_case(PE_FOPE, 2, 4, 2, 64, 77, 200, NOISE_NONE);
+    unsetenv("ROPEPP_ATTN_DS_MIN_BLOCKS");
 }
 
 /* ------------------------------------------------------------------------------------------------ model vs fixtures */
