@@ -11,8 +11,11 @@ Build: make            (CPU programs: train, tests)     make test      (every CP
 
 The file has four parts, each calling only the ones above it:
   1. basics     element types, xxxCheck helpers, RNG, config, position-embedding names
-  2. ops        one name_forward / name_backward pair per op, outputs first; backward accumulates (+=)
-  3. model      parameters, activations, model_forward / model_backward / model_update, schedules, checkpoints
+  2. ops        one name_forward / name_backward pair per op, outputs first; backward accumulates (+=) except
+                where a declaration says WRITES (the gradients the model passes straight on)
+  3. model      parameters, activations, model_forward (all logits) or model_forward_loss (training: classifier
+                and loss in chunks, their backward in the same pass) / model_backward / model_update, the op
+                profiler, schedules, checkpoints
   4. data       llm.c token shards, loader, byte tokenizer, sampler
 
 Dims legend (used in every shape comment):
