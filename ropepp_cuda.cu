@@ -1207,11 +1207,14 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dkv_k
    positions = 128 rows, one warp per 16 rows — so each K/V tile is loaded once for all of them.
      forward  block (head pack, b, query tile): q rotated (real, or imaginary (c, s) -> (s, -c)), noised, written to
               qr, kept in registers; online softmax in fp32 over 64-key tiles, P rounded to bf16 for P V.
-     dq       block (head pack, b, query tile): S = Q K^T, dP = dO V^T, dS = P (dP - D), dQ += dS K; then each head's
-              rotary backward and the real + imaginary sum into dqkv once (through shared memory).
      dk, dv   block (kv head, b, 64-key tile; 128 with ROPEPP_ATTN_DKV_BK=128): warps own 16 keys; loop over every
               head of the group and every 64-query tile at or after the keys: S^T = K Q^T, dV += P^T dO,
-              dP^T = V dO^T, dK += dS^T Q; then dv into dqkv, dk through the key rotary backward into dqkv.
+              dP^T = V dO^T, dK += dS^T Q; then dv into dqkv, dk through the key rotary backward into dqkv. Where
+              the tiles fit ROPEPP_ATTN_DS_MB (in chunks of sequences, or of one sequence's kv heads, each with a
+              grid of at least ROPEPP_ATTN_DS_MIN_BLOCKS blocks) it also stores each 64 x 64 dS^T tile (bf16).
+     dq       block (head pack, b, query tile), after dk/dv: dQ += dS K from the stored dS^T tiles (one matmul);
+              else recomputing S = Q K^T, dP = dO V^T, dS = P (dP - D) first (three). Then each head's rotary
+              backward and the real + imaginary sum into dqkv once (through shared memory).
    The forward takes 64-row blocks (4 warps, two per SM) with ROPEPP_ATTN_FWD_BM=64.
    Each output element has one owner: deterministic, no atomics. */
 #ifndef ROPEPP_FP32
