@@ -363,7 +363,8 @@ void profile_mark(Profile *p, const char *label);   /* p NULL: nothing */
 /* End of a step: waits for the device; with count the step's intervals are added to the rows, else dropped
    (warm-up). Starts the next step. */
 void profile_collect(Profile *p, int count);
-/* A table: label, ms per step, share, calls per step; and the total. */
+/* A table: label, ms per step, share, calls per step; the total; and the sums by kind (attention, matmul, other,
+   host waits). */
 void profile_print(const Profile *p, FILE *f);
 
 typedef struct {
@@ -1667,6 +1668,16 @@ void profile_print(const Profile *p, FILE *f) {
         fprintf(f, "  %-26s %10.3f %6.1f%% %9.1f\n", p->row_label[r], p->row_ms[r] / p->steps,
                 total > 0 ? 100.0 * p->row_ms[r] / total : 0.0, (double)p->row_calls[r] / p->steps);
     fprintf(f, "  %-26s %10.3f\n", "total", total / p->steps);
+    /* by kind, as bench/train/torch_train.py --profile-out groups PyTorch's kernels */
+    const char *kinds[4] = {"attention", "matmul", "host", "other"};
+    double by[4] = {0, 0, 0, 0};
+    for (int r = 0; r < p->n_rows; r++) {
+        int k = 3;
+        for (int j = 0; j < 3; j++) if (strncmp(p->row_label[r], kinds[j], strlen(kinds[j])) == 0) { k = j; break; }
+        by[k] += p->row_ms[r];
+    }
+    fprintf(f, "  by kind: attention %.3f | matmul %.3f | other %.3f | host waits %.3f ms/step\n", by[0] / p->steps,
+            by[1] / p->steps, by[3] / p->steps, by[2] / p->steps);
     if (p->overflow) fprintf(f, "  (some marks did not fit: more than %d marks or %d ops per step)\n", PROFILE_MARKS, PROFILE_ROWS);
 }
 

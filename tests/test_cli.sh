@@ -230,8 +230,9 @@ section_b() {
         ok "--ckpt-dir \"\" trains without writing a checkpoint"
     else bad "--ckpt-dir \"\": exit $rc or a checkpoint was written"; fi
     if grep -q "^profile over 2 steps" "$T/no_ckpt.out" && grep -q "^  attention bwd " "$T/no_ckpt.out" \
-        && grep -q "^  adamw " "$T/no_ckpt.out" && grep -q "^  total " "$T/no_ckpt.out"; then
-        ok "--profile: a table over steps 3-4 with the attention backward, AdamW and total rows"
+        && grep -q "^  adamw " "$T/no_ckpt.out" && grep -q "^  total " "$T/no_ckpt.out" \
+        && grep -q "^  by kind: attention [0-9.]* | matmul [0-9.]* | other" "$T/no_ckpt.out"; then
+        ok "--profile: a table over steps 3-4 with the attention backward, AdamW, total and by-kind rows"
     else bad "--profile: no profile table in the output"; fi
 
     local G=$D/good
