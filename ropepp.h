@@ -332,7 +332,7 @@ typedef struct {
     floatX *lnf;        /* (B, T, C) */
     floatX *logits;     /* (B, T, V) of the last model_forward (its own allocation, made by the first one; NULL
                            before); overwritten by dlogits in backward. model_forward_loss never makes it. */
-    floatX *scratch_a;  /* (B, T, max(C, NA*HD, 2F, QKV)) or more (scratch_a_elems): the projections before their
+    floatX *scratch_a;  /* (B, T, max(C, NA*HD, 2F, QKV)) or more (scratch_a_size): the projections before their
                            residual add, the classifier's chunks of logits (B*T/4 rows at least), gradients */
     floatX *scratch_b;  /* (B, T, max(C, NA*HD, 2F, QKV)) gradient scratch */
     floatX *dres;       /* (B, T, C) gradient of the residual stream */
@@ -396,7 +396,6 @@ typedef struct {
                                done, -1 model_forward_loss without (no model_backward possible) */
     size_t logits_cap;      /* rows acts.logits holds */
     int head_rows;          /* rows per classifier chunk in model_forward_loss (0: as many as scratch_a holds) */
-    size_t scratch_a_elems; /* floatX elements of acts.scratch_a */
     int step;               /* optimizer steps done */
     /* noise experiment (forward only) */
     double noise_sigma; int noise_target; uint64_t noise_seed; uint64_t n_forwards;
@@ -1551,6 +1550,15 @@ static size_t grad_scratch_width(const Model *m) {
     return w;
 }
 
+/* floatX elements of scratch_a for N rows: the gradient scratch, and room for model_forward_loss's chunks of
+   logits, a quarter of the rows (4 chunks) at least */
+static size_t scratch_a_size(const Model *m, size_t N) {
+    size_t R = (N + 3) / 4;
+    R = R > 64 ? (R + 63) / 64 * 64 : R;
+    size_t SW = N * grad_scratch_width(m), LG = R * m->cfg.vocab_size;
+    return SW > LG ? SW : LG;
+}
+
 /* Allocate activations for B*T rows (one floatX and one floatM allocation, pointed into in this order). */
 static void model_alloc_acts(Model *m, int B, int T) {
     backend_free(m->acts_memory); backend_free(m->actsM_memory); backend_free(m->acts.logits);
@@ -1559,12 +1567,7 @@ static void model_alloc_acts(Model *m, int B, int T) {
     m->logits_cap = 0;
     size_t N = (size_t)B * T, L = m->cfg.n_layers, C = m->cfg.dim, F = m->cfg.ffn_dim;
     size_t NAHD = (size_t)m->d.NA * m->d.HD, KVHD = (size_t)m->d.KVH * m->d.HD, QKV = m->d.QKV;
-    size_t SW = grad_scratch_width(m);
-    /* scratch_a also holds model_forward_loss's chunks of logits: at least a quarter of the rows (4 chunks) */
-    size_t R = (N + 3) / 4;
-    R = R > 64 ? (R + 63) / 64 * 64 : R;
-    size_t SA = N * SW > R * m->cfg.vocab_size ? N * SW : R * m->cfg.vocab_size;
-    m->scratch_a_elems = SA;
+    size_t SW = grad_scratch_width(m), SA = scratch_a_size(m, N);
     Activations *a = &m->acts;
     floatX **xp[] = {&a->encoded, &a->ln1, &a->qkv, &a->qr, &a->kr, &a->atty, &a->res2, &a->ln2,
                      &a->fch, &a->fchs, &a->res3, &a->lnf, &a->scratch_a, &a->scratch_b, &a->dres};
@@ -1753,13 +1756,6 @@ static void model_classifier(Model *m) {
     profile_mark(m->profile, "matmul lm head");
 }
 
-/* targets to the backend; counts the non-ignored ones */
-static void model_set_targets(Model *m, const int *targets, size_t N) {
-    backend_from_host(m->targets, targets, N * sizeof(int));
-    m->n_targets = 0;
-    for (size_t i = 0; i < N; i++) m->n_targets += targets[i] >= 0;
-}
-
 /* the mean of the losses of the last forward over its non-ignored targets */
 static double model_mean_loss(Model *m, const int *targets, size_t N) {
     backend_to_host(m->losses_host, m->acts.losses, N * sizeof(floatM));
@@ -1769,20 +1765,30 @@ static double model_mean_loss(Model *m, const int *targets, size_t N) {
     return m->loss;
 }
 
-double model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
+/* the start of model_forward and model_forward_loss: checks, room, the tokens (and targets) to the backend, then
+   the layers up to the final norm */
+static void model_run_body(Model *m, const int *inputs, const int *targets, int B, int T) {
     size_t N = (size_t)B * T;
     check_tokens(m, inputs, targets, N);
     model_prepare(m, B, T, T);
     profile_mark(m->profile, "host: gap");
     backend_from_host(m->inputs, inputs, N * sizeof(int));
+    m->n_targets = 0;   /* the non-ignored targets */
+    if (targets != NULL) {
+        backend_from_host(m->targets, targets, N * sizeof(int));
+        for (size_t i = 0; i < N; i++) m->n_targets += targets[i] >= 0;
+    }
     profile_mark(m->profile, "host: token upload");
     model_forward_body(m, NULL);
+}
+
+double model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
+    size_t N = (size_t)B * T;
+    model_run_body(m, inputs, targets, B, T);
     model_classifier(m);
     m->loss = -1.0;
-    m->n_targets = 0;
     m->head_done = 0;
     if (targets == NULL) return -1.0;
-    model_set_targets(m, targets, N);
     crossentropy_forward(m->acts.losses, m->acts.logits, m->targets, (int)N, m->cfg.vocab_size);
     profile_mark(m->profile, "crossentropy");
     return model_mean_loss(m, targets, N);
@@ -1791,18 +1797,12 @@ double model_forward(Model *m, const int *inputs, const int *targets, int B, int
 double model_forward_loss(Model *m, const int *inputs, const int *targets, int B, int T, int backward) {
     size_t N = (size_t)B * T;
     if (targets == NULL) { fprintf(stderr, "error: model_forward_loss needs targets\n"); exit(1); }
-    check_tokens(m, inputs, targets, N);
-    model_prepare(m, B, T, T);
-    profile_mark(m->profile, "host: gap");
-    backend_from_host(m->inputs, inputs, N * sizeof(int));
-    model_set_targets(m, targets, N);
-    profile_mark(m->profile, "host: token upload");
-    model_forward_body(m, NULL);
+    model_run_body(m, inputs, targets, B, T);
     /* chunks of R rows: logits (R, V) in scratch_a, the loss, and with backward dlogits in place, then dlnf rows
        (into scratch_b, which model_backward reads) and the classifier's weight gradient (+=) */
     int C = m->cfg.dim, V = m->cfg.vocab_size;
     Activations *a = &m->acts;
-    size_t R = m->scratch_a_elems / (size_t)V;
+    size_t R = scratch_a_size(m, (size_t)m->B_cap * m->T_cap) / (size_t)V;
     if (R > 64) R -= R % 64;
     if (m->head_rows > 0 && (size_t)m->head_rows < R) R = (size_t)m->head_rows;
     if (R > N) R = N;
