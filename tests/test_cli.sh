@@ -15,19 +15,15 @@ TRAIN=${TRAIN:-./train}
 SECTIONS=${SECTIONS:-"a b c"}
 T=tests/tmp/test_cli.$$
 mkdir -p "$T"
-pass=0
-fail=0
-ok()  { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-finish() {
+. tests/lib.sh   # ok, bad, finish (expect_error is this file's own, below: it runs $TRAIN through run)
+finish_and_exit() {
     [ "${TEST_KEEP:-0}" = 1 ] || rm -rf "$T"
-    echo "$NAME: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
+    finish "$NAME"
     exit $?
 }
 if [ ! -x "$TRAIN" ] || [ ! -f data/tinyshakespeare_train.bin ] || [ ! -f data/tinyshakespeare_val.bin ]; then
     bad "$TRAIN and data/tinyshakespeare_{train,val}.bin must exist (make train data/tinyshakespeare_train.bin)"
-    finish
+    finish_and_exit
 fi
 TINY=(--dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --batch 2 --seq 16 --val-batches 2 --sample 0)
 CRASH_RE='Segmentation|Aborted|core dumped|Bus error|Floating point exception|AddressSanitizer|LeakSanitizer|runtime error:|stack smashing|double free|free\(\)'
@@ -366,4 +362,4 @@ for s in $SECTIONS; do
         *) bad "unknown section '$s'" ;;
     esac
 done
-finish
+finish_and_exit

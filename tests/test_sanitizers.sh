@@ -10,13 +10,9 @@ cd "$(dirname "$0")/.." || exit 1
 NAME=test_sanitizers
 S=tests/tmp/san
 mkdir -p "$S"
-pass=0
-fail=0
-ok()  { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-finish() {
-    echo "$NAME: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
+. tests/lib.sh   # ok, bad, finish
+finish_and_exit() {
+    finish "$NAME"
     exit $?
 }
 CC_SAN=${CC_SAN:-gcc}
@@ -34,7 +30,7 @@ show_report() {
     grep -E '^ +#[0-9]+ .*(ropepp\.h|train\.c|tests/)' "$1" | head -6 | sed 's/^/       /'
 }
 
-if ! command -v "$CC_SAN" >/dev/null; then bad "$CC_SAN not found"; finish; fi
+if ! command -v "$CC_SAN" >/dev/null; then bad "$CC_SAN not found"; finish_and_exit; fi
 build() {   # build OUT SRC
     if "$CC_SAN" "${SAN_FLAGS[@]}" "$2" -o "$1" -lm 2>"$1.build.log"; then
         ok "built $1 with $CC_SAN -fsanitize=address,undefined,float-cast-overflow -O1 -g"
@@ -100,4 +96,4 @@ if build "$S/train" train.c; then
     fi
     rm -rf "$cli_dir"
 fi
-finish
+finish_and_exit
