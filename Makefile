@@ -105,9 +105,9 @@ check_nvcc:
 
 gpu: train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu
 
-ropepp_cuda.o: ropepp_cuda.cu ropepp.h | check_nvcc
+ropepp_cuda.o: ropepp_cuda.cu $(wildcard cuda/*.cuh) ropepp.h | check_nvcc
 	$(NVCC) $(NVCC_FLAGS) -c ropepp_cuda.cu -o $@
-ropepp_cuda_fp32.o: ropepp_cuda.cu ropepp.h | check_nvcc
+ropepp_cuda_fp32.o: ropepp_cuda.cu $(wildcard cuda/*.cuh) ropepp.h | check_nvcc
 	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 -c ropepp_cuda.cu -o $@
 
 # train.c compiled as C with the model code of the header and the op bodies from ropepp_cuda.cu
