@@ -50,13 +50,14 @@ TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/tes
 .PHONY: all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
 
-train: train.c ropepp.h
+# `make train && ./train` works in a fresh clone: the train target also builds the default data shards
+train: train.c ropepp.h data/tasks.h | $(DATA)
 	$(CC) $(CFLAGS) train.c -o $@ $(LDLIBS)
 
 infer: infer.c ropepp.h
 	$(CC) $(CFLAGS) infer.c -o $@ $(LDLIBS)
 
-eval: eval.c ropepp.h
+eval: eval.c ropepp.h data/tasks.h
 	$(CC) $(CFLAGS) eval.c -o $@ $(LDLIBS)
 
 data/text2shards: data/text2shards.c ropepp.h
