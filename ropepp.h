@@ -2511,10 +2511,22 @@ int settings_find(const SettingRule *rules, int n, const char *flag) {
     return -1;
 }
 
+/* a field as the user writes it: names for --pe and --init, the shortest decimal that reads back the same double */
 static void setting_text(char *out, size_t n, const void *base, const SettingRule *r) {
     const char *p = (const char *)base + r->offset;
-    if (r->type == 'i') { int v; memcpy(&v, p, sizeof(v)); snprintf(out, n, "%d", v); }
-    else if (r->type == 'd') { double v; memcpy(&v, p, sizeof(v)); snprintf(out, n, "%.17g", v); }
+    if (r->type == 'i') {
+        int v;
+        memcpy(&v, p, sizeof(v));
+        if (strcmp(r->flag, "--pe") == 0) snprintf(out, n, "%s", pe_name(v));
+        else if (strcmp(r->flag, "--init") == 0) snprintf(out, n, "%s", v == INIT_HF ? "hf" : "torch_default");
+        else snprintf(out, n, "%d", v);
+    }
+    else if (r->type == 'd') {
+        double v;
+        memcpy(&v, p, sizeof(v));
+        snprintf(out, n, "%.15g", v);
+        if (strtod(out, NULL) != v) snprintf(out, n, "%.17g", v);
+    }
     else if (r->type == 'u') { uint64_t v; memcpy(&v, p, sizeof(v)); snprintf(out, n, "%llu", (unsigned long long)v); }
     else { const char *v; memcpy(&v, p, sizeof(v)); snprintf(out, n, "'%s'", v ? v : ""); }
 }

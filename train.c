@@ -367,9 +367,13 @@ static int check_schedule_kept(const Options *old, const Options *o, int done, c
         double a = old->lr * lr_lambda(old->schedule, k, old->warmup, old->steps, old->decay_steps);
         double b = o->lr * lr_lambda(o->schedule, k, o->warmup, o->steps, o->decay_steps);
         if (a != b) {
-            snprintf(err, errlen, "the schedule given now changes the learning rate of step %d, already done (%.3g then, %.3g now): "
+            char flags[128] = "";
+            const char *names[5] = {"--steps", "--lr", "--warmup", "--schedule", "--decay-steps"};
+            for (int i = 0; i < 5; i++)
+                if (o->run_given >> settings_find(run_rules, run_rule_count, names[i]) & 1u) { strcat(flags, " "); strcat(flags, names[i]); }
+            snprintf(err, errlen, "the schedule given now (%s) changes the learning rate of step %d, already done (%.3g then, %.3g now): "
                      "%s; continue from a checkpoint taken before that step, or start a new stage with --init-from",
-                     k + 1, a, b, old->schedule == SCHED_WSD && k >= old->steps - old->decay_steps
+                     flags[0] ? flags + 1 : "none given", k + 1, a, b, old->schedule == SCHED_WSD && k >= old->steps - old->decay_steps
                          ? "the run was already in its decay, so --steps cannot extend its stable phase"
                          : "the learning rate of a resumed run stays continuous");
             return -1;
@@ -412,7 +416,7 @@ static int mkdir_p(const char *dir, char *err, size_t errlen) {
         if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
     struct stat st;
     if (mkdir(tmp, 0755) != 0 && !(errno == EEXIST && stat(tmp, &st) == 0 && S_ISDIR(st.st_mode))) {
-        snprintf(err, errlen, "cannot create the run folder '%s': %s", dir, strerror(errno));
+        snprintf(err, errlen, "cannot write the run folder '%s': %s", dir, strerror(errno));
         return -1;
     }
     return 0;
