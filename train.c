@@ -723,15 +723,14 @@ int main(int argc, char **argv) {
     }
 
     /* ---- the run folder: created and written to (settings, command line, log, samples) before step 1 */
-    int have_out = o.out != NULL && o.out[0] != '\0';
     if (o.out == NULL) {
         new_run_folder(out_dir, sizeof(out_dir), c->pe);
         o.out = out_dir;
     }
+    int have_out = o.out[0] != '\0';
     const char *log_path = o.log_path;
     if (log_path == NULL && have_out) { snprintf(log_buf, sizeof(log_buf), "%s/train.jsonl", o.out); log_path = log_buf; }
     if (log_path == NULL) log_path = "";
-    have_out = o.out[0] != '\0';
     if (have_out) {
         if (mkdir_p(o.out, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         if (!o.resume && holds_a_run(o.out, log_path)) {
