@@ -60,9 +60,11 @@ if wait_for "$W/t1.out" '^step +3/1000' 300; then
   ./train --resume "runs/$run" --steps 1000 > "$W/t3.out" 2> "$W/t3.err" < /dev/null &
   pid=$!
   wait_for "$W/t3.out" "^step +$((n + 2))/1000" 300 && kill -INT $pid; wait $pid; rc=$?
-  steps=$(log_steps "runs/$run/train.jsonl"); want=$(seq 1 $((n + 2)) | tr '\n' ' ')
-  [ "$rc" -eq 130 ] && [ "$steps" = "$want" ] && whole_lines "runs/$run/train.jsonl" \
-    && ok "after kill + resume + Ctrl-C the log holds steps 1..$((n + 2)) once each, every line whole" || bad "log steps '$steps' (want '$want'), exit $rc"
+  last=$(sed -nE 's/^interrupted at step ([0-9]+) of.*/\1/p' "$W/t3.out")
+  steps=$(log_steps "runs/$run/train.jsonl"); want=$(seq 1 "${last:-0}" | tr '\n' ' ')
+  [ "$rc" -eq 130 ] && [ -n "$last" ] && [ "$last" -gt $((n + 1)) ] && [ "$steps" = "$want" ] && whole_lines "runs/$run/train.jsonl" \
+    && ok "after Ctrl-C, resume, a double Ctrl-C and resume + Ctrl-C again, the log holds steps 1..$last once each, every line whole" \
+    || bad "log steps '$steps' (want '$want'), exit $rc"
 else bad "./train did not reach step 3: $(tail -3 "$W/t1.err")"; kill $pid 2>/dev/null; run=none; fi
 
 # ---- fault 4: runs are folders; nothing one run writes touches another's
