@@ -97,7 +97,7 @@ grep -q "batch 4 x seq 32 " "$W/f.out" && grep -q "step     6/6" "$W/f.out" && o
 ./train --pe alibi --steps 1 --seq 32 --batch 2 --val-batches 1 --sample 0 --out runs/alibi > /dev/null 2>&1 < /dev/null
 ./infer --ckpt runs/alibi --prompt "$(head -c 100 data/tinyshakespeare.txt)" > /dev/null 2> "$W/g.err"
 grep -q "pass --ctx N$" "$W/g.err" && ! grep -q ntk "$W/g.err" && ok "infer on an ALiBi model suggests --ctx N without --ntk-factor" || bad "alibi hint: $(cat "$W/g.err")"
-./eval ppl --ckpt "runs/$run_b" --lengths 16,32 --samples 1 > "$W/h.out" 2>&1 && [ -f "runs/$run_b/eval/ppl_rope.csv" ] && ok "eval ppl writes into the run's eval/ folder" || bad "eval ppl: $(tail -3 "$W/h.out")"
+./eval ppl --ckpt "runs/$run_b" --lengths 16,32 --samples 1 --stride 128 > "$W/h.out" 2>&1 && [ -f "runs/$run_b/eval/ppl_rope.csv" ] && ok "eval ppl writes into the run's eval/ folder" || bad "eval ppl: $(tail -3 "$W/h.out")"
 ./eval plot --csv "runs/$run_b/eval/ppl_rope.csv" --x length --y ppl --group scaling --out "$W/p.svg" > /dev/null 2> "$W/i.err"
 grep -q "band=all" "$W/i.err" && ok "eval plot refuses a line that would zigzag through per-band rows and names --where band=all" || bad "$(cat "$W/i.err")"
 ./eval plot --run "runs/$run" --run "runs/$run_b" --out "$W/loss.svg" > /dev/null 2>&1 && [ "$(grep -c '<polyline' "$W/loss.svg")" -eq 2 ] \
