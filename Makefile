@@ -45,18 +45,19 @@ NVCC_LIBS = -lcublas -lcublasLt -lm
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
 CPU_PROGRAMS = train infer eval data/text2shards
-TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files
+TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings
 
 .PHONY: all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
 
-train: train.c ropepp.h
+# `make train && ./train` works in a fresh clone: the train target also builds the default data shards
+train: train.c ropepp.h data/tasks.h | $(DATA)
 	$(CC) $(CFLAGS) train.c -o $@ $(LDLIBS)
 
 infer: infer.c ropepp.h
 	$(CC) $(CFLAGS) infer.c -o $@ $(LDLIBS)
 
-eval: eval.c ropepp.h
+eval: eval.c ropepp.h data/tasks.h
 	$(CC) $(CFLAGS) eval.c -o $@ $(LDLIBS)
 
 data/text2shards: data/text2shards.c ropepp.h
@@ -83,6 +84,8 @@ tests/test_tasks: tests/test_tasks.c data/tasks.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_tasks.c -o $@ $(LDLIBS)
 tests/test_files: tests/test_files.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_files.c -o $@ $(LDLIBS)
+tests/test_settings: tests/test_settings.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_settings.c -o $@ $(LDLIBS)
 
 test: all
 	@bash tests/run_tests.sh

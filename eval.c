@@ -1,6 +1,7 @@
 /*
 eval — the paper's analyses on any ropepp checkpoint, each one command that prints a table and writes CSV and an
-SVG plot under --out (default results/eval):
+SVG plot under --out (default: the run folder's eval/; results/eval for curves). --ckpt takes a checkpoint or a run
+folder (its newest checkpoint); without it, the last run (runs/latest):
   ./eval ppl      [--ckpt F]   perplexity vs context length, from 1/2x to 8x the training length, per position
                                band, with and without eval-time rope scaling; and the official sliding-window ppl
   ./eval patterns [--ckpt F]   attention mass by distance per layer and head: real vs imaginary heads (Figure 5)
@@ -11,6 +12,8 @@ SVG plot under --out (default results/eval):
   ./eval curves                the characteristic curves c_Re, c_Im vs dt with their Ci/Si closed forms (Eq. 5, 7)
   ./eval plot --csv F --x COL --y COL --group COL [--where COL=VAL]... --out FILE.svg
                                one line per value of --group from any of these CSVs (compare.sh's combined plots)
+  ./eval plot --run DIR [--run DIR]... [--y loss|val_loss]
+                               loss curves from runs' train.jsonl, one line per run, on one plot
 Build: make eval (CPU); make eval_gpu (CUDA). `./eval MODE --help` lists the flags of a mode.
 
 Dims legend as in ropepp.h: B batch, T sequence length, L layers, NA attention heads, V vocab.
@@ -121,16 +124,19 @@ typedef struct {
 } Options;
 
 static void usage(const char *mode) {
-    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, curves, plot\n\n");
+    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, curves, plot\n"
+           "--ckpt takes a checkpoint file or a run folder (its newest checkpoint); default: the last run (runs/latest).\n"
+           "Scalings apply on top of what the checkpoint stores: \"none\" scores the model as trained (docs/SETTINGS.md).\n\n");
     if (mode == NULL || strcmp(mode, "ppl") == 0)
         printf("eval ppl: loss and perplexity vs context length (REFERENCE §8.1 for the sliding window)\n"
-               "  --ckpt FILE        checkpoint (checkpoints/ newest)\n"
+               "  --ckpt FILE|DIR    checkpoint, or a run folder (runs/latest)\n"
                "  --data FILE        token shard to score (data/tinyshakespeare_val.bin)\n"
                "  --lengths LIST     eval lengths, comma-separated (L/2,L,2L,4L,8L with L the training length)\n"
                "  --samples N        windows per length (8)\n"
-               "  --scalings LIST    none, ntk:F, pi:F, yarn:F, comma-separated (none,ntk:4 for rotary models)\n"
+               "  --scalings LIST    none, ntk:F, pi:F, yarn:F, comma-separated (none,ntk:4 for rotary models); each on\n"
+               "                     top of the checkpoint's own scaling (none = as trained; pi:1 turns a trained PI off)\n"
                "  --stride S         sliding-window stride (L/8); the window is L\n"
-               "  --out DIR          results folder (results/eval)\n\n");
+               "  --out DIR          results folder (the run folder's eval/)\n\n");
     if (mode == NULL || strcmp(mode, "patterns") == 0)
         printf("eval patterns: attention mass by query-key distance per layer and head (real vs imaginary heads)\n"
                "  --ckpt FILE --data FILE --out DIR   as above\n"
@@ -155,7 +161,9 @@ static void usage(const char *mode) {
         printf("eval plot: a line plot of one of these CSVs, one line per value of a column\n"
                "  --csv FILE --x COL --y COL --group COL --out FILE.svg   required\n"
                "  --where COL=VALUE  keep only matching rows (repeatable)    --logx   log x axis\n"
-               "  --title T --xlabel T --ylabel T\n\n");
+               "  --title T --xlabel T --ylabel T\n"
+               "  --run DIR          a run folder: plot its train.jsonl (repeatable: one line per run); with\n"
+               "  --y COL            loss (default) or val_loss; --x is step; --out defaults to the first run's loss.svg\n\n");
     if (mode == NULL || strcmp(mode, "curves") == 0)
         printf("eval curves: c_Re(dt), c_Im(dt) of paper Eq. 5 and 7 with their closed forms\n"
                "  --head-dim D       head dim (128)\n"
@@ -163,25 +171,28 @@ static void usage(const char *mode) {
                "  --out DIR          results folder (results/eval)\n");
 }
 
-/* The checkpoint of --ckpt (or the newest in checkpoints/): its config and parameters, without building a model. */
-static void read_checkpoint(Config *c_out, double **params_out, const Options *o) {
-    char path[4200], err[1024];
-    const char *ck = o->ckpt;
-    if (ck == NULL) {
-        int steps[4096];
-        int n = checkpoint_list("checkpoints", 0, steps, 4096);
-        if (n == 0) { fprintf(stderr, "error: no checkpoint in checkpoints/; train one with ./train or pass --ckpt FILE\n"); exit(1); }
-        int best = steps[n - 1];
-        snprintf(path, sizeof(path), "checkpoints/model_%08d.ckpt", best);
-        ck = path;
-    }
+/* The checkpoint of --ckpt (a file, a run folder, or the last run): its config and parameters, without building a
+   model. Without --out, the results go to eval/ beside the checkpoint, so that runs never overwrite each other's. */
+static char ckpt_path_buf[4200], out_buf[4300];
+static void read_checkpoint(Config *c_out, double **params_out, Options *o) {
+    char err[8800];
+    if (checkpoint_resolve(o->ckpt, ckpt_path_buf, sizeof(ckpt_path_buf), err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+    const char *ck = ckpt_path_buf;
+    o->ckpt = ck;
     size_t np;
     if (checkpoint_read(ck, c_out, params_out, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
-    printf("%s: %s, C %d, L %d, H %d, KV %d, trained at %d tokens\n", ck, pe_name(c_out->pe), c_out->dim, c_out->n_layers,
-           c_out->n_heads, c_out->n_kv_heads, c_out->train_seq);
+    if (o->out == NULL) {
+        const char *slash = strrchr(ck, '/');
+        if (slash == NULL) snprintf(out_buf, sizeof(out_buf), "eval");
+        else snprintf(out_buf, sizeof(out_buf), "%.*s/eval", (int)(slash - ck), ck);
+        o->out = out_buf;
+    }
+    printf("%s: %s, C %d, L %d, H %d, KV %d, trained at %d tokens, rope base %g, pi %g, yarn %g, ntk %g\n", ck, pe_name(c_out->pe),
+           c_out->dim, c_out->n_layers, c_out->n_heads, c_out->n_kv_heads, c_out->train_seq, c_out->rope_base, c_out->pi_factor,
+           c_out->yarn_factor, c_out->ntk_factor);
 }
 
-static void load_model(Model *m, Config *c_out, double **params_out, const Options *o) {
+static void load_model(Model *m, Config *c_out, double **params_out, Options *o) {
     read_checkpoint(c_out, params_out, o);
     model_init_from(m, c_out, *params_out);
 }
@@ -196,23 +207,43 @@ static void ensure_dir(const char *dir) {
 }
 
 /* ------------------------------------------------------------------------------------------------- ppl mode */
-typedef struct { char label[32]; double ntk, pi, yarn; } Scaling;
+/* one --scalings item: "none" (flag NULL: the checkpoint as stored) or KIND:F, the flag it stands for */
+typedef struct { char label[32]; const char *flag; double factor; } Scaling;
+
+/* the model config to score with: the checkpoint's, with the item applied on top (the rule of docs/SETTINGS.md) */
+static void scaled_config(Config *out, const Config *stored, const Scaling *s, const char *ckpt) {
+    *out = *stored;
+    if (s->flag == NULL) return;
+    Config flags = *stored;
+    if (strcmp(s->flag, "--ntk-factor") == 0) flags.ntk_factor = s->factor;
+    else if (strcmp(s->flag, "--pi-factor") == 0) flags.pi_factor = s->factor;
+    else flags.yarn_factor = s->factor;
+    char what[4300], err[8800];
+    snprintf(what, sizeof(what), "the checkpoint %s", ckpt);
+    uint64_t given = 1ull << settings_find(config_rules, config_rule_count, s->flag);
+    if (settings_apply(out, &flags, given, config_rules, config_rule_count, USE_EVAL, what, err, sizeof(err)) != 0 ||
+        config_validate(out, err, sizeof(err)) != 0) {
+        fprintf(stderr, "error: --scalings %s: %s\n", s->label, err);
+        exit(1);
+    }
+}
 
 static int parse_scalings(const char *spec, Scaling *out, int max) {
     int n = 0;
     char buf[1024];
     snprintf(buf, sizeof(buf), "%s", spec);
     for (char *tok = strtok(buf, ","); tok != NULL && n < max; tok = strtok(NULL, ",")) {
-        Scaling s = {"", 1.0, 1.0, 1.0};
+        Scaling s = {"", NULL, 1.0};
         snprintf(s.label, sizeof(s.label), "%s", tok);
         char *colon = strchr(tok, ':');
         if (strcmp(tok, "none") == 0) { out[n++] = s; continue; }
         if (colon == NULL) { fprintf(stderr, "error: --scalings item '%s' is not none, ntk:F, pi:F or yarn:F\n", tok); exit(1); }
         *colon = '\0';
         double f = flag_number("./eval", "--scalings factor", colon + 1, 1.0, 1e6);
-        if (strcmp(tok, "ntk") == 0) s.ntk = f;
-        else if (strcmp(tok, "pi") == 0) s.pi = f;
-        else if (strcmp(tok, "yarn") == 0) s.yarn = f;
+        s.factor = f;
+        if (strcmp(tok, "ntk") == 0) s.flag = "--ntk-factor";
+        else if (strcmp(tok, "pi") == 0) s.flag = "--pi-factor";
+        else if (strcmp(tok, "yarn") == 0) s.flag = "--yarn-factor";
         else { fprintf(stderr, "error: --scalings kind '%s' is not ntk, pi or yarn\n", tok); exit(1); }
         out[n++] = s;
     }
@@ -257,9 +288,8 @@ static int mode_ppl(Options *o) {
     for (int b = 0; b < 5; b++) printf(" [%d,%d)", band_edges[b], band_edges[b + 1]);
     printf("\n");
     for (int si = 0; si < ns; si++) {
-        Config cs = c;
-        cs.ntk_factor = sc[si].ntk; cs.pi_factor = sc[si].pi; cs.yarn_factor = sc[si].yarn;
-        if (config_validate(&cs, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+        Config cs;
+        scaled_config(&cs, &c, &sc[si], o->ckpt);
         Model ms;
         model_init_from(&ms, &cs, params);
         for (int li = 0; li < nl; li++) {
@@ -464,16 +494,37 @@ static int parse_task_list(const char *spec, int *out) {
     return n;
 }
 
+/* What the run that wrote `ckpt` mixed into its batches (--mix in settings.txt beside it): 1 and the spec ("" for
+   none), or 0 when unknown (a checkpoint outside a run folder). */
+static int training_mix(const char *ckpt, char *mix, size_t n) {
+    char path[4300], err[512];
+    const char *slash = strrchr(ckpt, '/');
+    snprintf(path, sizeof(path), "%.*ssettings.txt", slash ? (int)(slash - ckpt + 1) : 0, ckpt);
+    char **flags, **values;
+    int nf;
+    if (settings_read(path, &flags, &values, &nf, err, sizeof(err)) != 0) return 0;
+    mix[0] = '\0';
+    for (int i = 0; i < nf; i++) if (strcmp(flags[i], "--mix") == 0) snprintf(mix, n, "%s", values[i]);
+    settings_free(flags, values, nf);
+    return 1;
+}
+
+/* 1 if task `name` is in a --mix spec ("passkey:0.2,mqar:0.1") */
+static int mix_has(const char *mix, const char *name) {
+    size_t len = strlen(name);
+    for (const char *p = mix; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == mix || p[-1] == ',') && p[len] == ':') return 1;
+    return 0;
+}
+
 static int mode_tasks(Options *o) {
     Config c;
     double *params;
     read_checkpoint(&c, &params, o);
     Scaling sc[1];
     parse_scalings(o->scalings ? o->scalings : "none", sc, 1);
-    Config cs = c;
-    cs.ntk_factor = sc[0].ntk; cs.pi_factor = sc[0].pi; cs.yarn_factor = sc[0].yarn;
-    char err[512];
-    if (config_validate(&cs, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    Config cs;
+    scaled_config(&cs, &c, &sc[0], o->ckpt);
     Model m;
     model_init_from(&m, &cs, params);
     int L = c.train_seq, lengths[32], nl = 0, tasks[TASK_COUNT], nt;
@@ -496,7 +547,10 @@ static int mode_tasks(Options *o) {
     snprintf(path, sizeof(path), "%s/tasks_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,scaling,task,length,accuracy,ci_low,ci_high,correct,scored,samples\n");
+    fprintf(csv, "pe,scaling,task,length,accuracy,ci_low,ci_high,correct,scored,samples,in_training_mix\n");
+    /* a task the model never saw in training scores about 0%: say so, instead of a silent 0% panel */
+    char mix[1024];
+    int mix_known = training_mix(o->ckpt, mix, sizeof(mix)), untrained = 0;
     printf("\naccuracy (exact match of the teacher-forced argmax; MQAR per query) with 95%% Wilson intervals, %d samples, scaling %s\n",
            o->samples, sc[0].label);
     printf("%-16s", "task");
@@ -506,8 +560,13 @@ static int mode_tasks(Options *o) {
     TaskOptions to = task_options_default();
     to.mqar_vocab = c.vocab_size;
     for (int li = 0; li < nl; li++) xs[li] = lengths[li];
+    static char names[TASK_COUNT][64];
     for (int ti = 0; ti < nt; ti++) {
-        printf("%-16s", task_name(tasks[ti]));
+        int trained = mix_known ? mix_has(mix, task_name(tasks[ti])) : -1;
+        untrained += trained == 0;
+        snprintf(names[ti], sizeof(names[ti]), "%s%s", task_name(tasks[ti]), trained == 0 ? " (not trained)" : "");
+        printf("%-16s", trained == 0 ? names[ti] : task_name(tasks[ti]));
+        if (trained == 0) printf("\n%-16s", "");
         for (int li = 0; li < nl; li++) {
             ys[ti * nl + li] = NAN;
             if (task_min_len(tasks[ti], &to) > lengths[li]) { printf(" %20s", "(too short)"); continue; }
@@ -516,17 +575,23 @@ static int mode_tasks(Options *o) {
             wilson(k, n, &lo, &hi);
             printf("   %5.1f%% [%4.1f,%5.1f]", 100 * acc, 100 * lo, 100 * hi);
             fflush(stdout);
-            fprintf(csv, "%s,%s,%s,%d,%.6f,%.6f,%.6f,%.0f,%.0f,%d\n", pe_name(c.pe), sc[0].label, task_name(tasks[ti]), lengths[li], acc, lo, hi, k, n, o->samples);
+            fprintf(csv, "%s,%s,%s,%d,%.6f,%.6f,%.6f,%.0f,%.0f,%d,%s\n", pe_name(c.pe), sc[0].label, task_name(tasks[ti]), lengths[li], acc, lo, hi, k, n,
+                    o->samples, trained < 0 ? "unknown" : trained ? "yes" : "no");
             ys[ti * nl + li] = 100 * acc;
         }
         printf("\n");
     }
     fclose(csv);
+    if (untrained > 0)
+        printf("note: %s; a task marked (not trained) was never in its batches, so it cannot score above chance: train with --mix to measure it\n",
+               mix[0] ? "the model was trained with a task mix that leaves some of these out" : "the model was trained without --mix (no task rows)");
+    else if (!mix_known)
+        printf("note: no settings.txt beside the checkpoint, so whether the model was trained on these tasks (--mix) is unknown\n");
     printf("wrote %s\n", path);
     Series s[TASK_COUNT];
-    for (int ti = 0; ti < nt; ti++) { s[ti].name = task_name(tasks[ti]); s[ti].n = nl; s[ti].x = xs; s[ti].y = ys + ti * nl; }
+    for (int ti = 0; ti < nt; ti++) { s[ti].name = names[ti]; s[ti].n = nl; s[ti].x = xs; s[ti].y = ys + ti * nl; }
     char title[256];
-    snprintf(title, sizeof(title), "%s: task accuracy vs length (trained at %d)", pe_name(c.pe), L);
+    snprintf(title, sizeof(title), "%s: task accuracy vs length (trained at %d)%s", pe_name(c.pe), L, untrained ? "; (not trained): not in --mix" : "");
     snprintf(path, sizeof(path), "%s/tasks_%s.svg", o->out, pe_name(c.pe));
     svg_plot(path, title, "length (tokens)", "accuracy (%)", 1, s, nt);
     free(ys); free(xs); free(params);
@@ -599,7 +664,8 @@ static int mode_noise(Options *o) {
 /* ------------------------------------------------------------------------------------------------ plot mode */
 /* A line plot of a CSV with a header row: x and y columns, one series per value of the group column, rows kept
    only where every --where COL=VAL holds. */
-typedef struct { const char *csv, *x, *y, *group, *title, *xlabel, *ylabel, *path; const char *where[8]; int n_where, logx; } PlotArgs;
+typedef struct { const char *csv, *x, *y, *group, *title, *xlabel, *ylabel, *path; const char *where[8]; int n_where, logx;
+                 const char *runs[16]; int n_runs; } PlotArgs;
 
 static int csv_split(char *line, char **cols, int max) {
     int n = 0;
@@ -622,7 +688,7 @@ static int col_index(char **hdr, int n, const char *name) {
 }
 
 static int mode_plot(const PlotArgs *a) {
-    if (!a->csv || !a->x || !a->y || !a->group || !a->path) { fprintf(stderr, "error: eval plot needs --csv, --x, --y, --group and --out FILE.svg\n"); return 1; }
+    if (!a->csv || !a->x || !a->y || !a->group || !a->path) { fprintf(stderr, "error: eval plot needs --csv, --x, --y, --group and --out FILE.svg (or --run DIR for loss curves)\n"); return 1; }
     FILE *fp = fopen(a->csv, "r");
     if (fp == NULL) { fprintf(stderr, "error: cannot open '%s': %s\n", a->csv, strerror(errno)); return 1; }
     char line[4096], hline[4096], *hdr[64], *cols[64];
@@ -665,14 +731,73 @@ static int mode_plot(const PlotArgs *a) {
                 double tx = xs[k][j], ty = ys[k][j];
                 xs[k][j] = xs[k][j - 1]; ys[k][j] = ys[k][j - 1]; xs[k][j - 1] = tx; ys[k][j - 1] = ty;
             }
+        /* several rows at one x in a line would zigzag: the rows differ in a column not selected */
+        for (int i = 1; i < counts[k]; i++)
+            if (xs[k][i] == xs[k][i - 1]) {
+                fprintf(stderr, "error: the line '%s' has several rows at %s = %g; keep one kind of row with --where COL=VALUE%s\n",
+                        names[k], a->x, xs[k][i], col_index(hdr, nh, "band") >= 0 ? " (here: --where band=all)" : "");
+                return 1;
+            }
         s[k].name = names[k]; s[k].n = counts[k]; s[k].x = xs[k]; s[k].y = ys[k];
     }
     svg_plot(a->path, a->title ? a->title : a->y, a->xlabel ? a->xlabel : a->x, a->ylabel ? a->ylabel : a->y, a->logx, s, ns);
     return 0;
 }
 
+/* Loss curves from runs' logs (RUN/train.jsonl, or a .jsonl file): one line per run, y = --y (loss or val_loss)
+   against step. */
+static int mode_plot_runs(const PlotArgs *a) {
+    const char *key = a->y ? a->y : "loss";
+    enum { MAXP = 100000 };
+    Series s[16];
+    static char names[16][256];
+    char path[4300], out[4300], pattern[64];
+    snprintf(pattern, sizeof(pattern), "\"%s\": ", key);
+    int rc = 0;
+    for (int r = 0; r < a->n_runs; r++) {
+        struct stat st;
+        if (stat(a->runs[r], &st) == 0 && S_ISDIR(st.st_mode)) snprintf(path, sizeof(path), "%s/train.jsonl", a->runs[r]);
+        else snprintf(path, sizeof(path), "%s", a->runs[r]);
+        FILE *fp = fopen(path, "r");
+        if (fp == NULL) { fprintf(stderr, "error: cannot open the log '%s': %s (--run takes a run folder or its train.jsonl)\n", path, strerror(errno)); return 1; }
+        double *x = (double *)mallocCheck(sizeof(double) * MAXP), *y = (double *)mallocCheck(sizeof(double) * MAXP);
+        int n = 0;
+        char line[4096];
+        while (n < MAXP && fgets(line, sizeof(line), fp) != NULL) {
+            int step;
+            const char *v = strstr(line, pattern);
+            if (sscanf(line, "{\"step\": %d", &step) != 1 || v == NULL) continue;
+            x[n] = step;
+            y[n] = atof(v + strlen(pattern));
+            n++;
+        }
+        fclose(fp);
+        char name[4300];
+        snprintf(name, sizeof(name), "%s", a->runs[r]);
+        size_t len = strlen(name);
+        while (len > 1 && name[len - 1] == '/') name[--len] = '\0';
+        const char *base = strrchr(name, '/');
+        snprintf(names[r], sizeof(names[r]), "%s", base ? base + 1 : name);
+        if (n == 0) { fprintf(stderr, "error: '%s' has no line with \"%s\" (keys: loss, val_loss)\n", path, key); rc = 1; }
+        s[r].name = names[r]; s[r].n = n; s[r].x = x; s[r].y = y;
+        printf("%s: %d points of %s\n", path, n, key);
+    }
+    if (rc == 0) {
+        if (a->path) snprintf(out, sizeof(out), "%s", a->path);
+        else {
+            struct stat st;
+            int dir = stat(a->runs[0], &st) == 0 && S_ISDIR(st.st_mode);
+            snprintf(out, sizeof(out), "%s/%s.svg", dir ? a->runs[0] : ".", key);
+        }
+        svg_plot(out, a->title ? a->title : key, a->xlabel ? a->xlabel : "step", a->ylabel ? a->ylabel : key, a->logx, s, a->n_runs);
+    }
+    for (int r = 0; r < a->n_runs; r++) if (r < a->n_runs && s[r].x) { free((void *)s[r].x); free((void *)s[r].y); }
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------------- curves mode */
 static int mode_curves(Options *o) {
+    if (o->out == NULL) o->out = "results/eval";
     int n = 241, HD = o->head_dim;
     double *x = (double *)mallocCheck(sizeof(double) * n), *y = (double *)mallocCheck(sizeof(double) * 4 * n);
     ensure_dir(o->out);
@@ -725,16 +850,18 @@ int main(int argc, char **argv) {
             else if (strcmp(f, "--ylabel") == 0) p.ylabel = v;
             else if (strcmp(f, "--out") == 0) p.path = v;
             else if (strcmp(f, "--where") == 0 && p.n_where < 8) p.where[p.n_where++] = v;
+            else if (strcmp(f, "--run") == 0 && p.n_runs < 16) p.runs[p.n_runs++] = v;
             else { fprintf(stderr, "error: unknown flag '%s' for mode plot; see ./eval plot --help\n", f); return 1; }
         }
-        return mode_plot(&p);
+        if (p.n_runs > 0 && p.csv) { fprintf(stderr, "error: eval plot takes --csv or --run, not both\n"); return 1; }
+        return p.n_runs > 0 ? mode_plot_runs(&p) : mode_plot(&p);
     }
     if (strcmp(mode, "ppl") != 0 && strcmp(mode, "patterns") != 0 && strcmp(mode, "curves") != 0 &&
         strcmp(mode, "tasks") != 0 && strcmp(mode, "noise") != 0) {
-        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, curves (see ./eval --help)\n", mode);
+        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, curves, plot (see ./eval --help)\n", mode);
         return 1;
     }
-    Options o = {NULL, "data/tinyshakespeare_val.bin", "results/eval", NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1};
+    Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1};
     o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : 20;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];

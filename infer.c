@@ -1,13 +1,15 @@
 /*
 infer — text generation with a KV cache from any ropepp checkpoint (every position embedding).
-  make infer && ./infer --prompt "ROMEO:"            newest checkpoint in checkpoints/, byte-level text
-  echo "JULIET:" | ./infer --ckpt checkpoints/model_00001000.ckpt --max-new 400
+  make infer && ./infer --prompt "ROMEO:"            the newest checkpoint of the last run (runs/latest)
+  echo "JULIET:" | ./infer --ckpt runs/rope-20261129-081500 --max-new 400     (a run folder, or a .ckpt file)
   ./infer --ckpt gpt2.ckpt --prompt-tokens 464,3290 --tokenizer gpt2_tokenizer.bin   (llm.c's tokenizer file)
   (make infer_gpu: the same on the GPU)
 
 The prompt goes through the model once (filling the cache), then one token at a time; the cache holds the
 post-rotary keys and the values (RoPE++ EH: half of RoPE's). Generation stops at the context limit — the
 training length, or the length given by --ctx with a rope scaling option such as --ntk-factor — with a message.
+The scaling flags apply on top of what the checkpoint stores (docs/SETTINGS.md): a factor not given keeps the
+checkpoint's value.
 At the end it prints the KV-cache size and the time per output token. `./infer --help` lists every flag.
 */
 #define ROPEPP_IMPLEMENTATION
@@ -16,16 +18,18 @@ At the end it prints the KV-cache size and the time per output token. `./infer -
 #include <unistd.h>
 
 typedef struct {
-    const char *ckpt, *ckpt_dir, *prompt, *prompt_tokens, *tokenizer;
+    const char *ckpt, *prompt, *prompt_tokens, *tokenizer;
     int max_new, top_k, ctx;
-    double temperature, top_p, ntk, pi, yarn;
+    double temperature, top_p;
+    Config scaling;        /* the scaling flags given (pi_factor, yarn_factor, ntk_factor) */
+    uint64_t given;        /* bit i: config_rules[i]'s flag was given */
     uint64_t seed;
 } Options;
 
 static void usage(void) {
     printf("usage: infer [flags]\n"
-           "  --ckpt FILE          checkpoint (default: the newest model_*.ckpt in --ckpt-dir)\n"
-           "  --ckpt-dir DIR       where to look for it (checkpoints)\n"
+           "  --ckpt FILE|DIR      a checkpoint, or a run folder (its newest checkpoint) (runs/latest: the last run)\n"
+           "  --ckpt-dir DIR       the old name of --ckpt DIR\n"
            "  --prompt TEXT        prompt (default: read standard input when it is not a terminal)\n"
            "  --prompt-tokens LIST comma-separated token ids, for models that are not byte-level\n"
            "  --tokenizer FILE     llm.c tokenizer file (gpt2_tokenizer.bin) to print the text of non-byte tokens\n"
@@ -35,9 +39,9 @@ static void usage(void) {
            "  --top-p P            nucleus sampling (1 = off)\n"
            "  --seed N             sampling seed (1)\n"
            "  --ctx N              context limit (default: the training length; longer needs a scaling option)\n"
-           "  --ntk-factor L       eval-time NTK: rope base x L (rotary models)\n"
-           "  --pi-factor S        linear position interpolation by S (rotary models)\n"
-           "  --yarn-factor S      the authors' YaRN variant with factor S (rotary models)\n"
+           "  --ntk-factor L       eval-time NTK: rope base x L (rotary models; replaces the checkpoint's; 1 = off)\n"
+           "  --pi-factor S        linear position interpolation by S (rotary models; replaces the checkpoint's)\n"
+           "  --yarn-factor S      the authors' YaRN variant with factor S (rotary models; replaces the checkpoint's)\n"
            "  --help               this text\n");
 }
 
@@ -60,7 +64,9 @@ static char *read_stdin(void) {
 }
 
 int main(int argc, char **argv) {
-    Options o = {NULL, "checkpoints", NULL, NULL, NULL, 200, 0, 0, 0.8, 1.0, 1.0, 1.0, 1.0, 1};
+    Options o;
+    memset(&o, 0, sizeof(o));
+    o.max_new = 200; o.temperature = 0.8; o.top_p = 1.0; o.seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(); return 0; }
@@ -69,8 +75,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         const char *v = argv[++i];
-        if (strcmp(f, "--ckpt") == 0) o.ckpt = v;
-        else if (strcmp(f, "--ckpt-dir") == 0) o.ckpt_dir = v;
+        if (strcmp(f, "--ckpt") == 0 || strcmp(f, "--ckpt-dir") == 0) o.ckpt = v;
         else if (strcmp(f, "--prompt") == 0) o.prompt = v;
         else if (strcmp(f, "--prompt-tokens") == 0) o.prompt_tokens = v;
         else if (strcmp(f, "--tokenizer") == 0) o.tokenizer = v;
@@ -80,32 +85,34 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--top-p") == 0) o.top_p = flag_number("./infer", f, v, 1e-9, 1.0);
         else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)flag_number("./infer", f, v, 0, 9007199254740992.0);
         else if (strcmp(f, "--ctx") == 0) o.ctx = (int)flag_number("./infer", f, v, 1, 1 << 24);
-        else if (strcmp(f, "--ntk-factor") == 0) o.ntk = flag_number("./infer", f, v, 1, 1e6);
-        else if (strcmp(f, "--pi-factor") == 0) o.pi = flag_number("./infer", f, v, 1, 1e6);
-        else if (strcmp(f, "--yarn-factor") == 0) o.yarn = flag_number("./infer", f, v, 1, 1e6);
+        else if (strcmp(f, "--ntk-factor") == 0) o.scaling.ntk_factor = flag_number("./infer", f, v, 1, 1e6);
+        else if (strcmp(f, "--pi-factor") == 0) o.scaling.pi_factor = flag_number("./infer", f, v, 1, 1e6);
+        else if (strcmp(f, "--yarn-factor") == 0) o.scaling.yarn_factor = flag_number("./infer", f, v, 1, 1e6);
         else { fprintf(stderr, "error: unknown flag '%s'; see ./infer --help\n", f); return 1; }
+        int rule = settings_find(config_rules, config_rule_count, f);
+        if (rule >= 0) o.given |= 1ull << rule;
     }
-    char path[4200], err[1024];
-    if (o.ckpt == NULL) {
-        int steps[4096];
-        int n = checkpoint_list(o.ckpt_dir, 0, steps, 4096);
-        if (n > 0) snprintf(path, sizeof(path), "%s/model_%08d.ckpt", o.ckpt_dir, steps[n - 1]);
-        if (n == 0) {
-            fprintf(stderr, "error: no checkpoint in '%s'\nHINT: train one with ./train, or pass --ckpt FILE\n", o.ckpt_dir);
-            return 1;
-        }
-        o.ckpt = path;
-    }
+    char path[4200], err[8800];
+    if (checkpoint_resolve(o.ckpt, path, sizeof(path), err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    o.ckpt = path;
     Config c;
     double *params;
     size_t np;
     if (checkpoint_read(o.ckpt, &c, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
-    /* eval-time scaling: changes the rotary tables only */
-    int scaled = o.ntk != 1.0 || o.pi != 1.0 || o.yarn != 1.0;
-    if (o.ntk != 1.0) c.ntk_factor = o.ntk;
-    if (o.pi != 1.0) c.pi_factor = o.pi;
-    if (o.yarn != 1.0) c.yarn_factor = o.yarn;
-    if (config_validate(&c, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    /* eval-time scaling on top of the checkpoint's (one rule in every program: docs/SETTINGS.md) */
+    char what[4300];
+    snprintf(what, sizeof(what), "the checkpoint %s", o.ckpt);
+    if (settings_apply(&c, &o.scaling, o.given, config_rules, config_rule_count, USE_EVAL, what, err, sizeof(err)) != 0 ||
+        config_validate(&c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    int scaled = c.ntk_factor != 1.0 || c.pi_factor != 1.0 || c.yarn_factor != 1.0;
+    int rotary = c.pe == PE_ROPE || c.pe == PE_ROPEPP_EH || c.pe == PE_ROPEPP_EC || c.pe == PE_PARTIAL;
+    /* how to go past the context limit, for this model */
+    const char *longer = rotary ? "pass --ctx N with --ntk-factor (or --pi-factor, --yarn-factor)"
+                       : c.pe == PE_FOPE ? "pass --ctx N (FoPE has no rope scaling option)"
+                       : "pass --ctx N"; 
     Model m;
     model_init_from(&m, &c, params);
     free(params);
@@ -148,7 +155,7 @@ int main(int argc, char **argv) {
     if (o.ctx > c.train_seq && !scaled && c.pe != PE_ALIBI && c.pe != PE_NOPE)
         fprintf(stderr, "warning: --ctx %d is past the training length %d without a rope scaling option; expect degraded text\n", o.ctx, c.train_seq);
     if (n_prompt > limit) {
-        fprintf(stderr, "error: the prompt is %d tokens, longer than the context limit %d\nHINT: shorten it, or pass --ctx N with --ntk-factor\n", n_prompt, limit);
+        fprintf(stderr, "error: the prompt is %d tokens, longer than the context limit %d\nHINT: shorten it, or %s\n", n_prompt, limit, longer);
         return 1;
     }
     int total = n_prompt + o.max_new < limit ? n_prompt + o.max_new : limit;
@@ -167,7 +174,8 @@ int main(int argc, char **argv) {
     kvcache_init(&kv, &m, 1, total);
     float *logits = (float *)mallocCheck((size_t)V * sizeof(float));
     Rng rng = {o.seed};
-    fprintf(stderr, "%s | %s | %zu parameters | backend %s\n", o.ckpt, pe_name(c.pe), m.num_params, backend_name());
+    fprintf(stderr, "%s | %s | %zu parameters | trained at %d, rope base %g, pi %g, yarn %g, ntk %g | backend %s\n", o.ckpt, pe_name(c.pe),
+            m.num_params, c.train_seq, c.rope_base, c.pi_factor, c.yarn_factor, c.ntk_factor, backend_name());
     if (c.tokenizer == TOKENIZER_BYTES) fwrite(text, 1, strlen(text), stdout);
     fflush(stdout);
 
@@ -192,8 +200,9 @@ int main(int argc, char **argv) {
         t_gen += now_s() - t1;
     }
     printf("\n");
+    fflush(stdout);   /* the text ends its line before the statistics on standard error */
     if (generated < o.max_new)
-        fprintf(stderr, "[stopped after %d tokens: reached the context limit of %d tokens; pass --ctx N with --ntk-factor to go further]\n", generated, limit);
+        fprintf(stderr, "[stopped after %d tokens: reached the context limit of %d tokens; %s to go further]\n", generated, limit, longer);
     int decode_steps = generated > 1 ? generated - 1 : 1;
     fprintf(stderr, "prompt %d tokens in %.1f ms | %d new tokens | %.3f ms per output token | KV cache %zu bytes (%d positions, %.0f bytes/token)\n",
             n_prompt, t_prompt * 1e3, generated, t_gen * 1e3 / decode_steps, kv.bytes, kv.Tmax, (double)kv.bytes / kv.Tmax);

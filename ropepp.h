@@ -478,6 +478,33 @@ int checkpoint_list(const char *dir, int require_state, int *steps, int max);
 typedef struct { int step; int64_t shard; int64_t pos; uint64_t rng; } TrainState;
 int state_write(Model *m, const TrainState *s, const char *path, char *err, size_t errlen);
 int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errlen);
+/* The checkpoint a user names: a model file, or a run folder (its newest model_*.ckpt); NULL = RUN_LATEST, the
+   run ./train started last. Writes the file's path to out. Returns 0, or -1 with a one-line message in err. */
+#define RUN_LATEST "runs/latest"
+int checkpoint_resolve(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Settings: what a checkpoint or a run folder stores, against a flag given now (docs/SETTINGS.md). One rule for
+   every program: each stored field with a flag is, per use, applied on top (the flag's value replaces the stored
+   one) or refused when the flag's value differs (an error naming the flag); never dropped. */
+enum { USE_RESUME = 0, USE_INIT_FROM = 1, USE_EVAL = 2, USE_COUNT = 3 };
+typedef struct {
+    const char *flag;        /* "--pi-factor" */
+    char type;               /* 'i' int, 'd' double, 's' string (const char *), 'u' uint64_t */
+    size_t offset;           /* of the field in the struct the table describes */
+    char rule[USE_COUNT];    /* per use: 'a' applied on top, 'r' refused when it differs, '-' no such flag there */
+} SettingRule;
+extern const SettingRule config_rules[];   /* the Config fields (a Config is what a checkpoint stores) */
+extern const int config_rule_count;
+int settings_find(const SettingRule *rules, int n, const char *flag);   /* index, or -1 */
+/* For every rule i with bit i of `given` set: apply (copy the field from `flags` into `stored`) or refuse. `what`
+   names the stored side in the message ("the checkpoint runs/x/model_00000100.ckpt"). Returns 0 or -1 with err. */
+int settings_apply(void *stored, const void *flags, uint64_t given, const SettingRule *rules, int n, int use,
+                   const char *what, char *err, size_t errlen);
+/* A run's settings file (RUN_DIR/settings.txt): one `--flag value` a line, the value C-escaped (\\ \n \t \xNN).
+   settings_write writes it atomically; settings_read returns malloc'd arrays (free with settings_free). */
+int settings_write(const char *path, const char *const *flags, const char *const *values, int n, char *err, size_t errlen);
+int settings_read(const char *path, char ***flags, char ***values, int *n, char *err, size_t errlen);
+void settings_free(char **flags, char **values, int n);
 
 /* ------------------------------------------------------------------------------------------------------------
    4. Data: llm.c token shards, the loader, the byte tokenizer, the sampler
@@ -534,6 +561,8 @@ int sample_token(const float *logits, int V, double temperature, int top_k, doub
 #ifndef ROPEPP_IMPLEMENTATION_DONE
 #define ROPEPP_IMPLEMENTATION_DONE
 #include <stdarg.h>
+#include <stddef.h>
+#include <ctype.h>
 #include <errno.h>
 #include <time.h>
 #include <glob.h>
@@ -552,7 +581,7 @@ void *malloc_check(size_t size, const char *file, int line) {
     void *p = malloc(size > 0 ? size : 1);
     if (p == NULL) {
         fprintf(stderr, "error: malloc of %zu bytes failed at %s:%d\n"
-                        "HINT: the model or batch is too large for this machine's memory; lower -b, -t or the model size\n",
+                        "HINT: the model or batch is too large for this machine's memory; lower --batch, --seq or the model size\n",
                 size, file, line);
         exit(1);
     }
@@ -2182,6 +2211,19 @@ static int file_size_of(FILE *fp, size_t *size) {
     return 0;
 }
 
+/* fopen(path, "rb") of a regular file; a folder or a missing file is an error naming `what` (a checkpoint, a
+   shard...) with a way out. */
+static FILE *fopen_file(const char *path, const char *what, const char *hint, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        set_err(err, errlen, "'%s' is a folder, not a %s file%s%s", path, what, hint[0] ? "; " : "", hint);
+        return NULL;
+    }
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) set_err(err, errlen, "cannot open %s '%s': %s%s%s", what, path, strerror(errno), hint[0] ? "; " : "", hint);
+    return fp;
+}
+
 int checkpoint_parse_header(const int32_t *h, size_t file_size, Config *c, int *bytes_per_param,
                             size_t *num_params, char *err, size_t errlen) {
     if (h[0] != CKPT_MAGIC) {
@@ -2230,8 +2272,8 @@ int checkpoint_parse_header(const int32_t *h, size_t file_size, Config *c, int *
 }
 
 int checkpoint_read(const char *path, Config *c, double **params, size_t *num_params, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) { set_err(err, errlen, "cannot open checkpoint '%s': %s", path, strerror(errno)); return -1; }
+    FILE *fp = fopen_file(path, "checkpoint", "", err, errlen);
+    if (fp == NULL) return -1;
     int32_t h[256];
     size_t fsize = 0;
     if (file_size_of(fp, &fsize) != 0 || fsize < sizeof(h) || fread(h, sizeof(h), 1, fp) != 1) {
@@ -2387,8 +2429,8 @@ int state_write(Model *m, const TrainState *s, const char *path, char *err, size
 }
 
 int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) { set_err(err, errlen, "cannot open state file '%s': %s", path, strerror(errno)); return -1; }
+    FILE *fp = fopen_file(path, "state", "", err, errlen);
+    if (fp == NULL) return -1;
     int32_t h[256];
     size_t fsize = 0;
     if (file_size_of(fp, &fsize) != 0 || fsize < sizeof(h) || fread(h, sizeof(h), 1, fp) != 1) {
@@ -2418,6 +2460,191 @@ int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errl
         if (!ok) { set_err(err, errlen, "%s: short read of AdamW moments", path); fclose(fp); return -1; }
     }
     fclose(fp);
+    return 0;
+}
+
+int checkpoint_resolve(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
+    const char *p = path != NULL ? path : RUN_LATEST;
+    struct stat st;
+    if (stat(p, &st) != 0) {
+        if (path == NULL)
+            set_err(err, errlen, "no run to read: %s does not exist; train one with ./train (it writes runs/<pe>-<date>-<time>), or pass --ckpt FILE or a run folder", RUN_LATEST);
+        else
+            set_err(err, errlen, "cannot open checkpoint '%s': %s", p, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) { snprintf(out, outlen, "%s", p); return 0; }
+    int steps[4096];
+    int n = checkpoint_list(p, 0, steps, 4096);
+    if (n == 0) {
+        set_err(err, errlen, "no checkpoint (model_*.ckpt) in the folder '%s'; pass a run folder that has one, or --ckpt FILE", p);
+        return -1;
+    }
+    snprintf(out, outlen, "%s/model_%08d.ckpt", p, steps[n - 1]);
+    return 0;
+}
+
+/* ---- settings (docs/SETTINGS.md holds this table in words; tests/test_settings.c checks the two agree) */
+const SettingRule config_rules[] = {
+    /* flag               type offset                              resume, init-from, infer/eval */
+    {"--pe",              'i', offsetof(Config, pe),               {'r', 'r', '-'}},
+    {"--vocab",           'i', offsetof(Config, vocab_size),       {'r', 'r', '-'}},
+    {"--dim",             'i', offsetof(Config, dim),              {'r', 'r', '-'}},
+    {"--layers",          'i', offsetof(Config, n_layers),         {'r', 'r', '-'}},
+    {"--heads",           'i', offsetof(Config, n_heads),          {'r', 'r', '-'}},
+    {"--kv-heads",        'i', offsetof(Config, n_kv_heads),       {'r', 'r', '-'}},
+    {"--ffn",             'i', offsetof(Config, ffn_dim),          {'r', 'r', '-'}},
+    {"--init",            'i', offsetof(Config, init),             {'r', 'r', '-'}},
+    {"--seq",             'i', offsetof(Config, train_seq),        {'r', 'a', '-'}},
+    {"--rope-base",       'd', offsetof(Config, rope_base),        {'r', 'a', '-'}},
+    {"--rotary-frac",     'd', offsetof(Config, rotary_frac),      {'r', 'a', '-'}},
+    {"--pi-factor",       'd', offsetof(Config, pi_factor),        {'r', 'a', 'a'}},
+    {"--yarn-factor",     'd', offsetof(Config, yarn_factor),      {'r', 'a', 'a'}},
+    {"--yarn-orig-len",   'i', offsetof(Config, yarn_orig_len),    {'r', 'a', '-'}},
+    {"--ntk-factor",      'd', offsetof(Config, ntk_factor),       {'r', 'a', 'a'}},
+    {"--norm-eps",        'd', offsetof(Config, norm_eps),         {'r', 'a', '-'}},
+};
+const int config_rule_count = (int)(sizeof(config_rules) / sizeof(config_rules[0]));
+
+int settings_find(const SettingRule *rules, int n, const char *flag) {
+    for (int i = 0; i < n; i++) if (strcmp(rules[i].flag, flag) == 0) return i;
+    return -1;
+}
+
+/* a field as the user writes it: names for --pe and --init, the shortest decimal that reads back the same double */
+static void setting_text(char *out, size_t n, const void *base, const SettingRule *r) {
+    const char *p = (const char *)base + r->offset;
+    if (r->type == 'i') {
+        int v;
+        memcpy(&v, p, sizeof(v));
+        if (strcmp(r->flag, "--pe") == 0) snprintf(out, n, "%s", pe_name(v));
+        else if (strcmp(r->flag, "--init") == 0) snprintf(out, n, "%s", v == INIT_HF ? "hf" : "torch_default");
+        else snprintf(out, n, "%d", v);
+    }
+    else if (r->type == 'd') {
+        double v;
+        memcpy(&v, p, sizeof(v));
+        snprintf(out, n, "%.15g", v);
+        if (strtod(out, NULL) != v) snprintf(out, n, "%.17g", v);
+    }
+    else if (r->type == 'u') { uint64_t v; memcpy(&v, p, sizeof(v)); snprintf(out, n, "%llu", (unsigned long long)v); }
+    else { const char *v; memcpy(&v, p, sizeof(v)); snprintf(out, n, "'%s'", v ? v : ""); }
+}
+
+int settings_apply(void *stored, const void *flags, uint64_t given, const SettingRule *rules, int n, int use,
+                   const char *what, char *err, size_t errlen) {
+    for (int i = 0; i < n && i < 64; i++) {
+        if (!(given >> i & 1u)) continue;
+        const SettingRule *r = &rules[i];
+        char *dst = (char *)stored + r->offset;
+        const char *src = (const char *)flags + r->offset;
+        size_t size = r->type == 'i' ? sizeof(int) : r->type == 'd' ? sizeof(double) : r->type == 'u' ? sizeof(uint64_t) : sizeof(char *);
+        int same;
+        if (r->type == 's') {
+            const char *a, *b;
+            memcpy(&a, dst, sizeof(a)); memcpy(&b, src, sizeof(b));
+            same = strcmp(a ? a : "", b ? b : "") == 0;
+        } else if (r->type == 'd') {
+            double a, b;
+            memcpy(&a, dst, sizeof(a)); memcpy(&b, src, sizeof(b));
+            same = a == b;
+        } else {
+            same = memcmp(dst, src, size) == 0;
+        }
+        if (r->rule[use] == 'a') { memcpy(dst, src, size); continue; }
+        if (same) continue;
+        char a[256], b[256];
+        setting_text(a, sizeof(a), stored, r);
+        setting_text(b, sizeof(b), flags, r);
+        static const char *const hints[USE_COUNT] = {
+            "a resumed run keeps it; drop the flag, or start a new run from these weights with --init-from",
+            "the weights fix it; drop the flag, or train a new model without --init-from",
+            "this program cannot change it"};
+        set_err(err, errlen, "%s %s differs from %s (%s there); %s (docs/SETTINGS.md)", r->flag, b, what, a, hints[use]);
+        return -1;
+    }
+    return 0;
+}
+
+static void settings_escape(FILE *fp, const char *v) {
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '\\') fputs("\\\\", fp);
+        else if (*p == '\n') fputs("\\n", fp);
+        else if (*p == '\t') fputs("\\t", fp);
+        else if (*p < 32 || *p == 127) fprintf(fp, "\\x%02x", *p);
+        else fputc(*p, fp);
+    }
+}
+
+int settings_write(const char *path, const char *const *flags, const char *const *values, int n, char *err, size_t errlen) {
+    char tmp[4200];
+    FILE *fp = atomic_open(path, tmp, sizeof(tmp), err, errlen);
+    if (fp == NULL) return -1;
+    for (int i = 0; i < n; i++) {
+        fputs(flags[i], fp);
+        fputc(' ', fp);
+        settings_escape(fp, values[i]);
+        fputc('\n', fp);
+    }
+    return atomic_close(fp, tmp, path, err, errlen);
+}
+
+void settings_free(char **flags, char **values, int n) {
+    for (int i = 0; i < n; i++) { free(flags[i]); free(values[i]); }
+    free(flags);
+    free(values);
+}
+
+int settings_read(const char *path, char ***flags_out, char ***values_out, int *n_out, char *err, size_t errlen) {
+    FILE *fp = fopen_file(path, "settings", "", err, errlen);
+    if (fp == NULL) return -1;
+    int cap = 64, n = 0;
+    char **flags = (char **)mallocCheck(cap * sizeof(char *)), **values = (char **)mallocCheck(cap * sizeof(char *));
+    char line[8192];
+    int lineno = 0;
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        lineno++;
+        size_t len = strlen(line);
+        char *sp = strchr(line, ' ');
+        if (len == 0 || line[len - 1] != '\n' || strncmp(line, "--", 2) != 0 || sp == NULL) {
+            set_err(err, errlen, "%s line %d is not `--flag value` (truncated or edited?)", path, lineno);
+            fclose(fp); settings_free(flags, values, n);
+            return -1;
+        }
+        line[len - 1] = '\0';
+        *sp = '\0';
+        char *v = (char *)mallocCheck(strlen(sp + 1) + 1), *w = v;
+        for (const char *q = sp + 1; *q; q++) {
+            if (*q != '\\') { *w++ = *q; continue; }
+            q++;
+            if (*q == 'n') *w++ = '\n';
+            else if (*q == 't') *w++ = '\t';
+            else if (*q == '\\') *w++ = '\\';
+            else if (*q == 'x' && isxdigit((unsigned char)q[1]) && isxdigit((unsigned char)q[2])) {
+                char hex[3] = {q[1], q[2], 0};
+                *w++ = (char)strtol(hex, NULL, 16);
+                q += 2;
+            } else {
+                set_err(err, errlen, "%s line %d: bad escape in the value of %s", path, lineno, line);
+                free(v); fclose(fp); settings_free(flags, values, n);
+                return -1;
+            }
+        }
+        *w = '\0';
+        if (n == cap) {
+            cap *= 2;
+            flags = (char **)realloc(flags, cap * sizeof(char *));
+            values = (char **)realloc(values, cap * sizeof(char *));
+            if (flags == NULL || values == NULL) { fprintf(stderr, "error: out of memory\n"); exit(1); }
+        }
+        flags[n] = strdup(line);
+        values[n] = v;
+        n++;
+    }
+    fclose(fp);
+    *flags_out = flags;
+    *values_out = values;
+    *n_out = n;
     return 0;
 }
 
@@ -2469,8 +2696,8 @@ int shard_write(const char *path, const int *tokens, size_t n, int bytes_per_tok
 }
 
 static int shard_open(const char *path, FILE **fpo, int *width, size_t *ntok, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) { set_err(err, errlen, "cannot open shard '%s': %s; run `make` to build the default shards", path, strerror(errno)); return -1; }
+    FILE *fp = fopen_file(path, "shard", "run `make` to build the default shards, or pass a shard file", err, errlen);
+    if (fp == NULL) return -1;
     int32_t h[256];
     size_t fsize = 0;
     if (file_size_of(fp, &fsize) != 0 || fsize < sizeof(h) || fread(h, sizeof(h), 1, fp) != 1) {
@@ -2545,7 +2772,7 @@ int loader_init(DataLoader *dl, const char *pattern, int B, int T, int vocab, ch
     for (int i = 0; i < dl->n_files; i++) {
         if (loader_open_shard(dl, i, err, errlen) != 0) { loader_free(dl); return -1; }
         if (dl->ntok < (size_t)B * T + 1) {
-            set_err(err, errlen, "shard '%s' holds %zu tokens, fewer than one batch needs (B*T+1 = %zu); lower -b or -t", dl->files[i], dl->ntok, (size_t)B * T + 1);
+            set_err(err, errlen, "shard '%s' holds %zu tokens, fewer than one batch needs (B*T+1 = %zu); lower --batch or --seq", dl->files[i], dl->ntok, (size_t)B * T + 1);
             loader_free(dl);
             return -1;
         }
@@ -2601,7 +2828,11 @@ int loader_next(DataLoader *dl, char *err, size_t errlen) {
 int loader_max_token(const char *pattern, int *max_token, char *err, size_t errlen) {
     glob_t g;
     memset(&g, 0, sizeof(g));
-    if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) { set_err(err, errlen, "no data shard matches '%s'", pattern); globfree(&g); return -1; }
+    if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
+        set_err(err, errlen, "no data shard matches '%s'; run `make` to build data/tinyshakespeare_{train,val}.bin or pass a path", pattern);
+        globfree(&g);
+        return -1;
+    }
     int mx = -1;
     for (size_t f = 0; f < g.gl_pathc; f++) {
         FILE *fp; int w; size_t n;
@@ -2627,8 +2858,8 @@ int loader_max_token(const char *pattern, int *max_token, char *err, size_t errl
 
 int tokenizer_read(Tokenizer *t, const char *path, char *err, size_t errlen) {
     memset(t, 0, sizeof(*t));
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) { set_err(err, errlen, "cannot open tokenizer '%s': %s", path, strerror(errno)); return -1; }
+    FILE *fp = fopen_file(path, "tokenizer", "", err, errlen);
+    if (fp == NULL) return -1;
     uint32_t h[256];
     if (fread(h, sizeof(h), 1, fp) != 1) { set_err(err, errlen, "tokenizer '%s' is shorter than its 1024-byte header (truncated)", path); fclose(fp); return -1; }
     const char *bad = NULL;

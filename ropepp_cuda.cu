@@ -49,7 +49,7 @@ them in the bf16 build.
 static const char *cuda_hint(cudaError_t e) {
     switch (e) {
     case cudaErrorMemoryAllocation:
-        return "the GPU is out of memory: lower the batch size (-b) or sequence length (-t), or use a smaller model";
+        return "the GPU is out of memory: lower the batch size (--batch) or sequence length (--seq), or use a smaller model";
     case cudaErrorNoDevice:
     case cudaErrorInsufficientDriver:
         return "no usable CUDA device: check nvidia-smi, CUDA_VISIBLE_DEVICES and that the driver is new enough for this CUDA";
@@ -77,7 +77,7 @@ static void cuda_check(cudaError_t e, const char *file, int line) {
 static void cublas_check(cublasStatus_t s, const char *file, int line) {
     if (s != CUBLAS_STATUS_SUCCESS) {
         fprintf(stderr, "error: cuBLAS %s at %s:%d\nHINT: %s\n", cublasGetStatusString(s), file, line,
-                s == CUBLAS_STATUS_ALLOC_FAILED ? "the GPU is out of memory: lower -b or -t"
+                s == CUBLAS_STATUS_ALLOC_FAILED ? "the GPU is out of memory: lower --batch or --seq"
                 : s == CUBLAS_STATUS_NOT_INITIALIZED ? "cuBLAS could not start: check the driver and that a GPU is visible"
                 : "a matrix product got bad sizes or pointers: check the model shape");
         exit(1);
@@ -793,7 +793,7 @@ static void attn_check_shape(const PosEmb *pe, int B, int T, int HQ, int KVH, in
         snprintf(msg, sizeof(msg), "position tables hold %d positions but T is %d", pe->T_table, T);
         fail(msg, "build the position-embedding tables for at least T positions");
     }
-    if (B > 65535 || HQ * (pe->imag ? 2 : 1) > 65535) fail("attention: batch or head count above 65535", "lower -b");
+    if (B > 65535 || HQ * (pe->imag ? 2 : 1) > 65535) fail("attention: batch or head count above 65535", "lower --batch");
 }
 
 static void attn_fwd_launch(const AttnArgs *A) {
@@ -1168,7 +1168,7 @@ void *backend_malloc(size_t bytes) {
         cudaMemGetInfo(&free_b, &total_b);
         fprintf(stderr, "error: cudaMalloc of %zu bytes failed (%s); the GPU has %zu of %zu MiB free\n", bytes,
                 cudaGetErrorString(e), free_b >> 20, total_b >> 20);
-        fprintf(stderr, "HINT: lower the batch size (-b) or sequence length (-t), or use a smaller model\n");
+        fprintf(stderr, "HINT: lower the batch size (--batch) or sequence length (--seq), or use a smaller model\n");
         exit(1);
     }
     mem_note_alloc(p, bytes > 0 ? bytes : 16);

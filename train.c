@@ -15,23 +15,61 @@ that the losses are bit-identical to an uninterrupted run.
 #define ROPEPP_TASKS_IMPLEMENTATION
 #include "data/tasks.h"
 #include <time.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 /* ------------------------------------------------------------------------------------------------ options */
 typedef struct {
     Config model;
-    const char *train_pattern, *val_pattern, *ckpt_dir, *log_path, *init_from, *prompt, *mix;
+    const char *train_pattern, *val_pattern, *out, *log_path, *init_from, *prompt, *mix;
     int vocab;                  /* 0 = from the data */
     int batch, seq, steps, warmup, schedule, decay_steps, val_every, val_batches, ckpt_every, keep, resume, profile;
-    int sample_len, init;
+    int sample_len, sample_every, init;
     double lr, beta1, beta2, eps, weight_decay, clip, temperature, peak_tflops;
     uint64_t seed;
-    unsigned given;             /* GIVEN_* bits: which of those flags, so that resume compares only those */
+    int out_given;              /* --out or --ckpt-dir was given (else a new folder under runs/) */
+    uint64_t model_given;       /* bit i: config_rules[i]'s flag was given */
+    uint64_t run_given;         /* bit i: run_rules[i]'s flag was given */
 } Options;
-enum { GIVEN_PE = 1u << 0, GIVEN_DIM = 1u << 1, GIVEN_LAYERS = 1u << 2, GIVEN_HEADS = 1u << 3, GIVEN_KV = 1u << 4,
-       GIVEN_FFN = 1u << 5, GIVEN_BASE = 1u << 6, GIVEN_FRAC = 1u << 7, GIVEN_PI = 1u << 8, GIVEN_YARN = 1u << 9,
-       GIVEN_YARN_LEN = 1u << 10, GIVEN_NTK = 1u << 11, GIVEN_EPS = 1u << 12 };
+
+/* The run's own settings (settings.txt in the run folder) and what a flag given on --resume does to each
+   (docs/SETTINGS.md): 'a' applied, 'r' refused when it differs. The model's settings follow config_rules. The
+   schedule flags are applied, then checked: the learning rate of every step already done must stay the same. */
+static const SettingRule run_rules[] = {
+    {"--train",        's', offsetof(Options, train_pattern), {'r', '-', '-'}},
+    {"--val",          's', offsetof(Options, val_pattern),   {'r', '-', '-'}},
+    {"--vocab",        'i', offsetof(Options, vocab),         {'r', '-', '-'}},
+    {"--batch",        'i', offsetof(Options, batch),         {'r', '-', '-'}},
+    {"--seq",          'i', offsetof(Options, seq),           {'r', '-', '-'}},
+    {"--mix",          's', offsetof(Options, mix),           {'r', '-', '-'}},
+    {"--seed",         'u', offsetof(Options, seed),          {'r', '-', '-'}},
+    {"--init",         'i', offsetof(Options, init),          {'r', '-', '-'}},
+    {"--beta1",        'd', offsetof(Options, beta1),         {'r', '-', '-'}},
+    {"--beta2",        'd', offsetof(Options, beta2),         {'r', '-', '-'}},
+    {"--eps",          'd', offsetof(Options, eps),           {'r', '-', '-'}},
+    {"--weight-decay", 'd', offsetof(Options, weight_decay),  {'r', '-', '-'}},
+    {"--clip",         'd', offsetof(Options, clip),          {'r', '-', '-'}},
+    {"--steps",        'i', offsetof(Options, steps),         {'a', '-', '-'}},
+    {"--lr",           'd', offsetof(Options, lr),            {'a', '-', '-'}},
+    {"--warmup",       'i', offsetof(Options, warmup),        {'a', '-', '-'}},
+    {"--schedule",     'i', offsetof(Options, schedule),      {'a', '-', '-'}},
+    {"--decay-steps",  'i', offsetof(Options, decay_steps),   {'a', '-', '-'}},
+    {"--val-every",    'i', offsetof(Options, val_every),     {'a', '-', '-'}},
+    {"--val-batches",  'i', offsetof(Options, val_batches),   {'a', '-', '-'}},
+    {"--ckpt-every",   'i', offsetof(Options, ckpt_every),    {'a', '-', '-'}},
+    {"--keep",         'i', offsetof(Options, keep),          {'a', '-', '-'}},
+    {"--log",          's', offsetof(Options, log_path),      {'a', '-', '-'}},
+    {"--sample",       'i', offsetof(Options, sample_len),    {'a', '-', '-'}},
+    {"--sample-every", 'i', offsetof(Options, sample_every),  {'a', '-', '-'}},
+    {"--prompt",       's', offsetof(Options, prompt),        {'a', '-', '-'}},
+    {"--temperature",  'd', offsetof(Options, temperature),   {'a', '-', '-'}},
+};
+static const int run_rule_count = (int)(sizeof(run_rules) / sizeof(run_rules[0]));
 
 static Options default_options(void) {
     Options o;
@@ -39,13 +77,13 @@ static Options default_options(void) {
     o.model = config_default();
     o.train_pattern = "data/tinyshakespeare_train.bin";
     o.val_pattern = "data/tinyshakespeare_val.bin";
-    o.ckpt_dir = "checkpoints";
-    o.log_path = "log/train.jsonl";
+    o.out = NULL;               /* runs/<pe>-<date>-<time> */
+    o.log_path = NULL;          /* OUT/train.jsonl */
     o.prompt = "\n";
     o.vocab = 0;
     o.batch = 16; o.seq = 128; o.steps = 1000; o.warmup = -1; o.schedule = SCHED_WSD; o.decay_steps = -1;
     o.val_every = 100; o.val_batches = 20; o.ckpt_every = 0; o.keep = 3; o.resume = 0; o.profile = 0;
-    o.sample_len = 300; o.init = INIT_TORCH_DEFAULT;
+    o.sample_len = 300; o.sample_every = 0; o.init = INIT_TORCH_DEFAULT;
     o.lr = 3e-3; o.beta1 = 0.95; o.beta2 = 0.99; o.eps = 1e-8; o.weight_decay = 0.1; o.clip = 0.0;
     o.temperature = 0.8; o.seed = 42;
     o.peak_tflops = 770.0;   /* bf16 8192^3 matmul measured on an H100: bench/peak/2026-11-24.txt */
@@ -55,6 +93,8 @@ static Options default_options(void) {
 static void usage(const Options *d) {
     const Config *c = &d->model;
     printf("usage: train [flags]    (train_gpu: the same flags)\n\n"
+           "A run is a folder (--out): its checkpoints, train.jsonl, settings.txt (every setting), command.txt (each\n"
+           "command line) and samples.txt. ./infer, ./eval and --resume take the folder.\n\n"
            "model\n"
            "  --pe NAME            position embedding: nope rope ropepp_eh ropepp_ec fope alibi partial (%s)\n"
            "  --dim C              model dim (%d)\n"
@@ -79,7 +119,7 @@ static void usage(const Options *d) {
            "  --seq T              sequence length (%d)\n"
            "  --mix SPEC           rows of generated long-context tasks mixed into the batches, e.g. passkey:0.2,mqar:0.1\n"
            "                       (tasks: passkey niah_single niah_multikey niah_multivalue vt mqar; text tasks need a long --seq)\n\n"
-           "optimization (AdamW, REFERENCE §7)\n"
+           "optimization (AdamW)\n"
            "  --steps N            optimizer steps (%d)\n"
            "  --lr LR              peak learning rate (%g)\n"
            "  --warmup W           linear warmup steps from 0 (-1 = 5%% of --steps)\n"
@@ -88,25 +128,33 @@ static void usage(const Options *d) {
            "  --beta1 B1 --beta2 B2 --eps E    AdamW (%g, %g, %g)\n"
            "  --weight-decay WD    decoupled, not on RMSNorm weights (%g)\n"
            "  --clip G             global gradient-norm clipping (0 = off) (%g)\n\n"
-           "evaluation, checkpoints, logs\n"
+           "run folder, evaluation, checkpoints, logs\n"
+           "  --out DIR            the run folder (runs/<pe>-<date>-<time>; runs/latest points to it; \"\" = write nothing)\n"
+           "                       a new run refuses a folder that already holds a run\n"
+           "  --ckpt-dir DIR       the old name of --out\n"
+           "  --resume [DIR]       continue the run in DIR (or --out; alone: runs/latest) with every setting it was\n"
+           "                       started with; flags given now are applied or refused as docs/SETTINGS.md says\n"
+           "                       (e.g. --steps N extends the stable phase, keeping the learning rate continuous)\n"
+           "  --init-from CKPT     start a new run from these weights (a .ckpt or a run folder) with a fresh optimizer;\n"
+           "                       --seq, --rope-base and the scaling flags apply on top, shape flags must agree\n"
            "  --val-every N        validation every N steps and at the end (0 = only at the end) (%d)\n"
            "  --val-batches N      batches per validation (%d)\n"
-           "  --ckpt-dir DIR       checkpoint folder (%s; \"\" = no checkpoints, e.g. for speed runs)\n"
-           "  --ckpt-every N       checkpoint every N steps (0 = only at the end) (%d)\n"
-           "  --keep N             keep the newest N checkpoints (%d)\n"
-           "  --resume             continue from the newest checkpoint in --ckpt-dir\n"
-           "  --init-from CKPT     start from these weights with a fresh optimizer (may change --seq, --rope-base)\n"
-           "  --log FILE           JSONL log of every step and validation (%s; \"\" = none)\n"
+           "  --ckpt-every N       checkpoint every N steps (0 = only at the end and on Ctrl-C) (%d)\n"
+           "  --keep N             keep the newest N checkpoints of this run (%d)\n"
+           "  --log FILE           JSONL log of every step and validation (OUT/train.jsonl; \"\" = none)\n"
            "  --sample N           bytes to generate after training (%d; 0 = none)\n"
+           "  --sample-every N     also generate a sample every N steps (0 = off); all go to OUT/samples.txt\n"
            "  --prompt TEXT        prompt for the sample (a newline)\n"
            "  --temperature T      sampling temperature (%g)\n"
            "  --profile            after training, where each step's time went: ms per step of every op (steps 3 on)\n"
            "  --peak-tflops P      GPU build: peak for MFU, or env ROPEPP_PEAK_TFLOPS (%g, measured bf16 on H100)\n"
-           "  --help               this text\n",
+           "  --help               this text\n\n"
+           "Ctrl-C (or SIGTERM) finishes the step, writes a checkpoint and a log line, and exits with 130; a second\n"
+           "Ctrl-C exits at once.\n",
            pe_name(c->pe), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->rotary_frac,
            c->rope_base, c->norm_eps, (unsigned long long)d->seed, d->train_pattern, d->val_pattern, d->batch,
            d->seq, d->steps, d->lr, d->beta1, d->beta2, d->eps, d->weight_decay, d->clip,
-           d->val_every, d->val_batches, d->ckpt_dir, d->ckpt_every, d->keep, d->log_path, d->sample_len,
+           d->val_every, d->val_batches, d->ckpt_every, d->keep, d->sample_len,
            d->temperature, d->peak_tflops);
 }
 
@@ -121,15 +169,81 @@ static const char *const value_flags[] = {
     "--pe", "--dim", "--layers", "--heads", "--kv-heads", "--ffn", "--rotary-frac", "--rope-base", "--pi-factor",
     "--yarn-factor", "--yarn-orig-len", "--ntk-factor", "--norm-eps", "--vocab", "--init", "--seed", "--train", "--val",
     "--batch", "--seq", "--steps", "--lr", "--warmup", "--schedule", "--decay-steps", "--beta1", "--beta2", "--eps",
-    "--weight-decay", "--clip", "--val-every", "--val-batches", "--ckpt-dir", "--ckpt-every", "--keep", "--init-from",
-    "--log", "--sample", "--prompt", "--temperature", "--peak-tflops", "--mix"};
+    "--weight-decay", "--clip", "--val-every", "--val-batches", "--out", "--ckpt-dir", "--ckpt-every", "--keep",
+    "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--temperature", "--peak-tflops", "--mix"};
+
+static void mark_given(Options *o, const char *f) {
+    int i = settings_find(config_rules, config_rule_count, f);
+    if (i >= 0) o->model_given |= 1ull << i;
+    i = settings_find(run_rules, run_rule_count, f);
+    if (i >= 0) o->run_given |= 1ull << i;
+}
+
+/* One flag and its value into o (from the command line or a run's settings.txt). 0, or -1 if the flag is unknown. */
+static int parse_flag(Options *o, const char *f, const char *v) {
+    Config *c = &o->model;
+    if (strcmp(f, "--pe") == 0) { c->pe = pe_from_name(v); if (c->pe < 0) die_flag(f, v, "one of nope rope ropepp_eh ropepp_ec fope alibi partial"); }
+    else if (strcmp(f, "--dim") == 0) c->dim = flag_int("./train", f, v, 1, 65536);
+    else if (strcmp(f, "--layers") == 0) c->n_layers = flag_int("./train", f, v, 1, 1024);
+    else if (strcmp(f, "--heads") == 0) c->n_heads = flag_int("./train", f, v, 1, 4096);
+    else if (strcmp(f, "--kv-heads") == 0) c->n_kv_heads = flag_int("./train", f, v, 1, 4096);
+    else if (strcmp(f, "--ffn") == 0) c->ffn_dim = flag_int("./train", f, v, 1, 1 << 20);
+    else if (strcmp(f, "--rotary-frac") == 0) c->rotary_frac = flag_number("./train", f, v, 1e-9, 1.0);
+    else if (strcmp(f, "--rope-base") == 0) c->rope_base = flag_number("./train", f, v, 1.0000001, 1e30);
+    else if (strcmp(f, "--pi-factor") == 0) c->pi_factor = flag_number("./train", f, v, 1.0, 1e6);
+    else if (strcmp(f, "--yarn-factor") == 0) c->yarn_factor = flag_number("./train", f, v, 1.0, 1e6);
+    else if (strcmp(f, "--yarn-orig-len") == 0) c->yarn_orig_len = flag_int("./train", f, v, 0, 1 << 24);
+    else if (strcmp(f, "--ntk-factor") == 0) c->ntk_factor = flag_number("./train", f, v, 1.0, 1e6);
+    else if (strcmp(f, "--norm-eps") == 0) c->norm_eps = flag_number("./train", f, v, 1e-30, 0.5);
+    else if (strcmp(f, "--vocab") == 0) { o->vocab = flag_int("./train", f, v, 0, 1 << 30); c->vocab_size = o->vocab; }
+    else if (strcmp(f, "--init") == 0) {
+        if (strcmp(v, "torch_default") == 0) o->init = INIT_TORCH_DEFAULT;
+        else if (strcmp(v, "hf") == 0) o->init = INIT_HF;
+        else die_flag(f, v, "torch_default or hf");
+        c->init = o->init;
+    }
+    else if (strcmp(f, "--seed") == 0) o->seed = (uint64_t)flag_number("./train", f, v, 0, 9007199254740992.0);
+    else if (strcmp(f, "--train") == 0) o->train_pattern = v;
+    else if (strcmp(f, "--val") == 0) o->val_pattern = v;
+    else if (strcmp(f, "--batch") == 0) o->batch = flag_int("./train", f, v, 1, 1 << 20);
+    else if (strcmp(f, "--seq") == 0) { o->seq = flag_int("./train", f, v, 1, 1 << 24); c->train_seq = o->seq; }
+    else if (strcmp(f, "--steps") == 0) o->steps = flag_int("./train", f, v, 0, 1 << 30);
+    else if (strcmp(f, "--lr") == 0) o->lr = flag_number("./train", f, v, 0.0, 10.0);
+    else if (strcmp(f, "--warmup") == 0) o->warmup = flag_int("./train", f, v, -1, 1 << 30);
+    else if (strcmp(f, "--schedule") == 0) { o->schedule = schedule_from_name(v); if (o->schedule < 0) die_flag(f, v, "one of constant wsd cosine"); }
+    else if (strcmp(f, "--decay-steps") == 0) o->decay_steps = flag_int("./train", f, v, -1, 1 << 30);
+    else if (strcmp(f, "--beta1") == 0) o->beta1 = flag_number("./train", f, v, 0.0, 0.999999);
+    else if (strcmp(f, "--beta2") == 0) o->beta2 = flag_number("./train", f, v, 0.0, 0.999999999);
+    else if (strcmp(f, "--eps") == 0) o->eps = flag_number("./train", f, v, 1e-30, 1.0);
+    else if (strcmp(f, "--weight-decay") == 0) o->weight_decay = flag_number("./train", f, v, 0.0, 10.0);
+    else if (strcmp(f, "--clip") == 0) o->clip = flag_number("./train", f, v, 0.0, 1e30);
+    else if (strcmp(f, "--val-every") == 0) o->val_every = flag_int("./train", f, v, 0, 1 << 30);
+    else if (strcmp(f, "--val-batches") == 0) o->val_batches = flag_int("./train", f, v, 1, 1 << 20);
+    else if (strcmp(f, "--out") == 0 || strcmp(f, "--ckpt-dir") == 0) { o->out = v; o->out_given = 1; }
+    else if (strcmp(f, "--ckpt-every") == 0) o->ckpt_every = flag_int("./train", f, v, 0, 1 << 30);
+    else if (strcmp(f, "--keep") == 0) o->keep = flag_int("./train", f, v, 1, 1 << 20);
+    else if (strcmp(f, "--init-from") == 0) o->init_from = v;
+    else if (strcmp(f, "--mix") == 0) o->mix = v;
+    else if (strcmp(f, "--log") == 0) o->log_path = v;
+    else if (strcmp(f, "--sample") == 0) o->sample_len = flag_int("./train", f, v, 0, 1 << 20);
+    else if (strcmp(f, "--sample-every") == 0) o->sample_every = flag_int("./train", f, v, 0, 1 << 30);
+    else if (strcmp(f, "--prompt") == 0) o->prompt = v;
+    else if (strcmp(f, "--temperature") == 0) o->temperature = flag_number("./train", f, v, 0.0, 100.0);
+    else if (strcmp(f, "--peak-tflops") == 0) o->peak_tflops = flag_number("./train", f, v, 1e-6, 1e9);
+    else return -1;
+    mark_given(o, f);
+    return 0;
+}
 
 static void parse_args(Options *o, int argc, char **argv) {
-    Config *c = &o->model;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { Options d = default_options(); usage(&d); exit(0); }
-        if (strcmp(f, "--resume") == 0) { o->resume = 1; continue; }
+        if (strcmp(f, "--resume") == 0) {   /* --resume [DIR] */
+            o->resume = 1;
+            if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) { o->out = argv[++i]; o->out_given = 1; }
+            continue;
+        }
         if (strcmp(f, "--profile") == 0) { o->profile = 1; continue; }
         if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; flags start with --, see ./train --help\n", f); exit(1); }
         if (i + 1 >= argc) {
@@ -140,55 +254,12 @@ static void parse_args(Options *o, int argc, char **argv) {
             exit(1);
         }
         const char *v = argv[++i];
-        if (strcmp(f, "--pe") == 0) { c->pe = pe_from_name(v); if (c->pe < 0) die_flag(f, v, "one of nope rope ropepp_eh ropepp_ec fope alibi partial"); o->given |= GIVEN_PE; }
-        else if (strcmp(f, "--dim") == 0) { c->dim = flag_int("./train", f, v, 1, 65536); o->given |= GIVEN_DIM; }
-        else if (strcmp(f, "--layers") == 0) { c->n_layers = flag_int("./train", f, v, 1, 1024); o->given |= GIVEN_LAYERS; }
-        else if (strcmp(f, "--heads") == 0) { c->n_heads = flag_int("./train", f, v, 1, 4096); o->given |= GIVEN_HEADS; }
-        else if (strcmp(f, "--kv-heads") == 0) { c->n_kv_heads = flag_int("./train", f, v, 1, 4096); o->given |= GIVEN_KV; }
-        else if (strcmp(f, "--ffn") == 0) { c->ffn_dim = flag_int("./train", f, v, 1, 1 << 20); o->given |= GIVEN_FFN; }
-        else if (strcmp(f, "--rotary-frac") == 0) { c->rotary_frac = flag_number("./train", f, v, 1e-9, 1.0); o->given |= GIVEN_FRAC; }
-        else if (strcmp(f, "--rope-base") == 0) { c->rope_base = flag_number("./train", f, v, 1.0000001, 1e30); o->given |= GIVEN_BASE; }
-        else if (strcmp(f, "--pi-factor") == 0) { c->pi_factor = flag_number("./train", f, v, 1.0, 1e6); o->given |= GIVEN_PI; }
-        else if (strcmp(f, "--yarn-factor") == 0) { c->yarn_factor = flag_number("./train", f, v, 1.0, 1e6); o->given |= GIVEN_YARN; }
-        else if (strcmp(f, "--yarn-orig-len") == 0) { c->yarn_orig_len = flag_int("./train", f, v, 0, 1 << 24); o->given |= GIVEN_YARN_LEN; }
-        else if (strcmp(f, "--ntk-factor") == 0) { c->ntk_factor = flag_number("./train", f, v, 1.0, 1e6); o->given |= GIVEN_NTK; }
-        else if (strcmp(f, "--norm-eps") == 0) { c->norm_eps = flag_number("./train", f, v, 1e-30, 0.5); o->given |= GIVEN_EPS; }
-        else if (strcmp(f, "--vocab") == 0) o->vocab = flag_int("./train", f, v, 0, 1 << 30);
-        else {
-            if (strcmp(f, "--init") == 0) {
-                if (strcmp(v, "torch_default") == 0) o->init = INIT_TORCH_DEFAULT;
-                else if (strcmp(v, "hf") == 0) o->init = INIT_HF;
-                else die_flag(f, v, "torch_default or hf");
-            } else if (strcmp(f, "--seed") == 0) o->seed = (uint64_t)flag_number("./train", f, v, 0, 9007199254740992.0);
-            else if (strcmp(f, "--train") == 0) o->train_pattern = v;
-            else if (strcmp(f, "--val") == 0) o->val_pattern = v;
-            else if (strcmp(f, "--batch") == 0) o->batch = flag_int("./train", f, v, 1, 1 << 20);
-            else if (strcmp(f, "--seq") == 0) o->seq = flag_int("./train", f, v, 1, 1 << 24);
-            else if (strcmp(f, "--steps") == 0) o->steps = flag_int("./train", f, v, 0, 1 << 30);
-            else if (strcmp(f, "--lr") == 0) o->lr = flag_number("./train", f, v, 0.0, 10.0);
-            else if (strcmp(f, "--warmup") == 0) o->warmup = flag_int("./train", f, v, -1, 1 << 30);
-            else if (strcmp(f, "--schedule") == 0) { o->schedule = schedule_from_name(v); if (o->schedule < 0) die_flag(f, v, "one of constant wsd cosine"); }
-            else if (strcmp(f, "--decay-steps") == 0) o->decay_steps = flag_int("./train", f, v, -1, 1 << 30);
-            else if (strcmp(f, "--beta1") == 0) o->beta1 = flag_number("./train", f, v, 0.0, 0.999999);
-            else if (strcmp(f, "--beta2") == 0) o->beta2 = flag_number("./train", f, v, 0.0, 0.999999999);
-            else if (strcmp(f, "--eps") == 0) o->eps = flag_number("./train", f, v, 1e-30, 1.0);
-            else if (strcmp(f, "--weight-decay") == 0) o->weight_decay = flag_number("./train", f, v, 0.0, 10.0);
-            else if (strcmp(f, "--clip") == 0) o->clip = flag_number("./train", f, v, 0.0, 1e30);
-            else if (strcmp(f, "--val-every") == 0) o->val_every = flag_int("./train", f, v, 0, 1 << 30);
-            else if (strcmp(f, "--val-batches") == 0) o->val_batches = flag_int("./train", f, v, 1, 1 << 20);
-            else if (strcmp(f, "--ckpt-dir") == 0) o->ckpt_dir = v;
-            else if (strcmp(f, "--ckpt-every") == 0) o->ckpt_every = flag_int("./train", f, v, 0, 1 << 30);
-            else if (strcmp(f, "--keep") == 0) o->keep = flag_int("./train", f, v, 1, 1 << 20);
-            else if (strcmp(f, "--init-from") == 0) o->init_from = v;
-            else if (strcmp(f, "--mix") == 0) o->mix = v;
-            else if (strcmp(f, "--log") == 0) o->log_path = v;
-            else if (strcmp(f, "--sample") == 0) o->sample_len = flag_int("./train", f, v, 0, 1 << 20);
-            else if (strcmp(f, "--prompt") == 0) o->prompt = v;
-            else if (strcmp(f, "--temperature") == 0) o->temperature = flag_number("./train", f, v, 0.0, 100.0);
-            else if (strcmp(f, "--peak-tflops") == 0) o->peak_tflops = flag_number("./train", f, v, 1e-6, 1e9);
-            else { fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f); exit(1); }
-        }
+        if (parse_flag(o, f, v) != 0) { fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f); exit(1); }
     }
+}
+
+/* the schedule's -1 defaults, and whether it holds together */
+static void finish_schedule(Options *o) {
     if (o->decay_steps < 0) o->decay_steps = o->steps / 5;
     if (o->warmup < 0) o->warmup = o->steps / 20;
     if (o->decay_steps > o->steps) { fprintf(stderr, "error: --decay-steps %d is more than --steps %d\n", o->decay_steps, o->steps); exit(1); }
@@ -198,56 +269,241 @@ static void parse_args(Options *o, int argc, char **argv) {
     }
 }
 
+/* What settings.txt stores: every setting of the run, resolved (warmup and decay in steps), one `--flag value`
+   a line. --out, --resume, --init-from, --profile and --peak-tflops belong to one command line, not to the run. */
+static int write_settings(const char *path, const Options *o, const Config *c, char *err, size_t errlen) {
+    enum { N = 40 };
+    const char *flags[N], *values[N];
+    char buf[N][64];
+    int n = 0;
+#define PUT_S(flag, v) do { flags[n] = flag; values[n] = (v); n++; } while (0)
+#define PUT_F(flag, fmt, v) do { snprintf(buf[n], sizeof(buf[n]), fmt, v); flags[n] = flag; values[n] = buf[n]; n++; } while (0)
+    PUT_S("--pe", pe_name(c->pe));
+    PUT_F("--vocab", "%d", c->vocab_size);
+    PUT_F("--dim", "%d", c->dim);
+    PUT_F("--layers", "%d", c->n_layers);
+    PUT_F("--heads", "%d", c->n_heads);
+    PUT_F("--kv-heads", "%d", c->n_kv_heads);
+    PUT_F("--ffn", "%d", c->ffn_dim);
+    PUT_F("--rotary-frac", "%.17g", c->rotary_frac);
+    PUT_F("--rope-base", "%.17g", c->rope_base);
+    PUT_F("--pi-factor", "%.17g", c->pi_factor);
+    PUT_F("--yarn-factor", "%.17g", c->yarn_factor);
+    PUT_F("--yarn-orig-len", "%d", c->yarn_orig_len);
+    PUT_F("--ntk-factor", "%.17g", c->ntk_factor);
+    PUT_F("--norm-eps", "%.17g", c->norm_eps);
+    PUT_S("--init", o->init == INIT_HF ? "hf" : "torch_default");
+    PUT_F("--seed", "%llu", (unsigned long long)o->seed);
+    PUT_S("--train", o->train_pattern);
+    PUT_S("--val", o->val_pattern);
+    PUT_F("--batch", "%d", o->batch);
+    PUT_F("--seq", "%d", o->seq);
+    if (o->mix != NULL) PUT_S("--mix", o->mix);
+    PUT_F("--steps", "%d", o->steps);
+    PUT_F("--lr", "%.17g", o->lr);
+    PUT_F("--warmup", "%d", o->warmup);
+    PUT_S("--schedule", schedule_name(o->schedule));
+    PUT_F("--decay-steps", "%d", o->decay_steps);
+    PUT_F("--beta1", "%.17g", o->beta1);
+    PUT_F("--beta2", "%.17g", o->beta2);
+    PUT_F("--eps", "%.17g", o->eps);
+    PUT_F("--weight-decay", "%.17g", o->weight_decay);
+    PUT_F("--clip", "%.17g", o->clip);
+    PUT_F("--val-every", "%d", o->val_every);
+    PUT_F("--val-batches", "%d", o->val_batches);
+    PUT_F("--ckpt-every", "%d", o->ckpt_every);
+    PUT_F("--keep", "%d", o->keep);
+    if (o->log_path != NULL) PUT_S("--log", o->log_path);
+    PUT_F("--sample", "%d", o->sample_len);
+    PUT_F("--sample-every", "%d", o->sample_every);
+    PUT_S("--prompt", o->prompt);
+    PUT_F("--temperature", "%.17g", o->temperature);
+#undef PUT_S
+#undef PUT_F
+    return settings_write(path, flags, values, n, err, errlen);
+}
+
+/* --resume: the run's settings.txt read back as if given on the command line, then the flags given now on top
+   (run_rules; the model's flags are checked against the checkpoint later). The strings stay owned by *keep. */
+static int merge_resume(Options *o, char ***keep_flags, char ***keep_values, int *keep_n, char *err, size_t errlen) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/settings.txt", o->out);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int steps[1];
+        if (checkpoint_list(o->out, 0, steps, 1) > 0)
+            snprintf(err, errlen, "--resume: '%s' has checkpoints but no settings.txt (not written by this ./train): its data, batch and "
+                                  "schedule are unknown; start a new run from its weights with --init-from %s", o->out, o->out);
+        else
+            snprintf(err, errlen, "--resume: no run to continue in '%s' (no settings.txt, no checkpoint); train one first, or pass the run folder", o->out);
+        return -1;
+    }
+    if (settings_read(path, keep_flags, keep_values, keep_n, err, errlen) != 0) return -1;
+    Options s = default_options();
+    for (int i = 0; i < *keep_n; i++)
+        if (parse_flag(&s, (*keep_flags)[i], (*keep_values)[i]) != 0) {
+            snprintf(err, errlen, "%s: unknown setting '%s' (written by another version?)", path, (*keep_flags)[i]);
+            return -1;
+        }
+    char what[4300];
+    snprintf(what, sizeof(what), "the run %s (settings.txt)", o->out);
+    if (settings_apply(&s, o, o->run_given, run_rules, run_rule_count, USE_RESUME, what, err, errlen) != 0) return -1;
+    s.model_given = o->model_given;
+    s.run_given = o->run_given;
+    s.out = o->out; s.out_given = 1; s.resume = 1; s.profile = o->profile; s.peak_tflops = o->peak_tflops;
+    s.init_from = o->init_from;
+    /* a model flag given now is compared with the checkpoint; keep its value */
+    for (int i = 0; i < config_rule_count; i++)
+        if (o->model_given >> i & 1u) memcpy((char *)&s.model + config_rules[i].offset, (const char *)&o->model + config_rules[i].offset,
+                                             config_rules[i].type == 'd' ? sizeof(double) : sizeof(int));
+    *o = s;
+    return 0;
+}
+
+/* --resume with schedule flags: the steps already done (0..done-1) must keep their learning rate, so that the
+   curve continues where it was (a WSD run extends its stable phase; a run already in its decay cannot). */
+static int check_schedule_kept(const Options *old, const Options *o, int done, char *err, size_t errlen) {
+    for (int k = 0; k < done; k++) {
+        double a = old->lr * lr_lambda(old->schedule, k, old->warmup, old->steps, old->decay_steps);
+        double b = o->lr * lr_lambda(o->schedule, k, o->warmup, o->steps, o->decay_steps);
+        if (a != b) {
+            char flags[128] = "";
+            const char *names[5] = {"--steps", "--lr", "--warmup", "--schedule", "--decay-steps"};
+            for (int i = 0; i < 5; i++)
+                if (o->run_given >> settings_find(run_rules, run_rule_count, names[i]) & 1u) { strcat(flags, " "); strcat(flags, names[i]); }
+            snprintf(err, errlen, "the schedule given now (%s) changes the learning rate of step %d, already done (%.3g then, %.3g now): "
+                     "%s; continue from a checkpoint taken before that step, or start a new stage with --init-from",
+                     flags[0] ? flags + 1 : "none given", k + 1, a, b, old->schedule == SCHED_WSD && k >= old->steps - old->decay_steps
+                         ? "the run was already in its decay, so --steps cannot extend its stable phase"
+                         : "the learning rate of a resumed run stays continuous");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* -------------------------------------------------------------------------------------------- checkpoints */
 static void ckpt_path(char *out, size_t n, const char *dir, int step, const char *ext) {
     snprintf(out, n, "%s/model_%08d.%s", dir, step, ext);
 }
 
-static void save_checkpoint(Model *m, const Options *o, const DataLoader *dl, const Rng *rng) {
-    mkdir(o->ckpt_dir, 0755);
+/* model and state for the current step into the run folder; then the oldest beyond --keep are removed. 0 or -1. */
+static int save_checkpoint(Model *m, const Options *o, const DataLoader *dl, const Rng *rng) {
     char path[4200], err[512];
     /* state first, model last: a checkpoint counts once its model file exists next to a state file */
     TrainState s = {m->step, dl->shard, dl->pos, rng->state};
-    ckpt_path(path, sizeof(path), o->ckpt_dir, m->step, "state");
-    if (state_write(m, &s, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
-    ckpt_path(path, sizeof(path), o->ckpt_dir, m->step, "ckpt");
-    if (model_save(m, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+    ckpt_path(path, sizeof(path), o->out, m->step, "state");
+    if (state_write(m, &s, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return -1; }
+    ckpt_path(path, sizeof(path), o->out, m->step, "ckpt");
+    if (model_save(m, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return -1; }
     printf("saved %s (+ .state)\n", path);
     int steps[4096];
-    int n = checkpoint_list(o->ckpt_dir, 1, steps, 4096);
+    int n = checkpoint_list(o->out, 1, steps, 4096);
     for (int i = 0; i + o->keep < n; i++) {
-        ckpt_path(path, sizeof(path), o->ckpt_dir, steps[i], "ckpt");
+        ckpt_path(path, sizeof(path), o->out, steps[i], "ckpt");
         remove(path);
-        ckpt_path(path, sizeof(path), o->ckpt_dir, steps[i], "state");
+        ckpt_path(path, sizeof(path), o->out, steps[i], "state");
         remove(path);
     }
+    return 0;
 }
 
-/* On resume the checkpoint decides the model; flags that set the shape must agree with it. */
-static void check_resume_config(const Config *ck, const Options *o) {
-    const Config *f = &o->model;
-    const char *what = NULL;
-    unsigned g = o->given;   /* compare only what was given: an omitted flag holds its default, not the user's intent */
-    if ((g & GIVEN_PE) && ck->pe != f->pe) what = "--pe";
-    else if ((g & GIVEN_DIM) && ck->dim != f->dim) what = "--dim";
-    else if ((g & GIVEN_LAYERS) && ck->n_layers != f->n_layers) what = "--layers";
-    else if ((g & GIVEN_HEADS) && ck->n_heads != f->n_heads) what = "--heads";
-    else if ((g & GIVEN_KV) && ck->n_kv_heads != f->n_kv_heads) what = "--kv-heads";
-    else if ((g & GIVEN_FFN) && ck->ffn_dim != f->ffn_dim) what = "--ffn";
-    else if (o->vocab != 0 && ck->vocab_size != o->vocab) what = "--vocab";
-    else if ((g & GIVEN_BASE) && ck->rope_base != f->rope_base) what = "--rope-base";
-    else if ((g & GIVEN_FRAC) && ck->pe == PE_PARTIAL && ck->rotary_frac != f->rotary_frac) what = "--rotary-frac";
-    else if ((g & GIVEN_PI) && ck->pi_factor != f->pi_factor) what = "--pi-factor";
-    else if ((g & GIVEN_YARN) && ck->yarn_factor != f->yarn_factor) what = "--yarn-factor";
-    else if ((g & GIVEN_YARN_LEN) && ck->yarn_orig_len != f->yarn_orig_len) what = "--yarn-orig-len";
-    else if ((g & GIVEN_NTK) && ck->ntk_factor != f->ntk_factor) what = "--ntk-factor";
-    else if ((g & GIVEN_EPS) && ck->norm_eps != f->norm_eps) what = "--norm-eps";
-    if (what != NULL) {
-        fprintf(stderr, "error: the checkpoint in %s was trained with another %s than given now (checkpoint: %s dim %d layers %d heads %d kv %d ffn %d vocab %d base %g)\n"
-                        "HINT: drop the shape flags to resume as saved, or use --init-from to start a new run from those weights\n",
-                o->ckpt_dir, what, pe_name(ck->pe), ck->dim, ck->n_layers, ck->n_heads, ck->n_kv_heads, ck->ffn_dim, ck->vocab_size, ck->rope_base);
-        exit(1);
+/* ------------------------------------------------------------------------------------------- run folder, log */
+static int mkdir_p(const char *dir, char *err, size_t errlen) {
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
+    struct stat st;
+    if (mkdir(tmp, 0755) != 0 && !(errno == EEXIST && stat(tmp, &st) == 0 && S_ISDIR(st.st_mode))) {
+        snprintf(err, errlen, "cannot write the run folder '%s': %s", dir, strerror(errno));
+        return -1;
     }
+    return 0;
+}
+
+/* a new run's folder: runs/<pe>-<date>-<time>[-N], claimed with mkdir so that two runs never share one; then
+   runs/latest points to it */
+static void new_run_folder(char *out, size_t n, int pe) {
+    mkdir("runs", 0755);
+    time_t now = time(NULL);
+    struct tm tmv;
+    localtime_r(&now, &tmv);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tmv);
+    for (int k = 1; k < 1000; k++) {
+        if (k == 1) snprintf(out, n, "runs/%s-%s", pe_name(pe), stamp);
+        else snprintf(out, n, "runs/%s-%s-%d", pe_name(pe), stamp, k);
+        if (mkdir(out, 0755) == 0) break;
+        if (errno != EEXIST) { fprintf(stderr, "error: cannot create the run folder '%s': %s\n", out, strerror(errno)); exit(1); }
+    }
+    char link_path[] = RUN_LATEST;
+    unlink(link_path);
+    if (symlink(out + strlen("runs/"), link_path) != 0)
+        fprintf(stderr, "warning: cannot point %s at %s: %s\n", link_path, out, strerror(errno));
+}
+
+/* a folder that a new run must not write into: it holds another run's settings, checkpoints or log */
+static int holds_a_run(const char *dir, const char *log_path) {
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/settings.txt", dir);
+    int steps[1];
+    if (stat(path, &st) == 0 || checkpoint_list(dir, 0, steps, 1) > 0) return 1;
+    return log_path != NULL && stat(log_path, &st) == 0 && st.st_size > 0;
+}
+
+/* Append one line to the log with one write(2) on an O_APPEND descriptor: a line is there whole or not at all. */
+static void log_line(int fd, const char *fmt, ...) {
+    if (fd < 0) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (len < 0 || len >= (int)sizeof(line)) return;
+    if (write(fd, line, (size_t)len) != len) fprintf(stderr, "warning: a log line was not written: %s\n", strerror(errno));
+}
+
+/* --resume: keep the log's lines up to the checkpoint's step (lines of later steps are redone; a line cut by a
+   crash is dropped), rewritten atomically. Lines without a step (a final summary) stay when they precede the cut. */
+static int log_trim(const char *path, int step, int *dropped, char *err, size_t errlen) {
+    *dropped = 0;
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) return 0;   /* no log yet */
+    char tmp[4300];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *out = fopen(tmp, "wb");
+    if (out == NULL) { snprintf(err, errlen, "cannot write '%s': %s", tmp, strerror(errno)); fclose(fp); return -1; }
+    char line[4096];
+    int cut = 0;
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        size_t len = strlen(line);
+        int s = -1;
+        int whole = len > 0 && line[len - 1] == '\n' && line[0] == '{';
+        if (!cut && whole && (sscanf(line, "{\"step\": %d", &s) != 1 || s <= step)) { fputs(line, out); continue; }
+        cut = 1;
+        (*dropped)++;
+    }
+    fclose(fp);
+    if (fclose(out) != 0 || rename(tmp, path) != 0) { snprintf(err, errlen, "cannot rewrite the log '%s': %s", path, strerror(errno)); return -1; }
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------------------- Ctrl-C */
+static volatile sig_atomic_t stop_requested = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    if (stop_requested) {
+        static const char msg[] = "\nsecond interrupt: exiting now, without a checkpoint\n";
+        ssize_t r = write(2, msg, sizeof(msg) - 1);
+        (void)r;
+        _exit(130);
+    }
+    stop_requested = 1;
+    static const char msg[] = "\ninterrupt: finishing this step, then writing a checkpoint (Ctrl-C again exits at once)\n";
+    ssize_t r = write(2, msg, sizeof(msg) - 1);
+    (void)r;
 }
 
 /* ------------------------------------------------------------------------------------------------- helpers */
@@ -257,49 +513,66 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-static double evaluate(Model *m, DataLoader *val, int batches) {
+/* seconds as 42.1s, 3m07s or 2h05m */
+static void fmt_duration(char *out, size_t n, double secs) {
+    if (!(secs >= 0)) secs = 0;
+    if (secs < 60) snprintf(out, n, "%.1fs", secs);
+    else if (secs < 3600) snprintf(out, n, "%dm%02ds", (int)(secs / 60), (int)secs % 60);
+    else snprintf(out, n, "%dh%02dm", (int)(secs / 3600), (int)(secs / 60) % 60);
+}
+
+/* mean loss over `batches` validation batches; 0, or -1 with err */
+static int evaluate(Model *m, DataLoader *val, int batches, double *loss, char *err, size_t errlen) {
     loader_reset(val);
     double sum = 0.0;
-    char err[512];
     for (int i = 0; i < batches; i++) {
-        if (loader_next(val, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+        if (loader_next(val, err, errlen) != 0) return -1;
         sum += model_forward_loss(m, val->inputs, val->targets, val->B, val->T, 0);
     }
-    return sum / batches;
+    *loss = sum / batches;
+    return 0;
 }
 
-static void print_token(int tok, int tokenizer) {
-    if (tokenizer == TOKENIZER_BYTES) { putchar(tok); return; }
-    printf("<%d>", tok);
+/* a byte token as text; control bytes other than newline and tab as \xNN, so that a sample never drives the
+   terminal */
+static void put_token(FILE *f, int tok, int tokenizer) {
+    if (tokenizer != TOKENIZER_BYTES) fprintf(f, "<%d>", tok);
+    else if ((tok < 32 && tok != '\n' && tok != '\t') || tok == 127) fprintf(f, "\\x%02x", tok);
+    else fputc(tok, f);
 }
 
-static void sample(Model *m, const Options *o, Rng *rng) {
+/* sample_len tokens after the prompt, printed as they come and appended to `samples` (may be NULL) */
+static void sample(Model *m, const Options *o, Rng *rng, FILE *samples) {
     int T = o->seq, V = m->cfg.vocab_size;
     int *ctx = (int *)mallocCheck((size_t)(T + o->sample_len + strlen(o->prompt) + 1) * sizeof(int));
     int n = 0;
     for (const char *p = o->prompt; *p; p++) ctx[n++] = (unsigned char)*p % V;
     if (n == 0) ctx[n++] = 0;
     float *logits = (float *)mallocCheck((size_t)V * sizeof(float));
-    printf("---- sample (%d tokens, temperature %g) ----\n%s", o->sample_len, o->temperature, o->prompt);
+    printf("---- sample at step %d (%d tokens, temperature %g) ----\n%s", m->step, o->sample_len, o->temperature, o->prompt);
+    if (samples) fprintf(samples, "---- step %d (%d tokens, temperature %g) ----\n%s", m->step, o->sample_len, o->temperature, o->prompt);
     for (int i = 0; i < o->sample_len; i++) {
         int start = n > T ? n - T : 0, len = n - start;
         model_forward(m, ctx + start, NULL, 1, len);
         model_logits_row(m, 0, len - 1, logits);
         int tok = sample_token(logits, V, o->temperature, 0, 1.0, rng);
         ctx[n++] = tok;
-        print_token(tok, m->cfg.tokenizer);
+        put_token(stdout, tok, m->cfg.tokenizer);
+        if (samples) put_token(samples, tok, m->cfg.tokenizer);
         fflush(stdout);
     }
     printf("\n----\n");
+    if (samples) { fprintf(samples, "\n"); fflush(samples); }
     free(ctx);
     free(logits);
 }
 
 /* ---------------------------------------------------------------------------------------------------- main */
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines reach a file or pipe even when the run is killed */
     Options o = default_options();
     parse_args(&o, argc, argv);
-    char err[1024];
+    char err[16384];
     /* every error below jumps to `out`, which frees what was made (zeroed structs free as no-ops) */
     int status = 1;
     Model model;
@@ -307,13 +580,34 @@ int main(int argc, char **argv) {
     memset(&model, 0, sizeof(model));
     memset(&train_dl, 0, sizeof(train_dl));
     memset(&val_dl, 0, sizeof(val_dl));
-    FILE *logf = NULL;
+    int logfd = -1;
+    FILE *samples = NULL;
     Profile *prof = NULL;           /* --profile */
     TaskMix mix;
     TaskOptions task_opt;
     TaskSample task_row;
     memset(&mix, 0, sizeof(mix));
     memset(&task_row, 0, sizeof(task_row));
+    char **stored_flags = NULL, **stored_values = NULL;
+    int stored_n = 0;
+    char out_dir[4096], log_buf[4200];
+    int started = 0;                /* step 1 began: a failure from here on writes a checkpoint first */
+    Rng rng = {0};
+
+    /* ---- settings: the command line, or (--resume) the run's settings with the command line on top */
+    if (o.resume && o.init_from != NULL) { fprintf(stderr, "error: --resume and --init-from cannot be combined: a resumed run already has its weights\n"); goto out; }
+    if (o.resume && !o.out_given) { o.out = RUN_LATEST; o.out_given = 1; }
+    if (o.resume && o.out[0] == '\0') {
+        fprintf(stderr, "error: --resume needs a run folder, but --out is \"\"\nHINT: pass the folder the run wrote to: --resume DIR\n");
+        goto out;
+    }
+    Options before = o;             /* --resume: the run's own schedule, to check the one given now against */
+    if (o.resume) {
+        if (merge_resume(&o, &stored_flags, &stored_values, &stored_n, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+        before = default_options();
+        for (int i = 0; i < stored_n; i++) parse_flag(&before, stored_flags[i], stored_values[i]);
+    }
+    finish_schedule(&o);
 
     /* vocabulary: flag, or from the data */
     int vocab = o.vocab;
@@ -323,50 +617,73 @@ int main(int argc, char **argv) {
         vocab = mx < 256 ? 256 : mx + 1;
     }
 
-    Rng rng = {o.seed ^ 0x5EED5EEDull};
+    rng.state = o.seed ^ 0x5EED5EEDull;
     TrainState resume_state = {0, 0, 0, 0};
     int resumed = 0;
-    if (o.resume && o.ckpt_dir[0] == 0) {
-        fprintf(stderr, "error: --resume needs a checkpoint folder, but --ckpt-dir is \"\"\nHINT: pass the --ckpt-dir the run wrote to\n");
-        goto out;
-    }
     if (o.resume) {
         int steps[4096];
-        int n = checkpoint_list(o.ckpt_dir, 1, steps, 4096);
-        if (n == 0) {
-            fprintf(stderr, "error: --resume: no checkpoint (model_*.ckpt with its .state) in '%s'\nHINT: train with --ckpt-dir %s first, or drop --resume\n", o.ckpt_dir, o.ckpt_dir);
-            goto out;
+        int n = checkpoint_list(o.out, 1, steps, 4096);
+        if (n > 0) {
+            char path[4200];
+            ckpt_path(path, sizeof(path), o.out, steps[n - 1], "ckpt");
+            Config ck;
+            double *params;
+            size_t np;
+            if (checkpoint_read(path, &ck, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+            char what[4300];
+            snprintf(what, sizeof(what), "the checkpoint %s", path);
+            if (settings_apply(&ck, &o.model, o.model_given, config_rules, config_rule_count, USE_RESUME, what, err, sizeof(err)) != 0) {
+                fprintf(stderr, "error: %s\n", err);
+                free(params);
+                goto out;
+            }
+            model_init_from(&model, &ck, params);
+            free(params);
+            ckpt_path(path, sizeof(path), o.out, steps[n - 1], "state");
+            if (state_read(&model, &resume_state, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+            rng.state = resume_state.rng;
+            vocab = ck.vocab_size;
+            resumed = 1;
         }
+        /* else: the run was stopped before its first checkpoint; it starts again from step 0 with its settings */
+        if (check_schedule_kept(&before, &o, model.step, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+        if (resumed) printf("resumed from %s/model_%08d at step %d\n", o.out, model.step, model.step);
+        else printf("restarting the run in %s from step 0: it was stopped before its first checkpoint\n", o.out);
+    }
+    if (!resumed && o.init_from != NULL) {
         char path[4200];
-        ckpt_path(path, sizeof(path), o.ckpt_dir, steps[n - 1], "ckpt");
+        if (checkpoint_resolve(o.init_from, path, sizeof(path), err, sizeof(err)) != 0) { fprintf(stderr, "error: --init-from: %s\n", err); goto out; }
         Config ck;
         double *params;
         size_t np;
         if (checkpoint_read(path, &ck, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-        check_resume_config(&ck, &o);
+        /* weights only: the shape must agree; the new stage's --seq and the rotary settings given apply on top */
+        o.model.train_seq = o.seq;
+        uint64_t given = o.model_given | 1ull << settings_find(config_rules, config_rule_count, "--seq");
+        char what[4300];
+        snprintf(what, sizeof(what), "the checkpoint %s", path);
+        Dims d0 = config_dims(&ck);
+        if (settings_apply(&ck, &o.model, given, config_rules, config_rule_count, USE_INIT_FROM, what, err, sizeof(err)) != 0 ||
+            config_validate(&ck, err, sizeof(err)) != 0) {
+            fprintf(stderr, "error: --init-from: %s\n", err);
+            free(params);
+            goto out;
+        }
+        Dims d1 = config_dims(&ck);
+        if (d1.fope_m != d0.fope_m || d1.fope_p != d0.fope_p) {
+            fprintf(stderr, "error: --init-from: --seq %d changes FoPE's frequency basis (M %d -> %d) that the weights were trained with; keep --seq at a length that keeps it\n",
+                    o.seq, d0.fope_m, d1.fope_m);
+            free(params);
+            goto out;
+        }
         model_init_from(&model, &ck, params);
         free(params);
-        ckpt_path(path, sizeof(path), o.ckpt_dir, steps[n - 1], "state");
-        if (state_read(&model, &resume_state, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-        rng.state = resume_state.rng;
         vocab = ck.vocab_size;
-        resumed = 1;
-        printf("resumed from %s/model_%08d at step %d\n", o.ckpt_dir, steps[n - 1], model.step);
-    } else if (o.init_from != NULL) {
-        Config ck;
-        double *params;
-        size_t np;
-        if (checkpoint_read(o.init_from, &ck, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-        /* weights only; the new run may change the sequence length and the rope base (the long-context stage) */
-        if (o.given & GIVEN_BASE) ck.rope_base = o.model.rope_base;
-        if (ck.pe != PE_FOPE) ck.train_seq = o.seq;   /* FoPE's basis was fixed by its training length */
-        model_init_from(&model, &ck, params);
-        free(params);
-        vocab = ck.vocab_size;
-        printf("initialised from %s (fresh optimizer)\n", o.init_from);
-    } else {
+        printf("initialised from %s (fresh optimizer)\n", path);
+    } else if (!resumed) {
         o.model.vocab_size = vocab;
         o.model.train_seq = o.seq;
+        o.model.init = o.init;
         /* what the tokens are, for infer: bytes up to 256, Llama-3 from 128000 on, GPT-2 (llm.c's data) between */
         o.model.tokenizer = vocab <= 256 ? TOKENIZER_BYTES : vocab >= 128000 ? TOKENIZER_LLAMA3 : TOKENIZER_GPT2;
         if (config_validate(&o.model, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
@@ -375,9 +692,21 @@ int main(int argc, char **argv) {
     const Config *c = &model.cfg;
     const Dims *d = &model.d;
 
+    /* ---- everything the run will read, checked before step 1: shards (headers, sizes, every token < vocab) and
+       the task mix */
     int have_val = o.val_pattern != NULL && o.val_pattern[0] != '\0';
     if (loader_init(&train_dl, o.train_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     if (have_val && loader_init(&val_dl, o.val_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    for (int k = 0; k < 1 + have_val; k++) {
+        const char *pattern = k == 0 ? o.train_pattern : o.val_pattern;
+        int mx;
+        if (loader_max_token(pattern, &mx, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+        if (mx >= vocab) {
+            fprintf(stderr, "error: the %s data '%s' holds token %d, outside the vocabulary of %d; pass the vocab the data was made with (--vocab) or other data\n",
+                    k == 0 ? "training" : "validation", pattern, mx, vocab);
+            goto out;
+        }
+    }
     if (resumed && loader_seek(&train_dl, resume_state.shard, resume_state.pos, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     /* long-context tasks mixed into the batches: a row is replaced by a generated sample with the task's
        proportion; the draws come from the run's RNG, which the state file saves, so resume stays exact */
@@ -393,13 +722,59 @@ int main(int argc, char **argv) {
         task_sample_alloc(&task_row, o.seq);
     }
 
-    if (o.log_path && o.log_path[0]) {
-        char dir[4096];
-        snprintf(dir, sizeof(dir), "%s", o.log_path);
+    /* ---- the run folder: created and written to (settings, command line, log, samples) before step 1 */
+    if (o.out == NULL) {
+        new_run_folder(out_dir, sizeof(out_dir), c->pe);
+        o.out = out_dir;
+    }
+    int have_out = o.out[0] != '\0';
+    const char *log_path = o.log_path;
+    if (log_path == NULL && have_out) { snprintf(log_buf, sizeof(log_buf), "%s/train.jsonl", o.out); log_path = log_buf; }
+    if (log_path == NULL) log_path = "";
+    if (have_out) {
+        if (mkdir_p(o.out, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+        if (!o.resume && holds_a_run(o.out, log_path)) {
+            fprintf(stderr, "error: '%s' already holds a run (settings, checkpoints or a log); a new run never overwrites one\n"
+                            "HINT: continue it with --resume %s, or pick another --out (or leave --out out for a new folder under runs/)\n", o.out, o.out);
+            goto out;
+        }
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/settings.txt", o.out);
+        if (write_settings(path, &o, c, err, sizeof(err)) != 0) { fprintf(stderr, "error: cannot write the run folder: %s\n", err); goto out; }
+        snprintf(path, sizeof(path), "%s/command.txt", o.out);
+        FILE *cmd = fopen(path, "a");
+        if (cmd == NULL) { fprintf(stderr, "error: cannot write '%s': %s\n", path, strerror(errno)); goto out; }
+        for (int i = 0; i < argc; i++) {   /* shell-quoted, so that the line can be pasted back */
+            fputs(i ? " '" : "'", cmd);
+            for (const char *p = argv[i]; *p; p++) { if (*p == '\'') fputs("'\\''", cmd); else fputc(*p, cmd); }
+            fputc('\'', cmd);
+        }
+        fputc('\n', cmd);
+        if (fclose(cmd) != 0) { fprintf(stderr, "error: cannot write '%s': %s\n", path, strerror(errno)); goto out; }
+        if (o.sample_len > 0) {
+            snprintf(path, sizeof(path), "%s/samples.txt", o.out);
+            samples = fopen(path, "a");
+            if (samples == NULL) { fprintf(stderr, "error: cannot write '%s': %s\n", path, strerror(errno)); goto out; }
+        }
+    }
+    if (log_path[0]) {
+        char dir[4200];
+        snprintf(dir, sizeof(dir), "%s", log_path);
         char *slash = strrchr(dir, '/');
-        if (slash) { *slash = '\0'; mkdir(dir, 0755); }
-        logf = fopen(o.log_path, resumed ? "a" : "w");
-        if (logf == NULL) { fprintf(stderr, "error: cannot write log '%s': %s\n", o.log_path, strerror(errno)); goto out; }
+        if (slash) { *slash = '\0'; if (mkdir_p(dir, err, sizeof(err)) != 0) { fprintf(stderr, "error: cannot write log '%s': %s\n", log_path, err); goto out; } }
+        if (o.resume) {
+            int dropped;
+            if (log_trim(log_path, model.step, &dropped, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+            if (dropped > 0) printf("log: dropped %d line%s past step %d from %s (those steps run again)\n", dropped, dropped == 1 ? "" : "s", model.step, log_path);
+        } else {
+            struct stat st;
+            if (stat(log_path, &st) == 0 && st.st_size > 0) {
+                fprintf(stderr, "error: the log '%s' already holds another run's lines; a new run never overwrites them\nHINT: pass another --log, or --resume that run\n", log_path);
+                goto out;
+            }
+        }
+        logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (logfd < 0) { fprintf(stderr, "error: cannot write log '%s': %s\n", log_path, strerror(errno)); goto out; }
     }
 
     size_t tokens_per_step = (size_t)o.batch * o.seq;
@@ -409,6 +784,8 @@ int main(int argc, char **argv) {
     if (peak_env != NULL) o.peak_tflops = flag_number("./train", "ROPEPP_PEAK_TFLOPS", peak_env, 1e-6, 1e9);
 #endif
     printf("ropepp train | %s | backend %s\n", pe_name(c->pe), backend_name());
+    if (have_out) printf("run folder: %s (checkpoints, %s, settings.txt, command.txt%s)\n", o.out, log_path[0] ? "train.jsonl" : "no log",
+                         o.sample_len > 0 ? ", samples.txt" : "");
     printf("model: V %d, C %d, L %d, H %d (q heads %d, attention heads %d), KV %d (projected %d), HD %d, F %d, rot %d | %zu parameters (%.2fM)\n",
            c->vocab_size, c->dim, c->n_layers, c->n_heads, d->HQ, d->NA, c->n_kv_heads, d->KVH, d->HD, c->ffn_dim, d->rot,
            model.num_params, model.num_params / 1e6);
@@ -416,12 +793,21 @@ int main(int argc, char **argv) {
            o.train_pattern, train_dl.n_files, train_dl.n_files == 1 ? "" : "s", o.batch, o.seq, tokens_per_step, o.steps,
            o.lr, schedule_name(o.schedule), o.warmup, o.schedule == SCHED_WSD ? o.decay_steps : 0);
 
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
     double t_start = now_ms(), total_ms = 0.0, last_val = -1.0;
-    int first_step = model.step;
+    int first_step = model.step, saved_step = -1, interrupted = 0;
+    if (first_step >= o.steps) printf("the run is at step %d of %d: nothing to train (pass --steps N to extend it)\n", first_step, o.steps);
     if (o.profile) {
         prof = (Profile *)mallocCheck(sizeof(Profile));
         memset(prof, 0, sizeof(*prof));
     }
+    started = 1;
     for (int step = model.step; step < o.steps; step++) {
         double t0 = now_ms();
         if (loader_next(&train_dl, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
@@ -443,25 +829,46 @@ int main(int argc, char **argv) {
         double ms = now_ms() - t0;
         total_ms += ms;
         if (!isfinite(loss)) {
-            fprintf(stderr, "error: loss is %f at step %d: training diverged\nHINT: lower --lr or set --clip 1.0\n", loss, step + 1);
+            fprintf(stderr, "error: loss is %f at step %d: training diverged (no checkpoint of the diverged weights is written)\nHINT: lower --lr or set --clip 1.0\n", loss, step + 1);
+            started = 0;
             goto out;
         }
         double tok_s = tokens_per_step / (ms / 1e3);
+        double elapsed = (now_ms() - t_start) / 1e3;
+        char el[32], eta[32];
+        fmt_duration(el, sizeof(el), elapsed);
+        fmt_duration(eta, sizeof(eta), elapsed / (step + 1 - first_step) * (o.steps - step - 1));
 #ifdef ROPEPP_CUDA
         double mfu = flops_per_step / (ms / 1e3) / (o.peak_tflops * 1e12) * 100.0;
-        printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %7.1f ms | %9.0f tok/s | MFU %.1f%%\n", step + 1, o.steps, loss, lr, norm, ms, tok_s, mfu);
+        printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %7.1f ms | %9.0f tok/s | MFU %.1f%% | %s, ETA %s\n", step + 1, o.steps, loss, lr, norm, ms, tok_s, mfu, el, eta);
 #else
-        printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %7.1f ms | %8.0f tok/s\n", step + 1, o.steps, loss, lr, norm, ms, tok_s);
+        printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %7.1f ms | %8.0f tok/s | %s, ETA %s\n", step + 1, o.steps, loss, lr, norm, ms, tok_s, el, eta);
 #endif
-        if (logf) fprintf(logf, "{\"step\": %d, \"loss\": %.17g, \"lr\": %.17g, \"norm\": %.17g, \"ms\": %.3f, \"tok_s\": %.1f}\n", step + 1, loss, lr, norm, ms, tok_s);
+        log_line(logfd, "{\"step\": %d, \"loss\": %.17g, \"lr\": %.17g, \"norm\": %.17g, \"ms\": %.3f, \"tok_s\": %.1f}\n", step + 1, loss, lr, norm, ms, tok_s);
         int last = step + 1 == o.steps;
         if (have_val && (last || (o.val_every > 0 && (step + 1) % o.val_every == 0))) {
-            last_val = evaluate(&model, &val_dl, o.val_batches);
+            if (evaluate(&model, &val_dl, o.val_batches, &last_val, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
             printf("val loss %.4f (%d batches) | %.1f s\n", last_val, o.val_batches, (now_ms() - t_start) / 1e3);
-            if (logf) { fprintf(logf, "{\"step\": %d, \"val_loss\": %.17g}\n", step + 1, last_val); fflush(logf); }
+            log_line(logfd, "{\"step\": %d, \"val_loss\": %.17g}\n", step + 1, last_val);
         }
-        if (o.ckpt_dir[0] != 0 && (last || (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0)))
-            save_checkpoint(&model, &o, &train_dl, &rng);
+        if (have_out && (last || (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0))) {
+            if (save_checkpoint(&model, &o, &train_dl, &rng) != 0) { started = 0; goto out; }
+            saved_step = model.step;
+        }
+        if (o.sample_every > 0 && (step + 1) % o.sample_every == 0 && !last && o.sample_len > 0) {
+            Rng srng = {o.seed ^ (uint64_t)(step + 1) * 0x9E3779B97F4A7C15ull};   /* not the run's RNG: resume stays exact */
+            sample(&model, &o, &srng, samples);
+        }
+        if (stop_requested) { interrupted = 1; break; }
+    }
+    started = 0;
+    if (interrupted) {
+        if (have_out && saved_step != model.step && save_checkpoint(&model, &o, &train_dl, &rng) != 0) goto out;
+        log_line(logfd, "{\"step\": %d, \"interrupted\": true}\n", model.step);
+        printf("interrupted at step %d of %d%s%s\n", model.step, o.steps, have_out ? "; continue with ./train --resume " : " (no run folder: nothing saved)",
+               have_out ? o.out : "");
+        status = 130;
+        goto out;
     }
     int done = model.step - first_step;
     double secs = (now_ms() - t_start) / 1e3;
@@ -471,17 +878,26 @@ int main(int argc, char **argv) {
 #ifdef ROPEPP_CUDA
     printf("peak GPU memory: %.2f GiB (model tensors and scratch; as torch.cuda.max_memory_allocated, no CUDA context)\n",
            backend_memory_peak() / 1073741824.0);
-    if (logf) fprintf(logf, "{\"peak_memory_bytes\": %zu}\n", backend_memory_peak());
+    log_line(logfd, "{\"peak_memory_bytes\": %zu}\n", backend_memory_peak());
 #endif
     if (prof != NULL) profile_print(prof, stdout);
-    if (o.sample_len > 0) sample(&model, &o, &rng);
+    if (o.sample_len > 0 && model.step == 0) printf("no sample: the model is untrained (step 0)\n");
+    else if (o.sample_len > 0 && done > 0) sample(&model, &o, &rng, samples);
+    if (have_out) printf("run folder: %s  (./infer --ckpt %s, ./eval ppl --ckpt %s, ./eval plot --run %s)\n", o.out, o.out, o.out, o.out);
     status = 0;
 out:
-    if (logf) fclose(logf);
+    /* a failure after step 1 began: the steps done so far are kept */
+    if (started && status != 0 && o.out != NULL && o.out[0] && model.step > 0 && model.step != saved_step) {
+        fprintf(stderr, "saving the %d steps done before stopping:\n", model.step);
+        save_checkpoint(&model, &o, &train_dl, &rng);
+    }
+    if (logfd >= 0) close(logfd);
+    if (samples) fclose(samples);
     free(prof);
     if (task_row.tokens != NULL) task_sample_free(&task_row);
     loader_free(&train_dl);
     loader_free(&val_dl);
     model_free(&model);
+    if (stored_flags) settings_free(stored_flags, stored_values, stored_n);
     return status;
 }

@@ -77,7 +77,7 @@ run_train() {
   local final; final=$(printf "%s/model_%08d.ckpt" "$dir" "$steps")
   if [ -f "$final" ]; then echo "  done: $dir"; return 0; fi
   local resume=""
-  ls "$dir"/model_*.state > /dev/null 2>&1 && resume="--resume"
+  [ -f "$dir/settings.txt" ] && resume="--resume"   # the run folder exists: continue it (train never overwrites a run)
   echo "  train: $dir $resume"
   mkdir -p "$dir"
   $TRAIN "$@" --steps "$steps" --ckpt-dir "$dir" --ckpt-every 100 --keep 2 --log "$dir/train.jsonl" --sample 0 $resume \
@@ -158,6 +158,7 @@ model_line() { grep -m1 '^model:' "$OUT/seed$first_seed/$1/train.txt" 2>/dev/nul
 {
   echo "# Position embeddings compared at small scale"
   echo
+  [ $SIZE != full ] && echo "**Smoke test (--$SIZE): $STEPS training steps at a tiny size check that the pipeline runs end to end; the numbers below say nothing about the position embeddings.**" && echo
   echo "Command: \`scripts/compare.sh$([ $SIZE != full ] && echo " --$SIZE")$([ $CPU -eq 1 ] && echo " --cpu")\` · seeds: $SEEDS · $(date -u +%Y-%m-%d) · $(command -v nvidia-smi > /dev/null && [ $CPU -eq 0 ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo "CPU") · commit ${ROPEPP_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo
   echo "Stage 1: every position embedding trained from scratch with \`$SHAPE --seq $SEQ --batch $BATCH --steps $STEPS --lr $LR --schedule wsd --mix $MIX\` on Tiny Shakespeare (byte level); stage 2: rope, ropepp_eh and ropepp_ec continued with \`--seq $LSEQ --rope-base 500000 --steps $LSTEPS\`. Values are the mean over seeds ± half their range. Task accuracy is the exact match of the teacher-forced argmax over the answer ($NS samples per cell; MQAR per query)."

@@ -6,13 +6,18 @@
 #       and never crashes; --help exits 0 and lists every flag the parser accepts
 #   (c) kill -9 while checkpoints are being written, several times; --resume then continues from the newest
 #       complete checkpoint and never from a .tmp file
+#   (d) one rule for stored settings and flags (docs/SETTINGS.md): every flag of the run table given on --resume
+#       is applied or refused as the table says; --resume alone restores batch and seq; --steps cannot make the
+#       learning rate jump; --init-from applies --pi-factor/--ntk-factor and refuses --dim; eval ppl's "none" row
+#       scores a PI-4 model as trained (= train's own validation loss); infer applies --pi-factor on top; a bad
+#       validation token is found before step 1; the log is trimmed to the checkpoint on resume
 # Run from anywhere: bash tests/test_cli.sh   (needs `make train data/tinyshakespeare_train.bin`)
 # Env: TRAIN=path/to/train (default ./train), SECTIONS="a b c" (default all), TEST_KEEP=1 keeps tests/tmp/test_cli.PID
 set -u
 cd "$(dirname "$0")/.." || exit 1
 NAME=test_cli
 TRAIN=${TRAIN:-./train}
-SECTIONS=${SECTIONS:-"a b c"}
+SECTIONS=${SECTIONS:-"a b c d"}
 T=tests/tmp/test_cli.$$
 mkdir -p "$T"
 . tests/lib.sh   # ok, bad, finish (expect_error is this file's own, below: it runs $TRAIN through run)
@@ -78,7 +83,7 @@ section_a() {
             continue
         fi
         mkdir -p "$B"
-        cp "$A/model_00000006.ckpt" "$A/model_00000006.state" "$B/"
+        cp "$A/model_00000006.ckpt" "$A/model_00000006.state" "$A/settings.txt" "$B/"
         run "resume_${pe}_B" --pe "$pe" "${TINY[@]}" --steps 12 --ckpt-every 6 --resume --ckpt-dir "$B" --log "$B.jsonl"
         if [ "$rc" -ne 0 ]; then
             bad "resume $pe: --resume from step 6 failed (exit $rc): $(tail -c 400 "$T/resume_${pe}_B.err")"
@@ -219,7 +224,7 @@ section_b() {
     expect_error ckpt_dir_is_file "cannot write" "${TINY[@]}" --pe rope --steps 1 --ckpt-dir "$D/a_file/sub" "${V[@]}" --log ""
     expect_error log_unwritable "cannot write log" "${TINY[@]}" --steps 1 --log "$D/a_file/sub/log.jsonl" "${V[@]}"
 
-    expect_error resume_no_dir "needs a checkpoint folder" "${TINY[@]}" --steps 2 --resume --ckpt-dir ""
+    expect_error resume_no_dir "needs a run folder" "${TINY[@]}" --steps 2 --resume --ckpt-dir ""
     # --ckpt-dir "" writes no checkpoint; --profile prints where the step time went
     run no_ckpt --pe rope "${TINY[@]}" --steps 4 --ckpt-dir "" --log "" --profile "${V[@]}"
     if [ "$rc" -eq 0 ] && [ ! -e "$T/no_ckpt.default_ckpt" ] && ! grep -q "^saved" "$T/no_ckpt.out"; then
@@ -309,7 +314,7 @@ section_c() {
     local kills=0 midwrite=0 i f pid delays=(0.45 0.7 0.55 0.9 0.6 0.8) resume_flag=() crashed=0
     for i in 0 1 2 3 4 5; do
         resume_flag=()
-        [ -n "$(newest_complete "$K")" ] && resume_flag=(--resume)
+        [ -f "$K/settings.txt" ] && resume_flag=(--resume)   # a run folder (maybe killed before its first checkpoint)
         OMP_NUM_THREADS=1 "$TRAIN" --log "$T/kill.default.jsonl" "${BIG[@]}" --steps 100000 "${resume_flag[@]}" >"$T/kill_$i.out" 2>"$T/kill_$i.err" </dev/null &
         pid=$!
         sleep "${delays[$i]}"
@@ -354,11 +359,132 @@ section_c() {
     fi
 }
 
+
+# ------------------------------------------------------------------------------------- (d) settings rule
+# the error line of NAME's stderr, or its exit code, for the messages below
+first_error() { grep -m1 '^error: ' "$T/$1.err"; }
+
+section_d() {
+    local D=$T/rule base=$T/rule/base
+    mkdir -p "$D"
+    # a run of 6 steps whose step-2 checkpoint every case resumes from (wsd: warmup 0, decay 1)
+    run rule_base --pe rope "${TINY[@]}" --steps 6 --ckpt-every 2 --keep 5 --val-every 0 --out "$base" --log ""
+    if [ "$rc" -ne 0 ] || [ ! -f "$base/model_00000002.ckpt" ] || [ ! -f "$base/settings.txt" ]; then
+        bad "the base run for the settings rule failed (exit $rc): $(tail -c 300 "$T/rule_base.err")"; return
+    fi
+    # every row of the run table of docs/SETTINGS.md: flag, example value, expected outcome
+    local rows=0 wrong="" flag value outcome dir
+    while IFS='|' read -r _ flag _ value outcome _; do
+        flag=$(echo "$flag" | tr -d ' `'); value=$(echo "$value" | sed -E 's/^ *`//; s/` *$//'); outcome=$(echo "$outcome" | tr -d ' ')
+        [ "$flag" = "--log" ] && value="$D/other.jsonl"   # not the repository root
+        rows=$((rows + 1))
+        dir=$D/case$rows
+        mkdir -p "$dir"
+        cp "$base/model_00000002.ckpt" "$base/model_00000002.state" "$base/settings.txt" "$dir/"
+        if [ "$flag" = "--log" ]; then run "rule_case$rows" --resume "$dir" "$flag" "$value"
+        else run "rule_case$rows" --resume "$dir" "$flag" "$value" --log ""; fi
+        if [ "$outcome" = applied ]; then
+            if [ "$rc" -eq 0 ] && grep -q "resumed from $dir/model_00000002 at step 2" "$T/rule_case$rows.out" &&
+                grep -qxF -- "$flag $value" "$dir/settings.txt"; then :; else wrong="$wrong $flag(want applied: exit $rc $(first_error "rule_case$rows"))"; fi
+        else
+            if [ "$rc" -ne 0 ] && no_crash "rule_case$rows" && first_error "rule_case$rows" | grep -qF -- "$flag" &&
+                ! grep -q "^step" "$T/rule_case$rows.out"; then :; else wrong="$wrong $flag(want refused: exit $rc)"; fi
+        fi
+    done < <(sed -n '/^| flag | `train --resume` | example/,/^$/p' docs/SETTINGS.md | grep '^| `--')
+    if [ "$rows" -ge 20 ] && [ -z "$wrong" ]; then
+        ok "--resume with each of the $rows run settings of docs/SETTINGS.md: applied (and stored in settings.txt) or refused as the table says"
+    else bad "run settings on --resume ($rows rows):$wrong"; fi
+    # the model flags on --resume: each differing one is refused, naming it
+    local f v
+    wrong=""
+    for fv in "--pe alibi" "--dim 64" "--layers 2" "--heads 4" "--kv-heads 1" "--ffn 32" "--rope-base 500" "--rotary-frac 0.5" \
+              "--pi-factor 2" "--yarn-factor 2" "--yarn-orig-len 64" "--ntk-factor 2" "--norm-eps 0.001" "--init hf"; do
+        f=${fv% *}; v=${fv#* }
+        dir=$D/model_${f#--}; mkdir -p "$dir"; cp "$base/model_00000002."* "$base/settings.txt" "$dir/"
+        run "rule_model${f}" --resume "$dir" "$f" "$v"
+        [ "$rc" -ne 0 ] && first_error "rule_model${f}" | grep -qF -- "$f $v differs" || wrong="$wrong $f"
+    done
+    [ -z "$wrong" ] && ok "--resume refuses each of 14 model flags that differ from the checkpoint, naming it" || bad "model flags on --resume not refused:$wrong"
+
+    # fault: --resume without repeating --batch/--seq continued at the defaults
+    dir=$D/noflags; mkdir -p "$dir"; cp "$base/model_00000002."* "$base/settings.txt" "$dir/"
+    run rule_noflags --resume "$dir" --log ""
+    if [ "$rc" -eq 0 ] && grep -q "batch 2 x seq 16 " "$T/rule_noflags.out" && grep -q "step     6/6" "$T/rule_noflags.out"; then
+        ok "--resume DIR alone restores batch 2 x seq 16 and --steps 6 from the run (not the defaults 16 x 128, 1000)"
+    else bad "--resume alone: exit $rc: $(grep -m1 '^data:' "$T/rule_noflags.out")"; fi
+    # fault: raising --steps on a finished run made the learning rate jump from ~0 to the peak
+    run rule_finished --pe rope "${TINY[@]}" --steps 6 --decay-steps 4 --val-every 0 --out "$D/finished" --log ""
+    run rule_extend_finished --resume "$D/finished" --steps 12 --log ""
+    if [ "$rc" -ne 0 ] && first_error rule_extend_finished | grep -q "changes the learning rate of step 4" && ! grep -q '^step' "$T/rule_extend_finished.out"; then
+        ok "--steps 12 on a finished wsd run is refused: $(first_error rule_extend_finished | cut -c1-150)"
+    else bad "--steps on a finished run: exit $rc $(first_error rule_extend_finished)"; fi
+
+    # --init-from: the scaling flags apply (they were dropped), shape flags that differ are refused
+    run rule_init --init-from "$base" --pi-factor 4 --ntk-factor 2 --rope-base 500 "${TINY[@]}" --seq 32 --steps 1 --val-every 0 --out "$D/init" --log ""
+    local hdr
+    hdr=$(./infer --ckpt "$D/init" --prompt A --max-new 1 2>&1 >/dev/null | head -1)
+    if [ "$rc" -eq 0 ] && echo "$hdr" | grep -q "trained at 32, rope base 500, pi 4, yarn 1, ntk 2"; then
+        ok "--init-from with --seq 32 --rope-base 500 --pi-factor 4 --ntk-factor 2: the new checkpoint stores them ($hdr)"
+    else bad "--init-from scaling flags: exit $rc, infer says: $hdr $(first_error rule_init)"; fi
+    expect_error rule_init_dim "--dim 64 differs" --init-from "$base" "${TINY[@]}" --dim 64 --steps 1 --out "$D/init_dim"
+    expect_error rule_init_pe "--pe alibi differs" --init-from "$base" "${TINY[@]}" --pe alibi --steps 1 --out "$D/init_pe"
+    expect_error rule_init_pi_yarn "combined" --init-from "$D/init" "${TINY[@]}" --yarn-factor 2 --steps 1 --out "$D/init_yarn"
+
+    # eval ppl: "none" scores a model trained with --pi-factor 4 as trained; its value is train's own validation
+    # loss on the same first window (1e-5: both float, summed in another order)
+    local E=$D/pi4
+    run rule_pi4 --pe rope --dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --batch 1 --seq 32 --val-batches 1 --val-every 0 \
+        --sample 0 --pi-factor 4 --steps 5 --out "$E" --log "$E.jsonl"
+    ./eval ppl --ckpt "$E" --lengths 32 --samples 1 --scalings none,pi:4,pi:1 > "$T/rule_ppl.out" 2>&1
+    local tv none p4 p1
+    tv=$(grep '"val_loss"' "$E.jsonl" | tail -1 | sed -E 's/.*"val_loss": ([0-9.eE+-]+).*/\1/')
+    none=$(grep '^rope,none,32,all,' "$E/eval/ppl_rope.csv" | cut -d, -f7)
+    p4=$(grep '^rope,pi:4,32,all,' "$E/eval/ppl_rope.csv" | cut -d, -f7)
+    p1=$(grep '^rope,pi:1,32,all,' "$E/eval/ppl_rope.csv" | cut -d, -f7)
+    if awk -v a="$tv" -v b="$none" -v c="$p4" -v d="$p1" 'BEGIN { x = a - b; y = b - c; z = b - d; if (x < 0) x = -x; if (y < 0) y = -y; if (z < 0) z = -z;
+            exit !(a != "" && b != "" && c != "" && d != "" && x < 1e-5 && y == 0 && z > 1e-4) }'; then
+        ok "eval ppl on a PI-4 model: none ($none) = pi:4 ($p4) = train's validation loss ($tv); pi:1 turns PI off ($p1)"
+    else bad "eval ppl on a PI-4 model: train val '$tv', none '$none', pi:4 '$p4', pi:1 '$p1'"; fi
+    hdr=$(./infer --ckpt "$E" --prompt A --max-new 1 2>&1 >/dev/null | head -1)
+    local hdr1
+    hdr1=$(./infer --ckpt "$E" --prompt A --max-new 1 --pi-factor 1 --ntk-factor 2 2>&1 >/dev/null | head -1)
+    if echo "$hdr" | grep -q "pi 4, yarn 1, ntk 1" && echo "$hdr1" | grep -q "pi 1, yarn 1, ntk 2"; then
+        ok "infer keeps the stored PI 4 and applies --pi-factor 1 --ntk-factor 2 on top"
+    else bad "infer scaling: '$hdr' / '$hdr1'"; fi
+
+    # issue 13 section 3: a validation token outside the vocabulary is found before step 1, not after training
+    head -c 20000 data/tinyshakespeare_val.bin >"$D/badval.bin"
+    poke32 "$D/badval.bin" 8 9488
+    printf '\x00\x01' | dd of="$D/badval.bin" bs=1 seek=$((1024 + 2 * 5000)) conv=notrunc status=none   # token 256
+    expect_error rule_badval "validation data" "${TINY[@]}" --vocab 256 --val "$D/badval.bin" --val-every 0 --steps 3 --out "$D/badval"
+    grep -q '^step' "$T/rule_badval.out" && bad "the bad validation token was found only after training" || ok "no step ran before the bad validation token was reported"
+
+    # log trimming: a run cut after its step-2 checkpoint (steps 3..6 logged, then a half-written line) resumes
+    # with each step logged once
+    dir=$D/trim; mkdir -p "$dir"
+    "$TRAIN" --pe rope "${TINY[@]}" --steps 6 --ckpt-every 2 --keep 5 --val-every 0 --out "$dir" >"$T/rule_trim_a.out" 2>&1 </dev/null
+    rm "$dir"/model_0000000[456].*
+    printf '{"step": 7, "lo' >>"$dir/train.jsonl"
+    local before after
+    before=$(grep -c '"loss"' "$dir/train.jsonl")
+    "$TRAIN" --resume "$dir" >"$T/rule_trim_b.out" 2>"$T/rule_trim_b.err" </dev/null
+    rc=$?
+    after=$(grep -o '^{"step": [0-9]*, "loss"' "$dir/train.jsonl" | tr -dc '0-9\n' | tr '\n' ' ')
+    if [ "$rc" -eq 0 ] && [ "$after" = "1 2 3 4 5 6 " ] && grep -q "dropped 6 lines past step 2" "$T/rule_trim_b.out" &&
+        python_free_json_ok "$dir/train.jsonl"; then
+        ok "resume trims the log to the checkpoint: steps $after once each (steps 3-6, the step-6 validation and the cut line were dropped, then redone)"
+    else bad "log trimming: exit $rc, steps '$after' (before: $before step lines) $(grep dropped "$T/rule_trim_b.out")"; fi
+}
+
+# every line of a JSONL file is one whole object: starts with {" and ends with }
+python_free_json_ok() { ! grep -qvE '^\{".*\}$' "$1"; }
+
 for s in $SECTIONS; do
     case $s in
         a) section_a ;;
         b) section_b ;;
         c) section_c ;;
+        d) section_d ;;
         *) bad "unknown section '$s'" ;;
     esac
 done

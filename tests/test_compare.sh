@@ -10,6 +10,7 @@ trap 'rm -rf "$T"' EXIT
 if bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log" 2>&1; then ok "compare.sh --cpu --tiny runs every stage"; else bad "compare.sh failed"; tail -20 "$T.log"; fi
 R="$T/report.md"
 [ -s "$R" ] && ok "report.md written" || bad "no report"
+grep -q "^\*\*Smoke test (--tiny)" "$R" && ok "the --tiny report says it is a smoke test" || bad "the --tiny report does not say it is a smoke test"
 n=$(grep -cE '^\| (rope|ropepp_eh|ropepp_ec|fope|alibi|nope|partial) \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9.]+ \| [0-9.]+ \|' "$R")
 [ "$n" -eq 7 ] && ok "short-context table: 7 position embeddings with parameters, KV bytes, tokens/s and perplexities" || bad "short-context table has $n complete rows"
 n=$(grep -cE '^\| [a-z_]+_long \| 512 \|' "$R")

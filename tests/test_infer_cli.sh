@@ -40,7 +40,7 @@ expect_error ./infer "corrupt tokenizer file" "magic" --ckpt "$T/ck300/model_000
 long=$(head -c 100 data/tinyshakespeare.txt)
 expect_error ./infer "missing checkpoint" "cannot open" --ckpt "$T/none.ckpt" --prompt x
 expect_error ./infer "corrupt checkpoint" "truncated" --ckpt "$T/train.txt" --prompt x
-expect_error ./infer "empty checkpoint folder" "no checkpoint" --ckpt-dir "$T/empty" --prompt x
+mkdir -p "$T/empty"; expect_error ./infer "empty checkpoint folder" "no checkpoint" --ckpt-dir "$T/empty" --prompt x
 expect_error ./infer "empty prompt" "empty" --ckpt "$ck" --prompt ""
 expect_error ./infer "prompt longer than the context" "longer than the context" --ckpt "$ck" --prompt "$long"
 expect_error ./infer "negative temperature" "temperature" --ckpt "$ck" --prompt x --temperature -1

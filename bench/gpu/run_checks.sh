@@ -39,7 +39,7 @@ for bin in train_gpu train_gpu_fp32; do
   for pe in rope ropepp_ec; do
     d="$OUT/resume_${bin}_$pe"; mkdir -p "$d/b"
     ./$bin $small --pe $pe --ckpt-dir "$d/a" --log "$d/a.jsonl" > "$d/a.txt" 2>&1 || fail "$bin $pe straight run"
-    cp "$d/a/model_00000006."* "$d/b/"
+    cp "$d/a/model_00000006."* "$d/a/settings.txt" "$d/b/"
     ./$bin $small --pe $pe --resume --ckpt-dir "$d/b" --log "$d/b.jsonl" > "$d/b.txt" 2>&1 || fail "$bin $pe resumed run"
     if diff <(strip_timing "$d/a.jsonl" | tail -n 6) <(strip_timing "$d/b.jsonl") > /dev/null; then
       echo "ok   - $bin $pe: steps 7-12 after resume are bit-identical to the straight run"
