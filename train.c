@@ -257,15 +257,22 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-static double evaluate(Model *m, DataLoader *val, int batches) {
+/* Mean validation loss over up to `batches` (B, T) batches from the start of the validation shards, each target at
+   most once: the loader would wrap around to the first batch again when the shards hold fewer batches, so it
+   stops there. *used = the batches scored (each holds B * T targets). */
+static double evaluate(Model *m, DataLoader *val, int batches, int *used) {
     loader_reset(val);
     double sum = 0.0;
     char err[512];
+    int n = 0;
     for (int i = 0; i < batches; i++) {
         if (loader_next(val, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+        if (i > 0 && val->shard == 0 && val->pos == (int64_t)val->B * val->T) break;   /* back at the first batch */
         sum += model_forward_loss(m, val->inputs, val->targets, val->B, val->T, 0);
+        n++;
     }
-    return sum / batches;
+    *used = n;
+    return sum / n;
 }
 
 static void print_token(int tok, int tokenizer) {
@@ -456,9 +463,12 @@ int main(int argc, char **argv) {
         if (logf) fprintf(logf, "{\"step\": %d, \"loss\": %.17g, \"lr\": %.17g, \"norm\": %.17g, \"ms\": %.3f, \"tok_s\": %.1f}\n", step + 1, loss, lr, norm, ms, tok_s);
         int last = step + 1 == o.steps;
         if (have_val && (last || (o.val_every > 0 && (step + 1) % o.val_every == 0))) {
-            last_val = evaluate(&model, &val_dl, o.val_batches);
-            printf("val loss %.4f (%d batches) | %.1f s\n", last_val, o.val_batches, (now_ms() - t_start) / 1e3);
-            if (logf) { fprintf(logf, "{\"step\": %d, \"val_loss\": %.17g}\n", step + 1, last_val); fflush(logf); }
+            int vb;
+            last_val = evaluate(&model, &val_dl, o.val_batches, &vb);
+            long long vtok = (long long)vb * o.batch * o.seq;
+            printf("val loss %.4f (%d batches, %lld targets%s) | %.1f s\n", last_val, vb, vtok,
+                   vb < o.val_batches ? ": all the validation shards hold, each once" : "", (now_ms() - t_start) / 1e3);
+            if (logf) { fprintf(logf, "{\"step\": %d, \"val_loss\": %.17g, \"val_targets\": %lld}\n", step + 1, last_val, vtok); fflush(logf); }
         }
         if (o.ckpt_dir[0] != 0 && (last || (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0)))
             save_checkpoint(&model, &o, &train_dl, &rng);
