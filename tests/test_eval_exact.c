@@ -95,18 +95,31 @@ static double target_loss(Model *m, const int *tok, size_t begin, size_t p, floa
 }
 
 /* ----------------------------------------------------------------------------------------------- eval ppl */
+/* The row of ./eval ppl's CSV (under out) whose band column is `band` at length T: its tokens, windows and loss.
+   Returns 1 when the row and the three columns are there. */
+static int ppl_row(const char *out, const Model *m, int T, const char *band, unsigned long long *tokens,
+                   unsigned long long *windows, double *loss) {
+    char csv[1024], f[16][64], prefix[64];
+    snprintf(csv, sizeof(csv), "%s/ppl_%s.csv", out, pe_name(m->cfg.pe));
+    snprintf(prefix, sizeof(prefix), "%s,none,%d,%s,", pe_name(m->cfg.pe), T, band);
+    int nf = csv_row(csv, prefix, f, 16);
+    int ci = csv_col(csv, "tokens"), li = csv_col(csv, "loss"), wi = csv_col(csv, "windows");
+    if (nf == 0 || ci < 0 || li < 0 || wi < 0 || ci >= nf || li >= nf || wi >= nf) return 0;
+    *tokens = strtoull(f[ci], NULL, 10);
+    *windows = strtoull(f[wi], NULL, 10);
+    *loss = atof(f[li]);
+    return 1;
+}
+
 static void check_sliding(Model *m, const char *ck, const char *shard, const int *tok, size_t N, int L, int S, float *row) {
-    char cmd[2048], csv[1024], out[512], label[128];
+    char cmd[2048], out[512], label[128];
     snprintf(out, sizeof(out), "%s/ppl_s%d", dir, S);
     snprintf(cmd, sizeof(cmd), "./eval ppl --ckpt %s --data %s --lengths %d --samples 1 --scalings none --stride %d --out %s", ck, shard, L, S, out);
     snprintf(label, sizeof(label), "sliding window L %d stride %d over %zu targets", L, S, N - 1);
     if (!check(run(cmd), "%s: ./eval ppl runs", label)) return;
-    snprintf(csv, sizeof(csv), "%s/ppl_%s.csv", out, pe_name(m->cfg.pe));
-    char f[16][64], prefix[64];
-    snprintf(prefix, sizeof(prefix), "%s,none,%d,sliding,", pe_name(m->cfg.pe), L);
-    int nf = csv_row(csv, prefix, f, 16);
-    int ci = csv_col(csv, "tokens"), li = csv_col(csv, "loss"), wi = csv_col(csv, "windows");
-    if (!check(nf > 0 && ci >= 0 && li >= 0 && wi >= 0 && ci < nf && li < nf && wi < nf, "%s: the CSV has the sliding row with loss, tokens, windows", label)) return;
+    unsigned long long tokens, windows;
+    double got;
+    if (!check(ppl_row(out, m, L, "sliding", &tokens, &windows, &got), "%s: the CSV has the sliding row with loss, tokens, windows", label)) return;
     double nll = 0.0;
     size_t count = 0;
     for (size_t p = 0; p + 1 < N; p++) {
@@ -116,24 +129,21 @@ static void check_sliding(Model *m, const char *ck, const char *shard, const int
         count++;
     }
     size_t want_windows = (N - 1 + (size_t)S - 1) / (size_t)S;
-    check(strtoull(f[ci], NULL, 10) == count, "%s: %s targets scored (brute force: %zu, each once)", label, f[ci], count);
-    check(strtoull(f[wi], NULL, 10) == want_windows, "%s: %s windows (ceil(%zu / %d) = %zu)", label, f[wi], N - 1, S, want_windows);
-    double got = atof(f[li]), want = nll / (double)count;
+    check(tokens == count, "%s: %llu targets scored (brute force: %zu, each once)", label, tokens, count);
+    check(windows == want_windows, "%s: %llu windows (ceil(%zu / %d) = %zu)", label, windows, N - 1, S, want_windows);
+    double want = nll / (double)count;
     check(fabs(got - want) < 2e-5, "%s: mean loss %.6f = brute force %.6f", label, got, want);
 }
 
 static void check_lengths(Model *m, const char *ck, const char *shard, const int *tok, size_t N, int T, int samples, float *row) {
-    char cmd[2048], csv[1024], out[512], label[128];
+    char cmd[2048], out[512], label[128];
     snprintf(out, sizeof(out), "%s/ppl_len", dir);
     snprintf(cmd, sizeof(cmd), "./eval ppl --ckpt %s --data %s --lengths %d --samples %d --scalings none --out %s", ck, shard, T, samples, out);
     snprintf(label, sizeof(label), "ppl at length %d, %d samples asked, %zu targets", T, samples, N - 1);
     if (!check(run(cmd), "%s: ./eval ppl runs", label)) return;
-    snprintf(csv, sizeof(csv), "%s/ppl_%s.csv", out, pe_name(m->cfg.pe));
-    char f[16][64], prefix[64];
-    snprintf(prefix, sizeof(prefix), "%s,none,%d,all,", pe_name(m->cfg.pe), T);
-    int nf = csv_row(csv, prefix, f, 16);
-    int ci = csv_col(csv, "tokens"), li = csv_col(csv, "loss"), wi = csv_col(csv, "windows");
-    if (!check(nf > 0 && ci >= 0 && li >= 0 && wi >= 0 && ci < nf && li < nf && wi < nf, "%s: the CSV has the row", label)) return;
+    unsigned long long tokens, windows;
+    double got;
+    if (!check(ppl_row(out, m, T, "all", &tokens, &windows, &got), "%s: the CSV has the row with loss, tokens, windows", label)) return;
     size_t W = (N - 1) / (size_t)T, n = (size_t)samples < W ? (size_t)samples : W;
     double nll = 0.0;
     size_t count = 0;
@@ -150,9 +160,9 @@ static void check_lengths(Model *m, const char *ck, const char *shard, const int
     }
     free(seen);
     check(!twice, "%s: the brute-force windows share no target", label);
-    check(strtoull(f[wi], NULL, 10) == n, "%s: %s windows (min(%d, %zu))", label, f[wi], samples, W);
-    check(strtoull(f[ci], NULL, 10) == count, "%s: %s targets scored (brute force %zu)", label, f[ci], count);
-    double got = atof(f[li]), want = nll / (double)count;
+    check(windows == n, "%s: %llu windows (min(%d, %zu))", label, windows, samples, W);
+    check(tokens == count, "%s: %llu targets scored (brute force %zu)", label, tokens, count);
+    double want = nll / (double)count;
     check(fabs(got - want) < 2e-5, "%s: mean loss %.6f = brute force %.6f", label, got, want);
 }
 
