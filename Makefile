@@ -45,7 +45,7 @@ NVCC_LIBS = -lcublas -lcublasLt -lm
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
 CPU_PROGRAMS = train infer eval data/text2shards
-TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings
+TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings tests/test_eval_exact
 
 .PHONY: all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
@@ -86,6 +86,9 @@ tests/test_files: tests/test_files.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_files.c -o $@ $(LDLIBS)
 tests/test_settings: tests/test_settings.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_settings.c -o $@ $(LDLIBS)
+# runs ./train and ./eval and checks their counts against a brute force (the float build, as the programs)
+tests/test_eval_exact: tests/test_eval_exact.c tests/testutil.h data/tasks.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_eval_exact.c -o $@ $(LDLIBS)
 
 test: all
 	@bash tests/run_tests.sh

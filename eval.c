@@ -3,7 +3,8 @@ eval — the paper's analyses on any ropepp checkpoint, each one command that pr
 SVG plot under --out (default: the run folder's eval/; results/eval for curves). --ckpt takes a checkpoint or a run
 folder (its newest checkpoint); without it, the last run (runs/latest):
   ./eval ppl      [--ckpt F]   perplexity vs context length, from 1/2x to 8x the training length, per position
-                               band, with and without eval-time rope scaling; and the official sliding-window ppl
+                               band, with and without eval-time rope scaling; and the sliding-window ppl of the
+                               whole shard (every target scored once)
   ./eval patterns [--ckpt F]   attention mass by distance per layer and head: real vs imaginary heads (Figure 5)
   ./eval tasks    [--ckpt F]   long-context tasks (passkey, RULER-style NIAH, variable tracking, MQAR) at 1x..8x the
                                training length: exact match of the teacher-forced argmax, with 95% intervals
@@ -250,6 +251,40 @@ static int parse_scalings(const char *spec, Scaling *out, int max) {
     return n;
 }
 
+/* ---------------------------------------------------------------------------------------- counted windows */
+/* Windows of T inputs and their T next-token targets, spread over a shard of ntok tokens without sharing a target:
+   window k starts at starts[k] and covers tokens [starts[k], starts[k] + T] (T + 1 tokens). The shard holds
+   W = (ntok - 1) / T such slots; n = min(want, W) of them are used, slot floor(k W / n) for window k, so every
+   target is scored at most once over the windows. Returns n (0 when the shard is shorter than T + 1 tokens).
+   starts: (want) out. */
+static int64_t disjoint_windows(size_t ntok, int T, int64_t want, size_t *starts) {
+    uint64_t slots = ntok > 0 ? (uint64_t)(ntok - 1) / (uint64_t)T : 0;
+    int64_t n = (uint64_t)want < slots ? want : (int64_t)slots;
+    for (int64_t k = 0; k < n; k++) starts[k] = (size_t)((uint64_t)k * slots / (uint64_t)n) * (size_t)T;
+    return n;
+}
+
+/* Sliding-window negative log-likelihood over a whole shard (the Hugging Face strided-perplexity recipe, each
+   target once): windows end at S, 2S, ... and at the last target; the window ending at `end` holds the inputs
+   [max(end - L, 0), end) and scores only the targets it adds, the predictions at positions [end - S, end)
+   (the first window: [0, S); the last: what is left). So each of the ntok - 1 targets is scored exactly once,
+   with at least L - S tokens of context once that many exist. Needs 1 <= S <= L (S > L would skip targets).
+   Returns the summed NLL in nats; *scored = the number of targets summed (= ntok - 1), *windows = forwards run. */
+static double sliding_window_nll(Model *m, const int *tok, size_t ntok, int L, int S, size_t *scored, size_t *windows) {
+    size_t ntargets = ntok - 1, n = 0, w = 0;
+    double nll = 0.0;
+    for (size_t first = 0; first < ntargets; first += (size_t)S) {
+        size_t end = first + (size_t)S < ntargets ? first + (size_t)S : ntargets;
+        size_t begin = end > (size_t)L ? end - (size_t)L : 0;   /* begin <= first because S <= L */
+        model_forward_loss(m, tok + begin, tok + begin + 1, 1, (int)(end - begin), 0);
+        for (size_t t = first - begin; t < end - begin; t++) { nll += m->losses_host[t]; n++; }
+        w++;
+    }
+    *scored = n;
+    *windows = w;
+    return nll;
+}
+
 static int mode_ppl(Options *o) {
     Model m;
     Config c;
@@ -274,17 +309,21 @@ static int mode_ppl(Options *o) {
     if (!is_rotary(c.pe)) {
         for (int i = 0; i < ns; i++) if (strcmp(sc[i].label, "none") != 0) { fprintf(stderr, "error: rope scaling does not apply to %s; use --scalings none\n", pe_name(c.pe)); return 1; }
     }
+    int S = o->stride > 0 ? o->stride : (L / 8 > 0 ? L / 8 : 1);
+    if (S > L) { fprintf(stderr, "error: --stride %d is longer than the window %d (the training length): the targets between windows would go unscored\n", S, L); return 1; }
+    if (ntok < 2) { fprintf(stderr, "error: %s holds %zu tokens; scoring needs at least 2\n", o->data, ntok); return 1; }
     ensure_dir(o->out);
     char path[4200];
     snprintf(path, sizeof(path), "%s/ppl_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,scaling,length,band,band_start,band_end,loss,ppl,tokens\n");
+    fprintf(csv, "pe,scaling,length,band,band_start,band_end,loss,ppl,tokens,windows\n");
     /* bands of positions: [0, L/2), [L/2, L), [L, 2L), [2L, 4L), [4L, 8L) */
     int band_edges[6] = {0, L / 2, L, 2 * L, 4 * L, 8 * L};
     double *plot_x = (double *)mallocCheck(sizeof(double) * nl * ns), *plot_y = (double *)mallocCheck(sizeof(double) * nl * ns);
-    printf("\nloss (nats/token) by position band; windows of each length from %s\n", o->data);
-    printf("%-10s %7s %8s %8s |", "scaling", "length", "loss", "ppl");
+    size_t *starts = (size_t *)mallocCheck(sizeof(size_t) * (size_t)o->samples);
+    printf("\nloss (nats/token) by position band; up to %d windows of each length from %s, no target in two windows\n", o->samples, o->data);
+    printf("%-10s %7s %7s %8s %8s |", "scaling", "length", "windows", "loss", "ppl");
     for (int b = 0; b < 5; b++) printf(" [%d,%d)", band_edges[b], band_edges[b + 1]);
     printf("\n");
     for (int si = 0; si < ns; si++) {
@@ -294,12 +333,12 @@ static int mode_ppl(Options *o) {
         model_init_from(&ms, &cs, params);
         for (int li = 0; li < nl; li++) {
             int T = lengths[li];
-            if ((size_t)T + 1 > ntok) { fprintf(stderr, "error: length %d needs more than the %zu tokens of %s\n", T, ntok, o->data); return 1; }
+            int64_t nw = disjoint_windows(ntok, T, o->samples, starts);
+            if (nw == 0) { fprintf(stderr, "error: length %d needs more than the %zu tokens of %s\n", T, ntok, o->data); return 1; }
             double band_sum[5] = {0}, total = 0.0;
             size_t band_n[5] = {0}, total_n = 0;
-            for (int k = 0; k < o->samples; k++) {
-                size_t start = o->samples > 1 ? (size_t)((double)k * (ntok - T - 1) / (o->samples - 1)) : 0;
-                model_forward_loss(&ms, tok + start, tok + start + 1, 1, T, 0);
+            for (int64_t k = 0; k < nw; k++) {
+                model_forward_loss(&ms, tok + starts[k], tok + starts[k] + 1, 1, T, 0);
                 for (int t = 0; t < T; t++) {
                     double l = ms.losses_host[t];
                     total += l; total_n++;
@@ -307,38 +346,25 @@ static int mode_ppl(Options *o) {
                 }
             }
             double mean = total / total_n;
-            printf("%-10s %7d %8.4f %8.3f |", sc[si].label, T, mean, exp(mean));
+            printf("%-10s %7d %7lld %8.4f %8.3f |", sc[si].label, T, (long long)nw, mean, exp(mean));
             for (int b = 0; b < 5; b++) {
                 if (band_n[b]) printf(" %*.4f", (int)(snprintf(NULL, 0, " [%d,%d)", band_edges[b], band_edges[b + 1]) - 1), band_sum[b] / band_n[b]);
                 else printf(" %*s", (int)(snprintf(NULL, 0, " [%d,%d)", band_edges[b], band_edges[b + 1]) - 1), "-");
-                if (band_n[b]) fprintf(csv, "%s,%s,%d,band,%d,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), sc[si].label, T, band_edges[b], band_edges[b + 1], band_sum[b] / band_n[b], exp(band_sum[b] / band_n[b]), band_n[b]);
+                if (band_n[b]) fprintf(csv, "%s,%s,%d,band,%d,%d,%.6f,%.6f,%zu,%lld\n", pe_name(c.pe), sc[si].label, T, band_edges[b], band_edges[b + 1], band_sum[b] / band_n[b], exp(band_sum[b] / band_n[b]), band_n[b], (long long)nw);
             }
             printf("\n");
-            fprintf(csv, "%s,%s,%d,all,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), sc[si].label, T, T, mean, exp(mean), total_n);
+            fprintf(csv, "%s,%s,%d,all,0,%d,%.6f,%.6f,%zu,%lld\n", pe_name(c.pe), sc[si].label, T, T, mean, exp(mean), total_n, (long long)nw);
             plot_x[si * nl + li] = T;
             plot_y[si * nl + li] = exp(mean);
         }
         model_free(&ms);
     }
-    /* the official test_ppl recipe (REFERENCE §8.1) at window L and stride S over the whole shard:
-       window [max(i+S-L, 0), i+S), score its last S tokens (the first window S-1), ppl = exp(sum NLL / i_last);
-       printed with the exact token-weighted ppl, which that recipe biases by about (1 + S / i_last) */
-    int S = o->stride > 0 ? o->stride : (L / 8 > 0 ? L / 8 : 1);
-    double nll = 0.0;
-    size_t scored = 0, i_last = 0;
-    for (size_t i = 0; i + 1 < ntok; i += S) {
-        size_t end = i + S < ntok - 1 ? i + S : ntok - 1;
-        size_t begin = end > (size_t)L ? end - L : 0;
-        int T = (int)(end - begin);
-        model_forward_loss(&m, tok + begin, tok + begin + 1, 1, T, 0);
-        size_t from = end - begin > (size_t)S ? end - begin - S : 1;
-        if (i == 0) from = 0;
-        for (size_t t = from; t < (size_t)T; t++) { nll += m.losses_host[t]; scored++; }
-        i_last = i;
-    }
-    printf("\nsliding window (window %d, stride %d, %zu tokens scored): ppl %.4f; official test_ppl formula exp(sum NLL / i_last) %.4f\n",
-           L, S, scored, exp(nll / scored), exp(nll / (double)(i_last > 0 ? i_last : 1)));
-    fprintf(csv, "%s,none,%d,sliding,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored);
+    /* the sliding-window perplexity of the whole shard at window L, stride S: every target once */
+    size_t scored, windows;
+    double nll = sliding_window_nll(&m, tok, ntok, L, S, &scored, &windows);
+    printf("\nsliding window (window %d, stride %d, %zu windows): %zu of the %zu targets scored, each once: loss %.4f, ppl %.4f\n",
+           L, S, windows, scored, ntok - 1, nll / scored, exp(nll / scored));
+    fprintf(csv, "%s,none,%d,sliding,0,%d,%.6f,%.6f,%zu,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored, windows);
     fclose(csv);
     printf("wrote %s\n", path);
     Series s[8];
@@ -347,7 +373,7 @@ static int mode_ppl(Options *o) {
     snprintf(title, sizeof(title), "%s: perplexity vs eval length (trained at %d)", pe_name(c.pe), L);
     snprintf(path, sizeof(path), "%s/ppl_%s.svg", o->out, pe_name(c.pe));
     svg_plot(path, title, "eval length (tokens)", "perplexity", 1, s, ns);
-    free(plot_x); free(plot_y); free(tok); free(params);
+    free(plot_x); free(plot_y); free(tok); free(params); free(starts);
     model_free(&m);
     return 0;
 }
@@ -363,7 +389,9 @@ static int mode_patterns(Options *o) {
     int *tok;
     size_t ntok;
     if (shard_read_all(o->data, c.vocab_size, &tok, &ntok, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
-    if ((size_t)T + 1 > ntok) { fprintf(stderr, "error: --seq %d needs more tokens than %s has\n", T, o->data); return 1; }
+    size_t *starts = (size_t *)mallocCheck(sizeof(size_t) * (size_t)o->samples);
+    int64_t nw = disjoint_windows(ntok, T, o->samples, starts);
+    if (nw == 0) { fprintf(stderr, "error: --seq %d needs more tokens than %s has\n", T, o->data); return 1; }
     /* distance buckets: 0, 1, [2,4), [4,8), ... up to T; averaged over queries t >= T/2 */
     int nb = 2;
     while ((1 << (nb - 1)) < T) nb++;
@@ -371,9 +399,8 @@ static int mode_patterns(Options *o) {
     double *meand = (double *)calloc((size_t)Lyr * NA, sizeof(double)), *sink = (double *)calloc((size_t)Lyr * NA, sizeof(double));
     float *p = (float *)mallocCheck((size_t)NA * T * T * sizeof(float));
     size_t nq = 0;
-    for (int k = 0; k < o->samples; k++) {
-        size_t start = o->samples > 1 ? (size_t)((double)k * (ntok - T - 1) / (o->samples - 1)) : 0;
-        model_forward(&m, tok + start, NULL, 1, T);
+    for (int64_t k = 0; k < nw; k++) {
+        model_forward(&m, tok + starts[k], NULL, 1, T);
         for (int l = 0; l < Lyr; l++) {
             model_attention_probs(&m, l, p);
             for (int a = 0; a < NA; a++)
@@ -395,10 +422,11 @@ static int mode_patterns(Options *o) {
     snprintf(path, sizeof(path), "%s/patterns_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,layer,head,kind,mean_distance,first4_mass");
+    fprintf(csv, "pe,layer,head,kind,windows,queries,mean_distance,first4_mass");
     for (int b = 0; b < nb; b++) fprintf(csv, ",mass_d%d", b == 0 ? 0 : (1 << (b - 1)));
     fprintf(csv, "\n");
-    printf("\nattention by query-key distance (queries in [%d, %d), %d windows): mean distance, mass on the first 4 tokens\n", T / 2, T, o->samples);
+    printf("\nattention by query-key distance (queries in [%d, %d) of %lld disjoint windows: %zu queries per head): mean distance, mass on the first 4 tokens\n",
+           T / 2, T, (long long)nw, nq);
     printf("%5s %5s %5s %10s %8s\n", "layer", "head", "kind", "mean dist", "first4");
     double kind_sum[2] = {0}, kind_sink[2] = {0};
     int kind_n[2] = {0};
@@ -408,7 +436,7 @@ static int mode_patterns(Options *o) {
             int imag = m.d.imag && a % 2 == 1;
             double md = meand[(size_t)l * NA + a] / nq, sk = sink[(size_t)l * NA + a] / nq;
             printf("%5d %5d %5s %10.2f %8.4f\n", l, a, imag ? "imag" : "real", md, sk);
-            fprintf(csv, "%s,%d,%d,%s,%.6f,%.6f", pe_name(c.pe), l, a, imag ? "imag" : "real", md, sk);
+            fprintf(csv, "%s,%d,%d,%s,%lld,%zu,%.6f,%.6f", pe_name(c.pe), l, a, imag ? "imag" : "real", (long long)nw, nq, md, sk);
             for (int b = 0; b < nb; b++) {
                 double v = mass[((size_t)l * NA + a) * nb + b] / nq;
                 fprintf(csv, ",%.6f", v);
@@ -431,7 +459,7 @@ static int mode_patterns(Options *o) {
     snprintf(title, sizeof(title), "%s: attention mass by distance (T %d)", pe_name(c.pe), T);
     snprintf(path, sizeof(path), "%s/patterns_%s.svg", o->out, pe_name(c.pe));
     svg_plot(path, title, "query-key distance (bucket start; 0 at 0.5)", "mean attention mass", 1, s, kind_n[1] ? 2 : 1);
-    free(mass); free(meand); free(sink); free(p); free(tok); free(params); free(kind_mass); free(bx); free(by);
+    free(mass); free(meand); free(sink); free(p); free(tok); free(params); free(kind_mass); free(bx); free(by); free(starts);
     model_free(&m);
     return 0;
 }
@@ -439,17 +467,19 @@ static int mode_patterns(Options *o) {
 
 /* ------------------------------------------------------------------------------------------------ tasks mode */
 /* Wilson 95% interval for k successes out of n */
-static void wilson(double k, double n, double *lo, double *hi) {
-    if (n <= 0) { *lo = 0; *hi = 1; return; }
+static void wilson(int64_t k_count, int64_t n_count, double *lo, double *hi) {
+    if (n_count <= 0) { *lo = 0; *hi = 1; return; }
+    double k = (double)k_count, n = (double)n_count;
     double z = 1.959964, p = k / n, den = 1 + z * z / n;
     double mid = (p + z * z / (2 * n)) / den, half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den;
     *lo = fmax(0.0, mid - half);
     *hi = fmin(1.0, mid + half);
 }
 
-/* Score `samples` generated samples of a task at length T: the fraction right (exact match per sample for the
-   text tasks, per query for MQAR), and the counts behind it. */
-static double score_task(Model *m, int task, int T, const Options *o, uint64_t seed, double *k_out, double *n_out) {
+/* Score `samples` samples of a task at length T, generated in turn from one Rng seeded with `seed`: the fraction
+   right, and the counts behind it: *n_out = what was scored, each once (the samples for the text tasks, exact
+   match of the whole answer; every query of every sample for MQAR), *k_out = how many of those were right. */
+static double score_task(Model *m, int task, int T, const Options *o, uint64_t seed, int64_t *k_out, int64_t *n_out) {
     TaskOptions to = task_options_default();
     to.depth = o->depth;
     to.mqar_vocab = m->cfg.vocab_size;
@@ -459,7 +489,7 @@ static double score_task(Model *m, int task, int T, const Options *o, uint64_t s
     int V = m->cfg.vocab_size;
     int *argmax = (int *)mallocCheck((size_t)T * sizeof(int));
     float *row = (float *)mallocCheck((size_t)V * sizeof(float));
-    double k = 0.0, n = 0.0;
+    int64_t k = 0, n = 0;
     char err[512];
     for (int i = 0; i < o->samples; i++) {
         if (task_generate(&s, task, T, &to, &rng, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
@@ -471,7 +501,7 @@ static double score_task(Model *m, int task, int T, const Options *o, uint64_t s
             for (int v = 1; v < V; v++) if (row[v] > row[best]) best = v;
             argmax[t] = best;
         }
-        if (task == TASK_MQAR) { k += task_score_fraction(&s, argmax) * s.n_score; n += s.n_score; }
+        if (task == TASK_MQAR) { k += llround(task_score_fraction(&s, argmax) * s.n_score); n += s.n_score; }
         else { k += task_score_argmax(&s, argmax); n += 1; }
     }
     task_sample_free(&s);
@@ -479,7 +509,7 @@ static double score_task(Model *m, int task, int T, const Options *o, uint64_t s
     free(row);
     *k_out = k;
     *n_out = n;
-    return n > 0 ? k / n : 0.0;
+    return n > 0 ? (double)k / (double)n : 0.0;
 }
 
 static int parse_task_list(const char *spec, int *out) {
@@ -547,14 +577,14 @@ static int mode_tasks(Options *o) {
     snprintf(path, sizeof(path), "%s/tasks_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,scaling,task,length,accuracy,ci_low,ci_high,correct,scored,samples,in_training_mix\n");
+    fprintf(csv, "pe,scaling,task,length,accuracy,ci_low,ci_high,correct,scored,samples,seed,in_training_mix\n");
     /* a task the model never saw in training scores about 0%: say so, instead of a silent 0% panel */
     char mix[1024];
     int mix_known = training_mix(o->ckpt, mix, sizeof(mix)), untrained = 0;
-    printf("\naccuracy (exact match of the teacher-forced argmax; MQAR per query) with 95%% Wilson intervals, %d samples, scaling %s\n",
-           o->samples, sc[0].label);
+    printf("\naccuracy (exact match of the teacher-forced argmax; MQAR per query) with 95%% Wilson intervals and right/scored,\n"
+           "%d samples, scaling %s\n", o->samples, sc[0].label);
     printf("%-16s", "task");
-    for (int li = 0; li < nl; li++) printf(" %20d", lengths[li]);
+    for (int li = 0; li < nl; li++) printf(" %30d", lengths[li]);
     printf("\n");
     double *ys = (double *)mallocCheck(sizeof(double) * nt * nl), *xs = (double *)mallocCheck(sizeof(double) * nl);
     TaskOptions to = task_options_default();
@@ -569,14 +599,18 @@ static int mode_tasks(Options *o) {
         if (trained == 0) printf("\n%-16s", "");
         for (int li = 0; li < nl; li++) {
             ys[ti * nl + li] = NAN;
-            if (task_min_len(tasks[ti], &to) > lengths[li]) { printf(" %20s", "(too short)"); continue; }
-            double k, n, lo, hi;
-            double acc = score_task(&m, tasks[ti], lengths[li], o, o->seed * 1000003ull + (uint64_t)ti * 7919u + (uint64_t)lengths[li], &k, &n);
+            if (task_min_len(tasks[ti], &to) > lengths[li]) { printf(" %30s", "(too short)"); continue; }
+            int64_t k, n;
+            double lo, hi;
+            uint64_t seed = o->seed * 1000003ull + (uint64_t)ti * 7919u + (uint64_t)lengths[li];
+            double acc = score_task(&m, tasks[ti], lengths[li], o, seed, &k, &n);
             wilson(k, n, &lo, &hi);
-            printf("   %5.1f%% [%4.1f,%5.1f]", 100 * acc, 100 * lo, 100 * hi);
+            char counts[32];
+            snprintf(counts, sizeof(counts), "%lld/%lld", (long long)k, (long long)n);
+            printf("   %5.1f%% [%4.1f,%5.1f] %9s", 100 * acc, 100 * lo, 100 * hi, counts);
             fflush(stdout);
-            fprintf(csv, "%s,%s,%s,%d,%.6f,%.6f,%.6f,%.0f,%.0f,%d,%s\n", pe_name(c.pe), sc[0].label, task_name(tasks[ti]), lengths[li], acc, lo, hi, k, n,
-                    o->samples, trained < 0 ? "unknown" : trained ? "yes" : "no");
+            fprintf(csv, "%s,%s,%s,%d,%.6f,%.6f,%.6f,%lld,%lld,%d,%llu,%s\n", pe_name(c.pe), sc[0].label, task_name(tasks[ti]), lengths[li], acc, lo, hi,
+                    (long long)k, (long long)n, o->samples, (unsigned long long)seed, trained < 0 ? "unknown" : trained ? "yes" : "no");
             ys[ti * nl + li] = 100 * acc;
         }
         printf("\n");
@@ -627,22 +661,27 @@ static int mode_noise(Options *o) {
     snprintf(path, sizeof(path), "%s/noise_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,task,length,target,sigma,accuracy,ci_low,ci_high\n");
+    fprintf(csv, "pe,task,length,target,sigma,accuracy,ci_low,ci_high,correct,scored,seed\n");
     printf("\nnoise experiment: %s at length %d, %d samples; N(0, sigma^2) on the rotated %s queries\n", task_name(task), T, o->samples,
            m.d.imag ? "real or imaginary" : "(real)");
-    printf("%6s %22s%s\n", "sigma", "real", m.d.imag ? "              imaginary" : "");
+    printf("%6s %32s%s\n", "sigma", "real (right/scored)", m.d.imag ? "    imaginary (right/scored)" : "");
     double *ys = (double *)mallocCheck(sizeof(double) * 2 * ns);
     for (int i = 0; i < ns; i++) {
         printf("%6.2f", sig[i]);
         for (int tg = 0; tg < ntarget; tg++) {
             int target = tg == 0 ? NOISE_REAL : NOISE_IMAG;
             if (model_set_noise(&m, target, sig[i], 0xA0153ull + (uint64_t)i, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
-            double k, n, lo, hi;
-            double acc = score_task(&m, task, T, o, o->seed * 1000003ull + 17, &k, &n);   /* the same samples for every sigma */
+            int64_t k, n;
+            double lo, hi;
+            uint64_t seed = o->seed * 1000003ull + 17;   /* the same samples for every sigma */
+            double acc = score_task(&m, task, T, o, seed, &k, &n);
             wilson(k, n, &lo, &hi);
-            printf("   %5.1f%% [%4.1f,%5.1f]", 100 * acc, 100 * lo, 100 * hi);
+            char counts[32];
+            snprintf(counts, sizeof(counts), "%lld/%lld", (long long)k, (long long)n);
+            printf("   %5.1f%% [%4.1f,%5.1f] %9s", 100 * acc, 100 * lo, 100 * hi, counts);
             fflush(stdout);
-            fprintf(csv, "%s,%s,%d,%s,%.3f,%.6f,%.6f,%.6f\n", pe_name(c.pe), task_name(task), T, tg == 0 ? "real" : "imag", sig[i], acc, lo, hi);
+            fprintf(csv, "%s,%s,%d,%s,%.3f,%.6f,%.6f,%.6f,%lld,%lld,%llu\n", pe_name(c.pe), task_name(task), T, tg == 0 ? "real" : "imag", sig[i], acc, lo, hi,
+                    (long long)k, (long long)n, (unsigned long long)seed);
             ys[tg * ns + i] = 100 * acc;
         }
         printf("\n");

@@ -2245,6 +2245,7 @@ int checkpoint_parse_header(const int32_t *h, size_t file_size, Config *c, int *
         set_err(err, errlen, "checkpoint names unknown position embedding id %d; it was written by a newer or foreign program", k.pe);
         return -1;
     }
+    if (k.pe != PE_PARTIAL) k.rotary_frac = 1.0;   /* partial only (docs/FORMATS.md); older files hold 0.25 here */
     char why[200];
     if (config_validate(&k, why, sizeof(why)) != 0) { set_err(err, errlen, "checkpoint config is invalid: %s", why); return -1; }
     Dims d = config_dims(&k);
@@ -2345,7 +2346,7 @@ int checkpoint_write(const char *path, const Config *c, const double *params, si
     h[8] = c->ffn_dim; h[9] = c->pe; h[10] = c->train_seq; h[11] = c->yarn_orig_len; h[12] = c->tokenizer;
     h[13] = d.fope_m; h[14] = d.fope_p; h[15] = c->init; h[18] = NUM_PARAM_TENSORS;
     hdr_put_i64(h, 16, (int64_t)num_params);
-    hdr_put_double(h, 32, c->rope_base); hdr_put_double(h, 34, c->rotary_frac); hdr_put_double(h, 36, c->pi_factor);
+    hdr_put_double(h, 32, c->rope_base); hdr_put_double(h, 34, c->pe == PE_PARTIAL ? c->rotary_frac : 1.0); hdr_put_double(h, 36, c->pi_factor);
     hdr_put_double(h, 38, c->yarn_factor); hdr_put_double(h, 40, c->ntk_factor); hdr_put_double(h, 42, c->norm_eps);
     char tmp[4096];
     FILE *fp = atomic_open(path, tmp, sizeof(tmp), err, errlen);

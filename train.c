@@ -521,15 +521,21 @@ static void fmt_duration(char *out, size_t n, double secs) {
     else snprintf(out, n, "%dh%02dm", (int)(secs / 3600), (int)(secs / 60) % 60);
 }
 
-/* mean loss over `batches` validation batches; 0, or -1 with err */
-static int evaluate(Model *m, DataLoader *val, int batches, double *loss, char *err, size_t errlen) {
+/* Mean validation loss over up to `batches` (B, T) batches from the start of the validation shards, each target at
+   most once: the loader would wrap around to the first batch again when the shards hold fewer batches, so it
+   stops there. *used = the batches scored (each holds B * T targets). 0, or -1 with err. */
+static int evaluate(Model *m, DataLoader *val, int batches, double *loss, int *used, char *err, size_t errlen) {
     loader_reset(val);
     double sum = 0.0;
+    int n = 0;
     for (int i = 0; i < batches; i++) {
         if (loader_next(val, err, errlen) != 0) return -1;
+        if (i > 0 && val->shard == 0 && val->pos == (int64_t)val->B * val->T) break;   /* back at the first batch */
         sum += model_forward_loss(m, val->inputs, val->targets, val->B, val->T, 0);
+        n++;
     }
-    *loss = sum / batches;
+    *loss = sum / n;
+    *used = n;
     return 0;
 }
 
@@ -847,9 +853,12 @@ int main(int argc, char **argv) {
         log_line(logfd, "{\"step\": %d, \"loss\": %.17g, \"lr\": %.17g, \"norm\": %.17g, \"ms\": %.3f, \"tok_s\": %.1f}\n", step + 1, loss, lr, norm, ms, tok_s);
         int last = step + 1 == o.steps;
         if (have_val && (last || (o.val_every > 0 && (step + 1) % o.val_every == 0))) {
-            if (evaluate(&model, &val_dl, o.val_batches, &last_val, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-            printf("val loss %.4f (%d batches) | %.1f s\n", last_val, o.val_batches, (now_ms() - t_start) / 1e3);
-            log_line(logfd, "{\"step\": %d, \"val_loss\": %.17g}\n", step + 1, last_val);
+            int vb;
+            if (evaluate(&model, &val_dl, o.val_batches, &last_val, &vb, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+            long long vtok = (long long)vb * o.batch * o.seq;
+            printf("val loss %.4f (%d batches, %lld targets%s) | %.1f s\n", last_val, vb, vtok,
+                   vb < o.val_batches ? ": all the validation shards hold, each once" : "", (now_ms() - t_start) / 1e3);
+            log_line(logfd, "{\"step\": %d, \"val_loss\": %.17g, \"val_targets\": %lld}\n", step + 1, last_val, vtok);
         }
         if (have_out && (last || (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0))) {
             if (save_checkpoint(&model, &o, &train_dl, &rng) != 0) { started = 0; goto out; }

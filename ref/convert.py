@@ -256,9 +256,13 @@ def read_ckpt(path):
         raise ConvertError(f"{path}: position embedding code {h[9]} out of range 0..{len(PE_NAMES) - 1}")
     if h[18] != N_TENSORS:
         raise ConvertError(f"{path}: table has {h[18]} tensors, expected {N_TENSORS}")
+    pe = PE_NAMES[h[9]]
+    # rotary_frac is meaningful for partial only: other PEs write 1 and it is ignored when read, as ropepp.h does
+    # (files written before that rule hold the trainer's default 0.25 there for every PE)
+    rotary_frac = _get_double(h, 34) if pe == "partial" else 1.0
     cfg = ModelConfig(vocab_size=int(h[3]), dim=int(h[4]), n_layers=int(h[5]), n_heads=int(h[6]),
-                      n_kv_heads=int(h[7]), ffn_dim=int(h[8]), pe=PE_NAMES[h[9]], train_seq=int(h[10]),
-                      yarn_orig_len=int(h[11]), rope_base=_get_double(h, 32), rotary_frac=_get_double(h, 34),
+                      n_kv_heads=int(h[7]), ffn_dim=int(h[8]), pe=pe, train_seq=int(h[10]),
+                      yarn_orig_len=int(h[11]), rope_base=_get_double(h, 32), rotary_frac=rotary_frac,
                       pi_factor=_get_double(h, 36), yarn_factor=_get_double(h, 38), ntk_factor=_get_double(h, 40),
                       norm_eps=_get_double(h, 42))
     if (int(h[13]), int(h[14])) != (cfg.fope_M, cfg.fope_P):
@@ -290,7 +294,7 @@ def detect_pe(hf, state_keys=()):
     if hf.get("fourier") or any(k.endswith("pos_emb.sin_coef") for k in state_keys):
         return "fope"
     archs = " ".join(hf.get("architectures") or []).lower()
-    if hf.get("alibi") or "alibi" in archs or any(k.endswith("alibi_slopes") for k in state_keys):
+    if hf.get("alibi") or hf.get("use_alibi") or "alibi" in archs or any(k.endswith("alibi_slopes") for k in state_keys):
         return "alibi"
     rc = hf.get("rope_config") or {}
     if rc.get("imag"):
@@ -348,6 +352,22 @@ def config_from_hf(hf, state_keys=(), pe=None):
     return cfg, hints
 
 
+# Every FoPE key the authors' FourierEmbedding (modeling_llama_fope.py) reads, with the values of their train_fope.py
+# (REFERENCE section 2), except init_device: "cuda" there, "cpu" here so the folder loads on any machine (it only
+# says where the frequency tables are first built). fourier_dim is set to the head_dim per model.
+FOPE_CONFIG = {
+    "fourier": True, "fourier_dim": 0, "fourier_init": "eye_xavier_norm", "fourier_init_norm_gain": 0.3,
+    "fourier_separate_basis": True, "fourier_separate_head": True, "fourier_learnable": False, "fourier_norm": False,
+    "fourier_ignore_zero": True, "rope_init_distribution": "exponential", "rope_no_pos": False,
+    "rope_no_rotary": False, "rope_no_repetition": False, "rope_full_precision": True, "rope_learnable": False,
+    "rope_include_neg_freq": False, "rope_init_upper_freq": 1.0, "rope_init_floor_freq": 0.0,
+    "rope_floor_freq_ratio": 1.0, "rope_upper_freq_ratio": 1.0, "rope_clamp_floor_freq": True,
+    "rope_clamp_floor_to_zero": True, "rope_clamp_upper_freq": False, "rope_clamp_upper_to_zero": True,
+    "rope_zero_freq_ratio": -1.0, "rope_clamp_to_linear": False, "rope_clamp_to_linear_mode": "ceil",
+    "len_extra": False, "init_device": "cpu",
+}
+
+
 def hf_config(cfg, tokenizer=None, init=0, torch_dtype="float32", template=None):
     """ModelConfig -> config.json dict (Llama fields + rope_config + our explicit keys)."""
     hf = dict(template or {})
@@ -389,19 +409,18 @@ def hf_config(cfg, tokenizer=None, init=0, torch_dtype="float32", template=None)
         "ropepp_tokenizer": default_tokenizer(cfg.vocab_size) if tokenizer is None else tokenizer,
         "ropepp_init": init,
     })
-    if cfg.pe == "fope":   # the authors' FoPE settings (REFERENCE section 2); informational for their loader
-        hf.update({"fourier": True, "fourier_dim": cfg.head_dim, "fourier_learnable": False,
-                   "fourier_separate_basis": True, "fourier_separate_head": True, "fourier_ignore_zero": True,
-                   "fourier_norm": False, "fourier_init": "eye_xavier_norm", "fourier_init_norm_gain": 0.3,
-                   "rope_init_distribution": "exponential", "rope_clamp_floor_freq": True,
-                   "rope_floor_freq_ratio": 1.0, "rope_clamp_floor_to_zero": True, "rope_learnable": False,
-                   "rope_full_precision": True})
-    else:
-        hf.pop("fourier", None)
+    # every official class reads ignore_index (the label its loss skips; the authors set their EOS id). The .ckpt
+    # has no such field and ropepp's loss skips no token id, which is PyTorch's -100; a --template keeps its own.
+    hf.setdefault("ignore_index", -100)
+    for k in FOPE_CONFIG:
+        hf.pop(k, None)
+    if cfg.pe == "fope":
+        hf.update(FOPE_CONFIG)
+        hf["fourier_dim"] = cfg.head_dim   # the authors' 128 is their head_dim: no extra frequencies
+    for k in ("alibi", "use_alibi"):
+        hf.pop(k, None)
     if cfg.pe == "alibi":
-        hf["alibi"] = True
-    else:
-        hf.pop("alibi", None)
+        hf.update({"alibi": True, "use_alibi": True})   # use_alibi: the key train_alibi.py sets
     return hf
 
 

@@ -126,6 +126,7 @@ def converter_detects_pe_from_authors_keys():
         for k in ["position_embedding", "ropepp_tokenizer", "ropepp_init", "head_dim"]:
             hf.pop(k)
         hf.pop("alibi", None)      # ALiBi: detected from the alibi_slopes buffers alone
+        hf.pop("use_alibi", None)
         if pe != "partial":
             hf.pop("partial_rotary_factor")
         if pe == "rope":           # yarn in the authors' keys: no yarn_orig_len -> their hard-coded 4096
@@ -139,6 +140,114 @@ def converter_detects_pe_from_authors_keys():
     hf = convert.hf_config(cfg)
     hf.pop("position_embedding")
     expect(convert.config_from_hf(hf, (), pe="nope")[0].pe == "nope", "--pe override ignored")
+
+
+def _ckpt_slot34(path, value):
+    """Overwrite header slots 34-35 (rotary_frac) of a .ckpt with a double."""
+    with open(path, "r+b") as f:
+        f.seek(34 * 4)
+        f.write(np.float64(value).tobytes())
+
+
+@check
+def converter_takes_trainer_checkpoints():
+    """./train used to store its default rotary_frac 0.25 for every PE; docs/FORMATS.md: partial only. Such files
+    convert (the value is ignored unless pe is partial, as ropepp.h's reader does), and the files ./train writes now
+    hold 1 there. ckpt2hf and info both run through the CLI."""
+    import subprocess
+    cli = [sys.executable, os.path.join(HERE, "convert.py")]
+    for pe in PE_NAMES:
+        cfg, model = tiny_model(pe)
+        with tempfile.TemporaryDirectory() as tmp:
+            c = os.path.join(tmp, "old.ckpt")
+            convert.write_ckpt(c, cfg, convert.state_to_table(model.state_dict(), cfg), bytes_per=4)
+            if pe != "partial":
+                _ckpt_slot34(c, 0.25)
+            got, _, _ = convert.read_ckpt(c)
+            expect(got == cfg, f"{pe}: a file with rotary_frac 0.25 reads as {got}, want {cfg}")
+            for args in (["info", c], ["ckpt2hf", c, os.path.join(tmp, "hf")]):
+                r = subprocess.run(cli + args, capture_output=True, text=True)
+                expect(r.returncode == 0, f"{pe}: convert.py {args[0]} on a trainer-style file failed: {r.stderr.strip()}")
+    train = os.path.join(HERE, "..", "train")
+    if not os.path.isfile(train):
+        print("      (./train not built: run make for the part that trains with it)")
+        return
+    for pe in ["ropepp_ec", "rope", "partial"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run([train, "--pe", pe, "--steps", "2", "--dim", "32", "--layers", "1", "--heads", "2",
+                                "--kv-heads", "2", "--ffn", "64", "--seq", "32", "--batch", "1", "--val", "",
+                                "--sample", "0", "--log", "", "--ckpt-dir", tmp], capture_output=True, text=True,
+                               cwd=os.path.join(HERE, ".."))
+            expect(r.returncode == 0, f"./train --pe {pe} --steps 2 failed: {r.stderr.strip()[-300:]}")
+            c = os.path.join(tmp, "model_00000002.ckpt")
+            raw = np.frombuffer(open(c, "rb").read(1024), dtype="<f8")
+            want = 0.25 if pe == "partial" else 1.0
+            expect(raw[17] == want, f"./train --pe {pe} stored rotary_frac {raw[17]}, want {want}")
+            for args in (["info", c], ["ckpt2hf", c, os.path.join(tmp, "hf")]):
+                r = subprocess.run(cli + args, capture_output=True, text=True)
+                expect(r.returncode == 0, f"{pe}: convert.py {args[0]} on ./train's checkpoint failed: {r.stderr.strip()}")
+
+
+# The config attributes the authors' classes read with no default (modeling_llama_{rope_pp,fope,alibi,pythia}.py,
+# attribute reads outside comments, beyond LlamaConfig's own fields), and which class each PE loads in. NoPE has no
+# class of theirs.
+OFFICIAL_KEYS = {
+    "rope_pp": ["ignore_index", "rope_config", "partial_rotary_factor"],
+    "fope": ["ignore_index", "fourier", "fourier_dim", "fourier_ignore_zero", "fourier_init", "fourier_init_norm_gain",
+             "fourier_learnable", "fourier_norm", "fourier_separate_basis", "fourier_separate_head", "init_device",
+             "len_extra", "rope_clamp_floor_freq", "rope_clamp_floor_to_zero", "rope_clamp_to_linear",
+             "rope_clamp_to_linear_mode", "rope_clamp_upper_freq", "rope_clamp_upper_to_zero",
+             "rope_floor_freq_ratio", "rope_full_precision", "rope_include_neg_freq", "rope_init_distribution",
+             "rope_init_floor_freq", "rope_init_upper_freq", "rope_learnable", "rope_no_pos", "rope_no_repetition",
+             "rope_no_rotary", "rope_upper_freq_ratio", "rope_zero_freq_ratio"],
+    "alibi": ["ignore_index"],
+    "pythia": ["ignore_index", "partial_rotary_factor"],
+}
+OFFICIAL_CLASS = {"rope": "rope_pp", "ropepp_eh": "rope_pp", "ropepp_ec": "rope_pp", "fope": "fope",
+                  "alibi": "alibi", "partial": "pythia"}
+# train_fope.py's settings (REFERENCE section 2) for a head_dim-128 model
+AUTHORS_FOPE = {"fourier": True, "fourier_dim": 128, "fourier_init": "eye_xavier_norm", "fourier_init_norm_gain": 0.3,
+                "fourier_separate_basis": True, "fourier_separate_head": True, "fourier_learnable": False,
+                "fourier_norm": False, "fourier_ignore_zero": True, "rope_init_distribution": "exponential",
+                "rope_no_pos": False, "rope_no_rotary": False, "rope_no_repetition": False,
+                "rope_full_precision": True, "rope_learnable": False, "rope_include_neg_freq": False,
+                "rope_init_upper_freq": 1.0, "rope_init_floor_freq": 0.0, "rope_floor_freq_ratio": 1.0,
+                "rope_upper_freq_ratio": 1.0, "rope_clamp_floor_freq": True, "rope_clamp_floor_to_zero": True,
+                "rope_clamp_upper_freq": False, "rope_clamp_upper_to_zero": True, "rope_zero_freq_ratio": -1.0,
+                "rope_clamp_to_linear": False, "rope_clamp_to_linear_mode": "ceil", "len_extra": False}
+
+
+@check
+def converter_config_has_official_keys():
+    """A folder written by ckpt2hf without --template carries every key the authors' class for its PE reads:
+    ignore_index everywhere (-100: ropepp's loss skips no token id), the FoPE settings of train_fope.py, ALiBi's
+    use_alibi; a --template's own ignore_index (the authors': their EOS id) is kept."""
+    for pe in PE_NAMES:
+        cfg, model = tiny_model(pe)
+        with tempfile.TemporaryDirectory() as tmp:
+            c, hf_dir = os.path.join(tmp, "a.ckpt"), os.path.join(tmp, "hf")
+            convert.write_ckpt(c, cfg, convert.state_to_table(model.state_dict(), cfg), bytes_per=4)
+            convert.ckpt2hf(c, hf_dir, verbose=False)
+            hf, _ = convert.load_hf_dir(hf_dir)
+            expect(hf.get("ignore_index") == -100, f"{pe}: ignore_index {hf.get('ignore_index')}, want -100")
+            if pe in OFFICIAL_CLASS:
+                missing = [k for k in OFFICIAL_KEYS[OFFICIAL_CLASS[pe]] if k not in hf]
+                expect(not missing, f"{pe}: config lacks {missing}, read by the authors' {OFFICIAL_CLASS[pe]} class")
+            if pe == "fope":
+                for k, v in AUTHORS_FOPE.items():
+                    want = cfg.head_dim if k == "fourier_dim" else v
+                    expect(hf[k] == want and type(hf[k]) is type(want), f"fope: {k} = {hf[k]!r}, want {want!r}")
+            else:
+                expect(not any(k in hf for k in AUTHORS_FOPE), f"{pe}: FoPE keys in a non-FoPE config")
+            expect(bool(hf.get("use_alibi")) == (pe == "alibi"), f"{pe}: use_alibi {hf.get('use_alibi')}")
+            tmpl = os.path.join(tmp, "template.json")
+            with open(tmpl, "w") as f:
+                f.write('{"ignore_index": 128001, "eos_token_id": 128001, "bos_token_id": 128000}')
+            convert.ckpt2hf(c, os.path.join(tmp, "hf2"), template=tmpl, verbose=False)
+            hf2, _ = convert.load_hf_dir(os.path.join(tmp, "hf2"))
+            expect(hf2["ignore_index"] == 128001 and hf2["bos_token_id"] == 128000,
+                   f"{pe}: the template's ignore_index / bos_token_id not kept: {hf2.get('ignore_index')}")
+            expect(convert.config_from_hf(hf2, ())[0] == cfg, f"{pe}: config from the templated folder differs")
 
 
 @check

@@ -576,6 +576,44 @@ static void test_checkpoint_roundtrip(void) {
     roundtrip_one(&c, "round trip partial 0.5 + PI, kv heads 1");
 }
 
+/* rotary_frac (header slots 34-35) is partial's only (docs/FORMATS.md): other PEs write 1 whatever their config holds
+   (./train's default is 0.25 for every PE), and a file that holds 0.25 there, as older ./train wrote, still reads,
+   as 1; partial keeps its own. */
+static void test_checkpoint_rotary_frac(void) {
+    for (int k = 0; k < 3; k++) {
+        int pe = k == 0 ? PE_ROPEPP_EC : k == 1 ? PE_ROPE : PE_PARTIAL;
+        Config c = tiny_config(pe);
+        c.rotary_frac = 0.25;
+        Model m;
+        model_init(&m, &c, c.init, 99);
+        double *params = (double *)malloc(m.num_params * sizeof(double));
+        model_params_to_host(&m, params);
+        char p[600], err[1024] = "";
+        path_of(p, sizeof(p), "frac.ckpt");
+        double want = pe == PE_PARTIAL ? 0.25 : 1.0, stored = -1.0, read = -1.0;
+        int ok = checkpoint_write(p, &c, params, m.num_params, 4, err, sizeof(err)) == 0;
+        size_t n = 0;
+        unsigned char *raw = ok ? read_bytes(p, &n) : NULL;
+        if (raw != NULL && n >= 1024) memcpy(&stored, raw + 34 * 4, sizeof(double));
+        check(ok && stored == want, "%s with rotary_frac 0.25 in its config: the checkpoint stores %g (want %g)", pe_name(pe), stored, want);
+        if (raw != NULL && n >= 1024) {
+            double old = 0.25;
+            memcpy(raw + 34 * 4, &old, sizeof(double));   /* as ./train wrote it before */
+            ok = write_bytes(p, raw, n) == 0;
+            Config cr;
+            double *pr = NULL;
+            size_t np = 0;
+            ok = ok && checkpoint_read(p, &cr, &pr, &np, err, sizeof(err)) == 0;
+            if (ok) read = cr.rotary_frac;
+            check(ok && read == want, "%s file holding rotary_frac 0.25: reads%s, rotary_frac %g (want %g) %s", pe_name(pe), ok ? "" : " NOT", read, want, err);
+            free(pr);
+        }
+        free(raw);
+        free(params);
+        model_free(&m);
+    }
+}
+
 /* Build a mutated copy of a checkpoint file and check checkpoint_parse_header and checkpoint_read both refuse it. */
 typedef struct {
     const unsigned char *base;
@@ -1104,6 +1142,7 @@ int main(void) {
     test_shard_bad();
     test_shard_write_bad();
     test_checkpoint_roundtrip();
+    test_checkpoint_rotary_frac();
     test_checkpoint_bad();
     test_state();
     test_checkpoint_list();
