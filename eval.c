@@ -118,7 +118,19 @@ typedef struct {
     int samples, seq, stride, head_dim;
     double base, depth;
     uint64_t seed;
+    int task_bos, mqar_blank, mqar_kv;   /* how the task samples are made: as the model was trained (train's flags) */
 } Options;
+
+/* The task options of the task modes: --depth, --task-bos, --mqar-filler, --mqar-kv, MQAR over the model's vocab. */
+static TaskOptions eval_task_options(const Options *o, int vocab) {
+    TaskOptions to = task_options_default();
+    to.depth = o->depth;
+    to.mqar_vocab = vocab;
+    to.bos = o->task_bos;
+    to.mqar_blank = o->mqar_blank;
+    to.mqar_kv = o->mqar_kv;
+    return to;
+}
 
 static void usage(const char *mode) {
     printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, curves, plot\n\n");
@@ -144,7 +156,10 @@ static void usage(const char *mode) {
                "  --samples N        samples per task and length (20)\n"
                "  --depth D          needle depth in [0, 1]; -1 = random (-1)\n"
                "  --scalings S       one of none, ntk:F, pi:F, yarn:F (none)\n"
-               "  --seed N           task seed (1)\n\n");
+               "  --seed N           task seed (1)\n"
+               "  --task-bos         samples start with the BOS token 0 (as train --task-bos)\n"
+               "  --mqar-filler K    random or blank (as train --mqar-filler) (random)\n"
+               "  --mqar-kv N        MQAR pairs (0 = length/16)\n\n");
     if (mode == NULL || strcmp(mode, "noise") == 0)
         printf("eval noise: task accuracy vs Gaussian sigma on the rotated real / imaginary queries\n"
                "  --ckpt FILE --out DIR --samples N --depth D --seed N   as in tasks\n"
@@ -420,9 +435,7 @@ static void wilson(double k, double n, double *lo, double *hi) {
 /* Score `samples` generated samples of a task at length T: the fraction right (exact match per sample for the
    text tasks, per query for MQAR), and the counts behind it. */
 static double score_task(Model *m, int task, int T, const Options *o, uint64_t seed, double *k_out, double *n_out) {
-    TaskOptions to = task_options_default();
-    to.depth = o->depth;
-    to.mqar_vocab = m->cfg.vocab_size;
+    TaskOptions to = eval_task_options(o, m->cfg.vocab_size);
     TaskSample s;
     task_sample_alloc(&s, T);
     Rng rng = {seed};
@@ -503,8 +516,7 @@ static int mode_tasks(Options *o) {
     for (int li = 0; li < nl; li++) printf(" %20d", lengths[li]);
     printf("\n");
     double *ys = (double *)mallocCheck(sizeof(double) * nt * nl), *xs = (double *)mallocCheck(sizeof(double) * nl);
-    TaskOptions to = task_options_default();
-    to.mqar_vocab = c.vocab_size;
+    TaskOptions to = eval_task_options(o, c.vocab_size);
     for (int li = 0; li < nl; li++) xs[li] = lengths[li];
     for (int ti = 0; ti < nt; ti++) {
         printf("%-16s", task_name(tasks[ti]));
@@ -541,8 +553,7 @@ static int mode_noise(Options *o) {
     double *params;
     load_model(&m, &c, &params, o);
     int T = o->seq > 0 ? o->seq : c.train_seq, task;
-    TaskOptions to = task_options_default();
-    to.mqar_vocab = c.vocab_size;
+    TaskOptions to = eval_task_options(o, c.vocab_size);
     if (o->tasks) {
         int list[TASK_COUNT];
         if (parse_task_list(o->tasks, list) != 1) { fprintf(stderr, "error: eval noise takes one task\n"); return 1; }
@@ -734,11 +745,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, curves (see ./eval --help)\n", mode);
         return 1;
     }
-    Options o = {NULL, "data/tinyshakespeare_val.bin", "results/eval", NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1};
+    Options o = {NULL, "data/tinyshakespeare_val.bin", "results/eval", NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0};
     o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : 20;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(mode); return 0; }
+        if (strcmp(f, "--task-bos") == 0) { o.task_bos = 1; continue; }
         if (strncmp(f, "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "error: %s '%s'; see ./eval %s --help\n", strncmp(f, "--", 2) ? "unexpected argument" : "missing value for", f, mode);
             return 1;
@@ -758,6 +770,12 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--sigmas") == 0) o.sigmas = v;
         else if (strcmp(f, "--depth") == 0) o.depth = flag_number("./eval", f, v, -1, 1);
         else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)flag_number("./eval", f, v, 0, 9007199254740992.0);
+        else if (strcmp(f, "--mqar-kv") == 0) o.mqar_kv = flag_int("./eval", f, v, 0, 1 << 20);
+        else if (strcmp(f, "--mqar-filler") == 0) {
+            if (strcmp(v, "random") == 0) o.mqar_blank = 0;
+            else if (strcmp(v, "blank") == 0) o.mqar_blank = 1;
+            else { fprintf(stderr, "error: --mqar-filler '%s' is not random or blank\n", v); return 1; }
+        }
         else { fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode); return 1; }
     }
     if (o.head_dim % 2 != 0) { fprintf(stderr, "error: --head-dim must be even\n"); return 1; }
