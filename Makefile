@@ -45,7 +45,7 @@ NVCC_LIBS = -lcublas -lcublasLt -lm
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
 CPU_PROGRAMS = train infer eval data/text2shards data/docs2shards
-TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files
+TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_analysis
 
 .PHONY: all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
@@ -84,6 +84,8 @@ tests/test_infer: tests/test_infer.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_infer.c -o $@ $(LDLIBS)
 tests/test_tasks: tests/test_tasks.c data/tasks.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_tasks.c -o $@ $(LDLIBS)
+tests/test_analysis: tests/test_analysis.c tests/testutil.h analysis.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_analysis.c -o $@ $(LDLIBS)
 tests/test_files: tests/test_files.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_files.c -o $@ $(LDLIBS)
 

@@ -8,6 +8,8 @@ SVG plot under --out (default results/eval):
                                training length: exact match of the teacher-forced argmax, with 95% intervals
   ./eval noise    [--ckpt F]   the noise experiment: N(0, sigma^2) on the real or the imaginary queries, task
                                accuracy vs sigma (REFERENCE §5)
+  ./eval attn     [--ckpt F]   paper Fig. 5 on BOS-started documents: sink mass, far ratio, retrieval score per head
+  ./eval stat sign|mcnemar|wilson A B   the report's exact tests from counts
   ./eval curves                the characteristic curves c_Re, c_Im vs dt with their Ci/Si closed forms (Eq. 5, 7)
   ./eval plot --csv F --x COL --y COL --group COL [--where COL=VAL]... --out FILE.svg
                                one line per value of --group from any of these CSVs (compare.sh's combined plots)
@@ -19,6 +21,7 @@ Dims legend as in ropepp.h: B batch, T sequence length, L layers, NA attention h
 #include "ropepp.h"
 #define ROPEPP_TASKS_IMPLEMENTATION
 #include "data/tasks.h"
+#include "analysis.h"
 #include <sys/stat.h>
 #include <time.h>
 
@@ -119,6 +122,7 @@ typedef struct {
     double base, depth;
     uint64_t seed;
     int task_bos, mqar_blank, mqar_kv;   /* how the task samples are made: as the model was trained (train's flags) */
+    int docs, relative;                  /* ppl --docs, noise --relative */
 } Options;
 
 /* The task options of the task modes: --depth, --task-bos, --mqar-filler, --mqar-kv, MQAR over the model's vocab. */
@@ -133,7 +137,20 @@ static TaskOptions eval_task_options(const Options *o, int vocab) {
 }
 
 static void usage(const char *mode) {
-    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, curves, plot\n\n");
+    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, attn, curves, plot, stat\n\n");
+    if (mode == NULL || strcmp(mode, "attn") == 0)
+        printf("eval attn: paper Fig. 5 per layer and head: sink mass, far ratio, retrieval score (analysis.h)\n"
+               "  --ckpt FILE --out DIR --seed N   as above\n"
+               "  --data FILE        held-out shard with BOS-started documents (scripts/make_corpus.sh)\n"
+               "  --seq T            window length (the training length)\n"
+               "  --samples N        documents and task samples (64)\n"
+               "  --tasks NAME       the text task of the retrieval score (niah_multikey, else niah_single, else passkey)\n"
+               "  --task-bos         task samples start with the BOS token (as trained)\n\n");
+    if (mode == NULL || strcmp(mode, "stat") == 0)
+        printf("eval stat: two-sided exact tests from counts (analysis.h)\n"
+               "  eval stat sign POS NEG      sign test p\n"
+               "  eval stat mcnemar B C       exact McNemar p from the discordant pairs\n"
+               "  eval stat wilson K N        95%% Wilson interval\n\n");
     if (mode == NULL || strcmp(mode, "ppl") == 0)
         printf("eval ppl: loss and perplexity vs context length (REFERENCE §8.1 for the sliding window)\n"
                "  --ckpt FILE        checkpoint (checkpoints/ newest)\n"
@@ -142,6 +159,8 @@ static void usage(const char *mode) {
                "  --samples N        windows per length (8)\n"
                "  --scalings LIST    none, ntk:F, pi:F, yarn:F, comma-separated (none,ntk:4 for rotary models)\n"
                "  --stride S         sliding-window stride (L/8); the window is L\n"
+               "  --docs             windows start at the BOS of documents longer than the longest length (a corpus\n"
+               "                     of scripts/make_corpus.sh), the same documents at every length\n"
                "  --out DIR          results folder (results/eval)\n\n");
     if (mode == NULL || strcmp(mode, "patterns") == 0)
         printf("eval patterns: attention mass by query-key distance per layer and head (real vs imaginary heads)\n"
@@ -165,7 +184,10 @@ static void usage(const char *mode) {
                "  --ckpt FILE --out DIR --samples N --depth D --seed N   as in tasks\n"
                "  --tasks NAME       one task (passkey if it fits the length, else mqar)\n"
                "  --seq T            length (the training length)\n"
-               "  --sigmas LIST      (0,0.2,0.4,0.6,0.8,1.0,1.2,1.5)\n\n");
+               "  --sigmas LIST      (0,0.2,0.4,0.6,0.8,1.0,1.2,1.5; with --relative 0,0.25,0.5,0.75,1,1.5)\n"
+               "  --relative         sigma times each layer's query RMS (measured on clean forwards of the first 8 samples)\n"
+               "  --task-bos --mqar-filler K --mqar-kv N   as in tasks\n"
+               "  RoPE++ models also get the ablation: every imaginary vs every real head's output zeroed (McNemar)\n\n");
     if (mode == NULL || strcmp(mode, "plot") == 0)
         printf("eval plot: a line plot of one of these CSVs, one line per value of a column\n"
                "  --csv FILE --x COL --y COL --group COL --out FILE.svg   required\n"
@@ -208,6 +230,25 @@ static void ensure_dir(const char *dir) {
     snprintf(tmp, sizeof(tmp), "%s", dir);
     for (char *p = tmp + 1; *p; p++) if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
     mkdir(tmp, 0755);
+}
+
+/* Starts of the documents (runs that begin with the BOS token 0) of at least min_len tokens in a shard, in order;
+   *out malloc'd. Returns how many. */
+static size_t doc_starts(const int *tok, size_t ntok, size_t min_len, size_t **out) {
+    size_t n = 0, cap = 64;
+    *out = (size_t *)mallocCheck(cap * sizeof(size_t));
+    size_t i = 0;
+    while (i < ntok) {
+        if (tok[i] != TASK_BOS) { i++; continue; }
+        size_t e = i + 1;
+        while (e < ntok && tok[e] != TASK_BOS) e++;
+        if (e - i >= min_len) {
+            if (n == cap) { cap *= 2; *out = (size_t *)realloc(*out, cap * sizeof(size_t)); if (*out == NULL) { fprintf(stderr, "error: out of memory\n"); exit(1); } }
+            (*out)[n++] = i;
+        }
+        i = e;
+    }
+    return n;
 }
 
 /* ------------------------------------------------------------------------------------------------- ppl mode */
@@ -253,6 +294,17 @@ static int mode_ppl(Options *o) {
         int mult[5] = {1, 2, 4, 8, 16};   /* in halves of L */
         for (int i = 0; i < 5; i++) lengths[nl++] = L * mult[i] / 2;
     }
+    /* --docs: every window starts at the BOS of a held-out document longer than the longest length, the same
+       documents at every length (spread evenly over those that qualify) */
+    size_t *docs = NULL, nd = 0;
+    if (o->docs) {
+        int longest = 0;
+        for (int i = 0; i < nl; i++) if (lengths[i] > longest) longest = lengths[i];
+        nd = doc_starts(tok, ntok, (size_t)longest + 1, &docs);
+        if (nd == 0) { fprintf(stderr, "error: --docs: %s has no document (BOS token 0 first) of %d tokens or more\nHINT: build a corpus with scripts/make_corpus.sh\n", o->data, longest + 1); return 1; }
+        printf("windows start at the BOS of %d of the %zu documents of at least %d tokens\n", o->samples < (int)nd ? o->samples : (int)nd, nd, longest + 1);
+    }
+    FILE *dcsv = NULL;   /* --docs: each document's loss, for paired tests between models */
     Scaling sc[8];
     int ns = parse_scalings(o->scalings ? o->scalings : (is_rotary(c.pe) ? "none,ntk:4" : "none"), sc, 8);
     if (!is_rotary(c.pe)) {
@@ -264,6 +316,13 @@ static int mode_ppl(Options *o) {
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
     fprintf(csv, "pe,scaling,length,band,band_start,band_end,loss,ppl,tokens\n");
+    if (o->docs) {
+        snprintf(path, sizeof(path), "%s/ppl_docs_%s.csv", o->out, pe_name(c.pe));
+        dcsv = fopen(path, "w");
+        if (dcsv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+        fprintf(dcsv, "pe,scaling,length,doc_start,loss\n");
+        snprintf(path, sizeof(path), "%s/ppl_%s.csv", o->out, pe_name(c.pe));
+    }
     /* bands of positions: [0, L/2), [L/2, L), [L, 2L), [2L, 4L), [4L, 8L) */
     int band_edges[6] = {0, L / 2, L, 2 * L, 4 * L, 8 * L};
     double *plot_x = (double *)mallocCheck(sizeof(double) * nl * ns), *plot_y = (double *)mallocCheck(sizeof(double) * nl * ns);
@@ -282,9 +341,16 @@ static int mode_ppl(Options *o) {
             if ((size_t)T + 1 > ntok) { fprintf(stderr, "error: length %d needs more than the %zu tokens of %s\n", T, ntok, o->data); return 1; }
             double band_sum[5] = {0}, total = 0.0;
             size_t band_n[5] = {0}, total_n = 0;
-            for (int k = 0; k < o->samples; k++) {
+            int nwin = o->docs && (size_t)o->samples > nd ? (int)nd : o->samples;
+            for (int k = 0; k < nwin; k++) {
                 size_t start = o->samples > 1 ? (size_t)((double)k * (ntok - T - 1) / (o->samples - 1)) : 0;
+                if (o->docs) start = docs[(size_t)k * nd / nwin];
                 model_forward_loss(&ms, tok + start, tok + start + 1, 1, T, 0);
+                if (dcsv != NULL) {
+                    double dl = 0.0;
+                    for (int t = 0; t < T; t++) dl += ms.losses_host[t];
+                    fprintf(dcsv, "%s,%s,%d,%zu,%.6f\n", pe_name(c.pe), sc[si].label, T, start, dl / T);
+                }
                 for (int t = 0; t < T; t++) {
                     double l = ms.losses_host[t];
                     total += l; total_n++;
@@ -332,7 +398,8 @@ static int mode_ppl(Options *o) {
     snprintf(title, sizeof(title), "%s: perplexity vs eval length (trained at %d)", pe_name(c.pe), L);
     snprintf(path, sizeof(path), "%s/ppl_%s.svg", o->out, pe_name(c.pe));
     svg_plot(path, title, "eval length (tokens)", "perplexity", 1, s, ns);
-    free(plot_x); free(plot_y); free(tok); free(params);
+    free(plot_x); free(plot_y); free(tok); free(params); free(docs);
+    if (dcsv != NULL) fclose(dcsv);
     model_free(&m);
     return 0;
 }
@@ -423,18 +490,11 @@ static int mode_patterns(Options *o) {
 
 
 /* ------------------------------------------------------------------------------------------------ tasks mode */
-/* Wilson 95% interval for k successes out of n */
-static void wilson(double k, double n, double *lo, double *hi) {
-    if (n <= 0) { *lo = 0; *hi = 1; return; }
-    double z = 1.959964, p = k / n, den = 1 + z * z / n;
-    double mid = (p + z * z / (2 * n)) / den, half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den;
-    *lo = fmax(0.0, mid - half);
-    *hi = fmin(1.0, mid + half);
-}
-
 /* Score `samples` generated samples of a task at length T: the fraction right (exact match per sample for the
-   text tasks, per query for MQAR), and the counts behind it. */
-static double score_task(Model *m, int task, int T, const Options *o, uint64_t seed, double *k_out, double *n_out) {
+   text tasks, per query for MQAR), and the counts behind it; correct (samples) or NULL: 1 where every scored
+   prediction of the sample is right (paired tests). */
+static double score_task(Model *m, int task, int T, const Options *o, uint64_t seed, double *k_out, double *n_out,
+                         unsigned char *correct) {
     TaskOptions to = eval_task_options(o, m->cfg.vocab_size);
     TaskSample s;
     task_sample_alloc(&s, T);
@@ -456,6 +516,7 @@ static double score_task(Model *m, int task, int T, const Options *o, uint64_t s
         }
         if (task == TASK_MQAR) { k += task_score_fraction(&s, argmax) * s.n_score; n += s.n_score; }
         else { k += task_score_argmax(&s, argmax); n += 1; }
+        if (correct != NULL) correct[i] = (unsigned char)task_score_argmax(&s, argmax);
     }
     task_sample_free(&s);
     free(argmax);
@@ -524,8 +585,8 @@ static int mode_tasks(Options *o) {
             ys[ti * nl + li] = NAN;
             if (task_min_len(tasks[ti], &to) > lengths[li]) { printf(" %20s", "(too short)"); continue; }
             double k, n, lo, hi;
-            double acc = score_task(&m, tasks[ti], lengths[li], o, o->seed * 1000003ull + (uint64_t)ti * 7919u + (uint64_t)lengths[li], &k, &n);
-            wilson(k, n, &lo, &hi);
+            double acc = score_task(&m, tasks[ti], lengths[li], o, o->seed * 1000003ull + (uint64_t)ti * 7919u + (uint64_t)lengths[li], &k, &n, NULL);
+            stat_wilson(k, n, &lo, &hi);
             printf("   %5.1f%% [%4.1f,%5.1f]", 100 * acc, 100 * lo, 100 * hi);
             fflush(stdout);
             fprintf(csv, "%s,%s,%s,%d,%.6f,%.6f,%.6f,%.0f,%.0f,%d\n", pe_name(c.pe), sc[0].label, task_name(tasks[ti]), lengths[li], acc, lo, hi, k, n, o->samples);
@@ -547,6 +608,51 @@ static int mode_tasks(Options *o) {
 }
 
 /* ------------------------------------------------------------------------------------------------ noise mode */
+/* Each layer's query RMS over the rotated queries of the first n samples of a task (clean forwards): rms (L). */
+static void query_rms(Model *m, int task, int T, const Options *o, uint64_t seed, int n, double *rms) {
+    TaskOptions to = eval_task_options(o, m->cfg.vocab_size);
+    TaskSample s;
+    task_sample_alloc(&s, T);
+    Rng rng = {seed};
+    char err[512];
+    int Lyr = m->cfg.n_layers;
+    size_t nq = (size_t)T * m->d.NA * m->d.HD;
+    for (int l = 0; l < Lyr; l++) rms[l] = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (task_generate(&s, task, T, &to, &rng, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+        model_forward(m, s.tokens, NULL, 1, T);
+        for (int l = 0; l < Lyr; l++) {
+            float *q = backend_floatX_to_host(layer_acts(m, l).qr, nq);
+            double ss = 0.0;
+            for (size_t e = 0; e < nq; e++) ss += (double)q[e] * q[e];
+            rms[l] += ss / (double)nq / n;
+            free(q);
+        }
+    }
+    for (int l = 0; l < Lyr; l++) rms[l] = sqrt(rms[l]);
+    task_sample_free(&s);
+}
+
+/* Discordant pairs of two arms' per-sample outcomes: b right only in arm a, c right only in arm b. */
+static void discordant(const unsigned char *a, const unsigned char *b, int n, long *only_a, long *only_b) {
+    *only_a = 0; *only_b = 0;
+    for (int i = 0; i < n; i++) { *only_a += a[i] && !b[i]; *only_b += !a[i] && b[i]; }
+}
+
+/* A copy of the parameters (table order) with the output columns of every real (kind 0) or imaginary (kind 1)
+   attention head zeroed in attprojw (L, C, NA*HD): the head's output no longer reaches the residual stream. */
+static double *params_zero_heads(const Model *m, const double *params, int kind) {
+    double *p = (double *)mallocCheck(sizeof(double) * m->num_params);
+    memcpy(p, params, sizeof(double) * m->num_params);
+    size_t off = param_offset(m, P_ATTPROJW);
+    int C = m->cfg.dim, NA = m->d.NA, HD = m->d.HD;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int r = 0; r < C; r++)
+            for (int a = kind; a < NA; a += 2)
+                for (int d = 0; d < HD; d++) p[off + ((size_t)l * C + r) * NA * HD + (size_t)a * HD + d] = 0.0;
+    return p;
+}
+
 static int mode_noise(Options *o) {
     Model m;
     Config c;
@@ -565,47 +671,210 @@ static int mode_noise(Options *o) {
     double sig[64];
     int ns = 0;
     char buf[512];
-    snprintf(buf, sizeof(buf), "%s", o->sigmas ? o->sigmas : "0,0.2,0.4,0.6,0.8,1.0,1.2,1.5");
+    snprintf(buf, sizeof(buf), "%s", o->sigmas ? o->sigmas : o->relative ? "0,0.25,0.5,0.75,1,1.5" : "0,0.2,0.4,0.6,0.8,1.0,1.2,1.5");
     for (char *t = strtok(buf, ","); t && ns < 64; t = strtok(NULL, ",")) sig[ns++] = flag_number("./eval", "--sigmas", t, 0, 1e3);
-    int ntarget = m.d.imag ? 2 : 1;
+    int ntarget = m.d.imag ? 2 : 1, N = o->samples;
+    uint64_t task_seed = o->seed * 1000003ull + 17;   /* the same samples for every sigma, arm and ablation */
+    double *rms = (double *)mallocCheck(sizeof(double) * c.n_layers);
+    if (o->relative) {
+        query_rms(&m, task, T, o, task_seed, N < 8 ? N : 8, rms);
+        m.noise_layer_scale = rms;
+        printf("query RMS per layer:");
+        for (int l = 0; l < c.n_layers; l++) printf(" %.4f", rms[l]);
+        printf(" (sigma is relative to it)\n");
+    }
     ensure_dir(o->out);
     char path[4200], err[512];
     snprintf(path, sizeof(path), "%s/noise_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,task,length,target,sigma,accuracy,ci_low,ci_high\n");
-    printf("\nnoise experiment: %s at length %d, %d samples; N(0, sigma^2) on the rotated %s queries\n", task_name(task), T, o->samples,
-           m.d.imag ? "real or imaginary" : "(real)");
-    printf("%6s %22s%s\n", "sigma", "real", m.d.imag ? "              imaginary" : "");
+    fprintf(csv, "pe,task,length,target,sigma,relative,accuracy,ci_low,ci_high,correct,samples,real_only,imag_only,p_mcnemar\n");
+    printf("\nnoise experiment: %s at length %d, %d samples; N(0, sigma^2%s) on the rotated %s queries, the same noise seeds in each arm\n",
+           task_name(task), T, N, o->relative ? " x layer query RMS^2" : "", m.d.imag ? "real or imaginary" : "(real)");
+    printf("%6s %22s%s\n", "sigma", "real", m.d.imag ? "              imaginary   McNemar (real-only / imag-only, p)" : "");
     double *ys = (double *)mallocCheck(sizeof(double) * 2 * ns);
+    unsigned char *ok[2];
+    ok[0] = (unsigned char *)mallocCheck((size_t)N); ok[1] = (unsigned char *)mallocCheck((size_t)N);
     for (int i = 0; i < ns; i++) {
         printf("%6.2f", sig[i]);
         for (int tg = 0; tg < ntarget; tg++) {
             int target = tg == 0 ? NOISE_REAL : NOISE_IMAG;
             if (model_set_noise(&m, target, sig[i], 0xA0153ull + (uint64_t)i, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
             double k, n, lo, hi;
-            double acc = score_task(&m, task, T, o, o->seed * 1000003ull + 17, &k, &n);   /* the same samples for every sigma */
-            wilson(k, n, &lo, &hi);
+            double acc = score_task(&m, task, T, o, task_seed, &k, &n, ok[tg]);
+            stat_wilson(k, n, &lo, &hi);
             printf("   %5.1f%% [%4.1f,%5.1f]", 100 * acc, 100 * lo, 100 * hi);
             fflush(stdout);
-            fprintf(csv, "%s,%s,%d,%s,%.3f,%.6f,%.6f,%.6f\n", pe_name(c.pe), task_name(task), T, tg == 0 ? "real" : "imag", sig[i], acc, lo, hi);
+            long b = 0, cc = 0;
+            double p = NAN;
+            if (tg == 1) { discordant(ok[0], ok[1], N, &b, &cc); p = stat_mcnemar(b, cc); printf("   %ld / %ld, p %.3g", b, cc, p); }
+            fprintf(csv, "%s,%s,%d,%s,%.3f,%d,%.6f,%.6f,%.6f,%.0f,%.0f,%ld,%ld,%.6g\n", pe_name(c.pe), task_name(task), T, tg == 0 ? "real" : "imag",
+                    sig[i], o->relative, acc, lo, hi, k, n, b, cc, p);
             ys[tg * ns + i] = 100 * acc;
         }
         printf("\n");
     }
     model_set_noise(&m, NOISE_NONE, 0.0, 0, err, sizeof(err));
+    if (m.d.imag) {   /* ablation: every imaginary head's output zeroed vs every real head's, on the same samples */
+        printf("\nablation (%s, the same %d samples): heads' outputs zeroed in every layer\n", task_name(task), N);
+        for (int kind = 0; kind < 2; kind++) {
+            double *pz = params_zero_heads(&m, params, kind);
+            Model mz;
+            model_init_from(&mz, &c, pz);
+            double k, n, lo, hi;
+            double acc = score_task(&mz, task, T, o, task_seed, &k, &n, ok[kind]);
+            stat_wilson(k, n, &lo, &hi);
+            long b = 0, cc = 0;
+            double p = NAN;
+            if (kind == 1) { discordant(ok[0], ok[1], N, &b, &cc); p = stat_mcnemar(b, cc); }
+            printf("  %-15s %5.1f%% [%4.1f,%5.1f]", kind == 0 ? "real zeroed" : "imag zeroed", 100 * acc, 100 * lo, 100 * hi);
+            if (kind == 1) printf("   McNemar: right only with real zeroed %ld, only with imag zeroed %ld, p %.3g", b, cc, p);
+            printf("\n");
+            fprintf(csv, "%s,%s,%d,%s,0,%d,%.6f,%.6f,%.6f,%.0f,%.0f,%ld,%ld,%.6g\n", pe_name(c.pe), task_name(task), T,
+                    kind == 0 ? "zero_real_heads" : "zero_imag_heads", o->relative, acc, lo, hi, k, n, b, cc, p);
+            model_free(&mz);
+            free(pz);
+        }
+    }
     fclose(csv);
     printf("wrote %s\n", path);
     Series s[2] = {{"noise on real queries", ns, sig, ys}, {"noise on imaginary queries", ns, sig, ys + ns}};
     char title[256];
     snprintf(title, sizeof(title), "%s: %s accuracy vs query noise (length %d)", pe_name(c.pe), task_name(task), T);
     snprintf(path, sizeof(path), "%s/noise_%s.svg", o->out, pe_name(c.pe));
-    svg_plot(path, title, "noise sigma", "accuracy (%)", 0, s, ntarget);
-    free(ys); free(params);
+    svg_plot(path, title, o->relative ? "noise sigma / layer query RMS" : "noise sigma", "accuracy (%)", 0, s, ntarget);
+    free(ys); free(params); free(rms); free(ok[0]); free(ok[1]);
+    m.noise_layer_scale = NULL;
     model_free(&m);
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------------ attn mode */
+/* Paper Fig. 5 measures per layer and attention head (analysis.h): on BOS-started windows of held-out documents,
+   queries in the second half, the sink mass (position 0) and the far ratio (non-BOS mass beyond T/4 over
+   uniform); on fixed text-task samples, the retrieval score (the fraction of answer tokens whose top key is the
+   needle token being copied). Real head 2h and imaginary head 2h+1 share q head h (column qhead). */
+static int mode_attn(Options *o) {
+    Model m;
+    Config c;
+    double *params;
+    load_model(&m, &c, &params, o);
+    int T = o->seq > 0 ? o->seq : c.train_seq, NA = m.d.NA, Lyr = c.n_layers;
+    char err[1024];
+    int *tok;
+    size_t ntok, *docs;
+    if (shard_read_all(o->data, c.vocab_size, &tok, &ntok, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    size_t nd = doc_starts(tok, ntok, (size_t)T, &docs);
+    if (nd == 0) { fprintf(stderr, "error: %s has no document (BOS token 0 first) of %d tokens or more\nHINT: build a corpus with scripts/make_corpus.sh\n", o->data, T); return 1; }
+    int nwin = (size_t)o->samples > nd ? (int)nd : o->samples;
+    size_t nh = (size_t)Lyr * NA;
+    double *sink = (double *)calloc(nh, sizeof(double)), *far = (double *)calloc(nh, sizeof(double));
+    double *hits = (double *)calloc(nh, sizeof(double));
+    long *far_n = (long *)calloc(nh, sizeof(long));
+    float *p = (float *)mallocCheck((size_t)NA * T * T * sizeof(float));
+    long nq = 0;
+    for (int k = 0; k < nwin; k++) {
+        model_forward(&m, tok + docs[(size_t)k * nd / nwin], NULL, 1, T);
+        for (int l = 0; l < Lyr; l++) {
+            model_attention_probs(&m, l, p);
+            for (int a = 0; a < NA; a++)
+                for (int t = T / 2; t < T; t++) {
+                    const float *row = p + ((size_t)a * T + t) * T;
+                    size_t h = (size_t)l * NA + a;
+                    sink[h] += attn_sink_mass(row, t);
+                    double r = attn_far_ratio(row, t, T);
+                    if (!isnan(r)) { far[h] += r; far_n[h]++; }
+                }
+        }
+        nq += T - T / 2;
+    }
+    /* retrieval on the text task (the niah one that fits, else passkey) */
+    TaskOptions to = eval_task_options(o, c.vocab_size);
+    int task = -1;
+    if (o->tasks) {
+        int list[TASK_COUNT];
+        if (parse_task_list(o->tasks, list) != 1 || list[0] == TASK_MQAR) { fprintf(stderr, "error: eval attn takes one text task\n"); return 1; }
+        task = list[0];
+        if (task_min_len(task, &to) > T) { fprintf(stderr, "error: task %s needs --seq >= %d\n", task_name(task), task_min_len(task, &to)); return 1; }
+    } else {
+        int order[3] = {TASK_NIAH_MULTIKEY, TASK_NIAH_SINGLE, TASK_PASSKEY};
+        for (int i = 0; i < 3 && task < 0; i++) if (c.vocab_size >= 256 && task_min_len(order[i], &to) <= T) task = order[i];
+    }
+    long n_answer = 0;
+    if (task >= 0) {
+        TaskSample ts;
+        task_sample_alloc(&ts, T);
+        Rng rng = {o->seed * 1000003ull + 29};
+        for (int k = 0; k < o->samples; k++) {
+            if (task_generate(&ts, task, T, &to, &rng, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+            int src = copy_source(ts.tokens, ts.answer_start, ts.answer_len);
+            if (src < 0) continue;
+            model_forward(&m, ts.tokens, NULL, 1, T);
+            for (int l = 0; l < Lyr; l++) {
+                model_attention_probs(&m, l, p);
+                for (int a = 0; a < NA; a++)
+                    for (int i = 0; i < ts.answer_len; i++) {
+                        int t = ts.answer_start - 1 + i;
+                        hits[(size_t)l * NA + a] += attn_top_key(p + ((size_t)a * T + t) * T, t) == src + i;
+                    }
+            }
+            n_answer += ts.answer_len;
+        }
+        task_sample_free(&ts);
+    }
+    ensure_dir(o->out);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/attn_%s.csv", o->out, pe_name(c.pe));
+    FILE *csv = fopen(path, "w");
+    if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+    fprintf(csv, "pe,length,layer,head,qhead,kind,sink_mass,far_ratio,retrieval,retrieval_n,windows\n");
+    printf("\nattention (paper Fig. 5) at T %d: %d BOS-started documents, queries in [%d, %d); retrieval on %d %s samples (%ld answer tokens)\n",
+           T, nwin, T / 2, T, task >= 0 ? o->samples : 0, task >= 0 ? task_name(task) : "(no text task fits)", n_answer);
+    printf("%5s %5s %5s %5s %10s %10s %10s\n", "layer", "head", "qhead", "kind", "sink", "far/unif", "retrieval");
+    double ksum[2][3] = {{0}}; int kn[2] = {0, 0};
+    for (int l = 0; l < Lyr; l++)
+        for (int a = 0; a < NA; a++) {
+            size_t h = (size_t)l * NA + a;
+            int imag = m.d.imag && a % 2 == 1;
+            double sk = sink[h] / nq, fr = far_n[h] ? far[h] / far_n[h] : NAN, rt = n_answer ? hits[h] / n_answer : NAN;
+            printf("%5d %5d %5d %5s %10.4f %10.4f %10.4f\n", l, a, m.d.imag ? a / 2 : a, imag ? "imag" : "real", sk, fr, rt);
+            fprintf(csv, "%s,%d,%d,%d,%d,%s,%.6f,%.6f,%.6f,%ld,%d\n", pe_name(c.pe), T, l, a, m.d.imag ? a / 2 : a, imag ? "imag" : "real", sk, fr, rt, n_answer, nwin);
+            ksum[imag][0] += sk; ksum[imag][1] += fr; ksum[imag][2] += rt; kn[imag]++;
+        }
+    fclose(csv);
+    for (int k = 0; k < 2; k++)
+        if (kn[k]) printf("summary: %s heads: sink %.4f, far/uniform %.4f, retrieval %.4f (means over %d heads)\n", k ? "imaginary" : "real",
+                          ksum[k][0] / kn[k], ksum[k][1] / kn[k], ksum[k][2] / kn[k], kn[k]);
+    if (is_rotary(c.pe)) {   /* what the frequencies alone predict at these distances (paper Eq. 5, 7) */
+        printf("characteristic curves, head dim %d, base %g:", m.d.HD, c.rope_base);
+        for (int f = 8; f >= 1; f /= 2) {
+            double cr, ci;
+            characteristic_curves(&cr, &ci, (double)T / f, m.d.HD, c.rope_base);
+            printf("  dt=T/%d: c_Re %.4f c_Im %.4f", f, cr, ci);
+        }
+        printf("\n");
+    }
+    printf("wrote %s\n", path);
+    free(sink); free(far); free(far_n); free(hits); free(p); free(tok); free(docs); free(params);
+    model_free(&m);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------ stat mode */
+/* The report's statistics from counts: eval stat sign POS NEG | mcnemar B C | wilson K N (analysis.h). */
+static int mode_stat(int argc, char **argv) {
+    if (argc != 5) { fprintf(stderr, "usage: eval stat sign POS NEG | mcnemar B C | wilson K N\n"); return 1; }
+    double a = flag_number("./eval", "stat", argv[3], 0, 1e15), b = flag_number("./eval", "stat", argv[4], 0, 1e15);
+    if (strcmp(argv[2], "sign") == 0) printf("%.6g\n", stat_sign_test((long)a, (long)b));
+    else if (strcmp(argv[2], "mcnemar") == 0) printf("%.6g\n", stat_mcnemar((long)a, (long)b));
+    else if (strcmp(argv[2], "wilson") == 0) {
+        if (a > b) { fprintf(stderr, "error: wilson K N needs K <= N\n"); return 1; }
+        double lo, hi;
+        stat_wilson(a, b, &lo, &hi);
+        printf("%.6f %.6f\n", lo, hi);
+    } else { fprintf(stderr, "error: eval stat takes sign, mcnemar or wilson\n"); return 1; }
+    return 0;
+}
 
 /* ------------------------------------------------------------------------------------------------ plot mode */
 /* A line plot of a CSV with a header row: x and y columns, one series per value of the group column, rows kept
@@ -740,17 +1009,20 @@ int main(int argc, char **argv) {
         }
         return mode_plot(&p);
     }
+    if (strcmp(mode, "stat") == 0) return mode_stat(argc, argv);
     if (strcmp(mode, "ppl") != 0 && strcmp(mode, "patterns") != 0 && strcmp(mode, "curves") != 0 &&
-        strcmp(mode, "tasks") != 0 && strcmp(mode, "noise") != 0) {
-        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, curves (see ./eval --help)\n", mode);
+        strcmp(mode, "tasks") != 0 && strcmp(mode, "noise") != 0 && strcmp(mode, "attn") != 0) {
+        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, attn, curves, plot, stat (see ./eval --help)\n", mode);
         return 1;
     }
-    Options o = {NULL, "data/tinyshakespeare_val.bin", "results/eval", NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0};
-    o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : 20;
+    Options o = {NULL, "data/tinyshakespeare_val.bin", "results/eval", NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0, 0, 0};
+    o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : strcmp(mode, "attn") == 0 ? 64 : 20;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(mode); return 0; }
         if (strcmp(f, "--task-bos") == 0) { o.task_bos = 1; continue; }
+        if (strcmp(f, "--docs") == 0) { o.docs = 1; continue; }
+        if (strcmp(f, "--relative") == 0) { o.relative = 1; continue; }
         if (strncmp(f, "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "error: %s '%s'; see ./eval %s --help\n", strncmp(f, "--", 2) ? "unexpected argument" : "missing value for", f, mode);
             return 1;
@@ -783,5 +1055,6 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "patterns") == 0) return mode_patterns(&o);
     if (strcmp(mode, "tasks") == 0) return mode_tasks(&o);
     if (strcmp(mode, "noise") == 0) return mode_noise(&o);
+    if (strcmp(mode, "attn") == 0) return mode_attn(&o);
     return mode_curves(&o);
 }
