@@ -160,7 +160,7 @@ static void usage(const char *mode) {
                "  --scalings LIST    none, ntk:F, pi:F, yarn:F, comma-separated (none,ntk:4 for rotary models)\n"
                "  --stride S         sliding-window stride (L/8); the window is L\n"
                "  --docs             windows start at the BOS of documents longer than the longest length (a corpus\n"
-               "                     of scripts/make_corpus.sh), the same documents at every length\n"
+               "                     of scripts/make_corpus.sh), the same documents at every length; no sliding window\n"
                "  --out DIR          results folder (results/eval)\n\n");
     if (mode == NULL || strcmp(mode, "patterns") == 0)
         printf("eval patterns: attention mass by query-key distance per layer and head (real vs imaginary heads)\n"
@@ -374,22 +374,24 @@ static int mode_ppl(Options *o) {
     /* the official test_ppl recipe (REFERENCE §8.1) at window L and stride S over the whole shard:
        window [max(i+S-L, 0), i+S), score its last S tokens (the first window S-1), ppl = exp(sum NLL / i_last);
        printed with the exact token-weighted ppl, which that recipe biases by about (1 + S / i_last) */
-    int S = o->stride > 0 ? o->stride : (L / 8 > 0 ? L / 8 : 1);
-    double nll = 0.0;
-    size_t scored = 0, i_last = 0;
-    for (size_t i = 0; i + 1 < ntok; i += S) {
-        size_t end = i + S < ntok - 1 ? i + S : ntok - 1;
-        size_t begin = end > (size_t)L ? end - L : 0;
-        int T = (int)(end - begin);
-        model_forward_loss(&m, tok + begin, tok + begin + 1, 1, T, 0);
-        size_t from = end - begin > (size_t)S ? end - begin - S : 1;
-        if (i == 0) from = 0;
-        for (size_t t = from; t < (size_t)T; t++) { nll += m.losses_host[t]; scored++; }
-        i_last = i;
+    if (!o->docs) {   /* --docs scores documents only: the sliding window over a whole corpus shard would dominate */
+        int S = o->stride > 0 ? o->stride : (L / 8 > 0 ? L / 8 : 1);
+        double nll = 0.0;
+        size_t scored = 0, i_last = 0;
+        for (size_t i = 0; i + 1 < ntok; i += S) {
+            size_t end = i + S < ntok - 1 ? i + S : ntok - 1;
+            size_t begin = end > (size_t)L ? end - L : 0;
+            int T = (int)(end - begin);
+            model_forward_loss(&m, tok + begin, tok + begin + 1, 1, T, 0);
+            size_t from = end - begin > (size_t)S ? end - begin - S : 1;
+            if (i == 0) from = 0;
+            for (size_t t = from; t < (size_t)T; t++) { nll += m.losses_host[t]; scored++; }
+            i_last = i;
+        }
+        printf("\nsliding window (window %d, stride %d, %zu tokens scored): ppl %.4f; official test_ppl formula exp(sum NLL / i_last) %.4f\n",
+               L, S, scored, exp(nll / scored), exp(nll / (double)(i_last > 0 ? i_last : 1)));
+        fprintf(csv, "%s,none,%d,sliding,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored);
     }
-    printf("\nsliding window (window %d, stride %d, %zu tokens scored): ppl %.4f; official test_ppl formula exp(sum NLL / i_last) %.4f\n",
-           L, S, scored, exp(nll / scored), exp(nll / (double)(i_last > 0 ? i_last : 1)));
-    fprintf(csv, "%s,none,%d,sliding,0,%d,%.6f,%.6f,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored);
     fclose(csv);
     printf("wrote %s\n", path);
     Series s[8];
