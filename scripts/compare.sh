@@ -93,7 +93,7 @@ DIM=$(echo "$SHAPE" | sed -nE 's/.*--dim ([0-9]+).*/\1/p'); FFN=$(echo "$SHAPE" 
 PM_SHAPE=$(echo "$SHAPE" | sed -E "s/--ffn [0-9]+/--ffn $((FFN + (DIM + 1) / 3))/")
 TASKFLAGS="--task-bos --mqar-filler blank"
 arm_args() {   # arm_args ARM: the --pe and shape of an arm
-  case $1 in rope_pm) echo "--pe rope $PM_SHAPE" ;; *_b*) echo "--pe ${1%_b*} $SHAPE" ;; *) echo "--pe $1 $SHAPE" ;; esac
+  case $1 in rope_pm) echo "--pe rope $PM_SHAPE" ;; *_long) echo "--pe ${1%_long} $SHAPE" ;; *_b*) echo "--pe ${1%_b*} $SHAPE" ;; *) echo "--pe $1 $SHAPE" ;; esac
 }
 SHORT_ARMS="$PES $(for p in $CONTROL_PES; do printf '%s_b%s ' $p $CBASE; done)"
 
@@ -205,6 +205,6 @@ fi
 [ "$STAGE" = all ] || [ "$STAGE" = report ] || exit 0
 echo "== stage 5: report"
 export OUT SEEDS SHORT_ARMS LONG_PES STEPS LSTEPS SEQ LSEQ BASE CBASE LBASE SHAPE PM_SHAPE BATCH LBATCH LR MIX LMIX MIXLOSS DATA SIZE CPU MULTS \
-  NS NNS NATT NPPL NOISE_TASK LNOISE_TASK DIM
+  NS NNS NATT NPPL NOISE_TASK LNOISE_TASK DIM EVAL
 bash scripts/compare_report.sh || { echo "error: the report failed" >&2; exit 1; }
 echo "all stages done"

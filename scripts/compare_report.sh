@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # compare_report.sh — the report of compare v2 (stage 5 of scripts/compare.sh, which exports the settings this reads:
 # OUT SEEDS SHORT_ARMS LONG_PES STEPS LSTEPS SEQ LSEQ BASE CBASE LBASE SHAPE PM_SHAPE BATCH LBATCH LR MIX LMIX MIXLOSS
-# DATA SIZE CPU MULTS NS NNS NATT NPPL NOISE_TASK LNOISE_TASK DIM). Writes $OUT/report.md: the decision rules, then
+# DATA SIZE CPU MULTS NS NNS NATT NPPL NOISE_TASK LNOISE_TASK DIM EVAL). Writes $OUT/report.md: the decision rules, then
 # the verdict table, then the tables behind it. The statistics come from ./eval stat (analysis.h).
 set -u -o pipefail
+: "${EVAL:?compare_report.sh is run by scripts/compare.sh, which sets EVAL and the rest}"
 R="$OUT/report.md"
+pvalue() {   # pvalue KIND A B: ./eval stat's p, or exit: a verdict is never drawn from a missing p
+  local p; p=$($EVAL stat "$@") || { echo "error: $EVAL stat $* failed" >&2; exit 1; }
+  case "$p" in ''|*[!0-9.e+-]*) echo "error: $EVAL stat $* gave '$p'" >&2; exit 1 ;; esac
+  echo "$p"
+}
 first_seed=${SEEDS%% *}
 last_mult=${MULTS##* }
 far_len=$((SEQ * (last_mult < 4 ? last_mult : 4)))
@@ -41,7 +47,7 @@ verdict_sign() {   # verdict_sign CLAIM METRIC < "seed diff" lines
   local pos neg seeds_ok mean
   read -r pos neg seeds_ok mean <<< "$(echo "$lines" | awk '{ if ($2 > 0) p++; else if ($2 < 0) n++; sum[$1] += $2; cnt[$1]++; t += $2; m++ }
     END { ok = 1; neg = 1; for (s in sum) { if (sum[s] <= 0) ok = 0; if (sum[s] >= 0) neg = 0 } printf "%d %d %s %.4g\n", p, n, ok ? "all" : (neg ? "none" : "mixed"), t / m }')"
-  local p; p=$($EVAL stat sign $pos $neg)
+  local p; p=$(pvalue sign $pos $neg) || exit 1
   local v=inconclusive
   if [ "$seeds_ok" = all ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }' && [ $pos -gt $neg ]; then v=supported
   elif [ $neg -gt $pos ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }'; then v=refuted; fi
@@ -52,7 +58,7 @@ verdict_mcnemar() {   # verdict_mcnemar CLAIM METRIC < "seed b c" lines (b > c i
   [ -n "$lines" ] || { echo "| $1 | $2 | no data | inconclusive |"; return; }
   local b c seeds_ok
   read -r b c seeds_ok <<< "$(echo "$lines" | awk '{ b += $2; c += $3; if ($2 <= $3) bad = 1; if ($2 >= $3) nb = 1 } END { printf "%d %d %s\n", b, c, bad ? (nb ? "mixed" : "none") : "all" }')"
-  local p; p=$($EVAL stat mcnemar $b $c)
+  local p; p=$(pvalue mcnemar $b $c) || exit 1
   local v=inconclusive
   if [ "$seeds_ok" = all ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }' && [ $b -gt $c ]; then v=supported
   elif [ $c -gt $b ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }'; then v=refuted; fi
