@@ -1,5 +1,5 @@
 # ropepp — build everything that needs only a C compiler with `make`; run every CPU check with `make test`.
-#   make                 CPU programs (train, data/text2shards), the default data shards, the test programs
+#   make                 CPU programs (train, data/text2shards, data/docs2shards), the default data shards, the test programs
 #   make test            gradient checks, PyTorch parity fixtures, resume and bad-input tests (CPU only)
 #   make train_gpu       the CUDA build of train.c (needs nvcc)      make test_gpu   CPU<->GPU parity (needs a GPU)
 #   make fuzz            libFuzzer on the shard and checkpoint readers (needs clang)
@@ -44,8 +44,8 @@ NVCC_FLAGS = -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$(GPU_ARC
 NVCC_LIBS = -lcublas -lcublasLt -lm
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
-CPU_PROGRAMS = train infer eval data/text2shards
-TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings tests/test_eval_exact
+CPU_PROGRAMS = train infer eval data/text2shards data/docs2shards
+TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings tests/test_eval_exact tests/test_analysis
 
 .PHONY: all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
@@ -62,6 +62,9 @@ eval: eval.c ropepp.h data/tasks.h
 
 data/text2shards: data/text2shards.c ropepp.h
 	$(CC) $(CFLAGS) data/text2shards.c -o $@ $(LDLIBS)
+
+data/docs2shards: data/docs2shards.c ropepp.h
+	$(CC) $(CFLAGS) data/docs2shards.c -o $@ $(LDLIBS)
 
 # byte-level shards of the shipped corpus: the last 10% of the text is validation
 $(DATA) &: data/tinyshakespeare.txt data/text2shards
@@ -82,6 +85,8 @@ tests/test_infer: tests/test_infer.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_infer.c -o $@ $(LDLIBS)
 tests/test_tasks: tests/test_tasks.c data/tasks.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_tasks.c -o $@ $(LDLIBS)
+tests/test_analysis: tests/test_analysis.c tests/testutil.h analysis.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_analysis.c -o $@ $(LDLIBS)
 tests/test_files: tests/test_files.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_files.c -o $@ $(LDLIBS)
 tests/test_settings: tests/test_settings.c tests/testutil.h ropepp.h

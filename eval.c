@@ -10,6 +10,8 @@ folder (its newest checkpoint); without it, the last run (runs/latest):
                                training length: exact match of the teacher-forced argmax, with 95% intervals
   ./eval noise    [--ckpt F]   the noise experiment: N(0, sigma^2) on the real or the imaginary queries, task
                                accuracy vs sigma (REFERENCE §5)
+  ./eval attn     [--ckpt F]   paper Fig. 5 on BOS-started documents: sink mass, far ratio, retrieval score per head
+  ./eval stat sign|mcnemar|wilson A B   the report's exact tests from counts
   ./eval curves                the characteristic curves c_Re, c_Im vs dt with their Ci/Si closed forms (Eq. 5, 7)
   ./eval plot --csv F --x COL --y COL --group COL [--where COL=VAL]... --out FILE.svg
                                one line per value of --group from any of these CSVs (compare.sh's combined plots)
@@ -23,6 +25,7 @@ Dims legend as in ropepp.h: B batch, T sequence length, L layers, NA attention h
 #include "ropepp.h"
 #define ROPEPP_TASKS_IMPLEMENTATION
 #include "data/tasks.h"
+#include "analysis.h"
 #include <sys/stat.h>
 #include <time.h>
 
@@ -122,12 +125,38 @@ typedef struct {
     int samples, seq, stride, head_dim;
     double base, depth;
     uint64_t seed;
+    int task_bos, mqar_blank, mqar_kv;   /* how the task samples are made: as the model was trained (train's flags) */
+    int docs, relative;                  /* ppl --docs, noise --relative */
 } Options;
 
+/* The task options of the task modes: --depth, --task-bos, --mqar-filler, --mqar-kv, MQAR over the model's vocab. */
+static TaskOptions eval_task_options(const Options *o, int vocab) {
+    TaskOptions to = task_options_default();
+    to.depth = o->depth;
+    to.mqar_vocab = vocab;
+    to.bos = o->task_bos;
+    to.mqar_blank = o->mqar_blank;
+    to.mqar_kv = o->mqar_kv;
+    return to;
+}
+
 static void usage(const char *mode) {
-    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, curves, plot\n"
+    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, attn, curves, plot, stat\n"
            "--ckpt takes a checkpoint file or a run folder (its newest checkpoint); default: the last run (runs/latest).\n"
            "Scalings apply on top of what the checkpoint stores: \"none\" scores the model as trained (docs/SETTINGS.md).\n\n");
+    if (mode == NULL || strcmp(mode, "attn") == 0)
+        printf("eval attn: paper Fig. 5 per layer and head: sink mass, far ratio, retrieval score (analysis.h)\n"
+               "  --ckpt FILE --out DIR --seed N   as above\n"
+               "  --data FILE        held-out shard with BOS-started documents (scripts/make_corpus.sh)\n"
+               "  --seq T            window length (the training length)\n"
+               "  --samples N        documents and task samples (64)\n"
+               "  --tasks NAME       the text task of the retrieval score (niah_multikey, else niah_single, else passkey)\n"
+               "  --task-bos         task samples start with the BOS token (as trained)\n\n");
+    if (mode == NULL || strcmp(mode, "stat") == 0)
+        printf("eval stat: two-sided exact tests from counts (analysis.h)\n"
+               "  eval stat sign POS NEG      sign test p\n"
+               "  eval stat mcnemar B C       exact McNemar p from the discordant pairs\n"
+               "  eval stat wilson K N        95%% Wilson interval\n\n");
     if (mode == NULL || strcmp(mode, "ppl") == 0)
         printf("eval ppl: loss and perplexity vs context length (REFERENCE §8.1 for the sliding window)\n"
                "  --ckpt FILE|DIR    checkpoint, or a run folder (runs/latest)\n"
@@ -137,6 +166,8 @@ static void usage(const char *mode) {
                "  --scalings LIST    none, ntk:F, pi:F, yarn:F, comma-separated (none,ntk:4 for rotary models); each on\n"
                "                     top of the checkpoint's own scaling (none = as trained; pi:1 turns a trained PI off)\n"
                "  --stride S         sliding-window stride (L/8); the window is L\n"
+               "  --docs             windows start at the BOS of documents longer than the longest length (a corpus\n"
+               "                     of scripts/make_corpus.sh), the same documents at every length; no sliding window\n"
                "  --out DIR          results folder (the run folder's eval/)\n\n");
     if (mode == NULL || strcmp(mode, "patterns") == 0)
         printf("eval patterns: attention mass by query-key distance per layer and head (real vs imaginary heads)\n"
@@ -151,13 +182,19 @@ static void usage(const char *mode) {
                "  --samples N        samples per task and length (20)\n"
                "  --depth D          needle depth in [0, 1]; -1 = random (-1)\n"
                "  --scalings S       one of none, ntk:F, pi:F, yarn:F (none)\n"
-               "  --seed N           task seed (1)\n\n");
+               "  --seed N           task seed (1)\n"
+               "  --task-bos         samples start with the BOS token 0 (as train --task-bos)\n"
+               "  --mqar-filler K    random or blank (as train --mqar-filler) (random)\n"
+               "  --mqar-kv N        MQAR pairs (0 = length/16)\n\n");
     if (mode == NULL || strcmp(mode, "noise") == 0)
         printf("eval noise: task accuracy vs Gaussian sigma on the rotated real / imaginary queries\n"
                "  --ckpt FILE --out DIR --samples N --depth D --seed N   as in tasks\n"
                "  --tasks NAME       one task (passkey if it fits the length, else mqar)\n"
                "  --seq T            length (the training length)\n"
-               "  --sigmas LIST      (0,0.2,0.4,0.6,0.8,1.0,1.2,1.5)\n\n");
+               "  --sigmas LIST      (0,0.2,0.4,0.6,0.8,1.0,1.2,1.5; with --relative 0,0.25,0.5,0.75,1,1.5)\n"
+               "  --relative         sigma times each layer's query RMS (measured on clean forwards of the first 8 samples)\n"
+               "  --task-bos --mqar-filler K --mqar-kv N   as in tasks\n"
+               "  RoPE++ models also get the ablation: every imaginary vs every real head's output zeroed (McNemar)\n\n");
     if (mode == NULL || strcmp(mode, "plot") == 0)
         printf("eval plot: a line plot of one of these CSVs, one line per value of a column\n"
                "  --csv FILE --x COL --y COL --group COL --out FILE.svg   required\n"
@@ -205,6 +242,25 @@ static void ensure_dir(const char *dir) {
     snprintf(tmp, sizeof(tmp), "%s", dir);
     for (char *p = tmp + 1; *p; p++) if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
     mkdir(tmp, 0755);
+}
+
+/* Starts of the documents (runs that begin with the BOS token 0) of at least min_len tokens in a shard, in order;
+   *out malloc'd. Returns how many. */
+static size_t doc_starts(const int *tok, size_t ntok, size_t min_len, size_t **out) {
+    size_t n = 0, cap = 64;
+    *out = (size_t *)mallocCheck(cap * sizeof(size_t));
+    size_t i = 0;
+    while (i < ntok) {
+        if (tok[i] != TASK_BOS) { i++; continue; }
+        size_t e = i + 1;
+        while (e < ntok && tok[e] != TASK_BOS) e++;
+        if (e - i >= min_len) {
+            if (n == cap) { cap *= 2; *out = (size_t *)realloc(*out, cap * sizeof(size_t)); if (*out == NULL) { fprintf(stderr, "error: out of memory\n"); exit(1); } }
+            (*out)[n++] = i;
+        }
+        i = e;
+    }
+    return n;
 }
 
 /* ------------------------------------------------------------------------------------------------- ppl mode */
@@ -304,6 +360,17 @@ static int mode_ppl(Options *o) {
         int mult[5] = {1, 2, 4, 8, 16};   /* in halves of L */
         for (int i = 0; i < 5; i++) lengths[nl++] = L * mult[i] / 2;
     }
+    /* --docs: every window starts at the BOS of a held-out document longer than the longest length, the same
+       documents at every length (spread evenly over those that qualify) */
+    size_t *docs = NULL, nd = 0;
+    if (o->docs) {
+        int longest = 0;
+        for (int i = 0; i < nl; i++) if (lengths[i] > longest) longest = lengths[i];
+        nd = doc_starts(tok, ntok, (size_t)longest + 1, &docs);
+        if (nd == 0) { fprintf(stderr, "error: --docs: %s has no document (BOS token 0 first) of %d tokens or more\nHINT: build a corpus with scripts/make_corpus.sh\n", o->data, longest + 1); return 1; }
+        printf("windows start at the BOS of %d of the %zu documents of at least %d tokens\n", o->samples < (int)nd ? o->samples : (int)nd, nd, longest + 1);
+    }
+    FILE *dcsv = NULL;   /* --docs: each document's loss, for paired tests between models */
     Scaling sc[8];
     int ns = parse_scalings(o->scalings ? o->scalings : (is_rotary(c.pe) ? "none,ntk:4" : "none"), sc, 8);
     if (!is_rotary(c.pe)) {
@@ -318,6 +385,13 @@ static int mode_ppl(Options *o) {
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
     fprintf(csv, "pe,scaling,length,band,band_start,band_end,loss,ppl,tokens,windows\n");
+    if (o->docs) {
+        snprintf(path, sizeof(path), "%s/ppl_docs_%s.csv", o->out, pe_name(c.pe));
+        dcsv = fopen(path, "w");
+        if (dcsv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+        fprintf(dcsv, "pe,scaling,length,doc_start,loss\n");
+        snprintf(path, sizeof(path), "%s/ppl_%s.csv", o->out, pe_name(c.pe));
+    }
     /* bands of positions: [0, L/2), [L/2, L), [L, 2L), [2L, 4L), [4L, 8L) */
     int band_edges[6] = {0, L / 2, L, 2 * L, 4 * L, 8 * L};
     double *plot_x = (double *)mallocCheck(sizeof(double) * nl * ns), *plot_y = (double *)mallocCheck(sizeof(double) * nl * ns);
@@ -333,12 +407,23 @@ static int mode_ppl(Options *o) {
         model_init_from(&ms, &cs, params);
         for (int li = 0; li < nl; li++) {
             int T = lengths[li];
-            int64_t nw = disjoint_windows(ntok, T, o->samples, starts);
+            int64_t nw;
+            if (o->docs) {   /* the same held-out documents at every length, each window from a document's BOS */
+                nw = (int64_t)((size_t)o->samples < nd ? (size_t)o->samples : nd);
+                for (int64_t k = 0; k < nw; k++) starts[k] = docs[(size_t)k * nd / (size_t)nw];
+            } else {
+                nw = disjoint_windows(ntok, T, o->samples, starts);
+            }
             if (nw == 0) { fprintf(stderr, "error: length %d needs more than the %zu tokens of %s\n", T, ntok, o->data); return 1; }
             double band_sum[5] = {0}, total = 0.0;
             size_t band_n[5] = {0}, total_n = 0;
             for (int64_t k = 0; k < nw; k++) {
                 model_forward_loss(&ms, tok + starts[k], tok + starts[k] + 1, 1, T, 0);
+                if (dcsv != NULL) {
+                    double dl = 0.0;
+                    for (int t = 0; t < T; t++) dl += ms.losses_host[t];
+                    fprintf(dcsv, "%s,%s,%d,%zu,%.6f\n", pe_name(c.pe), sc[si].label, T, starts[k], dl / T);
+                }
                 for (int t = 0; t < T; t++) {
                     double l = ms.losses_host[t];
                     total += l; total_n++;
@@ -359,12 +444,14 @@ static int mode_ppl(Options *o) {
         }
         model_free(&ms);
     }
-    /* the sliding-window perplexity of the whole shard at window L, stride S: every target once */
-    size_t scored, windows;
-    double nll = sliding_window_nll(&m, tok, ntok, L, S, &scored, &windows);
-    printf("\nsliding window (window %d, stride %d, %zu windows): %zu of the %zu targets scored, each once: loss %.4f, ppl %.4f\n",
-           L, S, windows, scored, ntok - 1, nll / scored, exp(nll / scored));
-    fprintf(csv, "%s,none,%d,sliding,0,%d,%.6f,%.6f,%zu,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored, windows);
+    if (!o->docs) {   /* --docs scores documents only: the sliding window over a whole corpus shard would dominate */
+        /* the sliding-window perplexity of the whole shard at window L, stride S: every target once */
+        size_t scored, windows;
+        double nll = sliding_window_nll(&m, tok, ntok, L, S, &scored, &windows);
+        printf("\nsliding window (window %d, stride %d, %zu windows): %zu of the %zu targets scored, each once: loss %.4f, ppl %.4f\n",
+               L, S, windows, scored, ntok - 1, nll / scored, exp(nll / scored));
+        fprintf(csv, "%s,none,%d,sliding,0,%d,%.6f,%.6f,%zu,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored, windows);
+    }
     fclose(csv);
     printf("wrote %s\n", path);
     Series s[8];
@@ -373,7 +460,8 @@ static int mode_ppl(Options *o) {
     snprintf(title, sizeof(title), "%s: perplexity vs eval length (trained at %d)", pe_name(c.pe), L);
     snprintf(path, sizeof(path), "%s/ppl_%s.svg", o->out, pe_name(c.pe));
     svg_plot(path, title, "eval length (tokens)", "perplexity", 1, s, ns);
-    free(plot_x); free(plot_y); free(tok); free(params); free(starts);
+    free(plot_x); free(plot_y); free(tok); free(params); free(starts); free(docs);
+    if (dcsv != NULL) fclose(dcsv);
     model_free(&m);
     return 0;
 }
@@ -466,23 +554,13 @@ static int mode_patterns(Options *o) {
 
 
 /* ------------------------------------------------------------------------------------------------ tasks mode */
-/* Wilson 95% interval for k successes out of n */
-static void wilson(int64_t k_count, int64_t n_count, double *lo, double *hi) {
-    if (n_count <= 0) { *lo = 0; *hi = 1; return; }
-    double k = (double)k_count, n = (double)n_count;
-    double z = 1.959964, p = k / n, den = 1 + z * z / n;
-    double mid = (p + z * z / (2 * n)) / den, half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den;
-    *lo = fmax(0.0, mid - half);
-    *hi = fmin(1.0, mid + half);
-}
-
 /* Score `samples` samples of a task at length T, generated in turn from one Rng seeded with `seed`: the fraction
    right, and the counts behind it: *n_out = what was scored, each once (the samples for the text tasks, exact
-   match of the whole answer; every query of every sample for MQAR), *k_out = how many of those were right. */
-static double score_task(Model *m, int task, int T, const Options *o, uint64_t seed, int64_t *k_out, int64_t *n_out) {
-    TaskOptions to = task_options_default();
-    to.depth = o->depth;
-    to.mqar_vocab = m->cfg.vocab_size;
+   match of the whole answer; every query of every sample for MQAR), *k_out = how many of those were right;
+   correct (samples) or NULL: 1 where every scored prediction of the sample is right (paired tests). */
+static double score_task(Model *m, int task, int T, const Options *o, uint64_t seed, int64_t *k_out, int64_t *n_out,
+                         unsigned char *correct) {
+    TaskOptions to = eval_task_options(o, m->cfg.vocab_size);
     TaskSample s;
     task_sample_alloc(&s, T);
     Rng rng = {seed};
@@ -503,6 +581,7 @@ static double score_task(Model *m, int task, int T, const Options *o, uint64_t s
         }
         if (task == TASK_MQAR) { k += llround(task_score_fraction(&s, argmax) * s.n_score); n += s.n_score; }
         else { k += task_score_argmax(&s, argmax); n += 1; }
+        if (correct != NULL) correct[i] = (unsigned char)task_score_argmax(&s, argmax);
     }
     task_sample_free(&s);
     free(argmax);
@@ -587,8 +666,7 @@ static int mode_tasks(Options *o) {
     for (int li = 0; li < nl; li++) printf(" %30d", lengths[li]);
     printf("\n");
     double *ys = (double *)mallocCheck(sizeof(double) * nt * nl), *xs = (double *)mallocCheck(sizeof(double) * nl);
-    TaskOptions to = task_options_default();
-    to.mqar_vocab = c.vocab_size;
+    TaskOptions to = eval_task_options(o, c.vocab_size);
     for (int li = 0; li < nl; li++) xs[li] = lengths[li];
     static char names[TASK_COUNT][64];
     for (int ti = 0; ti < nt; ti++) {
@@ -603,8 +681,8 @@ static int mode_tasks(Options *o) {
             int64_t k, n;
             double lo, hi;
             uint64_t seed = o->seed * 1000003ull + (uint64_t)ti * 7919u + (uint64_t)lengths[li];
-            double acc = score_task(&m, tasks[ti], lengths[li], o, seed, &k, &n);
-            wilson(k, n, &lo, &hi);
+            double acc = score_task(&m, tasks[ti], lengths[li], o, seed, &k, &n, NULL);
+            stat_wilson((double)k, (double)n, &lo, &hi);
             char counts[32];
             snprintf(counts, sizeof(counts), "%lld/%lld", (long long)k, (long long)n);
             printf("   %5.1f%% [%4.1f,%5.1f] %9s", 100 * acc, 100 * lo, 100 * hi, counts);
@@ -634,14 +712,58 @@ static int mode_tasks(Options *o) {
 }
 
 /* ------------------------------------------------------------------------------------------------ noise mode */
+/* Each layer's query RMS over the rotated queries of the first n samples of a task (clean forwards): rms (L). */
+static void query_rms(Model *m, int task, int T, const Options *o, uint64_t seed, int n, double *rms) {
+    TaskOptions to = eval_task_options(o, m->cfg.vocab_size);
+    TaskSample s;
+    task_sample_alloc(&s, T);
+    Rng rng = {seed};
+    char err[512];
+    int Lyr = m->cfg.n_layers;
+    size_t nq = (size_t)T * m->d.NA * m->d.HD;
+    for (int l = 0; l < Lyr; l++) rms[l] = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (task_generate(&s, task, T, &to, &rng, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+        model_forward(m, s.tokens, NULL, 1, T);
+        for (int l = 0; l < Lyr; l++) {
+            float *q = backend_floatX_to_host(layer_acts(m, l).qr, nq);
+            double ss = 0.0;
+            for (size_t e = 0; e < nq; e++) ss += (double)q[e] * q[e];
+            rms[l] += ss / (double)nq / n;
+            free(q);
+        }
+    }
+    for (int l = 0; l < Lyr; l++) rms[l] = sqrt(rms[l]);
+    task_sample_free(&s);
+}
+
+/* Discordant pairs of two arms' per-sample outcomes: b right only in arm a, c right only in arm b. */
+static void discordant(const unsigned char *a, const unsigned char *b, int n, long *only_a, long *only_b) {
+    *only_a = 0; *only_b = 0;
+    for (int i = 0; i < n; i++) { *only_a += a[i] && !b[i]; *only_b += !a[i] && b[i]; }
+}
+
+/* A copy of the parameters (table order) with the output columns of every real (kind 0) or imaginary (kind 1)
+   attention head zeroed in attprojw (L, C, NA*HD): the head's output no longer reaches the residual stream. */
+static double *params_zero_heads(const Model *m, const double *params, int kind) {
+    double *p = (double *)mallocCheck(sizeof(double) * m->num_params);
+    memcpy(p, params, sizeof(double) * m->num_params);
+    size_t off = param_offset(m, P_ATTPROJW);
+    int C = m->cfg.dim, NA = m->d.NA, HD = m->d.HD;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int r = 0; r < C; r++)
+            for (int a = kind; a < NA; a += 2)
+                for (int d = 0; d < HD; d++) p[off + ((size_t)l * C + r) * NA * HD + (size_t)a * HD + d] = 0.0;
+    return p;
+}
+
 static int mode_noise(Options *o) {
     Model m;
     Config c;
     double *params;
     load_model(&m, &c, &params, o);
     int T = o->seq > 0 ? o->seq : c.train_seq, task;
-    TaskOptions to = task_options_default();
-    to.mqar_vocab = c.vocab_size;
+    TaskOptions to = eval_task_options(o, c.vocab_size);
     if (o->tasks) {
         int list[TASK_COUNT];
         if (parse_task_list(o->tasks, list) != 1) { fprintf(stderr, "error: eval noise takes one task\n"); return 1; }
@@ -653,19 +775,30 @@ static int mode_noise(Options *o) {
     double sig[64];
     int ns = 0;
     char buf[512];
-    snprintf(buf, sizeof(buf), "%s", o->sigmas ? o->sigmas : "0,0.2,0.4,0.6,0.8,1.0,1.2,1.5");
+    snprintf(buf, sizeof(buf), "%s", o->sigmas ? o->sigmas : o->relative ? "0,0.25,0.5,0.75,1,1.5" : "0,0.2,0.4,0.6,0.8,1.0,1.2,1.5");
     for (char *t = strtok(buf, ","); t && ns < 64; t = strtok(NULL, ",")) sig[ns++] = flag_number("./eval", "--sigmas", t, 0, 1e3);
-    int ntarget = m.d.imag ? 2 : 1;
+    int ntarget = m.d.imag ? 2 : 1, N = o->samples;
+    uint64_t task_seed = o->seed * 1000003ull + 17;   /* the same samples for every sigma, arm and ablation */
+    double *rms = (double *)mallocCheck(sizeof(double) * c.n_layers);
+    if (o->relative) {
+        query_rms(&m, task, T, o, task_seed, N < 8 ? N : 8, rms);
+        m.noise_layer_scale = rms;
+        printf("query RMS per layer:");
+        for (int l = 0; l < c.n_layers; l++) printf(" %.4f", rms[l]);
+        printf(" (sigma is relative to it)\n");
+    }
     ensure_dir(o->out);
     char path[4200], err[512];
     snprintf(path, sizeof(path), "%s/noise_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,task,length,target,sigma,accuracy,ci_low,ci_high,correct,scored,seed\n");
-    printf("\nnoise experiment: %s at length %d, %d samples; N(0, sigma^2) on the rotated %s queries\n", task_name(task), T, o->samples,
-           m.d.imag ? "real or imaginary" : "(real)");
-    printf("%6s %32s%s\n", "sigma", "real (right/scored)", m.d.imag ? "    imaginary (right/scored)" : "");
+    fprintf(csv, "pe,task,length,target,sigma,relative,accuracy,ci_low,ci_high,correct,scored,real_only,imag_only,p_mcnemar,seed\n");
+    printf("\nnoise experiment: %s at length %d, %d samples; N(0, sigma^2%s) on the rotated %s queries, the same noise seeds in each arm\n",
+           task_name(task), T, N, o->relative ? " x layer query RMS^2" : "", m.d.imag ? "real or imaginary" : "(real)");
+    printf("%6s %32s%s\n", "sigma", "real (right/scored)", m.d.imag ? "    imaginary (right/scored)  McNemar (real-only / imag-only, p)" : "");
     double *ys = (double *)mallocCheck(sizeof(double) * 2 * ns);
+    unsigned char *ok[2];
+    ok[0] = (unsigned char *)mallocCheck((size_t)N); ok[1] = (unsigned char *)mallocCheck((size_t)N);
     for (int i = 0; i < ns; i++) {
         printf("%6.2f", sig[i]);
         for (int tg = 0; tg < ntarget; tg++) {
@@ -673,32 +806,184 @@ static int mode_noise(Options *o) {
             if (model_set_noise(&m, target, sig[i], 0xA0153ull + (uint64_t)i, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
             int64_t k, n;
             double lo, hi;
-            uint64_t seed = o->seed * 1000003ull + 17;   /* the same samples for every sigma */
-            double acc = score_task(&m, task, T, o, seed, &k, &n);
-            wilson(k, n, &lo, &hi);
+            double acc = score_task(&m, task, T, o, task_seed, &k, &n, ok[tg]);
+            stat_wilson((double)k, (double)n, &lo, &hi);
             char counts[32];
             snprintf(counts, sizeof(counts), "%lld/%lld", (long long)k, (long long)n);
             printf("   %5.1f%% [%4.1f,%5.1f] %9s", 100 * acc, 100 * lo, 100 * hi, counts);
             fflush(stdout);
-            fprintf(csv, "%s,%s,%d,%s,%.3f,%.6f,%.6f,%.6f,%lld,%lld,%llu\n", pe_name(c.pe), task_name(task), T, tg == 0 ? "real" : "imag", sig[i], acc, lo, hi,
-                    (long long)k, (long long)n, (unsigned long long)seed);
+            long b = 0, cc = 0;
+            double p = NAN;
+            if (tg == 1) { discordant(ok[0], ok[1], N, &b, &cc); p = stat_mcnemar(b, cc); printf("   %ld / %ld, p %.3g", b, cc, p); }
+            fprintf(csv, "%s,%s,%d,%s,%.3f,%d,%.6f,%.6f,%.6f,%lld,%lld,%ld,%ld,%.6g,%llu\n", pe_name(c.pe), task_name(task), T, tg == 0 ? "real" : "imag",
+                    sig[i], o->relative, acc, lo, hi, (long long)k, (long long)n, b, cc, p, (unsigned long long)task_seed);
             ys[tg * ns + i] = 100 * acc;
         }
         printf("\n");
     }
     model_set_noise(&m, NOISE_NONE, 0.0, 0, err, sizeof(err));
+    if (m.d.imag) {   /* ablation: every imaginary head's output zeroed vs every real head's, on the same samples */
+        printf("\nablation (%s, the same %d samples): heads' outputs zeroed in every layer\n", task_name(task), N);
+        for (int kind = 0; kind < 2; kind++) {
+            double *pz = params_zero_heads(&m, params, kind);
+            Model mz;
+            model_init_from(&mz, &c, pz);
+            int64_t k, n;
+            double lo, hi;
+            double acc = score_task(&mz, task, T, o, task_seed, &k, &n, ok[kind]);
+            stat_wilson((double)k, (double)n, &lo, &hi);
+            long b = 0, cc = 0;
+            double p = NAN;
+            if (kind == 1) { discordant(ok[0], ok[1], N, &b, &cc); p = stat_mcnemar(b, cc); }
+            printf("  %-15s %5.1f%% [%4.1f,%5.1f]", kind == 0 ? "real zeroed" : "imag zeroed", 100 * acc, 100 * lo, 100 * hi);
+            if (kind == 1) printf("   McNemar: right only with real zeroed %ld, only with imag zeroed %ld, p %.3g", b, cc, p);
+            printf("\n");
+            fprintf(csv, "%s,%s,%d,%s,0,%d,%.6f,%.6f,%.6f,%lld,%lld,%ld,%ld,%.6g,%llu\n", pe_name(c.pe), task_name(task), T,
+                    kind == 0 ? "zero_real_heads" : "zero_imag_heads", o->relative, acc, lo, hi, (long long)k, (long long)n, b, cc, p,
+                    (unsigned long long)task_seed);
+            model_free(&mz);
+            free(pz);
+        }
+    }
     fclose(csv);
     printf("wrote %s\n", path);
     Series s[2] = {{"noise on real queries", ns, sig, ys}, {"noise on imaginary queries", ns, sig, ys + ns}};
     char title[256];
     snprintf(title, sizeof(title), "%s: %s accuracy vs query noise (length %d)", pe_name(c.pe), task_name(task), T);
     snprintf(path, sizeof(path), "%s/noise_%s.svg", o->out, pe_name(c.pe));
-    svg_plot(path, title, "noise sigma", "accuracy (%)", 0, s, ntarget);
-    free(ys); free(params);
+    svg_plot(path, title, o->relative ? "noise sigma / layer query RMS" : "noise sigma", "accuracy (%)", 0, s, ntarget);
+    free(ys); free(params); free(rms); free(ok[0]); free(ok[1]);
+    m.noise_layer_scale = NULL;
     model_free(&m);
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------------ attn mode */
+/* Paper Fig. 5 measures per layer and attention head (analysis.h): on BOS-started windows of held-out documents,
+   queries in the second half, the sink mass (position 0) and the far ratio (non-BOS mass beyond T/4 over
+   uniform); on fixed text-task samples, the retrieval score (the fraction of answer tokens whose top key is the
+   needle token being copied). Real head 2h and imaginary head 2h+1 share q head h (column qhead). */
+static int mode_attn(Options *o) {
+    Model m;
+    Config c;
+    double *params;
+    load_model(&m, &c, &params, o);
+    int T = o->seq > 0 ? o->seq : c.train_seq, NA = m.d.NA, Lyr = c.n_layers;
+    char err[1024];
+    int *tok;
+    size_t ntok, *docs;
+    if (shard_read_all(o->data, c.vocab_size, &tok, &ntok, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    size_t nd = doc_starts(tok, ntok, (size_t)T, &docs);
+    if (nd == 0) { fprintf(stderr, "error: %s has no document (BOS token 0 first) of %d tokens or more\nHINT: build a corpus with scripts/make_corpus.sh\n", o->data, T); return 1; }
+    int nwin = (size_t)o->samples > nd ? (int)nd : o->samples;
+    size_t nh = (size_t)Lyr * NA;
+    double *sink = (double *)calloc(nh, sizeof(double)), *far = (double *)calloc(nh, sizeof(double));
+    double *hits = (double *)calloc(nh, sizeof(double));
+    long *far_n = (long *)calloc(nh, sizeof(long));
+    float *p = (float *)mallocCheck((size_t)NA * T * T * sizeof(float));
+    long nq = 0;
+    for (int k = 0; k < nwin; k++) {
+        model_forward(&m, tok + docs[(size_t)k * nd / nwin], NULL, 1, T);
+        for (int l = 0; l < Lyr; l++) {
+            model_attention_probs(&m, l, p);
+            for (int a = 0; a < NA; a++)
+                for (int t = T / 2; t < T; t++) {
+                    const float *row = p + ((size_t)a * T + t) * T;
+                    size_t h = (size_t)l * NA + a;
+                    sink[h] += attn_sink_mass(row, t);
+                    double r = attn_far_ratio(row, t, T);
+                    if (!isnan(r)) { far[h] += r; far_n[h]++; }
+                }
+        }
+        nq += T - T / 2;
+    }
+    /* retrieval on the text task (the niah one that fits, else passkey) */
+    TaskOptions to = eval_task_options(o, c.vocab_size);
+    int task = -1;
+    if (o->tasks) {
+        int list[TASK_COUNT];
+        if (parse_task_list(o->tasks, list) != 1 || list[0] == TASK_MQAR) { fprintf(stderr, "error: eval attn takes one text task\n"); return 1; }
+        task = list[0];
+        if (task_min_len(task, &to) > T) { fprintf(stderr, "error: task %s needs --seq >= %d\n", task_name(task), task_min_len(task, &to)); return 1; }
+    } else {
+        int order[3] = {TASK_NIAH_MULTIKEY, TASK_NIAH_SINGLE, TASK_PASSKEY};
+        for (int i = 0; i < 3 && task < 0; i++) if (c.vocab_size >= 256 && task_min_len(order[i], &to) <= T) task = order[i];
+    }
+    long n_answer = 0;
+    if (task >= 0) {
+        TaskSample ts;
+        task_sample_alloc(&ts, T);
+        Rng rng = {o->seed * 1000003ull + 29};
+        for (int k = 0; k < o->samples; k++) {
+            if (task_generate(&ts, task, T, &to, &rng, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+            int src = copy_source(ts.tokens, ts.answer_start, ts.answer_len);
+            if (src < 0) continue;
+            model_forward(&m, ts.tokens, NULL, 1, T);
+            for (int l = 0; l < Lyr; l++) {
+                model_attention_probs(&m, l, p);
+                for (int a = 0; a < NA; a++)
+                    for (int i = 0; i < ts.answer_len; i++) {
+                        int t = ts.answer_start - 1 + i;
+                        hits[(size_t)l * NA + a] += attn_top_key(p + ((size_t)a * T + t) * T, t) == src + i;
+                    }
+            }
+            n_answer += ts.answer_len;
+        }
+        task_sample_free(&ts);
+    }
+    ensure_dir(o->out);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/attn_%s.csv", o->out, pe_name(c.pe));
+    FILE *csv = fopen(path, "w");
+    if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+    fprintf(csv, "pe,length,layer,head,qhead,kind,sink_mass,far_ratio,retrieval,retrieval_n,windows\n");
+    printf("\nattention (paper Fig. 5) at T %d: %d BOS-started documents, queries in [%d, %d); retrieval on %d %s samples (%ld answer tokens)\n",
+           T, nwin, T / 2, T, task >= 0 ? o->samples : 0, task >= 0 ? task_name(task) : "(no text task fits)", n_answer);
+    printf("%5s %5s %5s %5s %10s %10s %10s\n", "layer", "head", "qhead", "kind", "sink", "far/unif", "retrieval");
+    double ksum[2][3] = {{0}}; int kn[2] = {0, 0};
+    for (int l = 0; l < Lyr; l++)
+        for (int a = 0; a < NA; a++) {
+            size_t h = (size_t)l * NA + a;
+            int imag = m.d.imag && a % 2 == 1;
+            double sk = sink[h] / nq, fr = far_n[h] ? far[h] / far_n[h] : NAN, rt = n_answer ? hits[h] / n_answer : NAN;
+            printf("%5d %5d %5d %5s %10.4f %10.4f %10.4f\n", l, a, m.d.imag ? a / 2 : a, imag ? "imag" : "real", sk, fr, rt);
+            fprintf(csv, "%s,%d,%d,%d,%d,%s,%.6f,%.6f,%.6f,%ld,%d\n", pe_name(c.pe), T, l, a, m.d.imag ? a / 2 : a, imag ? "imag" : "real", sk, fr, rt, n_answer, nwin);
+            ksum[imag][0] += sk; ksum[imag][1] += fr; ksum[imag][2] += rt; kn[imag]++;
+        }
+    fclose(csv);
+    for (int k = 0; k < 2; k++)
+        if (kn[k]) printf("summary: %s heads: sink %.4f, far/uniform %.4f, retrieval %.4f (means over %d heads)\n", k ? "imaginary" : "real",
+                          ksum[k][0] / kn[k], ksum[k][1] / kn[k], ksum[k][2] / kn[k], kn[k]);
+    if (is_rotary(c.pe)) {   /* what the frequencies alone predict at these distances (paper Eq. 5, 7) */
+        printf("characteristic curves, head dim %d, base %g:", m.d.HD, c.rope_base);
+        for (int f = 8; f >= 1; f /= 2) {
+            double cr, ci;
+            characteristic_curves(&cr, &ci, (double)T / f, m.d.HD, c.rope_base);
+            printf("  dt=T/%d: c_Re %.4f c_Im %.4f", f, cr, ci);
+        }
+        printf("\n");
+    }
+    printf("wrote %s\n", path);
+    free(sink); free(far); free(far_n); free(hits); free(p); free(tok); free(docs); free(params);
+    model_free(&m);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------ stat mode */
+/* The report's statistics from counts: eval stat sign POS NEG | mcnemar B C | wilson K N (analysis.h). */
+static int mode_stat(int argc, char **argv) {
+    if (argc != 5) { fprintf(stderr, "usage: eval stat sign POS NEG | mcnemar B C | wilson K N\n"); return 1; }
+    double a = flag_number("./eval", "stat", argv[3], 0, 1e15), b = flag_number("./eval", "stat", argv[4], 0, 1e15);
+    if (strcmp(argv[2], "sign") == 0) printf("%.6g\n", stat_sign_test((long)a, (long)b));
+    else if (strcmp(argv[2], "mcnemar") == 0) printf("%.6g\n", stat_mcnemar((long)a, (long)b));
+    else if (strcmp(argv[2], "wilson") == 0) {
+        if (a > b) { fprintf(stderr, "error: wilson K N needs K <= N\n"); return 1; }
+        double lo, hi;
+        stat_wilson(a, b, &lo, &hi);
+        printf("%.6f %.6f\n", lo, hi);
+    } else { fprintf(stderr, "error: eval stat takes sign, mcnemar or wilson\n"); return 1; }
+    return 0;
+}
 
 /* ------------------------------------------------------------------------------------------------ plot mode */
 /* A line plot of a CSV with a header row: x and y columns, one series per value of the group column, rows kept
@@ -895,16 +1180,20 @@ int main(int argc, char **argv) {
         if (p.n_runs > 0 && p.csv) { fprintf(stderr, "error: eval plot takes --csv or --run, not both\n"); return 1; }
         return p.n_runs > 0 ? mode_plot_runs(&p) : mode_plot(&p);
     }
+    if (strcmp(mode, "stat") == 0) return mode_stat(argc, argv);
     if (strcmp(mode, "ppl") != 0 && strcmp(mode, "patterns") != 0 && strcmp(mode, "curves") != 0 &&
-        strcmp(mode, "tasks") != 0 && strcmp(mode, "noise") != 0) {
-        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, curves, plot (see ./eval --help)\n", mode);
+        strcmp(mode, "tasks") != 0 && strcmp(mode, "noise") != 0 && strcmp(mode, "attn") != 0) {
+        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, attn, curves, plot, stat (see ./eval --help)\n", mode);
         return 1;
     }
-    Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1};
-    o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : 20;
+    Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0, 0, 0};
+    o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : strcmp(mode, "attn") == 0 ? 64 : 20;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(mode); return 0; }
+        if (strcmp(f, "--task-bos") == 0) { o.task_bos = 1; continue; }
+        if (strcmp(f, "--docs") == 0) { o.docs = 1; continue; }
+        if (strcmp(f, "--relative") == 0) { o.relative = 1; continue; }
         if (strncmp(f, "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "error: %s '%s'; see ./eval %s --help\n", strncmp(f, "--", 2) ? "unexpected argument" : "missing value for", f, mode);
             return 1;
@@ -924,6 +1213,12 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--sigmas") == 0) o.sigmas = v;
         else if (strcmp(f, "--depth") == 0) o.depth = flag_number("./eval", f, v, -1, 1);
         else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)flag_number("./eval", f, v, 0, 9007199254740992.0);
+        else if (strcmp(f, "--mqar-kv") == 0) o.mqar_kv = flag_int("./eval", f, v, 0, 1 << 20);
+        else if (strcmp(f, "--mqar-filler") == 0) {
+            if (strcmp(v, "random") == 0) o.mqar_blank = 0;
+            else if (strcmp(v, "blank") == 0) o.mqar_blank = 1;
+            else { fprintf(stderr, "error: --mqar-filler '%s' is not random or blank\n", v); return 1; }
+        }
         else { fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode); return 1; }
     }
     if (o.head_dim % 2 != 0) { fprintf(stderr, "error: --head-dim must be even\n"); return 1; }
@@ -931,5 +1226,6 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "patterns") == 0) return mode_patterns(&o);
     if (strcmp(mode, "tasks") == 0) return mode_tasks(&o);
     if (strcmp(mode, "noise") == 0) return mode_noise(&o);
+    if (strcmp(mode, "attn") == 0) return mode_attn(&o);
     return mode_curves(&o);
 }

@@ -399,6 +399,7 @@ typedef struct {
     int step;               /* optimizer steps done */
     /* noise experiment (forward only) */
     double noise_sigma; int noise_target; uint64_t noise_seed; uint64_t n_forwards;
+    const double *noise_layer_scale;   /* (L) layer l's sigma is noise_sigma * scale[l] (eval noise --relative), or NULL */
     Profile *profile;       /* NULL, or where the ops' times go (train --profile) */
 } Model;
 
@@ -1565,7 +1566,7 @@ static PosEmb model_pe(const Model *m, int l) {
     pe.cos = m->pe_cos ? m->pe_cos + layer : NULL;
     pe.sin = m->pe_sin ? m->pe_sin + layer : NULL;
     pe.alibi = m->pe_alibi;
-    pe.noise_sigma = m->noise_sigma;
+    pe.noise_sigma = m->noise_sigma * (m->noise_layer_scale != NULL ? m->noise_layer_scale[l] : 1.0);
     pe.noise_target = m->noise_target;
     uint64_t x = m->noise_seed ^ (m->n_forwards * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)l << 48);
     pe.noise_seed = splitmix64(&x);

@@ -30,6 +30,7 @@ typedef struct {
     int vocab;                  /* 0 = from the data */
     int batch, seq, steps, warmup, schedule, decay_steps, val_every, val_batches, ckpt_every, keep, resume, profile;
     int sample_len, sample_every, init;
+    int mix_all_targets, task_bos, mqar_blank, mqar_kv;   /* --mix-loss all, --task-bos, --mqar-filler blank, --mqar-kv */
     double lr, beta1, beta2, eps, weight_decay, clip, temperature, peak_tflops;
     uint64_t seed;
     int out_given;              /* --out or --ckpt-dir was given (else a new folder under runs/) */
@@ -47,6 +48,10 @@ static const SettingRule run_rules[] = {
     {"--batch",        'i', offsetof(Options, batch),         {'r', '-', '-'}},
     {"--seq",          'i', offsetof(Options, seq),           {'r', '-', '-'}},
     {"--mix",          's', offsetof(Options, mix),           {'r', '-', '-'}},
+    {"--mix-loss",     'i', offsetof(Options, mix_all_targets), {'r', '-', '-'}},
+    {"--task-bos",     'i', offsetof(Options, task_bos),      {'r', '-', '-'}},
+    {"--mqar-filler",  'i', offsetof(Options, mqar_blank),    {'r', '-', '-'}},
+    {"--mqar-kv",      'i', offsetof(Options, mqar_kv),       {'r', '-', '-'}},
     {"--seed",         'u', offsetof(Options, seed),          {'r', '-', '-'}},
     {"--init",         'i', offsetof(Options, init),          {'r', '-', '-'}},
     {"--beta1",        'd', offsetof(Options, beta1),         {'r', '-', '-'}},
@@ -118,7 +123,11 @@ static void usage(const Options *d) {
            "  --batch B            sequences per step (%d)\n"
            "  --seq T              sequence length (%d)\n"
            "  --mix SPEC           rows of generated long-context tasks mixed into the batches, e.g. passkey:0.2,mqar:0.1\n"
-           "                       (tasks: passkey niah_single niah_multikey niah_multivalue vt mqar; text tasks need a long --seq)\n\n"
+           "                       (tasks: passkey niah_single niah_multikey niah_multivalue vt mqar; text tasks need a long --seq)\n"
+           "  --mix-loss WHICH     task rows' targets: answer (the answer tokens only, the rest ignored) or all (answer)\n"
+           "  --task-bos [0|1]     task rows start with the BOS token 0, as the documents of data/docs2shards do\n"
+           "  --mqar-filler KIND   MQAR's non-query positions: random (uniform tokens) or blank (token 0) (random)\n"
+           "  --mqar-kv N          MQAR key-value pairs per row (0 = seq/16)\n\n"
            "optimization (AdamW)\n"
            "  --steps N            optimizer steps (%d)\n"
            "  --lr LR              peak learning rate (%g)\n"
@@ -170,7 +179,7 @@ static const char *const value_flags[] = {
     "--yarn-factor", "--yarn-orig-len", "--ntk-factor", "--norm-eps", "--vocab", "--init", "--seed", "--train", "--val",
     "--batch", "--seq", "--steps", "--lr", "--warmup", "--schedule", "--decay-steps", "--beta1", "--beta2", "--eps",
     "--weight-decay", "--clip", "--val-every", "--val-batches", "--out", "--ckpt-dir", "--ckpt-every", "--keep",
-    "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--temperature", "--peak-tflops", "--mix"};
+    "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--temperature", "--peak-tflops", "--mix", "--mix-loss", "--mqar-filler", "--mqar-kv"};
 
 static void mark_given(Options *o, const char *f) {
     int i = settings_find(config_rules, config_rule_count, f);
@@ -224,6 +233,16 @@ static int parse_flag(Options *o, const char *f, const char *v) {
     else if (strcmp(f, "--keep") == 0) o->keep = flag_int("./train", f, v, 1, 1 << 20);
     else if (strcmp(f, "--init-from") == 0) o->init_from = v;
     else if (strcmp(f, "--mix") == 0) o->mix = v;
+    else if (strcmp(f, "--mix-loss") == 0) {
+        if (strcmp(v, "answer") == 0) o->mix_all_targets = 0;
+        else if (strcmp(v, "all") == 0) o->mix_all_targets = 1;
+        else die_flag(f, v, "answer or all");
+    } else if (strcmp(f, "--mqar-filler") == 0) {
+        if (strcmp(v, "random") == 0) o->mqar_blank = 0;
+        else if (strcmp(v, "blank") == 0) o->mqar_blank = 1;
+        else die_flag(f, v, "random or blank");
+    } else if (strcmp(f, "--mqar-kv") == 0) o->mqar_kv = flag_int("./train", f, v, 0, 1 << 20);
+    else if (strcmp(f, "--task-bos") == 0) o->task_bos = flag_int("./train", f, v, 0, 1);   /* settings.txt: 0 or 1 */
     else if (strcmp(f, "--log") == 0) o->log_path = v;
     else if (strcmp(f, "--sample") == 0) o->sample_len = flag_int("./train", f, v, 0, 1 << 20);
     else if (strcmp(f, "--sample-every") == 0) o->sample_every = flag_int("./train", f, v, 0, 1 << 30);
@@ -245,6 +264,12 @@ static void parse_args(Options *o, int argc, char **argv) {
             continue;
         }
         if (strcmp(f, "--profile") == 0) { o->profile = 1; continue; }
+        if (strcmp(f, "--task-bos") == 0) {   /* --task-bos [0|1] */
+            const char *v = "1";
+            if (i + 1 < argc && (strcmp(argv[i + 1], "0") == 0 || strcmp(argv[i + 1], "1") == 0)) v = argv[++i];
+            parse_flag(o, f, v);
+            continue;
+        }
         if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; flags start with --, see ./train --help\n", f); exit(1); }
         if (i + 1 >= argc) {
             int known = 0;
@@ -272,7 +297,7 @@ static void finish_schedule(Options *o) {
 /* What settings.txt stores: every setting of the run, resolved (warmup and decay in steps), one `--flag value`
    a line. --out, --resume, --init-from, --profile and --peak-tflops belong to one command line, not to the run. */
 static int write_settings(const char *path, const Options *o, const Config *c, char *err, size_t errlen) {
-    enum { N = 40 };
+    enum { N = 64 };
     const char *flags[N], *values[N];
     char buf[N][64];
     int n = 0;
@@ -299,6 +324,10 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
     PUT_F("--batch", "%d", o->batch);
     PUT_F("--seq", "%d", o->seq);
     if (o->mix != NULL) PUT_S("--mix", o->mix);
+    PUT_S("--mix-loss", o->mix_all_targets ? "all" : "answer");
+    PUT_F("--task-bos", "%d", o->task_bos);
+    PUT_S("--mqar-filler", o->mqar_blank ? "blank" : "random");
+    PUT_F("--mqar-kv", "%d", o->mqar_kv);
     PUT_F("--steps", "%d", o->steps);
     PUT_F("--lr", "%.17g", o->lr);
     PUT_F("--warmup", "%d", o->warmup);
@@ -573,6 +602,21 @@ static void sample(Model *m, const Options *o, Rng *rng, FILE *samples) {
     free(logits);
 }
 
+/* The --mix batch: each of the B rows of inputs/targets (B, T) is replaced, with its task's proportion, by a
+   generated task sample (tokens and its targets: the answer tokens only unless --mix-loss all; ignored targets
+   are -1, which the cross-entropy skips). Draws come from rng, which the state file saves. 0, or -1 with err. */
+static int mix_batch(int *inputs, int *targets, int B, int T, const TaskMix *mix, const TaskOptions *task_opt,
+                     TaskSample *row, Rng *rng, char *err, size_t errlen) {
+    for (int b = 0; mix->n > 0 && b < B; b++) {
+        int task = task_mix_pick(mix, rng);
+        if (task < 0) continue;
+        if (task_generate(row, task, T, task_opt, rng, err, errlen) != 0) return -1;
+        memcpy(inputs + (size_t)b * T, row->tokens, (size_t)T * sizeof(int));
+        memcpy(targets + (size_t)b * T, row->targets, (size_t)T * sizeof(int));
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------------- main */
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines reach a file or pipe even when the run is killed */
@@ -720,6 +764,10 @@ int main(int argc, char **argv) {
         if (task_mix_parse(o.mix, &mix, err, sizeof(err)) != 0) { fprintf(stderr, "error: --mix: %s\n", err); goto out; }
         task_opt = task_options_default();
         task_opt.mqar_vocab = vocab;
+        task_opt.answer_only = !o.mix_all_targets;
+        task_opt.bos = o.task_bos;
+        task_opt.mqar_blank = o.mqar_blank;
+        task_opt.mqar_kv = o.mqar_kv;
         for (int i = 0; i < mix.n; i++) {
             int need = task_min_len(mix.item[i].task, &task_opt);
             if (need > o.seq) { fprintf(stderr, "error: --mix: task %s needs --seq >= %d (has %d)\n", task_name(mix.item[i].task), need, o.seq); goto out; }
@@ -798,6 +846,9 @@ int main(int argc, char **argv) {
     printf("data: %s (%d shard%s), batch %d x seq %d = %zu tokens/step | %d steps, lr %g, %s warmup %d decay %d\n",
            o.train_pattern, train_dl.n_files, train_dl.n_files == 1 ? "" : "s", o.batch, o.seq, tokens_per_step, o.steps,
            o.lr, schedule_name(o.schedule), o.warmup, o.schedule == SCHED_WSD ? o.decay_steps : 0);
+    if (mix.n > 0)
+        printf("mix: %s | task rows' loss on %s | %s | mqar filler %s\n", o.mix, o.mix_all_targets ? "every token" : "the answer tokens only",
+               o.task_bos ? "BOS first" : "no BOS", o.mqar_blank ? "blank" : "random");
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -817,12 +868,9 @@ int main(int argc, char **argv) {
     for (int step = model.step; step < o.steps; step++) {
         double t0 = now_ms();
         if (loader_next(&train_dl, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-        for (int b = 0; mix.n > 0 && b < o.batch; b++) {
-            int task = task_mix_pick(&mix, &rng);
-            if (task < 0) continue;
-            if (task_generate(&task_row, task, o.seq, &task_opt, &rng, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-            memcpy(train_dl.inputs + (size_t)b * o.seq, task_row.tokens, (size_t)o.seq * sizeof(int));
-            memcpy(train_dl.targets + (size_t)b * o.seq, task_row.targets, (size_t)o.seq * sizeof(int));
+        if (mix_batch(train_dl.inputs, train_dl.targets, o.batch, o.seq, &mix, &task_opt, &task_row, &rng, err, sizeof(err)) != 0) {
+            fprintf(stderr, "error: %s\n", err);
+            goto out;
         }
         model.profile = prof;
         model_zero_grad(&model);

@@ -10,7 +10,8 @@ Use:   #include "data/tasks.h"                     declarations (needs ropepp.h'
 
 API:
   TaskSample s; task_sample_alloc(&s, T_max);       three (T_max) buffers: tokens, targets, score_pos
-  TaskOptions o = task_options_default();           depth -1 (random), answer_only 0, MQAR V 256, n_kv auto
+  TaskOptions o = task_options_default();           depth -1 (random), answer_only 0, no BOS, MQAR V 256, n_kv
+                                                    auto, random filler
   task_generate(&s, TASK_PASSKEY, T, &o, &rng, err, sizeof(err))    0, or -1 with a one-line reason in err
   task_min_len(TASK_PASSKEY, &o)                    the shortest T the task fits in (the prompt with no haystack)
   ... forward s.tokens (T); argmax[t] = the model's prediction of token t+1 from position t ...
@@ -40,7 +41,13 @@ Sample layout and scoring:
             text tasks: answer_start-1 .. answer_start+answer_len-2 (teacher-forced exact match: if every argmax
             there is right, greedy decoding emits exactly the answer). mqar: every query-key position.
   targets   answer_only = 0: targets[t] = tokens[t+1] everywhere (the ordinary LM stream), -1 at t = T-1.
-            answer_only = 1: tokens[t+1] only at score_pos, -1 elsewhere (crossentropy ignores -1).
+            answer_only = 1: tokens[t+1] only at score_pos, -1 elsewhere (crossentropy ignores targets < 0), so
+            a training row puts its loss on the answer tokens only (Zoology trains MQAR this way).
+  bos       TaskOptions.bos = 1: tokens[0] = TASK_BOS (0, the byte NUL, which no task text contains) and the
+            sample of length T-1 follows in [1, T); score_pos and answer_start count from the BOS. Documents of
+            the long-document corpus (data/docs2shards.c) start with the same token.
+  mqar_blank TaskOptions.mqar_blank = 1: the non-query positions of MQAR's query region hold token 0 (Zoology's
+            default) instead of uniform random tokens (its random_non_queries); no RNG draws are made for them.
   answer_start/answer_len: the answer span; for mqar the value of the last query (score_pos has all of them).
 
 Depth (TaskOptions.depth): in [0, 1], or < 0 for random.
@@ -92,9 +99,14 @@ typedef struct {
 typedef struct {
     double depth;       /* needle depth in [0, 1] (0: start of the haystack, 1: its end); < 0: random */
     int answer_only;    /* training targets: 0 next token everywhere, 1 only at the scored positions */
+    int bos;            /* 1: tokens[0] = TASK_BOS, the sample (length T-1) after it */
     int mqar_vocab;     /* mqar V: keys in [1, V/2), values and filler as Zoology (V >= 4) */
     int mqar_kv;        /* mqar pairs n_kv; 0: T/16 clipped to [1, min(T/4, V/2 - 1)] */
+    int mqar_blank;     /* mqar filler: 0 uniform random tokens in [0, V), 1 token 0 (blank) */
 } TaskOptions;
+
+/* The beginning-of-sequence token of task rows (TaskOptions.bos) and of the corpus documents: byte 0 (NUL). */
+enum { TASK_BOS = 0 };
 
 typedef struct { int task; double prop; } TaskMixItem;
 typedef struct {
@@ -573,11 +585,11 @@ static int mqar_pairs(const TaskOptions *o, int T) {
 
 /* Zoology multiquery_ar, one example (§3.5):
      keys n_kv distinct from [1, V/2), values n_kv distinct from [V/2, V); tokens 0 .. 2n_kv-1 = k1 v1 k2 v2 ...
-     every later token uniform in [0, V) (random_non_queries)
+     every later token uniform in [0, V) (random_non_queries), or 0 with blank
      gaps g_i distinct in [0, space), space = (T - 2 n_kv) / 2, drawn one at a time without replacement with
      p(g) ∝ a (g+1)^(a-1), a = 0.01; key k_i at 2 n_kv + 2 g_i, scored there (its next token is v_i)
    here v_i is also written at 2 n_kv + 2 g_i + 1 (see the deviations above). */
-static void mqar_generate(TaskSample *s, int T, int V, int n_kv, Rng *rng) {
+static void mqar_generate(TaskSample *s, int T, int V, int n_kv, int blank, Rng *rng) {
     const double power_a = 0.01;
     int half = V / 2;
     int space = (T - 2 * n_kv) / 2;
@@ -603,7 +615,7 @@ static void mqar_generate(TaskSample *s, int T, int V, int n_kv, Rng *rng) {
         s->tokens[2 * i] = keys[i];
         s->tokens[2 * i + 1] = values[i];
     }
-    for (int t = 2 * n_kv; t < T; t++) s->tokens[t] = task_randint(rng, 0, V - 1);
+    for (int t = 2 * n_kv; t < T; t++) s->tokens[t] = blank ? 0 : task_randint(rng, 0, V - 1);
     double total = 0.0;
     for (int g = 0; g < space; g++) {
         weight[g] = power_a * pow((double)(g + 1), power_a - 1.0);
@@ -648,13 +660,15 @@ int task_from_name(const char *name) {
     return -1;
 }
 
-/* Random depth, next-token targets everywhere, MQAR V = 256 with the automatic n_kv. */
+/* Random depth, next-token targets everywhere, no BOS, MQAR V = 256 with the automatic n_kv and random filler. */
 TaskOptions task_options_default(void) {
     TaskOptions o;
     o.depth = -1.0;
     o.answer_only = 0;
+    o.bos = 0;
     o.mqar_vocab = 256;
     o.mqar_kv = 0;
+    o.mqar_blank = 0;
     return o;
 }
 
@@ -677,6 +691,11 @@ void task_sample_free(TaskSample *s) {
 int task_min_len(int task, const TaskOptions *o) {
     TaskOptions def = task_options_default();
     if (o == NULL) o = &def;
+    if (o->bos && task >= 0 && task < TASK_COUNT) {
+        TaskOptions inner = *o;
+        inner.bos = 0;
+        return 1 + task_min_len(task, &inner);
+    }
     switch (task) {
         case TASK_PASSKEY: return passkey_fixed_len();
         case TASK_NIAH_SINGLE: return niah_min_len(1, 1);
@@ -704,6 +723,31 @@ int task_generate(TaskSample *s, int task, int T, const TaskOptions *o, Rng *rng
         task_set_err(err, errlen, "%s: depth %g is not in [0, 1] (or < 0 for random)", task_name(task), o->depth);
         return -1;
     }
+    if (o->bos) {
+        /* BOS, then the sample of T-1 tokens written one position on (same buffers, shifted views) */
+        if (T < task_min_len(task, o)) {
+            task_set_err(err, errlen, "%s: T = %d is too short: with the BOS it needs %d tokens; use T >= %d", task_name(task), T,
+                         task_min_len(task, o), task_min_len(task, o));
+            return -1;
+        }
+        TaskOptions inner = *o;
+        inner.bos = 0;
+        if (task == TASK_MQAR && inner.mqar_kv == 0) inner.mqar_kv = mqar_pairs(o, T);   /* pairs as at length T */
+        TaskSample view = *s;
+        view.tokens = s->tokens + 1;
+        view.targets = s->targets + 1;
+        view.cap = s->cap - 1;
+        if (task_generate(&view, task, T - 1, &inner, rng, err, errlen) != 0) return -1;
+        s->tokens[0] = TASK_BOS;
+        s->targets[0] = o->answer_only ? -1 : s->tokens[1];
+        for (int i = 0; i < view.n_score; i++) s->score_pos[i] += 1;
+        s->n_score = view.n_score;
+        s->answer_start = view.answer_start + 1;
+        s->answer_len = view.answer_len;
+        s->n = T;
+        s->task = task;
+        return 0;
+    }
     if (task == TASK_MQAR) {
         int V = o->mqar_vocab, n_kv = mqar_pairs(o, T);
         if (V < 4) {
@@ -718,7 +762,7 @@ int task_generate(TaskSample *s, int task, int T, const TaskOptions *o, Rng *rng
             task_set_err(err, errlen, "mqar: T = %d is too short for %d pairs (Zoology's constraint 4 * n_kv <= T); lower n_kv or raise T", T, n_kv);
             return -1;
         }
-        mqar_generate(s, T, V, n_kv, rng);
+        mqar_generate(s, T, V, n_kv, o->mqar_blank, rng);
     } else {
         int need = task_min_len(task, o);
         if (T < need) {

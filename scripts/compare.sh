@@ -1,43 +1,46 @@
 #!/usr/bin/env bash
-# compare.sh — the paper's comparison of position embeddings at small scale, in one command:
-#   1. train   rope, ropepp_eh, ropepp_ec, fope, alibi, nope and partial on the same data (Tiny Shakespeare with a
-#              passkey + MQAR task mix), token budget, warmup-stable-decay schedule, seed and shape
-#   2. long    continue rope, ropepp_eh and ropepp_ec at 4x the sequence length with rope base 500000 (the paper's
-#              long-context stage)
-#   3. eval    perplexity vs length, task accuracy at 1x..8x the training length, attention patterns (RoPE++),
-#              the noise experiment (RoPE++ EC), for every checkpoint
-#   4. report  report.md with the tables and plots, laid out like the paper
-# Every stage skips what is already done and resumes what was interrupted, so the run can be spread over several
-# commands or machines (carry the --out folder: small checkpoints, CSVs and logs).
+# compare.sh — compare v2 (issue 18): can a small run confirm or refute the paper's claims? One verdict per claim.
+#   0. corpus  the long-document corpus (scripts/make_corpus.sh: Python stdlib *.py + /usr/include *.h, one
+#              BOS-prefixed document per file, ~5% held out); --tiny builds one from this repository's sources
+#   1. probe   50 steps of the slowest arm at each stage's shape; the steps are sized from its tokens/s so that
+#              training fits --train-minutes
+#   2. short   rope, ropepp_eh, ropepp_ec, rope_pm (rope with the FFN grown to EC's parameter count), fope, alibi,
+#              nope, partial at T 512, rope base 1250 (the paper's 4096 / 10^4); control arms at base 10^4
+#   3. long    rope, ropepp_eh, ropepp_ec continued at T 2048, base 31250 (the paper's 32k / 5*10^5)
+#   4. eval    per checkpoint: ppl on held-out documents at 1-8x with/without NTK 4; tasks (200 fixed samples per
+#              cell, Wilson intervals); attention sink / far ratio / retrieval (64 documents); noise relative to
+#              each layer's query RMS (300 fixed samples, McNemar) and the zeroed-heads ablation
+#   5. report  report.md opening with the verdict table (rules written before the numbers)
+# Task rows (~40%: passkey, NIAH, vt, MQAR with blank filler) have their loss on the answer tokens only and start
+# with BOS. Every stage skips what is done and resumes what was interrupted; --max-minutes M stops before a run
+# that would not fit in M minutes (exit 3: run the same command again), so a long run goes in short sessions.
 #
-#   scripts/compare.sh                     full run on one GPU (train_gpu / eval_gpu), 2 seeds
+#   scripts/compare.sh --max-minutes 8     the default run on one GPU (train_gpu / eval_gpu), repeated until done
 #   scripts/compare.sh --quick             a smoke test in a few minutes on a GPU
-#   scripts/compare.sh --cpu --tiny        the pipeline end to end on a CPU in about a minute (tests use this)
-#   scripts/compare.sh --stage report      only rebuild the report from what is there
-#   scripts/compare.sh --shape "--dim 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1536" --steps 6000 --seeds "1 2 3"
-# Flags: --out DIR (results/compare), --seeds "1 2", --stage train|long|eval|report|all, --quick, --tiny, --cpu;
-#        to change the budget: --shape "MODEL FLAGS", --seq N, --batch N, --steps N, --lr LR, --mix SPEC,
-#        --long-seq N, --long-steps N, --samples N (eval samples per cell). Use a new --out for a new setup.
+#   scripts/compare.sh --cpu --tiny        the pipeline end to end on a CPU (make test uses this)
+#   scripts/compare.sh --stage report      only rebuild the report
+# Flags (every default is one): --out DIR (results/compare2), --seeds "1 2 3", --stage corpus|probe|short|long|
+#   eval|report|all, --max-minutes M (0 = no limit), --train-minutes M (15: training budget of the default run),
+#   --shape "MODEL FLAGS", --seq N (512), --base B (1250), --control-base B (10000), --control-pes "rope ropepp_ec",
+#   --pes "...", --long-pes "...", --long-seq N (2048), --long-base B (31250), --batch N, --long-batch N,
+#   --steps N / --long-steps N (fixed instead of probed), --lr LR, --mix SPEC, --long-mix SPEC, --data PREFIX
+#   (data/code), --samples N (200), --noise-samples N (300), --attn-samples N (64), --ppl-docs N (16),
+#   --mix-loss answer|all (answer). Use a new --out for a new setup.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
-OUT=results/compare; SEEDS=""; STAGE=all; SIZE=full; CPU=0
-O_SHAPE=""; O_SEQ=""; O_BATCH=""; O_STEPS=""; O_LR=""; O_MIX=""; O_LSEQ=""; O_LSTEPS=""; O_NS=""
+OUT=results/compare2; SEEDS=""; STAGE=all; SIZE=full; CPU=0; MAXMIN=0
+declare -A O=()
 need() { [ $# -ge 2 ] || { echo "error: $1 needs a value; see scripts/compare.sh --help" >&2; exit 1; }; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --shape) need "$@"; O_SHAPE=$2; shift 2 ;;
-    --seq) need "$@"; O_SEQ=$2; shift 2 ;;
-    --batch) need "$@"; O_BATCH=$2; shift 2 ;;
-    --steps) need "$@"; O_STEPS=$2; shift 2 ;;
-    --lr) need "$@"; O_LR=$2; shift 2 ;;
-    --mix) need "$@"; O_MIX=$2; shift 2 ;;
-    --long-seq) need "$@"; O_LSEQ=$2; shift 2 ;;
-    --long-steps) need "$@"; O_LSTEPS=$2; shift 2 ;;
-    --samples) need "$@"; O_NS=$2; shift 2 ;;
-    --out) OUT=$2; shift 2 ;;
-    --seeds) SEEDS=$2; shift 2 ;;
-    --stage) STAGE=$2; shift 2 ;;
+    --shape|--seq|--base|--control-base|--control-pes|--pes|--long-pes|--long-seq|--long-base|--batch|--long-batch|\
+    --steps|--long-steps|--lr|--mix|--long-mix|--data|--samples|--noise-samples|--attn-samples|--ppl-docs|--mix-loss|--train-minutes)
+      need "$@"; O[${1#--}]=$2; shift 2 ;;
+    --out) need "$@"; OUT=$2; shift 2 ;;
+    --seeds) need "$@"; SEEDS=$2; shift 2 ;;
+    --stage) need "$@"; STAGE=$2; shift 2 ;;
+    --max-minutes) need "$@"; MAXMIN=$2; shift 2 ;;
     --quick) SIZE=quick; shift ;;
     --tiny) SIZE=tiny; shift ;;
     --cpu) CPU=1; shift ;;
@@ -45,33 +48,95 @@ while [ $# -gt 0 ]; do
     *) echo "error: unknown flag '$1'; see scripts/compare.sh --help" >&2; exit 1 ;;
   esac
 done
-case "$STAGE" in train|long|eval|report|all) ;; *) echo "error: --stage must be train, long, eval, report or all" >&2; exit 1 ;; esac
+case "$STAGE" in corpus|probe|short|long|eval|report|all) ;; *) echo "error: --stage must be corpus, probe, short, long, eval, report or all" >&2; exit 1 ;; esac
 
-PES="rope ropepp_eh ropepp_ec fope alibi nope partial"
-LONG_PES="rope ropepp_eh ropepp_ec"
-MIX="passkey:0.3,mqar:0.2"
+# defaults per size; every one can be overridden by its flag
+PES="rope ropepp_eh ropepp_ec rope_pm fope alibi nope partial"; LONG_PES="rope ropepp_eh ropepp_ec"; CONTROL_PES="rope ropepp_ec"
+SEQ=512; BASE=1250; CBASE=10000; LSEQ=2048; LBASE=31250; LR=2e-3; MIXLOSS=answer; DATA=data/code
+MIX="passkey:0.1,niah_single:0.1,vt:0.1,mqar:0.1"          # niah_multikey needs T >= 579 with BOS: the long stage has it
+LMIX="passkey:0.1,niah_multikey:0.1,vt:0.1,mqar:0.1"
+NOISE_TASK=niah_single; LNOISE_TASK=niah_multikey; TASKS="passkey,niah_single,vt,mqar"; LTASKS="passkey,niah_multikey,vt,mqar"
 case $SIZE in
-  full)  SHAPE="--dim 256 --layers 4 --heads 8 --kv-heads 4 --ffn 768"; SEQ=256; BATCH=32; STEPS=3000; LR=2e-3
-         LSEQ=1024; LBATCH=8; LSTEPS=500; NS=40; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1 2" ;;
-  quick) SHAPE="--dim 128 --layers 2 --heads 4 --kv-heads 2 --ffn 384"; SEQ=256; BATCH=16; STEPS=200; LR=3e-3
-         LSEQ=512; LBATCH=4; LSTEPS=50; NS=10; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1" ;;
-  tiny)  SHAPE="--dim 32 --layers 1 --heads 4 --kv-heads 2 --ffn 64"; SEQ=256; BATCH=2; STEPS=4; LR=3e-3
-         LSEQ=512; LBATCH=1; LSTEPS=2; NS=2; MULTS="1 2"; MIX="passkey:0.5,mqar:0.5"; [ -z "$SEEDS" ] && SEEDS="1" ;;
+  full)  SHAPE="--dim 512 --layers 6 --heads 4 --kv-heads 2 --ffn 1536"; BATCH=32; LBATCH=8; TRAINMIN=15
+         NS=200; NNS=300; NATT=64; NPPL=16; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1 2 3" ;;
+  quick) SHAPE="--dim 256 --layers 2 --heads 2 --kv-heads 1 --ffn 768"; BATCH=16; LBATCH=4; TRAINMIN=2
+         NS=40; NNS=40; NATT=8; NPPL=4; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1 2" ;;
+  tiny)  SHAPE="--dim 32 --layers 1 --heads 4 --kv-heads 2 --ffn 64"; SEQ=256; LSEQ=512; BATCH=2; LBATCH=1; TRAINMIN=0
+         O[steps]=${O[steps]:-4}; O[long-steps]=${O[long-steps]:-2}; PES="rope ropepp_eh ropepp_ec rope_pm alibi"; CONTROL_PES="rope"
+         MIX="passkey:0.3,mqar:0.3"; LMIX="passkey:0.3,vt:0.3"; NOISE_TASK=passkey; LNOISE_TASK=passkey
+         TASKS="passkey,mqar"; LTASKS="passkey,vt"; NS=3; NNS=3; NATT=2; NPPL=2; MULTS="1 2"; [ -z "$SEEDS" ] && SEEDS="1 2" ;;
 esac
-SHAPE=${O_SHAPE:-$SHAPE}; SEQ=${O_SEQ:-$SEQ}; BATCH=${O_BATCH:-$BATCH}; STEPS=${O_STEPS:-$STEPS}; LR=${O_LR:-$LR}
-MIX=${O_MIX:-$MIX}; LSEQ=${O_LSEQ:-$LSEQ}; LSTEPS=${O_LSTEPS:-$LSTEPS}; NS=${O_NS:-$NS}
-for v in "$SEQ" "$BATCH" "$STEPS" "$LSEQ" "$LSTEPS" "$NS"; do
-  case "$v" in ''|*[!0-9]*) echo "error: --seq, --batch, --steps, --long-seq, --long-steps and --samples take positive integers (got '$v')" >&2; exit 1 ;; esac
+SHAPE=${O[shape]:-$SHAPE}; SEQ=${O[seq]:-$SEQ}; BASE=${O[base]:-$BASE}; CBASE=${O[control-base]:-$CBASE}
+CONTROL_PES=${O[control-pes]-$CONTROL_PES}; PES=${O[pes]:-$PES}; LONG_PES=${O[long-pes]-$LONG_PES}; LSEQ=${O[long-seq]:-$LSEQ}
+LBASE=${O[long-base]:-$LBASE}; BATCH=${O[batch]:-$BATCH}; LBATCH=${O[long-batch]:-$LBATCH}; LR=${O[lr]:-$LR}; MIX=${O[mix]:-$MIX}
+LMIX=${O[long-mix]:-$LMIX}; DATA=${O[data]:-$DATA}; NS=${O[samples]:-$NS}; NNS=${O[noise-samples]:-$NNS}
+NATT=${O[attn-samples]:-$NATT}; NPPL=${O[ppl-docs]:-$NPPL}; MIXLOSS=${O[mix-loss]:-$MIXLOSS}; TRAINMIN=${O[train-minutes]:-$TRAINMIN}
+for v in "$SEQ" "$LSEQ" "$BATCH" "$LBATCH" "$NS" "$NNS" "$NATT" "$NPPL" "$MAXMIN" "$TRAINMIN" ${O[steps]:-1} ${O[long-steps]:-1}; do
+  case "$v" in ''|*[!0-9]*) echo "error: --seq, --long-seq, --batch, --long-batch, --steps, --long-steps, --samples, --noise-samples, --attn-samples, --ppl-docs, --max-minutes and --train-minutes take non-negative integers (got '$v')" >&2; exit 1 ;; esac
 done
+case "$MIXLOSS" in answer|all) ;; *) echo "error: --mix-loss must be answer or all" >&2; exit 1 ;; esac
 if [ $CPU -eq 1 ]; then TRAIN=./train; EVAL=./eval; else TRAIN=./train_gpu; EVAL=./eval_gpu; fi
-for b in "$TRAIN" "$EVAL" ./eval; do
-  [ -x "$b" ] || { echo "error: $b is not built; run make$([ $CPU -eq 0 ] && echo ' train_gpu eval_gpu') eval first" >&2; exit 1; }
+for b in "$TRAIN" "$EVAL" ./eval ./data/docs2shards; do
+  [ -x "$b" ] || { echo "error: $b is not built; run make$([ $CPU -eq 0 ] && echo ' train_gpu eval_gpu') first" >&2; exit 1; }
 done
-make -s data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin || { echo "error: cannot build the data shards (make)" >&2; exit 1; }
 mkdir -p "$OUT"
-echo "compare: size $SIZE, seeds '$SEEDS', stage $STAGE, $TRAIN, results in $OUT"
+T0=$(date +%s)
+echo "compare v2: size $SIZE, seeds '$SEEDS', stage $STAGE, $TRAIN, results in $OUT$([ "$MAXMIN" -gt 0 ] && echo ", at most $MAXMIN min")"
+out_of_time() {   # out_of_time SECONDS: 1 (and exit 3) if a job of that length would pass --max-minutes
+  [ "$MAXMIN" -gt 0 ] || return 0
+  if [ $(( $(date +%s) - T0 + $1 )) -gt $((MAXMIN * 60)) ]; then
+    echo "stopped before the next job (~$1 s) for --max-minutes $MAXMIN: run the same command again to continue"; exit 3
+  fi
+}
+DIM=$(echo "$SHAPE" | sed -nE 's/.*--dim ([0-9]+).*/\1/p'); FFN=$(echo "$SHAPE" | sed -nE 's/.*--ffn ([0-9]+).*/\1/p')
+# rope_pm: EC's o_proj takes 2H heads, C*C more weights per layer; a SwiGLU row of F costs 3C, so F + C/3
+PM_SHAPE=$(echo "$SHAPE" | sed -E "s/--ffn [0-9]+/--ffn $((FFN + (DIM + 1) / 3))/")
+TASKFLAGS="--task-bos --mqar-filler blank"
+arm_args() {   # arm_args ARM: the --pe and shape of an arm
+  case $1 in rope_pm) echo "--pe rope $PM_SHAPE" ;; *_long) echo "--pe ${1%_long} $SHAPE" ;; *_b*) echo "--pe ${1%_b*} $SHAPE" ;; *) echo "--pe $1 $SHAPE" ;; esac
+}
+SHORT_ARMS="$PES $(for p in $CONTROL_PES; do printf '%s_b%s ' $p $CBASE; done)"
 
-# run DIR STEPS ARGS...: train into DIR unless its final checkpoint exists; resume if a partial one does
+# ---- 0. corpus
+if [ ! -s "${DATA}_val.bin" ] || [ ! -s "${DATA}_info.txt" ]; then
+  if [ $SIZE = tiny ]; then
+    DATA=$OUT/corpus/code; mkdir -p "$OUT/corpus"
+    if [ ! -s "${DATA}_val.bin" ]; then
+      ls ropepp.h ropepp_cuda.cu train.c eval.c infer.c data/*.c data/tasks.h tests/*.c tests/*.sh scripts/*.sh docs/*.md cuda/*.cuh > "$OUT/corpus/list.txt"
+      ./data/docs2shards --list "$OUT/corpus/list.txt" --out "$DATA" --val-every 4 > "$OUT/corpus/build.txt" || { echo "error: tiny corpus failed" >&2; exit 1; }
+      { echo "tiny corpus: this repository's sources"; grep -E '^(wrote .*bin|files:|list hash|data hash)' "$OUT/corpus/build.txt"; } > "${DATA}_info.txt"
+    fi
+  else
+    [ "$STAGE" = all ] || [ "$STAGE" = corpus ] || { echo "error: no corpus at $DATA: run --stage corpus (or all) first" >&2; exit 1; }
+    echo "== stage 0: corpus"; scripts/make_corpus.sh --out "$DATA" || exit 1
+  fi
+fi
+[ "$STAGE" = corpus ] && exit 0
+
+# ---- 1. probe: tokens/s of the slowest arm (ropepp_ec) at each stage's shape, 50 steps
+probe() {   # probe NAME SEQ BATCH BASE: sets PROBE_TOKS
+  local f="$OUT/probe_$1.jsonl"
+  if [ ! -s "$f" ]; then
+    echo "  probe: $1 (50 steps)"
+    $TRAIN --pe ropepp_ec $SHAPE --seq $2 --batch $3 --rope-base $4 --steps 50 --train "${DATA}_train.bin" --val "" --mix "$MIX" \
+      --mix-loss $MIXLOSS $TASKFLAGS --ckpt-dir "" --log "$f" --sample 0 > "$OUT/probe_$1.txt" 2>&1 || { echo "error: probe failed, see $OUT/probe_$1.txt" >&2; exit 1; }
+  fi
+  PROBE_TOKS=$(grep '"tok_s"' "$f" | tail -n 40 | sed -E 's/.*"tok_s": ([0-9.]+).*/\1/' | sort -g | awk '{ a[NR] = $1 } END { printf "%.0f", a[int((NR + 1) / 2)] }')
+}
+N_SHORT=$(( $(echo $SHORT_ARMS | wc -w) * $(echo $SEEDS | wc -w) )); N_LONG=$(( $(echo $LONG_PES | wc -w) * $(echo $SEEDS | wc -w) ))
+if [ -n "${O[steps]:-}" ]; then STEPS=${O[steps]}; else
+  probe short $SEQ $BATCH $BASE   # 2/3 of the training minutes to the short stage, at 85% of the probed speed
+  STEPS=$(awk -v m=$TRAINMIN -v n=$N_SHORT -v tok=$PROBE_TOKS -v b=$BATCH -v t=$SEQ 'BEGIN { s = int(m * 60 * 2 / 3 / n * tok * 0.85 / (b * t) / 100) * 100; print s < 100 ? 100 : s }')
+fi
+if [ -n "${O[long-steps]:-}" ]; then LSTEPS=${O[long-steps]}; else
+  probe long $LSEQ $LBATCH $LBASE
+  LSTEPS=$(awk -v m=$TRAINMIN -v n=$N_LONG -v tok=$PROBE_TOKS -v b=$LBATCH -v t=$LSEQ 'BEGIN { s = int(m * 60 / 3 / n * tok * 0.85 / (b * t) / 50) * 50; print s < 50 ? 50 : s }')
+fi
+echo "steps: short $STEPS (batch $BATCH x $SEQ), long $LSTEPS (batch $LBATCH x $LSEQ)"
+echo "$STEPS $LSTEPS" > "$OUT/steps.txt"
+[ "$STAGE" = probe ] && exit 0
+
+# run_train DIR STEPS SECONDS_PER_STEP ARGS...: train into DIR unless its final checkpoint exists; resume a partial one
 run_train() {
   local dir=$1 steps=$2; shift 2
   local final; final=$(printf "%s/model_%08d.ckpt" "$dir" "$steps")
@@ -80,128 +145,66 @@ run_train() {
   [ -f "$dir/settings.txt" ] && resume="--resume"   # the run folder exists: continue it (train never overwrites a run)
   echo "  train: $dir $resume"
   mkdir -p "$dir"
-  $TRAIN "$@" --steps "$steps" --ckpt-dir "$dir" --ckpt-every 100 --keep 2 --log "$dir/train.jsonl" --sample 0 $resume \
+  $TRAIN "$@" --steps "$steps" --train "${DATA}_train.bin" --val "${DATA}_val.bin" --val-batches 8 --mix-loss $MIXLOSS $TASKFLAGS \
+    --ckpt-dir "$dir" --ckpt-every $(( steps / 4 > 0 ? steps / 4 : 1 )) --keep 1 --log "$dir/train.jsonl" --sample 0 $resume \
     >> "$dir/train.txt" 2>&1 || { echo "error: training failed, see $dir/train.txt" >&2; tail -3 "$dir/train.txt" >&2; exit 1; }
 }
 final_ckpt() { printf "%s/model_%08d.ckpt" "$1" "$2"; }
+est_train() { [ "$MAXMIN" -gt 0 ] && awk -v m=$TRAINMIN -v n=$1 -v f=$2 'BEGIN { printf "%d", m * 60 * f / n + 20 }' || echo 0; }
 
-if [ "$STAGE" = all ] || [ "$STAGE" = train ]; then
-  echo "== stage 1: train $PES at seq $SEQ"
-  for seed in $SEEDS; do for pe in $PES; do
-    run_train "$OUT/seed$seed/$pe" $STEPS --pe $pe $SHAPE --seq $SEQ --batch $BATCH --lr $LR --schedule wsd \
-      --seed $seed --mix $MIX --val-every $((STEPS / 2 > 0 ? STEPS / 2 : 1))
+if [ "$STAGE" = all ] || [ "$STAGE" = short ]; then
+  echo "== stage 2: short context, T $SEQ, base $BASE (controls at base $CBASE: $CONTROL_PES)"
+  for seed in $SEEDS; do for arm in $SHORT_ARMS; do
+    base=$BASE; case $arm in *_b*) base=$CBASE ;; esac
+    [ -f "$(final_ckpt "$OUT/seed$seed/$arm" $STEPS)" ] || out_of_time "$(est_train $N_SHORT 0.67)"
+    run_train "$OUT/seed$seed/$arm" $STEPS $(arm_args $arm) --seq $SEQ --batch $BATCH --rope-base $base --lr $LR --schedule wsd \
+      --seed $seed --mix "$MIX" --val-every $((STEPS / 2 > 0 ? STEPS / 2 : 1))
   done; done
 fi
 
 if [ "$STAGE" = all ] || [ "$STAGE" = long ]; then
-  echo "== stage 2: continue $LONG_PES at seq $LSEQ with rope base 500000"
+  echo "== stage 3: continue $LONG_PES at T $LSEQ with base $LBASE"
   for seed in $SEEDS; do for pe in $LONG_PES; do
     src=$(final_ckpt "$OUT/seed$seed/$pe" $STEPS)
-    [ -f "$src" ] || { echo "error: $src is missing: run stage train first" >&2; exit 1; }
-    run_train "$OUT/seed$seed/${pe}_long" $LSTEPS --init-from "$src" --seq $LSEQ --batch $LBATCH --rope-base 500000 \
-      --lr $LR --schedule cosine --warmup $((LSTEPS / 10)) --seed $seed --mix $MIX --val-every $LSTEPS
+    [ -f "$src" ] || { echo "error: $src is missing: run stage short first" >&2; exit 1; }
+    [ -f "$(final_ckpt "$OUT/seed$seed/${pe}_long" $LSTEPS)" ] || out_of_time "$(est_train $N_LONG 0.33)"
+    run_train "$OUT/seed$seed/${pe}_long" $LSTEPS --init-from "$src" --seq $LSEQ --batch $LBATCH --rope-base $LBASE \
+      --lr $LR --schedule cosine --warmup $((LSTEPS / 10)) --seed $seed --mix "$LMIX" --val-every $LSTEPS
   done; done
 fi
 
 lengths() { local out=""; for m in $MULTS; do out="$out${out:+,}$(($1 * m))"; done; echo "$out"; }
-# eval_run DIR STEPS SEQ PE: every analysis of one checkpoint into DIR/eval
+# eval_run DIR STEPS SEQ ARM TASKS NOISE_TASK: every analysis of one checkpoint into DIR/eval
 eval_run() {
-  local dir=$1 steps=$2 seq=$3 pe=$4
+  local dir=$1 steps=$2 seq=$3 arm=$4 tasks=$5 ntask=$6
   local ck; ck=$(final_ckpt "$dir" "$steps")
   [ -f "$ck" ] || { echo "error: $ck is missing: run the training stages first" >&2; exit 1; }
-  local ev="$dir/eval"
+  local ev="$dir/eval" pe; pe=$(arm_args $arm | awk '{ print $2 }')
   mkdir -p "$ev"
-  if [ ! -f "$ev/.done" ]; then
-    echo "  eval: $dir"
-    {
-      $EVAL ppl --ckpt "$ck" --samples 4 --out "$ev" --lengths "$((seq / 2)),$(lengths $seq)" &&
-      $EVAL tasks --ckpt "$ck" --tasks passkey,mqar --samples $NS --out "$ev" --lengths "$(lengths $seq)" &&
-      { [ "$pe" != ropepp_eh ] && [ "$pe" != ropepp_ec ] || $EVAL patterns --ckpt "$ck" --samples 2 --out "$ev"; } &&
-      { [ "$pe" != ropepp_ec ] || $EVAL noise --ckpt "$ck" --tasks passkey --samples $NS --out "$ev"; }
-    } > "$ev/eval.txt" 2>&1 || { echo "error: eval failed, see $ev/eval.txt" >&2; tail -3 "$ev/eval.txt" >&2; exit 1; }
-    touch "$ev/.done"
-  else echo "  done: $ev"; fi
+  if [ -f "$ev/.done" ]; then echo "  done: $ev"; return 0; fi
+  out_of_time $([ "$MAXMIN" -gt 0 ] && echo 60 || echo 0)
+  echo "  eval: $dir"
+  local sc="none"; case $pe in rope|ropepp_eh|ropepp_ec|partial) sc="none,ntk:4" ;; esac
+  {
+    $EVAL ppl --ckpt "$ck" --data "${DATA}_val.bin" --docs --samples $NPPL --scalings $sc --out "$ev" --lengths "$(lengths $seq)" &&
+    $EVAL tasks --ckpt "$ck" --tasks "$tasks" --samples $NS $TASKFLAGS --out "$ev" --lengths $seq &&
+    { case $pe in rope|ropepp_eh|ropepp_ec) $EVAL attn --ckpt "$ck" --data "${DATA}_val.bin" --samples $NATT --tasks $ntask $TASKFLAGS --out "$ev" ;; *) true ;; esac; } &&
+    { case $arm in rope|ropepp_eh|ropepp_ec|*_long) $EVAL noise --ckpt "$ck" --relative --tasks $ntask --samples $NNS $TASKFLAGS --out "$ev" ;; *) true ;; esac; }
+  } > "$ev/eval.txt" 2>&1 || { echo "error: eval failed, see $ev/eval.txt" >&2; tail -3 "$ev/eval.txt" >&2; exit 1; }
+  touch "$ev/.done"
 }
 
 if [ "$STAGE" = all ] || [ "$STAGE" = eval ]; then
-  echo "== stage 3: eval"
+  echo "== stage 4: eval"
   for seed in $SEEDS; do
-    for pe in $PES; do eval_run "$OUT/seed$seed/$pe" $STEPS $SEQ $pe; done
-    for pe in $LONG_PES; do eval_run "$OUT/seed$seed/${pe}_long" $LSTEPS $LSEQ $pe; done
+    for arm in $SHORT_ARMS; do eval_run "$OUT/seed$seed/$arm" $STEPS $SEQ $arm "$TASKS" $NOISE_TASK; done
+    for pe in $LONG_PES; do eval_run "$OUT/seed$seed/${pe}_long" $LSTEPS $LSEQ ${pe}_long "$LTASKS" $LNOISE_TASK; done
   done
 fi
 
 [ "$STAGE" = all ] || [ "$STAGE" = report ] || exit 0
-echo "== stage 4: report"
-R="$OUT/report.md"
-# one CSV per kind across every run, with the run name and seed in front
-: > "$OUT/all_ppl.csv"; : > "$OUT/all_tasks.csv"
-for seed in $SEEDS; do
-  for run in $PES $(for p in $LONG_PES; do echo ${p}_long; done); do
-    ev="$OUT/seed$seed/$run/eval"
-    [ -d "$ev" ] || continue
-    for f in "$ev"/ppl_*.csv; do [ -f "$f" ] && awk -v r=$run -v s=$seed 'NR == 1 { if (!h) print "run,seed," $0; next } { print r "," s "," $0 }' h=$(test -s "$OUT/all_ppl.csv" && echo 1 || echo 0) "$f" >> "$OUT/all_ppl.csv"; done
-    for f in "$ev"/tasks_*.csv; do [ -f "$f" ] && awk -v r=$run -v s=$seed 'NR == 1 { if (!h) print "run,seed," $0; next } { print r "," s "," $0 }' h=$(test -s "$OUT/all_tasks.csv" && echo 1 || echo 0) "$f" >> "$OUT/all_tasks.csv"; done
-  done
-done
-first_seed=${SEEDS%% *}
-# mean and half-range over seeds of column COL of rows matching (run, extra filter) in a CSV: "m ± h"
-stat() {   # stat CSV RUN FILTER_AWK VALUE_EXPR SCALE FMT
-  awk -F, -v run="$2" -v scale="$5" -v fmt="$6" "NR > 1 && \$1 == run && ($3) { v = ($4) * scale; n++; s += v; if (n == 1 || v < lo) lo = v; if (n == 1 || v > hi) hi = v }
-    END { if (n == 0) { printf \"-\"; exit } if (n == 1) printf fmt, s; else { printf fmt, s / n; printf \" ± \"; printf fmt, (hi - lo) / 2 } }" "$1"
-}
-median_toks() {   # median training tokens/s of a run's JSONL over its seeds
-  cat $(for s in $SEEDS; do echo "$OUT/seed$s/$1/train.jsonl"; done) 2>/dev/null | grep '"tok_s"' | sed -E 's/.*"tok_s": ([0-9.]+).*/\1/' | sort -g |
-    awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.0f", a[int((NR + 1) / 2)] }'
-}
-model_line() { grep -m1 '^model:' "$OUT/seed$first_seed/$1/train.txt" 2>/dev/null; }
-{
-  echo "# Position embeddings compared at small scale"
-  echo
-  [ $SIZE != full ] && echo "**Smoke test (--$SIZE): $STEPS training steps at a tiny size check that the pipeline runs end to end; the numbers below say nothing about the position embeddings.**" && echo
-  echo "Command: \`scripts/compare.sh$([ $SIZE != full ] && echo " --$SIZE")$([ $CPU -eq 1 ] && echo " --cpu")\` · seeds: $SEEDS · $(date -u +%Y-%m-%d) · $(command -v nvidia-smi > /dev/null && [ $CPU -eq 0 ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo "CPU") · commit ${ROPEPP_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
-  echo
-  echo "Stage 1: every position embedding trained from scratch with \`$SHAPE --seq $SEQ --batch $BATCH --steps $STEPS --lr $LR --schedule wsd --mix $MIX\` on Tiny Shakespeare (byte level); stage 2: rope, ropepp_eh and ropepp_ec continued with \`--seq $LSEQ --rope-base 500000 --steps $LSTEPS\`. Values are the mean over seeds ± half their range. Task accuracy is the exact match of the teacher-forced argmax over the answer ($NS samples per cell; MQAR per query)."
-  echo
-  echo "## Short context (trained at $SEQ)"
-  echo
-  echo "| pe | parameters | KV cache bytes/token (bf16) | train tokens/s | val ppl at $SEQ | ppl at $((2 * SEQ)) | passkey at $SEQ | MQAR at $SEQ |"
-  echo "|---|---|---|---|---|---|---|---|"
-  for pe in $PES; do
-    ml=$(model_line $pe)
-    params=$(echo "$ml" | sed -E 's/.*\| ([0-9]+) parameters.*/\1/')
-    kvb=$(echo "$ml" | awk '{ for (i = 1; i <= NF; i++) { if ($i == "L") L = $(i+1); if ($i == "(projected") K = $(i+1); if ($i == "HD") H = $(i+1) } gsub(/[^0-9]/, "", L); gsub(/[^0-9]/, "", K); gsub(/[^0-9]/, "", H); if (L && K && H) print 2 * L * K * H * 2; else print "-" }')
-    echo "| $pe | $params | $kvb | $(median_toks $pe) | $(stat "$OUT/all_ppl.csv" $pe "\$4 == \"none\" && \$5 == $SEQ && \$6 == \"all\"" "\$10" 1 %.3f) | $(stat "$OUT/all_ppl.csv" $pe "\$4 == \"none\" && \$5 == $((2 * SEQ)) && \$6 == \"all\"" "\$10" 1 %.3f) | $(stat "$OUT/all_tasks.csv" $pe "\$5 == \"passkey\" && \$6 == $SEQ" "\$7" 100 %.1f%%) | $(stat "$OUT/all_tasks.csv" $pe "\$5 == \"mqar\" && \$6 == $SEQ" "\$7" 100 %.1f%%) |"
-  done
-  echo
-  last=${MULTS##* }
-  echo "## Long context: passkey accuracy at $(echo $MULTS | sed 's/ /x, /g')x the training length"
-  echo
-  echo "| model | trained at |$(for f in $MULTS; do printf ' passkey %sx |' $f; done) MQAR 1x | MQAR ${last}x |"
-  echo "|---|---|$(for f in $MULTS; do printf -- '---|'; done)---|---|"
-  for run in $PES $(for p in $LONG_PES; do echo ${p}_long; done); do
-    L=$SEQ; case $run in *_long) L=$LSEQ ;; esac
-    row="| $run | $L"
-    for f in $MULTS; do row="$row | $(stat "$OUT/all_tasks.csv" $run "\$5 == \"passkey\" && \$6 == $((f * L))" "\$7" 100 %.1f%%)"; done
-    for f in 1 $last; do row="$row | $(stat "$OUT/all_tasks.csv" $run "\$5 == \"mqar\" && \$6 == $((f * L))" "\$7" 100 %.1f%%)"; done
-    echo "$row |"
-  done
-  echo
-  echo "## Plots (seed $first_seed)"
-  echo
-} > "$R"
-./eval plot --csv "$OUT/all_ppl.csv" --x length --y ppl --group run --where seed=$first_seed --where scaling=none --where band=all --logx \
-  --title "perplexity vs eval length" --xlabel "eval length (tokens)" --out "$OUT/ppl_vs_length.svg" > /dev/null && echo "![perplexity vs length](ppl_vs_length.svg)" >> "$R"
-./eval plot --csv "$OUT/all_tasks.csv" --x length --y accuracy --group run --where seed=$first_seed --where task=passkey --logx \
-  --title "passkey accuracy vs length" --xlabel "length (tokens)" --out "$OUT/passkey_vs_length.svg" > /dev/null && echo "![passkey vs length](passkey_vs_length.svg)" >> "$R"
-{
-  for run in ropepp_eh ropepp_ec ropepp_eh_long ropepp_ec_long; do
-    f="seed$first_seed/$run/eval/patterns_${run%_long}.svg"
-    [ -f "$OUT/$f" ] && { echo; echo "Attention by distance, $run (real vs imaginary heads): ![patterns $run]($f)"; grep -h "^summary" "$OUT/seed$first_seed/$run/eval/eval.txt" | sed 's/^/    /'; }
-  done
-  f="seed$first_seed/ropepp_ec/eval/noise_ropepp_ec.svg"
-  [ -f "$OUT/$f" ] && { echo; echo "Noise on real vs imaginary queries, ropepp_ec: ![noise]($f)"; }
-  echo
-  echo "Data behind every number: \`all_ppl.csv\`, \`all_tasks.csv\` and each run's \`eval/\` and \`train.jsonl\`."
-} >> "$R"
-echo "wrote $R"
+echo "== stage 5: report"
+export OUT SEEDS SHORT_ARMS LONG_PES STEPS LSTEPS SEQ LSEQ BASE CBASE LBASE SHAPE PM_SHAPE BATCH LBATCH LR MIX LMIX MIXLOSS DATA SIZE CPU MULTS \
+  NS NNS NATT NPPL NOISE_TASK LNOISE_TASK DIM EVAL
+bash scripts/compare_report.sh || { echo "error: the report failed" >&2; exit 1; }
+echo "all stages done"

@@ -35,6 +35,8 @@ run test_parity ./tests/test_parity
 run test_parity_float ./tests/test_parity_float
 run test_infer ./tests/test_infer
 run test_tasks ./tests/test_tasks
+run test_analysis ./tests/test_analysis
+run test_corpus bash tests/test_corpus.sh
 run test_infer_cli bash tests/test_infer_cli.sh
 run test_eval bash tests/test_eval.sh
 run test_eval_exact ./tests/test_eval_exact

@@ -1,33 +1,38 @@
 #!/usr/bin/env bash
-# test_compare.sh — scripts/compare.sh end to end on the CPU at its tiny size: every stage runs, the report has a
-# row per position embedding and per long-context model with numbers in it, the plots exist, and a second run
-# finds everything done (the stages resume instead of redoing). Run from the repository root (make test).
+# test_compare.sh — scripts/compare.sh (compare v2) end to end on the CPU at its tiny size (a corpus from this
+# repository's sources, 2 seeds, 4 + 2 steps): every stage runs, the report opens with the decision rules and the
+# verdict table (one verdict per claim, each supported / refuted / inconclusive), has a perplexity row per arm and
+# the attention and noise sections, and a second run finds everything done. Run from the repository root.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
 T=tests/tmp/test_compare.$$
-trap 'rm -rf "$T"' EXIT
-if bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log" 2>&1; then ok "compare.sh --cpu --tiny runs every stage"; else bad "compare.sh failed"; tail -20 "$T.log"; fi
+trap 'rm -rf "$T" "$T.log" "$T.log2"' EXIT
+if OMP_NUM_THREADS=1 bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log" 2>&1; then ok "compare.sh --cpu --tiny runs every stage"; else bad "compare.sh failed"; tail -20 "$T.log"; fi
 R="$T/report.md"
 [ -s "$R" ] && ok "report.md written" || bad "no report"
 grep -q "^\*\*Smoke test (--tiny)" "$R" && ok "the --tiny report says it is a smoke test" || bad "the --tiny report does not say it is a smoke test"
-n=$(grep -cE '^\| (rope|ropepp_eh|ropepp_ec|fope|alibi|nope|partial) \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9.]+ \| [0-9.]+ \|' "$R")
-[ "$n" -eq 7 ] && ok "short-context table: 7 position embeddings with parameters, KV bytes, tokens/s and perplexities" || bad "short-context table has $n complete rows"
-n=$(grep -cE '^\| [a-z_]+_long \| 512 \|' "$R")
-[ "$n" -eq 3 ] && ok "long-context table: rope, ropepp_eh, ropepp_ec continued at 512" || bad "long-context rows: $n"
-eh=$(grep -m1 -E '^\| ropepp_eh \|' "$R" | cut -d'|' -f4 | tr -d ' '); rp=$(grep -m1 -E '^\| rope \|' "$R" | cut -d'|' -f4 | tr -d ' ')
-[ -n "$eh" ] && [ $((2 * eh)) -eq "$rp" ] && ok "report: ropepp_eh KV cache ($eh bytes/token) is half of rope's ($rp)" || bad "KV bytes eh '$eh' rope '$rp'"
-for f in ppl_vs_length.svg passkey_vs_length.svg; do [ -s "$T/$f" ] && ok "$f written" || bad "$f missing"; done
-grep -q "imaginary heads mean distance" "$R" && ok "report has the real-vs-imaginary attention summary" || bad "no attention summary"
-bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log2" 2>&1
+rules=$(grep -n "^## Decision rules" "$R" | cut -d: -f1); verd=$(grep -n "^## Verdicts" "$R" | cut -d: -f1); setup=$(grep -n "^## Setup" "$R" | cut -d: -f1)
+[ -n "$rules" ] && [ -n "$verd" ] && [ -n "$setup" ] && [ "$rules" -lt "$verd" ] && [ "$verd" -lt "$setup" ] &&
+  ok "the decision rules come first, then the verdict table, then the numbers" || bad "report order: rules $rules verdicts $verd setup $setup"
+n=$(grep -cE '^\| .* \| \*\*(supported|refuted|inconclusive)\*\* \|$' "$R")
+[ "$n" -ge 11 ] && ok "verdict table: $n claims, each with a verdict" || bad "verdict rows: $n"
+n=$(grep -cE '^\| [^|]+ \| [^|]+ \| mean diff [-0-9.e]+; [0-9]+ in the claimed direction, [0-9]+ against; sign in every seed: (all|none|mixed); sign test p = [0-9.e-]+ \|' "$R")
+[ "$n" -ge 8 ] && ok "paired verdicts carry their counts, per-seed sign and p ($n rows)" || bad "paired verdict rows with numbers: $n"
+n=$(grep -cE '^\| [^|]+ \| [^|]+ \| discordant samples [0-9]+ for the claim, [0-9]+ against' "$R")
+[ "$n" -ge 3 ] && ok "McNemar verdicts (noise, ablation) carry their discordant counts ($n rows)" || bad "McNemar rows: $n"
+n=$(grep -cE '^\| (rope|ropepp_eh|ropepp_ec|rope_pm|alibi|rope_b10000) \| 256 \| none \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ ± [0-9.]+ \|' "$R")
+[ "$n" -eq 6 ] && ok "perplexity table: every short arm at 1x and 2x, mean ± sd over 2 seeds" || bad "perplexity rows: $n"
+n=$(grep -cE '^\| [a-z_]+_long \| 512 \| none \|' "$R")
+[ "$n" -eq 3 ] && ok "perplexity table: rope, ropepp_eh, ropepp_ec after the long stage at 512" || bad "long rows: $n"
+grep -q "summary: imaginary heads: sink" "$R" && grep -q "c_Re, c_Im at base 1250" "$R" && ok "attention summaries and c_Re/c_Im curves in the report" || bad "no attention summary or curves"
+grep -q "ablation" "$R" && grep -q "McNemar" "$R" && ok "noise section with the ablation" || bad "no noise section"
+grep -q "list hash" "$R" && ok "the report records the corpus list hash" || bad "no corpus hash"
+OMP_NUM_THREADS=1 bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log2" 2>&1
 done_n=$(grep -c "  done:" "$T.log2"); trained=$(grep -c "  train:" "$T.log2")
-[ "$trained" -eq 0 ] && [ "$done_n" -eq 20 ] && ok "a second run redoes nothing (20 stages done)" || bad "second run: $trained trained, $done_n done"
+[ "$trained" -eq 0 ] && [ "$done_n" -eq 36 ] && ok "a second run redoes nothing (36 stages done)" || bad "second run: $trained trained, $done_n done"
 out=$(bash scripts/compare.sh --bogus 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "error: unknown flag" && ok "unknown flag is refused" || bad "unknown flag: $out"
-out=$(bash scripts/compare.sh --cpu --tiny --steps abc --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "positive integers" && ok "a bad --steps is refused" || bad "bad --steps: $out"
-# a bigger budget by flag: the report states it
-if bash scripts/compare.sh --cpu --tiny --steps 6 --long-steps 3 --out "$T.b" > "$T.log3" 2>&1 && grep -q -- "--steps 6 " "$T.b/report.md" && [ -f "$T.b/seed1/rope/model_00000006.ckpt" ]; then
-  ok "--steps and --long-steps change the budget, and the report says so"
-else bad "budget flags"; tail -5 "$T.log3"; fi
-rm -rf "$T.b" "$T.log3"
-rm -f "$T.log" "$T.log2"
+out=$(bash scripts/compare.sh --cpu --tiny --steps abc --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "non-negative integers" && ok "a bad --steps is refused" || bad "bad --steps: $out"
+out=$(bash scripts/compare.sh --cpu --tiny --mix-loss some --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "answer or all" && ok "a bad --mix-loss is refused" || bad "bad --mix-loss: $out"
+rm -rf "$T.x"
 finish test_compare

@@ -556,6 +556,128 @@ static void test_mix(void) {
           "mix pick frequencies passkey %.3f mqar %.3f text %.3f (want 0.2, 0.1, 0.7)", fp, fm, ft);
 }
 
+/* BOS and blank filler: with bos, tokens[0] is TASK_BOS and the rest is exactly the sample of length T-1 made from
+   the same RNG state, with score_pos and the answer one position on; targets follow verify_targets' rule (BOS's
+   target ignored in answer_only). MQAR with blank filler: every token of the query region that is not a queried
+   key or its value is 0, and the pairs are still valid. */
+static void test_bos_and_blank(void) {
+    static TaskSample a, b;
+    task_sample_alloc(&a, 2048);
+    task_sample_alloc(&b, 2048);
+    for (int task = 0; task < TASK_COUNT; task++) {
+        Verdict v = {1, ""};
+        for (int answer_only = 0; answer_only <= 1; answer_only++) {
+            int T = 1000;
+            TaskOptions o = task_options_default();
+            o.answer_only = answer_only;
+            o.mqar_kv = 16;
+            o.bos = 1;
+            Rng r1 = {77}, r2 = {77};
+            char err[256];
+            if (task_generate(&a, task, T, &o, &r1, err, sizeof(err)) != 0) { fail(&v, "bos: %s", err); break; }
+            o.bos = 0;
+            if (task_generate(&b, task, T - 1, &o, &r2, err, sizeof(err)) != 0) { fail(&v, "no bos: %s", err); break; }
+            if (a.n != T || a.tokens[0] != TASK_BOS) fail(&v, "tokens[0] = %d, n = %d", a.tokens[0], a.n);
+            if (memcmp(a.tokens + 1, b.tokens, sizeof(int) * (size_t)(T - 1)) != 0) fail(&v, "the tokens after the BOS differ from the sample at T-1");
+            if (a.n_score != b.n_score || a.answer_start != b.answer_start + 1 || a.answer_len != b.answer_len) fail(&v, "answer span not shifted by one");
+            for (int i = 0; i < a.n_score && i < b.n_score; i++) if (a.score_pos[i] != b.score_pos[i] + 1) fail(&v, "score_pos[%d] not shifted", i);
+            verify_targets(&v, &a, answer_only, task_name(task));
+        }
+        TaskOptions o = task_options_default();
+        o.bos = 1;
+        int need = task_min_len(task, &o);
+        o.bos = 0;
+        int need0 = task_min_len(task, &o);
+        check(v.ok && need == need0 + 1, "%s with --task-bos: BOS first, then the T-1 sample from the same RNG, answers one on; min length %d = %d + 1 %s",
+              task_name(task), need, need0, v.why);
+    }
+    /* auto n_kv with BOS: the pairs of length T (4 at T 64, the setup), not of T-1 */
+    TaskOptions o = task_options_default();
+    o.bos = 1;
+    Rng r = {5};
+    char err[256];
+    int rc = task_generate(&a, TASK_MQAR, 64, &o, &r, err, sizeof(err));
+    check(rc == 0 && a.n_score == 4, "mqar with BOS at T 64: 4 pairs (T/16), as without (%d)", a.n_score);
+    Verdict v = {1, ""};
+    int zeros = 0;
+    for (int rep = 0; rep < 20; rep++) {
+        o = task_options_default();
+        o.mqar_blank = 1;
+        o.mqar_kv = 8;
+        int T = 200;
+        if (task_generate(&a, TASK_MQAR, T, &o, &r, err, sizeof(err)) != 0) { fail(&v, "%s", err); break; }
+        verify_mqar(&v, &a, 256, 8, "blank");
+        static unsigned char keep[4096];
+        memset(keep, 0, (size_t)T);
+        for (int i = 0; i < a.n_score; i++) { keep[a.score_pos[i]] = 1; keep[a.score_pos[i] + 1] = 1; }
+        for (int t = 16; t < T; t++) {
+            if (keep[t]) continue;
+            if (a.tokens[t] != 0) { fail(&v, "filler token %d at %d", a.tokens[t], t); break; }
+            zeros++;
+        }
+    }
+    check(v.ok && zeros > 20 * 100, "mqar blank filler: every non-query token of the query region is 0 (%d of them), pairs and queries valid %s", zeros, v.why);
+    task_sample_free(&a);
+    task_sample_free(&b);
+}
+
+/* Gradients of one forward_loss + backward of (inputs, targets) (B, T) into g (num_params). */
+static void grads_of(Model *m, const int *inputs, const int *targets, int B, int T, double *g) {
+    model_zero_grad(m);
+    model_forward_loss(m, inputs, targets, B, T, 1);
+    model_backward(m);
+    model_grads_to_host(m, g);
+}
+
+/* Answer-only loss touches exactly the answer positions: in a batch of a text row (every target) and an MQAR row
+   (answer-only, BOS, blank filler), the parameter gradient of the mean loss equals the mean of the gradients of
+   each single target position taken alone: the text row's T-1 positions and the MQAR row's n_kv answers, nothing
+   from its filler. The same row with every target trained gives another gradient (so the check can fail).
+   Float build: sums of a few hundred float products, so 1e-4 of the largest gradient is far above rounding. */
+static void test_answer_only_gradient(void) {
+    Config c = config_default();
+    c.vocab_size = 256; c.dim = 16; c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 1; c.ffn_dim = 32; c.pe = PE_ROPE;
+    c.train_seq = 32;
+    Model m;
+    model_init(&m, &c, INIT_TORCH_DEFAULT, 3);
+    int T = 32, B = 2;
+    size_t np = m.num_params;
+    int inputs[64], targets[64], single[64];
+    Rng r = {11};
+    for (int t = 0; t < T; t++) inputs[t] = task_randint(&r, 0, 255);
+    for (int t = 0; t < T; t++) targets[t] = t + 1 < T ? inputs[t + 1] : -1;
+    TaskSample s;
+    task_sample_alloc(&s, T);
+    TaskOptions o = task_options_default();
+    o.answer_only = 1; o.bos = 1; o.mqar_blank = 1; o.mqar_kv = 3;
+    char err[256];
+    int rc = task_generate(&s, TASK_MQAR, T, &o, &r, err, sizeof(err));
+    memcpy(inputs + T, s.tokens, sizeof(int) * (size_t)T);
+    memcpy(targets + T, s.targets, sizeof(int) * (size_t)T);
+    int n_set = 0;
+    for (int t = 0; t < B * T; t++) n_set += targets[t] >= 0;
+    double *g = (double *)mallocCheck(sizeof(double) * np), *ref = (double *)calloc(np, sizeof(double));
+    double *gi = (double *)mallocCheck(sizeof(double) * np);
+    grads_of(&m, inputs, targets, B, T, g);
+    for (int p = 0; p < B * T; p++) {
+        if (targets[p] < 0) continue;
+        for (int t = 0; t < B * T; t++) single[t] = t == p ? targets[p] : -1;
+        grads_of(&m, inputs, single, B, T, gi);
+        for (size_t i = 0; i < np; i++) ref[i] += gi[i] / n_set;
+    }
+    double err_rel = rel_err(g, ref, np, NULL);
+    check(rc == 0 && n_set == T - 1 + 3 && err_rel < 1e-4,
+          "answer-only loss: the batch gradient is the mean of the %d single-target gradients (text row + 3 MQAR answers, no filler): rel err %.2e",
+          n_set, err_rel);
+    for (int t = 0; t < T; t++) targets[T + t] = t + 1 < T ? s.tokens[t + 1] : -1;
+    grads_of(&m, inputs, targets, B, T, gi);
+    double diff = rel_err(gi, g, np, NULL);
+    check(diff > 1e-2, "the same batch with every MQAR target trained has another gradient (rel diff %.3f)", diff);
+    free(g); free(ref); free(gi);
+    task_sample_free(&s);
+    model_free(&m);
+}
+
 int main(void) {
     test_names();
     test_grid();
@@ -564,5 +686,7 @@ int main(void) {
     test_scoring();
     test_mqar_options();
     test_mix();
+    test_bos_and_blank();
+    test_answer_only_gradient();
     return tu_finish("test_tasks");
 }
