@@ -19,8 +19,10 @@ Semantics are those of tc_fwd_kernel (cuda/attention_mma.cuh), which stays the r
   consumers (warpgroups 1 and 2, 64 rows each, warp w of a warpgroup owns 16 rows as in the mma.sync kernel):
   S = Q K^T (wgmma m64n128k16, both operands from shared memory, K-major), scale, ALiBi, causal mask, online softmax
   in fp32 (base 2), P rounded to bf16 in registers, O += P V (wgmma with A = P from registers, B = V through a
-  transposed (MN-major) descriptor), then out = O / l and stats = m + log2(l) (the log2-sum-exp the backward and the
-  decoding read), each written once by its owner thread: deterministic.
+  transposed (MN-major) descriptor). Pipelined inside each warpgroup: S of tile kt and P V of tile kt-1 are issued
+  together and the softmax of tile kt runs while the tensor cores do that P V; the two warpgroups interleave freely.
+  Then out = O / l and stats = m + log2(l) (the log2-sum-exp the backward and the decoding read), each written once
+  by its owner thread: deterministic.
 Dims: B batch, T sequence, NA attention heads, KVH kv heads, HD head dim (64 or 128).
 */
 #ifndef ROPEPP_FP32
@@ -32,9 +34,9 @@ Dims: B batch, T sequence, NA attention heads, KVH kv heads, HD head dim (64 or 
 #define SM90_STAGES 2         /* K/V ring depth */
 
 /* shared memory of the forward (bytes): the q tile, SM90_STAGES K and V tiles (each HD / 64 boxes of rows x 128 B),
-   3 mbarriers per stage, and 1024 B to align the tiles to the 128-byte swizzle's 1024-byte period */
+   4 mbarriers per stage, and 1024 B to align the tiles to the 128-byte swizzle's 1024-byte period */
 template <int HD> static size_t sm90_fwd_smem() {
-    return (size_t)(SM90_BM + 2 * SM90_STAGES * SM90_BN) * HD * 2 + 3 * SM90_STAGES * 8 + 1024;
+    return (size_t)(SM90_BM + 2 * SM90_STAGES * SM90_BN) * HD * 2 + 4 * SM90_STAGES * 8 + 1024;
 }
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -66,7 +68,8 @@ __device__ __forceinline__ uint64_t gmma_desc(uint32_t addr, uint32_t lbo, uint3
 }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+/* wait until at most N committed wgmma groups of this warpgroup are pending */
+template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 /* keeps the compiler from moving accesses of accumulator registers across the asynchronous wgmma */
 template <int N> __device__ __forceinline__ void reg_fence(float (&d)[N]) {
 #pragma unroll
@@ -127,6 +130,83 @@ __device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t (&a)
                    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
+
+/* O (64 x HD per warpgroup) += P (64 x 128 keys, bf16 A fragments pa[k-step]) V (the stage's 128 x HD tile at vtile):
+   V through a transposed (MN-major) descriptor: rows kk*16.. are the K of step kk, 2048 bytes further each; the next
+   64 columns one box further (leading byte offset), the next 8 rows 1024 bytes further (stride byte offset). Issued,
+   not waited for. */
+template <int HD> __device__ __forceinline__ void sm90_pv(float (&o)[HD / 2], const uint32_t (&pa)[8][4], uint32_t vtile) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) {
+        const uint64_t dv = gmma_desc(vtile + kk * 2048, SM90_BN * 128, 1024);
+        if constexpr (HD == 128) wgmma_rs_n128(o, pa[kk], dv);
+        else wgmma_rs_n64(o, pa[kk], dv);
+    }
+}
+
+/* The online softmax of one 128-key tile for this thread's rows A and B (positions pA, pB): s holds the raw logits of
+   keys k0 + 8n + 2(lane % 4) + e as s[4n + e] (row A) and s[4n + 2 + e] (row B); on return s holds exp2 of the scaled,
+   biased, masked logits minus the new running max, l the running sums (rescaled), m the new max, and (cA, cB) the
+   factors by which O (relative to the old max) must be rescaled. Every row sees key 0 in tile 0, so the running max
+   is finite from then on. */
+__device__ __forceinline__ void sm90_softmax(float (&s)[64], float &cA, float &cB, float &mA, float &mB, float &lA,
+                                             float &lB, int k0, bool need_mask, int pA, int pB, int nkeys,
+                                             float scale2, float slope2, int lane) {
+    float mxA = -INFINITY, mxB = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < 16; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int j = k0 + n * 8 + (lane & 3) * 2 + e;
+            float vA = s[4 * n + e] * scale2, vB = s[4 * n + 2 + e] * scale2;
+            if (slope2 != 0.0f) { vA -= slope2 * (float)(pA - j); vB -= slope2 * (float)(pB - j); }
+            if (need_mask) {
+                if (j > pA || j >= nkeys) vA = -INFINITY;
+                if (j > pB || j >= nkeys) vB = -INFINITY;
+            }
+            s[4 * n + e] = vA; s[4 * n + 2 + e] = vB;
+            mxA = fmaxf(mxA, vA); mxB = fmaxf(mxB, vB);
+        }
+    const float mnA = fmaxf(mA, quad_max(mxA)), mnB = fmaxf(mB, quad_max(mxB));
+    cA = exp2f(mA - mnA);
+    cB = exp2f(mB - mnB);
+    float rsA = 0.0f, rsB = 0.0f;
+#pragma unroll
+    for (int n = 0; n < 16; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const float eA = exp2f(s[4 * n + e] - mnA), eB = exp2f(s[4 * n + 2 + e] - mnB);
+            s[4 * n + e] = eA; s[4 * n + 2 + e] = eB;
+            rsA += eA; rsB += eB;
+        }
+    lA = lA * cA + rsA;
+    lB = lB * cB + rsB;
+    mA = mnA;
+    mB = mnB;
+}
+
+/* S (64 x 128 keys per warpgroup) = Q (this warpgroup's 64 rows of the q tile at qtile) K^T (the stage's tile at
+   ktile); both K-major, 128-byte swizzled: k-step kk is 32 bytes into box kk / 4. Issued, not waited for. */
+template <int HD> __device__ __forceinline__ void sm90_qk(float (&s)[64], uint32_t qtile, uint32_t ktile) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+        const uint64_t da = gmma_desc(qtile + (kk >> 2) * (SM90_BM * 128) + (kk & 3) * 32, 16, 1024);
+        const uint64_t db = gmma_desc(ktile + (kk >> 2) * (SM90_BN * 128) + (kk & 3) * 32, 16, 1024);
+        wgmma_ss_n128(s, da, db, kk > 0);
+    }
+}
+/* P rounded to bf16 as wgmma A fragments, one per 16 keys (the accumulator layout of S is the A layout of P) */
+__device__ __forceinline__ void sm90_pack_p(uint32_t (&pa)[8][4], const float (&s)[64]) {
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) {
+        pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+        pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+        pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+        pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+}
 #endif /* sm_90a device code */
 
 extern __shared__ __align__(1024) unsigned char sm90_smem[];
@@ -145,7 +225,7 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
     const uint32_t raw = smem_u32(sm90_smem), base = (raw + 1023u) & ~1023u;
     unsigned char *gbase = sm90_smem + (base - raw);   /* generic pointer of the aligned base */
     const uint32_t qs = base, ks = qs + NB * QBOX, vs = ks + SM90_STAGES * NB * KVBOX;
-    const uint32_t bars = vs + SM90_STAGES * NB * KVBOX;   /* full_k[S], full_v[S], empty[S] */
+    const uint32_t bars = vs + SM90_STAGES * NB * KVBOX;   /* full_k[S], full_v[S], empty_k[S], empty_v[S] */
     const PosEmb &pe = A.pe;
     const int BMpos = SM90_BM / P;
     const int qt = gridDim.z - 1 - blockIdx.z, a0 = blockIdx.x * P, b = blockIdx.y;
@@ -156,9 +236,10 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < SM90_STAGES; s++) {
-            mbar_init(bars + 8 * s, 1);
-            mbar_init(bars + 8 * (SM90_STAGES + s), 1);
-            mbar_init(bars + 8 * (2 * SM90_STAGES + s), 8);   /* one arrival per consumer warp */
+            mbar_init(bars + 8 * s, 1);                         /* full K */
+            mbar_init(bars + 8 * (SM90_STAGES + s), 1);         /* full V */
+            mbar_init(bars + 8 * (2 * SM90_STAGES + s), 8);     /* empty K: one arrival per consumer warp */
+            mbar_init(bars + 8 * (3 * SM90_STAGES + s), 8);     /* empty V */
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
@@ -170,11 +251,13 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
         if (threadIdx.x == 0) {
             for (int kt = 0; kt < nkt; kt++) {
                 const int st = kt % SM90_STAGES;
-                if (kt >= SM90_STAGES) mbar_wait(bars + 8 * (2 * SM90_STAGES + st), ((kt / SM90_STAGES) - 1) & 1);
+                const unsigned ph = ((kt / SM90_STAGES) - 1) & 1;   /* phase of the stage's previous tile */
                 const uint32_t fk = bars + 8 * st, fv = bars + 8 * (SM90_STAGES + st);
+                if (kt >= SM90_STAGES) mbar_wait(bars + 8 * (2 * SM90_STAGES + st), ph);
                 mbar_expect_tx(fk, TILE_BYTES);
                 for (int bb = 0; bb < NB; bb++)
                     tma_load_4d(ks + (st * NB + bb) * KVBOX, &tmap_k, fk, bb * 64, g, kt * SM90_BN, b);
+                if (kt >= SM90_STAGES) mbar_wait(bars + 8 * (3 * SM90_STAGES + st), ph);
                 mbar_expect_tx(fv, TILE_BYTES);
                 for (int bb = 0; bb < NB; bb++)
                     tma_load_4d(vs + (st * NB + bb) * KVBOX, &tmap_v, fv, bb * 64, g, kt * SM90_BN, b);
@@ -256,83 +339,67 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
     float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;
     const uint32_t qwg = qs + wgc * 64 * 128;
 
-    /* 3. online softmax over the causal key tiles */
-    for (int kt = 0; kt < nkt; kt++) {
-        const int st = kt % SM90_STAGES;
-        const unsigned ph = (kt / SM90_STAGES) & 1;
-        if (kt < wg_nkt) {
-            const int k0 = kt * SM90_BN;
-            mbar_wait(bars + 8 * st, ph);
-            float s[64];
-            wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++) {
-                const uint64_t da = gmma_desc(qwg + (kk >> 2) * QBOX + (kk & 3) * 32, 16, 1024);
-                const uint64_t db = gmma_desc(ks + (st * NB + (kk >> 2)) * KVBOX + (kk & 3) * 32, 16, 1024);
-                wgmma_ss_n128(s, da, db, kk > 0);
-            }
-            wgmma_commit();
-            wgmma_wait0();
-            reg_fence(s);
-            const bool need_mask = k0 + SM90_BN - 1 > pw_min || k0 + SM90_BN > nkeys;
-            float mxA = -INFINITY, mxB = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < 16; n++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int j = k0 + n * 8 + (lane & 3) * 2 + e;
-                    float vA = s[4 * n + e] * scale2, vB = s[4 * n + 2 + e] * scale2;
-                    if (slope2 != 0.0f) { vA -= slope2 * (float)(pA - j); vB -= slope2 * (float)(pB - j); }
-                    if (need_mask) {
-                        if (j > pA || j >= nkeys) vA = -INFINITY;
-                        if (j > pB || j >= nkeys) vB = -INFINITY;
-                    }
-                    s[4 * n + e] = vA; s[4 * n + 2 + e] = vB;
-                    mxA = fmaxf(mxA, vA); mxB = fmaxf(mxB, vB);
-                }
-            /* every row sees key 0 in tile 0, so the running max is finite from then on */
-            const float mnA = fmaxf(mA, quad_max(mxA)), mnB = fmaxf(mB, quad_max(mxB));
-            const float cA = exp2f(mA - mnA), cB = exp2f(mB - mnB);
-            float rsA = 0.0f, rsB = 0.0f;
-#pragma unroll
-            for (int n = 0; n < 16; n++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const float eA = exp2f(s[4 * n + e] - mnA), eB = exp2f(s[4 * n + 2 + e] - mnB);
-                    s[4 * n + e] = eA; s[4 * n + 2 + e] = eB;
-                    rsA += eA; rsB += eB;
-                }
-            lA = lA * cA + rsA; lB = lB * cB + rsB;
-            mA = mnA; mB = mnB;
-#pragma unroll
-            for (int n = 0; n < NO / 4; n++) { o[4 * n] *= cA; o[4 * n + 1] *= cA; o[4 * n + 2] *= cB; o[4 * n + 3] *= cB; }
-            /* P (bf16 A fragments, one per 16 keys) */
-            uint32_t pa[8][4];
-#pragma unroll
-            for (int kk = 0; kk < 8; kk++) {
-                pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
-                pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-                pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-                pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
-            }
-            mbar_wait(bars + 8 * (SM90_STAGES + st), ph);
-            reg_fence(o);
-            wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < 8; kk++) {
-                /* V rows kk*16 .. +15 (K of the product), all HD columns (N): transposed descriptor, next 64 columns
-                   one box further (leading byte offset), next 8 rows 1024 bytes further (stride byte offset) */
-                const uint64_t dv = gmma_desc(vs + st * NB * KVBOX + kk * 2048, KVBOX, 1024);
-                if constexpr (HD == 128) wgmma_rs_n128(o, pa[kk], dv);
-                else wgmma_rs_n64(o, pa[kk], dv);
-            }
-            wgmma_commit();
-            wgmma_wait0();
-            reg_fence(o);
-        }
-        /* this warp is done with the stage */
+    /* 3. online softmax over the causal key tiles, pipelined inside the warpgroup: S(kt) = Q K(kt)^T and
+          O += P(kt-1) V(kt-1) are issued together; the softmax of S(kt) runs while the tensor cores do P V; O is rescaled
+          and P(kt) packed once that product is done. K stages are released after their S, V stages after their P V. */
+    const uint32_t full_k = bars, full_v = bars + 8 * SM90_STAGES;
+    const uint32_t empty_k = bars + 16 * SM90_STAGES, empty_v = bars + 24 * SM90_STAGES;
+    float s[64];
+    uint32_t pa[8][4];
+    /* tile 0 (every warpgroup has it), then the steady state: one straight path, so that the compiler can follow
+       which wgmma group is pending */
+    mbar_wait(full_k, 0);
+    sm90_qk<HD>(s, qwg, ks);
+    wgmma_commit();
+    wgmma_wait<0>();
+    reg_fence(s);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_k);
+    {
+        float cA, cB;
+        sm90_softmax(s, cA, cB, mA, mB, lA, lB, 0, true, pA, pB, nkeys, scale2, slope2, lane);
+        sm90_pack_p(pa, s);
+    }
+    for (int kt = 1; kt < wg_nkt; kt++) {
+        const int st = kt % SM90_STAGES, sp = (kt - 1) % SM90_STAGES, k0 = kt * SM90_BN;
+        mbar_wait(full_k + 8 * st, (kt / SM90_STAGES) & 1);
+        mbar_wait(full_v + 8 * sp, ((kt - 1) / SM90_STAGES) & 1);
+        sm90_qk<HD>(s, qwg, ks + st * NB * KVBOX);
+        wgmma_commit();
+        sm90_pv<HD>(o, pa, vs + sp * NB * KVBOX);
+        wgmma_commit();
+        wgmma_wait<1>();   /* S(kt) done, P V may still run */
+        reg_fence(s);
         __syncwarp();
-        if (lane == 0) mbar_arrive(bars + 8 * (2 * SM90_STAGES + st));
+        if (lane == 0) mbar_arrive(empty_k + 8 * st);
+        const bool need_mask = k0 + SM90_BN - 1 > pw_min || k0 + SM90_BN > nkeys;
+        float cA, cB;
+        sm90_softmax(s, cA, cB, mA, mB, lA, lB, k0, need_mask, pA, pB, nkeys, scale2, slope2, lane);
+        wgmma_wait<0>();
+        reg_fence(o);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty_v + 8 * sp);
+#pragma unroll
+        for (int n = 0; n < NO / 4; n++) { o[4 * n] *= cA; o[4 * n + 1] *= cA; o[4 * n + 2] *= cB; o[4 * n + 3] *= cB; }
+        sm90_pack_p(pa, s);
+    }
+    {   /* the last tile's P V (every warpgroup has at least tile 0) */
+        const int sp = (wg_nkt - 1) % SM90_STAGES;
+        mbar_wait(full_v + 8 * sp, ((wg_nkt - 1) / SM90_STAGES) & 1);
+        sm90_pv<HD>(o, pa, vs + sp * NB * KVBOX);
+        wgmma_commit();
+        wgmma_wait<0>();
+        reg_fence(o);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty_v + 8 * sp);
+    }
+    /* tiles past this warpgroup's rows (the other one needs them): released unread */
+    for (int kt = wg_nkt; kt < nkt; kt++) {
+        __syncwarp();
+        if (lane == 0) {
+            mbar_arrive(empty_k + 8 * (kt % SM90_STAGES));
+            mbar_arrive(empty_v + 8 * (kt % SM90_STAGES));
+        }
     }
 
     /* 4. out and the row statistics (log2-sum-exp of the scaled logits), as the other kernels */
