@@ -20,7 +20,8 @@ Semantics are those of tc_fwd_kernel (cuda/attention_mma.cuh), which stays the r
   S = Q K^T (wgmma m64n128k16, both operands from shared memory, K-major), scale, ALiBi, causal mask, online softmax
   in fp32 (base 2), P rounded to bf16 in registers, O += P V (wgmma with A = P from registers, B = V through a
   transposed (MN-major) descriptor). Pipelined inside each warpgroup: S of tile kt and P V of tile kt-1 are issued
-  together and the softmax of tile kt runs while the tensor cores do that P V; the two warpgroups interleave freely.
+  together and the softmax of tile kt runs while the tensor cores do that P V; and the two warpgroups take turns
+  (named barriers) to issue, so that one's softmax overlaps the other's products.
   Then out = O / l and stats = m + log2(l) (the log2-sum-exp the backward and the decoding read), each written once
   by its owner thread: deterministic.
 Dims: B batch, T sequence, NA attention heads, KVH kv heads, HD head dim (64 or 128).
@@ -207,6 +208,14 @@ __device__ __forceinline__ void sm90_pack_p(uint32_t (&pa)[8][4], const float (&
         pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
     }
 }
+
+/* named barriers 2 and 3 (0: __syncthreads, 1: the consumers' prologue), 256 threads: the two consumer warpgroups */
+__device__ __forceinline__ void named_bar_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void named_bar_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
+/* end of warpgroup wgc's turn: let the other one issue (warpgroup 1 skips its last arrival, see the kernel) */
+__device__ __forceinline__ void sm90_turn_end(int wgc, bool last) {
+    if (!(wgc == 1 && last)) named_bar_arrive(3 - wgc);
+}
 #endif /* sm_90a device code */
 
 extern __shared__ __align__(1024) unsigned char sm90_smem[];
@@ -348,9 +357,19 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
     uint32_t pa[8][4];
     /* tile 0 (every warpgroup has it), then the steady state: one straight path, so that the compiler can follow
        which wgmma group is pending */
+    /* Turns (ping-pong): the two warpgroups issue their tensor-core work alternately, each waiting on its named barrier
+       (2 + wgc) for the other's arrival, so one's softmax runs while the other's products occupy the tensor cores.
+       Both pass the same nkt + 1 issue points (tile 0, tiles 1 .. wg_nkt - 1, the last P V, then empty turns for
+       tiles past their rows); warpgroup 1 opens with one arrival and skips the one after its last point, so every
+       barrier phase gets exactly 128 waiting and 128 arriving threads. */
+    const int npoints = nkt + 1;
+    int point = 0;
+    if (wgc == 1) named_bar_arrive(2);
     mbar_wait(full_k, 0);
+    named_bar_sync(2 + wgc);
     sm90_qk<HD>(s, qwg, ks);
     wgmma_commit();
+    sm90_turn_end(wgc, ++point == npoints);
     wgmma_wait<0>();
     reg_fence(s);
     __syncwarp();
@@ -364,10 +383,12 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
         const int st = kt % SM90_STAGES, sp = (kt - 1) % SM90_STAGES, k0 = kt * SM90_BN;
         mbar_wait(full_k + 8 * st, (kt / SM90_STAGES) & 1);
         mbar_wait(full_v + 8 * sp, ((kt - 1) / SM90_STAGES) & 1);
+        named_bar_sync(2 + wgc);
         sm90_qk<HD>(s, qwg, ks + st * NB * KVBOX);
         wgmma_commit();
         sm90_pv<HD>(o, pa, vs + sp * NB * KVBOX);
         wgmma_commit();
+        sm90_turn_end(wgc, ++point == npoints);
         wgmma_wait<1>();   /* S(kt) done, P V may still run */
         reg_fence(s);
         __syncwarp();
@@ -386,8 +407,10 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
     {   /* the last tile's P V (every warpgroup has at least tile 0) */
         const int sp = (wg_nkt - 1) % SM90_STAGES;
         mbar_wait(full_v + 8 * sp, ((wg_nkt - 1) / SM90_STAGES) & 1);
+        named_bar_sync(2 + wgc);
         sm90_pv<HD>(o, pa, vs + sp * NB * KVBOX);
         wgmma_commit();
+        sm90_turn_end(wgc, ++point == npoints);
         wgmma_wait<0>();
         reg_fence(o);
         __syncwarp();
@@ -400,6 +423,8 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
             mbar_arrive(empty_k + 8 * (kt % SM90_STAGES));
             mbar_arrive(empty_v + 8 * (kt % SM90_STAGES));
         }
+        named_bar_sync(2 + wgc);   /* an empty turn */
+        sm90_turn_end(wgc, ++point == npoints);
     }
 
     /* 4. out and the row statistics (log2-sum-exp of the scaled logits), as the other kernels */
