@@ -4,7 +4,8 @@
 #   make train_gpu       the CUDA build of train.c (needs nvcc)      make test_gpu   CPU<->GPU parity (needs a GPU)
 #   make fuzz            libFuzzer on the shard and checkpoint readers (needs clang)
 #   make fixtures        regenerate tests/fixtures from the PyTorch reference (needs torch)
-# Options: NO_OMP=1 (no OpenMP), CC=clang, GPU_ARCH=90 (compute capability for nvcc), FUZZ_SECONDS=60
+# Options: NO_OMP=1 (no OpenMP), CC=clang, GPU_ARCH=90 (compute capability for nvcc; 90a = Hopper with wgmma/TMA,
+#          the default on a Hopper GPU; other targets fall back to the mma.sync attention), FUZZ_SECONDS=60
 
 ifeq ($(origin CC),default)
   CC = gcc
@@ -32,7 +33,8 @@ CFLAGS = $(CFLAGS_BASE) $(OPT) $(OMP_FLAGS)
 # CUDA: detected; GPU targets are skipped with a reason when nvcc is missing.
 NVCC ?= $(shell command -v nvcc 2>/dev/null)
 ifeq ($(GPU_ARCH),)
-  GPU_ARCH := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '. ')
+  # detected from the GPU; Hopper (9.0) gets sm_90a, which the wgmma + TMA attention (cuda/attention_sm90.cuh) needs
+  GPU_ARCH := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '. ' | sed 's/^90$$/90a/')
   ifeq ($(GPU_ARCH),)
     GPU_ARCH := 90
   endif

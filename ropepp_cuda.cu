@@ -28,7 +28,8 @@ bf16 build, head dims 64 and 128 (rotated dims a multiple of 16, 16-byte aligned
 tensor cores instead (mma.sync bf16 -> fp32, see "tensor-core attention" below): one block holds every attention head
 of a GQA group (for RoPE++ the real and imaginary heads of each q head) so each K/V tile is loaded once for all of
 them. The fp32-math kernels stay for other head dims and the fp32 build (exact CPU parity); ROPEPP_ATTN_SIMT=1 forces
-them in the bf16 build.
+them in the bf16 build. On a Hopper GPU with sm_90a code in the binary (`make gpu GPU_ARCH=90a`, the default on such
+a machine) the forward runs on wgmma + TMA instead (cuda/attention_sm90.cuh; ROPEPP_ATTN_SM90=0 turns it off).
 */
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -746,6 +747,7 @@ void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *d
 
 #include "cuda/attention_simt.cuh"
 #include "cuda/attention_mma.cuh"
+#include "cuda/attention_sm90.cuh"
 
 
 static int attn_hdp(int HD) {
@@ -798,6 +800,7 @@ static void attn_check_shape(const PosEmb *pe, int B, int T, int HQ, int KVH, in
 
 static void attn_fwd_launch(const AttnArgs *A) {
 #ifndef ROPEPP_FP32
+    if (sm90_fwd_launch(A)) return;   /* Hopper (sm_90a): wgmma + TMA */
     if (tc_fwd_ok(A)) { tc_fwd_launch(A); return; }
 #endif
     dim3 grid((unsigned)((A->T + ATT_B - 1) / ATT_B), (unsigned)A->NA, (unsigned)A->B);

@@ -70,6 +70,9 @@ static double median(std::vector<float> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* defined in ropepp_cuda.cu: 1 when attention_forward runs the sm_90a kernels (cuda/attention_sm90.cuh) here */
+int attention_sm90_active(void);
+
 int main(int argc, char **argv) {
     int tokens = 16384, HD = 128, iters = 30, warmup = 5;
     std::vector<int> Ts = {1024, 2048, 4096, 8192, 16384};
@@ -89,7 +92,10 @@ int main(int argc, char **argv) {
     if (bk && bk[0]) impl_s += std::string("_bk") + bk;   /* dk/dv block size forced (64 or 128 keys) */
     const char *fbm = getenv("ROPEPP_ATTN_FWD_BM");
     if (fbm && fbm[0]) impl_s += std::string("_fwd") + fbm;   /* forward block rows forced (64 or 128) */
+    const char *sm90 = getenv("ROPEPP_ATTN_SM90");
+    if (sm90 && sm90[0] == '0') impl_s += "_mma";   /* Hopper forward turned off: the mma.sync forward */
     const char *impl = impl_s.c_str();
+    fprintf(stderr, "attention forward on the Hopper kernels (wgmma + TMA): %s\n", attention_sm90_active() ? "yes" : "no");
     cudaEvent_t e0, e1;
     ck(cudaEventCreate(&e0), "event");
     ck(cudaEventCreate(&e1), "event");

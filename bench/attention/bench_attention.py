@@ -16,7 +16,9 @@ accumulated into dqkv. PyTorch: F.scaled_dot_product_attention(q, k, v, is_causa
 
 Usage (repository root, GPU machine):
   python3 bench/attention/bench_attention.py --driver ./bench_attention [--out bench/attention/out] [--tokens 16384]
-         [--T 1024,2048,4096,8192,16384] [--iters 30] [--warmup 5] [--simt-T 1024,4096]
+         [--T 1024,2048,4096,8192,16384] [--iters 30] [--warmup 5] [--simt-T 1024,4096] [--no-mma]
+On a Hopper GPU with a binary built for sm_90a, "ours" forward is the wgmma + TMA kernel (cuda/attention_sm90.cuh)
+and a second driver run with ROPEPP_ATTN_SM90=0 times the mma.sync forward beside it.
 """
 import argparse, datetime, json, os, platform, statistics, subprocess, sys
 
@@ -143,6 +145,12 @@ def fmt(r, key):
     return f"{r[key + '_tflops']:.0f} ({r[key + '_ms']:.2f} ms)"
 
 
+def ratio(a, b, key):
+    if a is None or b is None or "error" in a or "error" in b:
+        return "n/a"
+    return f"{b[key + '_ms'] / a[key + '_ms']:.2f}x"
+
+
 def write_md(path, info, rows, args):
     idx = {(r["impl"], r["mode"], r["T"]): r for r in rows}
     L = ["# Attention forward / backward alone: ropepp CUDA (tensor cores) vs PyTorch SDPA", "",
@@ -158,13 +166,14 @@ def write_md(path, info, rows, args):
                                                                                   args.warmup), ""]
     for mode, m in MODES.items():
         L += [f"## {mode}: {m['desc']}", "",
-              "| T | B | ours fwd | flash fwd | cuDNN fwd | ours bwd | flash bwd | cuDNN bwd |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| T | B | ours fwd | ours fwd, mma.sync | flash fwd | cuDNN fwd | ours / cuDNN fwd | ours bwd | flash bwd | "
+              "cuDNN bwd | ours / cuDNN bwd |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
         for T in args.T:
-            o, f, c = (idx.get((i, mode, T)) for i in ("ropepp_tc", "torch_flash", "torch_cudnn"))
+            o, om, f, c = (idx.get((i, mode, T)) for i in ("ropepp_tc", "ropepp_tc_mma", "torch_flash", "torch_cudnn"))
             B = (o or f or c or {}).get("B", "")
-            L.append(f"| {T} | {B} | {fmt(o, 'fwd')} | {fmt(f, 'fwd')} | {fmt(c, 'fwd')} | {fmt(o, 'bwd')} | "
-                     f"{fmt(f, 'bwd')} | {fmt(c, 'bwd')} |")
+            L.append(f"| {T} | {B} | {fmt(o, 'fwd')} | {fmt(om, 'fwd')} | {fmt(f, 'fwd')} | {fmt(c, 'fwd')} | "
+                     f"{ratio(o, c, 'fwd')} | {fmt(o, 'bwd')} | {fmt(f, 'bwd')} | {fmt(c, 'bwd')} | {ratio(o, c, 'bwd')} |")
         gq = sorted({r.get("gqa") for r in rows if r["mode"] == mode and r.get("gqa")})
         L += ["", "TFLOP/s (median time). PyTorch GQA: " + (", ".join(gq) or "n/a") + ".", ""]
     simt = [r for r in rows if r["impl"] == "ropepp_simt"]
@@ -213,6 +222,8 @@ def main():
     ap.add_argument("--simt-T", type=lambda s: [int(x) for x in s.split(",") if x], default=[1024, 4096],
                     help="also time the fp32-math fallback at these T (5 iterations); empty to skip")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-mma", action="store_true",
+                    help="skip timing ours with the Hopper forward turned off (ROPEPP_ATTN_SM90=0: the mma.sync forward)")
     ap.add_argument("--variants", action="store_true",
                     help="also time ours with the other block sizes (128-key dk/dv blocks, 64-row forward blocks)")
     args = ap.parse_args()
@@ -221,6 +232,8 @@ def main():
     rows = run_driver(args.driver, args)
     if not args.no_torch:
         rows += bench_torch(args)
+    if not args.no_mma:
+        rows += run_driver(args.driver, args, {"ROPEPP_ATTN_SM90": "0"})
     if args.variants:
         rows += run_driver(args.driver, args, {"ROPEPP_ATTN_DKV_BK": "128"})
         rows += run_driver(args.driver, args, {"ROPEPP_ATTN_FWD_BM": "64"})

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/attention/build.sh — builds what bench/attention/run.sh needs (nvcc, no GPU needed; sm_90), into
+# bench/attention/build.sh — builds what bench/attention/run.sh needs (nvcc, no GPU needed; sm_90a, or GPU_ARCH=..), into
 # tests/tmp/attn_build (ignored by git): the CUDA backend (bf16 and fp32), tests/test_gpu[_fp32] and the benchmark
 # driver. Same flags as the Makefile, without -march=native so that the binaries run on another x86-64 machine.
 # Then, on the GPU machine: BIN=tests/tmp/attn_build bash bench/attention/run.sh
@@ -7,7 +7,8 @@ set -e
 cd "$(dirname "$0")/../.."
 B=tests/tmp/attn_build
 mkdir -p $B
-NV="nvcc -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_90,code=sm_90 -lineinfo"
+ARCH=${GPU_ARCH:-90a}
+NV="nvcc -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$ARCH,code=sm_$ARCH -lineinfo"
 gcc -std=c11 -Wall -Wextra -I. -O3 -fno-math-errno -fassociative-math -fno-signed-zeros -fno-trapping-math -fopenmp \
     -c tests/cpu_ref.c -o $B/cpu_ref.o
 $NV -c ropepp_cuda.cu -o $B/ropepp_cuda.o &

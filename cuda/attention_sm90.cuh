@@ -1,0 +1,543 @@
+/*
+cuda/attention_sm90.cuh — the fused causal flash attention forward for Hopper (sm_90a): wgmma from shared-memory
+descriptors, K/V tiles by the bulk tensor copy engine (TMA) into a two-stage ring completing on mbarriers, one producer
+warp and two consumer warpgroups (setmaxnreg moves registers to the consumers), online softmax in fp32. Part of
+ropepp_cuda.cu's single compilation unit (included from it); compiled into kernels only for sm_90a
+(-gencode=arch=compute_90a,code=sm_90a, `make gpu GPU_ARCH=90a`, the default on a Hopper machine); any other target
+gets empty kernels that the dispatch never launches (sm90_available() is false), so the mma.sync kernels of
+cuda/attention_mma.cuh run instead. ROPEPP_ATTN_SM90=0 in the environment turns this path off (comparisons).
+
+Semantics are those of tc_fwd_kernel (cuda/attention_mma.cuh), which stays the reference on other GPUs:
+  block (head pack of P heads, b, query tile of 128 / P positions): the P attention heads that read one kv head are
+  stacked along the 128 rows (P heads x 128/P positions), so each K/V tile is loaded once for the GQA group; RoPE++'s
+  real head 2h and imaginary head 2h+1 are in the same pack and both come from the raw q of head h.
+  prologue (the 256 consumer threads): raw q rows from qkv, rotated with the rotary helper pair (real, or imaginary
+  (c, s) -> (s, -c)), rounded to bf16, query noise, written to qr, stored into shared memory in the 128-byte swizzled
+  layout that wgmma reads (and that TMA writes for K/V).
+  producer (one thread of warpgroup 0): for each causal 128-key tile, waits for the stage to be free, then loads K and
+  V (4-D tensor maps (HD, KVH, keys, B); keys past nkeys are zero-filled by the copy engine).
+  consumers (warpgroups 1 and 2, 64 rows each, warp w of a warpgroup owns 16 rows as in the mma.sync kernel):
+  S = Q K^T (wgmma m64n128k16, both operands from shared memory, K-major), scale, ALiBi, causal mask, online softmax
+  in fp32 (base 2), P rounded to bf16 in registers, O += P V (wgmma with A = P from registers, B = V through a
+  transposed (MN-major) descriptor). Pipelined inside each warpgroup: S of tile kt and P V of tile kt-1 are issued
+  together and the softmax of tile kt runs while the tensor cores do that P V; and the two warpgroups take turns
+  (named barriers) to issue, so that one's softmax overlaps the other's products.
+  Then out = O / l and stats = m + log2(l) (the log2-sum-exp the backward and the decoding read), each written once
+  by its owner thread: deterministic.
+Dims: B batch, T sequence, NA attention heads, KVH kv heads, HD head dim (64 or 128).
+*/
+#ifndef ROPEPP_FP32
+#include <cudaTypedefs.h>   /* CUtensorMap and the cuTensorMapEncodeTiled prototype (header only: no -lcuda) */
+
+#define SM90_THREADS 384      /* warpgroup 0: producer; warpgroups 1, 2: consumers */
+#define SM90_BM 128           /* rows of a block: 2 consumer warpgroups x 64 */
+#define SM90_BN 128           /* keys of a K/V tile */
+#define SM90_STAGES 2         /* K/V ring depth */
+
+/* shared memory of the forward (bytes): the q tile, SM90_STAGES K and V tiles (each HD / 64 boxes of rows x 128 B),
+   4 mbarriers per stage, and 1024 B to align the tiles to the 128-byte swizzle's 1024-byte period */
+template <int HD> static size_t sm90_fwd_smem() {
+    return (size_t)(SM90_BM + 2 * SM90_STAGES * SM90_BN) * HD * 2 + 4 * SM90_STAGES * 8 + 1024;
+}
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void mbar_init(uint32_t bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+/* the producer's arrival, announcing the bytes the copy engine will complete on this barrier */
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+/* wait until the phase of parity `parity` has completed */
+__device__ __forceinline__ void mbar_wait(uint32_t bar, unsigned parity) {
+    asm volatile("{\n.reg .pred done;\nWAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+/* one box of a 4-D tensor map into shared memory, completing on mbarrier bar */
+__device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap *map, uint32_t bar, int c0, int c1, int c2,
+                                            int c3) {
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, %6}], [%2];\n"
+                 ::"r"(dst), "l"((uint64_t)map), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3) : "memory");
+}
+/* shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride byte offsets */
+__device__ __forceinline__ uint64_t gmma_desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+/* wait until at most N committed wgmma groups of this warpgroup are pending */
+template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+/* keeps the compiler from moving accesses of accumulator registers across the asynchronous wgmma */
+template <int N> __device__ __forceinline__ void reg_fence(float (&d)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+/* d (64 x 128 fp32, accumulator fragments) (+)= A (64 x 16, smem descriptor da, K-major) B (16 x 128, smem descriptor db,
+   K-major); accumulate = 0 overwrites d */
+__device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                 "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(da), "l"(db), "r"(accumulate));
+}
+/* d (64 x 128 fp32) += A (64 x 16 bf16, fragments a in registers) B (16 x 128, smem descriptor db, MN-major:
+   transposed) */
+__device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                 "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+/* d (64 x 64 fp32) += A (64 x 16 bf16, fragments a in registers) B (16 x 64, smem descriptor db, MN-major:
+   transposed) */
+__device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                 "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+/* O (64 x HD per warpgroup) += P (64 x 128 keys, bf16 A fragments pa[k-step]) V (the stage's 128 x HD tile at vtile):
+   V through a transposed (MN-major) descriptor: rows kk*16.. are the K of step kk, 2048 bytes further each; the next
+   64 columns one box further (leading byte offset), the next 8 rows 1024 bytes further (stride byte offset). Issued,
+   not waited for. */
+template <int HD> __device__ __forceinline__ void sm90_pv(float (&o)[HD / 2], const uint32_t (&pa)[8][4], uint32_t vtile) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) {
+        const uint64_t dv = gmma_desc(vtile + kk * 2048, SM90_BN * 128, 1024);
+        if constexpr (HD == 128) wgmma_rs_n128(o, pa[kk], dv);
+        else wgmma_rs_n64(o, pa[kk], dv);
+    }
+}
+
+/* The online softmax of one 128-key tile for this thread's rows A and B (positions pA, pB): s holds the raw logits of
+   keys k0 + 8n + 2(lane % 4) + e as s[4n + e] (row A) and s[4n + 2 + e] (row B); on return s holds exp2 of the scaled,
+   biased, masked logits minus the new running max, l the running sums (rescaled), m the new max, and (cA, cB) the
+   factors by which O (relative to the old max) must be rescaled. Every row sees key 0 in tile 0, so the running max
+   is finite from then on. */
+__device__ __forceinline__ void sm90_softmax(float (&s)[64], float &cA, float &cB, float &mA, float &mB, float &lA,
+                                             float &lB, int k0, bool need_mask, int pA, int pB, int nkeys,
+                                             float scale2, float slope2, int lane) {
+    float mxA = -INFINITY, mxB = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < 16; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int j = k0 + n * 8 + (lane & 3) * 2 + e;
+            float vA = s[4 * n + e] * scale2, vB = s[4 * n + 2 + e] * scale2;
+            if (slope2 != 0.0f) { vA -= slope2 * (float)(pA - j); vB -= slope2 * (float)(pB - j); }
+            if (need_mask) {
+                if (j > pA || j >= nkeys) vA = -INFINITY;
+                if (j > pB || j >= nkeys) vB = -INFINITY;
+            }
+            s[4 * n + e] = vA; s[4 * n + 2 + e] = vB;
+            mxA = fmaxf(mxA, vA); mxB = fmaxf(mxB, vB);
+        }
+    const float mnA = fmaxf(mA, quad_max(mxA)), mnB = fmaxf(mB, quad_max(mxB));
+    cA = exp2f(mA - mnA);
+    cB = exp2f(mB - mnB);
+    float rsA = 0.0f, rsB = 0.0f;
+#pragma unroll
+    for (int n = 0; n < 16; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const float eA = exp2f(s[4 * n + e] - mnA), eB = exp2f(s[4 * n + 2 + e] - mnB);
+            s[4 * n + e] = eA; s[4 * n + 2 + e] = eB;
+            rsA += eA; rsB += eB;
+        }
+    lA = lA * cA + rsA;
+    lB = lB * cB + rsB;
+    mA = mnA;
+    mB = mnB;
+}
+
+/* S (64 x 128 keys per warpgroup) = Q (this warpgroup's 64 rows of the q tile at qtile) K^T (the stage's tile at
+   ktile); both K-major, 128-byte swizzled: k-step kk is 32 bytes into box kk / 4. Issued, not waited for. */
+template <int HD> __device__ __forceinline__ void sm90_qk(float (&s)[64], uint32_t qtile, uint32_t ktile) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+        const uint64_t da = gmma_desc(qtile + (kk >> 2) * (SM90_BM * 128) + (kk & 3) * 32, 16, 1024);
+        const uint64_t db = gmma_desc(ktile + (kk >> 2) * (SM90_BN * 128) + (kk & 3) * 32, 16, 1024);
+        wgmma_ss_n128(s, da, db, kk > 0);
+    }
+}
+/* P rounded to bf16 as wgmma A fragments, one per 16 keys (the accumulator layout of S is the A layout of P) */
+__device__ __forceinline__ void sm90_pack_p(uint32_t (&pa)[8][4], const float (&s)[64]) {
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) {
+        pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+        pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+        pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+        pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+}
+
+/* named barriers 2 and 3 (0: __syncthreads, 1: the consumers' prologue), 256 threads: the two consumer warpgroups */
+__device__ __forceinline__ void named_bar_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void named_bar_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
+/* end of warpgroup wgc's turn: let the other one issue (warpgroup 1 skips its last arrival, see the kernel) */
+__device__ __forceinline__ void sm90_turn_end(int wgc, bool last) {
+    if (!(wgc == 1 && last)) named_bar_arrive(3 - wgc);
+}
+#endif /* sm_90a device code */
+
+extern __shared__ __align__(1024) unsigned char sm90_smem[];
+
+/* Forward: grid (NA / P, B, query tiles of 128 / P positions), heaviest tiles first; 384 threads. */
+template <int HD>
+__global__ void __launch_bounds__(SM90_THREADS, 1)
+sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, const __grid_constant__ CUtensorMap tmap_v,
+                int P) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int NB = HD / 64;                         /* 128-byte boxes per row */
+    constexpr int CH = HD / 8;                          /* 16-byte chunks per row */
+    constexpr int NO = HD / 2;                          /* O accumulator registers per thread */
+    constexpr uint32_t QBOX = SM90_BM * 128, KVBOX = SM90_BN * 128;   /* bytes of one box */
+    constexpr uint32_t TILE_BYTES = SM90_BN * HD * 2;
+    const uint32_t raw = smem_u32(sm90_smem), base = (raw + 1023u) & ~1023u;
+    unsigned char *gbase = sm90_smem + (base - raw);   /* generic pointer of the aligned base */
+    const uint32_t qs = base, ks = qs + NB * QBOX, vs = ks + SM90_STAGES * NB * KVBOX;
+    const uint32_t bars = vs + SM90_STAGES * NB * KVBOX;   /* full_k[S], full_v[S], empty_k[S], empty_v[S] */
+    const PosEmb &pe = A.pe;
+    const int BMpos = SM90_BM / P;
+    const int qt = gridDim.z - 1 - blockIdx.z, a0 = blockIdx.x * P, b = blockIdx.y;
+    const int g = a0 / A.agroup, T = A.T, NA = A.NA;
+    const int q0 = qt * BMpos, qvalid = min(BMpos, T - q0);
+    const size_t row0 = (size_t)b * T;
+    const int nkt = (A.qpos0 + q0 + qvalid + SM90_BN - 1) / SM90_BN;
+
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < SM90_STAGES; s++) {
+            mbar_init(bars + 8 * s, 1);                         /* full K */
+            mbar_init(bars + 8 * (SM90_STAGES + s), 1);         /* full V */
+            mbar_init(bars + 8 * (2 * SM90_STAGES + s), 8);     /* empty K: one arrival per consumer warp */
+            mbar_init(bars + 8 * (3 * SM90_STAGES + s), 8);     /* empty V */
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (threadIdx.x < 128) {
+        /* producer */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+        if (threadIdx.x == 0) {
+            for (int kt = 0; kt < nkt; kt++) {
+                const int st = kt % SM90_STAGES;
+                const unsigned ph = ((kt / SM90_STAGES) - 1) & 1;   /* phase of the stage's previous tile */
+                const uint32_t fk = bars + 8 * st, fv = bars + 8 * (SM90_STAGES + st);
+                if (kt >= SM90_STAGES) mbar_wait(bars + 8 * (2 * SM90_STAGES + st), ph);
+                mbar_expect_tx(fk, TILE_BYTES);
+                for (int bb = 0; bb < NB; bb++)
+                    tma_load_4d(ks + (st * NB + bb) * KVBOX, &tmap_k, fk, bb * 64, g, kt * SM90_BN, b);
+                if (kt >= SM90_STAGES) mbar_wait(bars + 8 * (3 * SM90_STAGES + st), ph);
+                mbar_expect_tx(fv, TILE_BYTES);
+                for (int bb = 0; bb < NB; bb++)
+                    tma_load_4d(vs + (st * NB + bb) * KVBOX, &tmap_v, fv, bb * 64, g, kt * SM90_BN, b);
+            }
+        }
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+    const int ctid = threadIdx.x - 128, lane = ctid & 31, cw = ctid >> 5, wgc = cw >> 2;
+
+    /* 1. q rows of the pack: rotated (real, or imaginary for the odd heads of RoPE++) and rounded like qr, noised,
+          written to qr and into the swizzled tile. Thread item: 16-byte chunk c of row r, with its rotated partner
+          chunk c + half/8 when c < half/8. */
+    {
+        const int half = pe.rot / 2, hch = half / 8, rch = pe.rot / 8;
+        const bool noise_on = pe.noise_target != NOISE_NONE && pe.noise_sigma != 0.0;
+        for (int i = ctid; i < SM90_BM * CH; i += 256) {
+            const int r = i / CH, c = i % CH;
+            if (c >= hch && c < rch) continue;   /* second chunk of a rotated pair: done with its first */
+            const int t = q0 + r % BMpos, a = a0 + r / BMpos, h = pe.imag ? a >> 1 : a;
+            const int is_imag = pe.imag && (a & 1);
+            const int npart = c < hch ? 2 : 1;
+            float x[2][8];
+#pragma unroll
+            for (int e = 0; e < 8; e++) x[0][e] = x[1][e] = 0.0f;
+            if (t < T) {
+                const bf16 *src = A.qkv + (row0 + t) * A.stride + (size_t)h * HD;
+                ld8(x[0], src + c * 8);
+                if (npart == 2) {
+                    ld8(x[1], src + (c + hch) * 8);
+                    const size_t tab = rotary_table_index(pe, g, A.qpos0 + t, c * 8);
+#pragma unroll
+                    for (int e = 0; e < 8; e++) {
+                        float cs, sn, o1, o2;
+                        rotary_cs(cs, sn, pe, tab + e, is_imag);
+                        rotary_pair_forward(o1, o2, x[0][e], x[1][e], cs, sn);
+                        x[0][e] = roundx(o1);
+                        x[1][e] = roundx(o2);
+                    }
+                }
+            }
+#pragma unroll
+            for (int part = 0; part < 2; part++) {
+                if (part >= npart) break;
+                const int cc = c + part * hch;
+                if (t < T) {
+                    const size_t o = ((row0 + t) * NA + a) * HD + cc * 8;
+                    if (noise_on && ((pe.noise_target == NOISE_IMAG) == (is_imag != 0))) {
+#pragma unroll
+                        for (int e = 0; e < 8; e++)
+                            x[part][e] = roundx(x[part][e] + roundx((float)(pe.noise_sigma * noise_normal_dev(pe.noise_seed, o + e))));
+                    }
+                    if (A.qr != NULL) *reinterpret_cast<uint4 *>(A.qr + o) = pack8(x[part]);
+                }
+                /* swizzled: box cc / 8, row r, 16-byte chunk (cc % 8) ^ (r % 8) */
+                *reinterpret_cast<uint4 *>(gbase + (cc >> 3) * QBOX + r * 128 + (((cc & 7) ^ (r & 7)) << 4)) = pack8(x[part]);
+            }
+        }
+        /* generic-proxy stores -> visible to wgmma (async proxy), then every consumer thread is past the prologue */
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    }
+
+    /* 2. this warp's 16 rows (as the mma.sync kernel's warps): head, positions */
+    const int R0 = wgc * 64 + (cw & 3) * 16;
+    const int hp = R0 / BMpos, a = a0 + hp, pl0 = R0 % BMpos;
+    const int tA = q0 + pl0 + (lane >> 2), tB = tA + 8;
+    const int pA = A.qpos0 + tA, pB = A.qpos0 + tB;
+    const int pw_min = A.qpos0 + q0 + pl0;
+    /* key tiles this warpgroup needs: up to its last row's position (the block's last tile for the other) */
+    const int wg_pl_max = (wgc * 64) % BMpos + (BMpos < 64 ? BMpos : 64) - 1;
+    const int wg_nkt = min(nkt, (A.qpos0 + q0 + wg_pl_max + SM90_BN) / SM90_BN);
+    const float scale2 = A.scale2, slope2 = pe.alibi != NULL ? pe.alibi[a] * LOG2E_F : 0.0f;
+    const int nkeys = A.nkeys;
+
+    float o[NO];
+#pragma unroll
+    for (int n = 0; n < NO; n++) o[n] = 0.0f;
+    float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;
+    const uint32_t qwg = qs + wgc * 64 * 128;
+
+    /* 3. online softmax over the causal key tiles, pipelined inside the warpgroup: S(kt) = Q K(kt)^T and
+          O += P(kt-1) V(kt-1) are issued together; the softmax of S(kt) runs while the tensor cores do P V; O is rescaled
+          and P(kt) packed once that product is done. K stages are released after their S, V stages after their P V. */
+    const uint32_t full_k = bars, full_v = bars + 8 * SM90_STAGES;
+    const uint32_t empty_k = bars + 16 * SM90_STAGES, empty_v = bars + 24 * SM90_STAGES;
+    float s[64];
+    uint32_t pa[8][4];
+    /* tile 0 (every warpgroup has it), then the steady state: one straight path, so that the compiler can follow
+       which wgmma group is pending */
+    /* Turns (ping-pong): the two warpgroups issue their tensor-core work alternately, each waiting on its named barrier
+       (2 + wgc) for the other's arrival, so one's softmax runs while the other's products occupy the tensor cores.
+       Both pass the same nkt + 1 issue points (tile 0, tiles 1 .. wg_nkt - 1, the last P V, then empty turns for
+       tiles past their rows); warpgroup 1 opens with one arrival and skips the one after its last point, so every
+       barrier phase gets exactly 128 waiting and 128 arriving threads. */
+    const int npoints = nkt + 1;
+    int point = 0;
+    if (wgc == 1) named_bar_arrive(2);
+    mbar_wait(full_k, 0);
+    named_bar_sync(2 + wgc);
+    sm90_qk<HD>(s, qwg, ks);
+    wgmma_commit();
+    sm90_turn_end(wgc, ++point == npoints);
+    wgmma_wait<0>();
+    reg_fence(s);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_k);
+    {
+        float cA, cB;
+        sm90_softmax(s, cA, cB, mA, mB, lA, lB, 0, true, pA, pB, nkeys, scale2, slope2, lane);
+        sm90_pack_p(pa, s);
+    }
+    for (int kt = 1; kt < wg_nkt; kt++) {
+        const int st = kt % SM90_STAGES, sp = (kt - 1) % SM90_STAGES, k0 = kt * SM90_BN;
+        mbar_wait(full_k + 8 * st, (kt / SM90_STAGES) & 1);
+        mbar_wait(full_v + 8 * sp, ((kt - 1) / SM90_STAGES) & 1);
+        named_bar_sync(2 + wgc);
+        sm90_qk<HD>(s, qwg, ks + st * NB * KVBOX);
+        wgmma_commit();
+        sm90_pv<HD>(o, pa, vs + sp * NB * KVBOX);
+        wgmma_commit();
+        sm90_turn_end(wgc, ++point == npoints);
+        wgmma_wait<1>();   /* S(kt) done, P V may still run */
+        reg_fence(s);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty_k + 8 * st);
+        const bool need_mask = k0 + SM90_BN - 1 > pw_min || k0 + SM90_BN > nkeys;
+        float cA, cB;
+        sm90_softmax(s, cA, cB, mA, mB, lA, lB, k0, need_mask, pA, pB, nkeys, scale2, slope2, lane);
+        wgmma_wait<0>();
+        reg_fence(o);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty_v + 8 * sp);
+#pragma unroll
+        for (int n = 0; n < NO / 4; n++) { o[4 * n] *= cA; o[4 * n + 1] *= cA; o[4 * n + 2] *= cB; o[4 * n + 3] *= cB; }
+        sm90_pack_p(pa, s);
+    }
+    {   /* the last tile's P V (every warpgroup has at least tile 0) */
+        const int sp = (wg_nkt - 1) % SM90_STAGES;
+        mbar_wait(full_v + 8 * sp, ((wg_nkt - 1) / SM90_STAGES) & 1);
+        named_bar_sync(2 + wgc);
+        sm90_pv<HD>(o, pa, vs + sp * NB * KVBOX);
+        wgmma_commit();
+        sm90_turn_end(wgc, ++point == npoints);
+        wgmma_wait<0>();
+        reg_fence(o);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty_v + 8 * sp);
+    }
+    /* tiles past this warpgroup's rows (the other one needs them): released unread */
+    for (int kt = wg_nkt; kt < nkt; kt++) {
+        __syncwarp();
+        if (lane == 0) {
+            mbar_arrive(empty_k + 8 * (kt % SM90_STAGES));
+            mbar_arrive(empty_v + 8 * (kt % SM90_STAGES));
+        }
+        named_bar_sync(2 + wgc);   /* an empty turn */
+        sm90_turn_end(wgc, ++point == npoints);
+    }
+
+    /* 4. out and the row statistics (log2-sum-exp of the scaled logits), as the other kernels */
+    lA = quad_sum(lA); lB = quad_sum(lB);
+    const float iA = 1.0f / lA, iB = 1.0f / lB;
+    const int col = (lane & 3) * 2;
+    if (tA < T) {
+        bf16 *op = A.out + ((row0 + tA) * NA + a) * HD + col;
+#pragma unroll
+        for (int n = 0; n < NO / 4; n++) *reinterpret_cast<uint32_t *>(op + n * 8) = pack_bf16(o[4 * n] * iA, o[4 * n + 1] * iA);
+        if ((lane & 3) == 0 && A.stats != NULL) A.stats[((size_t)b * NA + a) * T + tA] = mA + log2f(lA);
+    }
+    if (tB < T) {
+        bf16 *op = A.out + ((row0 + tB) * NA + a) * HD + col;
+#pragma unroll
+        for (int n = 0; n < NO / 4; n++) *reinterpret_cast<uint32_t *>(op + n * 8) = pack_bf16(o[4 * n + 2] * iB, o[4 * n + 3] * iB);
+        if ((lane & 3) == 0 && A.stats != NULL) A.stats[((size_t)b * NA + a) * T + tB] = mB + log2f(lB);
+    }
+#endif
+}
+
+/* 1 in a kernel compiled for sm_90a, else 0: whether this binary carries the Hopper kernels for the device */
+__global__ void sm90_probe_kernel(int *flag) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *flag = 1;
+#else
+    *flag = 0;
+#endif
+}
+
+/* cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda), or NULL */
+static PFN_cuTensorMapEncodeTiled_v12000 sm90_encode_fn(void) {
+    static PFN_cuTensorMapEncodeTiled_v12000 fn = NULL;
+    static int tried = 0;
+    if (!tried) {
+        tried = 1;
+        void *p = NULL;
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) == cudaSuccess &&
+            q == cudaDriverEntryPointSuccess)
+            fn = (PFN_cuTensorMapEncodeTiled_v12000)p;
+        (void)cudaGetLastError();
+    }
+    return fn;
+}
+
+/* whether the Hopper forward can run here: a compute capability 9.0 device, sm_90a code in this binary, the tensor-map
+   encoder in the driver; checked once */
+static bool sm90_available(void) {
+    static int v = -1;
+    if (v < 0) {
+        v = 0;
+        int dev = 0, major = 0, minor = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
+            minor == 0 && sm90_encode_fn() != NULL) {
+            int *d = NULL, h = 0;
+            if (cudaMalloc(&d, sizeof(int)) == cudaSuccess) {
+                sm90_probe_kernel<<<1, 1>>>(d);
+                if (cudaMemcpy(&h, d, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess) v = h;
+                cudaFree(d);
+            }
+        }
+        (void)cudaGetLastError();   /* a binary without code for this device: the launch failed, v stays 0 */
+    }
+    return v == 1;
+}
+/* ROPEPP_ATTN_SM90=0 in the environment turns the Hopper path off (read at each call: tests and benchmarks switch) */
+static bool sm90_disabled(void) {
+    const char *e = getenv("ROPEPP_ATTN_SM90");
+    return e != NULL && e[0] == '0';
+}
+/* 1 when attention_forward takes the Hopper kernels for bf16 head dims 64 and 128 here (tests report it) */
+int attention_sm90_active(void) { return !sm90_disabled() && sm90_available(); }
+
+/* A 4-D tensor map (HD, KVH, keys, B) over the keys (or values) of AttnArgs: element (d, g, j, b) at
+   base + b * bstride + j * rstride + g * HD + d; boxes of 64 dims x 1 kv head x SM90_BN keys x 1 sequence, 128-byte
+   swizzle; keys >= nkeys read as zero. */
+static bool sm90_tensor_map(CUtensorMap *map, const bf16 *base, int HD, int KVH, int nkeys, int B, size_t rstride,
+                            size_t bstride) {
+    const cuuint64_t dims[4] = {(cuuint64_t)HD, (cuuint64_t)KVH, (cuuint64_t)nkeys, (cuuint64_t)B};
+    const cuuint64_t strides[3] = {(cuuint64_t)HD * 2, (cuuint64_t)rstride * 2, (cuuint64_t)bstride * 2};
+    const cuuint32_t box[4] = {64, 1, SM90_BN, 1}, estr[4] = {1, 1, 1, 1};
+    return sm90_encode_fn()(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, (void *)base, dims, strides, box, estr,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <int HD> static void sm90_fwd_launch_t(const AttnArgs *A, const CUtensorMap &tk, const CUtensorMap &tv) {
+    static int done = 0;
+    if (!done) {
+        cudaCheck(cudaFuncSetAttribute(sm90_fwd_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm90_fwd_smem<HD>()));
+        done = 1;
+    }
+    const int P = tc_pack(A->agroup), BMpos = SM90_BM / P;
+    dim3 grid((unsigned)(A->NA / P), (unsigned)A->B, (unsigned)((A->T + BMpos - 1) / BMpos));
+    sm90_fwd_kernel<HD><<<grid, SM90_THREADS, sm90_fwd_smem<HD>()>>>(*A, tk, tv, P);
+    cudaCheckLaunch();
+}
+/* The Hopper forward where it applies (else false, nothing launched): the shapes of the mma.sync kernel (tc_fwd_ok),
+   on a device and binary with sm_90a, with encodable tensor maps. */
+static bool sm90_fwd_launch(const AttnArgs *A) {
+    if (!tc_fwd_ok(A) || !attention_sm90_active()) return false;
+    CUtensorMap tk, tv;
+    if (!sm90_tensor_map(&tk, A->kptr, A->HD, A->KVH, A->nkeys, A->B, A->k_rstride, A->k_bstride) ||
+        !sm90_tensor_map(&tv, A->vptr, A->HD, A->KVH, A->nkeys, A->B, A->v_rstride, A->v_bstride))
+        return false;
+    if (A->HD == 64) sm90_fwd_launch_t<64>(A, tk, tv);
+    else sm90_fwd_launch_t<128>(A, tk, tv);
+    return true;
+}
+#endif /* !ROPEPP_FP32 */
+#ifdef ROPEPP_FP32
+int attention_sm90_active(void) { return 0; }   /* the fp32 build keeps the fp32-math kernels */
+#endif
