@@ -30,10 +30,11 @@ of a GQA group (for RoPE++ the real and imaginary heads of each q head) so each 
 them. The fp32-math kernels stay for other head dims and the fp32 build (exact CPU parity); ROPEPP_ATTN_SIMT=1 forces
 them in the bf16 build.
 
-Streams: all work goes to the per-thread default stream (CUDA_API_PER_THREAD_DEFAULT_STREAM below, and cuBLAS set to
-it), which, unlike the legacy NULL stream, can be captured into a CUDA graph (backend_graph_*: the decode step).
+Streams: built with nvcc --default-stream per-thread (the Makefile's NVCC_FLAGS), all work goes to the per-thread
+default stream (cuBLAS set to it too), which, unlike the legacy NULL stream, can be captured into a CUDA graph
+(backend_graph_*: the decode step). Built without that flag, backend_graph_begin answers 0 and the steps run
+uncaptured.
 */
-#define CUDA_API_PER_THREAD_DEFAULT_STREAM 1
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cublas_v2.h>
@@ -882,19 +883,21 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
 
 #include "cuda/decode.cuh"
 
-/* split count of the decode kernel: enough blocks for DEC_WAVES per SM over (rows, kv heads, head chunks), at least
-   DEC_MIN_KEYS keys per split of a full cache; a function of the launch shape only, so a captured step replays at
-   any position (the kernel divides the current prefix by it) */
-#define DEC_WAVES 4
+/* split count of the decode kernel: as many blocks as the GPU holds at once (SMs x resident blocks of this kernel,
+   one wave of equal work, no tail) over (rows, kv heads, head chunks), with at least DEC_MIN_KEYS keys per split of
+   a full cache; a function of the launch shape only, so a captured step replays at any position (the kernel divides
+   the current prefix by it) */
 #define DEC_MIN_KEYS 128
-static int decode_nsplit(size_t pairs, int Tmax) {
-    static int sms = 0;
-    if (sms == 0) {
-        int dev = 0;
+template <int HM> static int decode_nsplit(size_t pairs, int Tmax) {
+    static int slots = 0;
+    if (slots == 0) {
+        int dev = 0, sms = 0, per_sm = 0;
         cudaCheck(cudaGetDevice(&dev));
         cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+        cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attn_decode_kernel<HM>, DEC_THREADS, 0));
+        slots = sms * (per_sm > 0 ? per_sm : 1);
     }
-    size_t want = ((size_t)sms * DEC_WAVES + pairs - 1) / pairs;
+    size_t want = (size_t)slots / pairs;
     size_t cap = ((size_t)Tmax + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS;
     if (want > cap) want = cap;
     if (want < 1) want = 1;
@@ -924,7 +927,9 @@ void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const
         int group = A.NA / KVH, hm = group >= 4 ? 4 : group >= 2 ? 2 : 1, nchunk = (group + hm - 1) / hm;
         size_t rows = (size_t)B * Tn;
         if (rows > 65535 || (size_t)KVH * nchunk > 65535) fail("decode attention: batch x new tokens or kv heads above 65535", "lower the batch");
-        int nsplit = decode_nsplit(rows * KVH * nchunk, Tmax);
+        size_t pairs = rows * KVH * nchunk;
+        int nsplit = hm == 4 ? decode_nsplit<4>(pairs, Tmax) : hm == 2 ? decode_nsplit<2>(pairs, Tmax)
+                                                                        : decode_nsplit<1>(pairs, Tmax);
         size_t np = rows * A.NA * nsplit;
         float *part = (float *)scratch_get(SCR_DEC, np * (2 + (size_t)HD) * sizeof(float));
         float *pm = part, *pl = part + np, *pacc = part + 2 * np;
@@ -1263,8 +1268,12 @@ void backend_add_int(int *p, int n) {
     cudaCheckLaunch();
 }
 int backend_graph_begin(void) {
+#ifdef CUDA_API_PER_THREAD_DEFAULT_STREAM
     cudaCheck(cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal));
     return 1;
+#else
+    return 0;   /* the kernels go to the legacy stream, which cannot be captured */
+#endif
 }
 void *backend_graph_end(void) {
     cudaGraph_t g = NULL;
