@@ -42,7 +42,8 @@ endif
 ifeq ($(NVCC),)
   $(info ✗ nvcc not found: GPU targets (train_gpu, infer_gpu, eval_gpu, test_gpu) are skipped; install the CUDA toolkit for them)
 endif
-NVCC_FLAGS = -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -lineinfo
+# --default-stream per-thread: a stream that CUDA graphs can capture (the decode step of infer_gpu)
+NVCC_FLAGS = -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -lineinfo --default-stream per-thread
 NVCC_LIBS = -lcublas -lcublasLt -lm
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin

@@ -172,8 +172,8 @@ int main(int argc, char **argv) {
     }
     KVCache kv;
     kvcache_init(&kv, &m, 1, total);
-    float *logits = (float *)mallocCheck((size_t)V * sizeof(float));
-    Rng rng = {o.seed};
+    kvcache_seed(&kv, o.seed);
+    Sampler smp = {o.temperature, o.top_k, o.top_p};
     fprintf(stderr, "%s | %s | %zu parameters | trained at %d, rope base %g, pi %g, yarn %g, ntk %g | backend %s\n", o.ckpt, pe_name(c.pe),
             m.num_params, c.train_seq, c.rope_base, c.pi_factor, c.yarn_factor, c.ntk_factor, backend_name());
     if (c.tokenizer == TOKENIZER_BYTES) fwrite(text, 1, strlen(text), stdout);
@@ -181,23 +181,28 @@ int main(int argc, char **argv) {
 
     double t0 = now_s();
     model_decode(&m, &kv, prompt, n_prompt);
+    /* then the device loop: tokens, position and sampling stay on the backend (a CUDA graph per step on the GPU);
+       each new token is copied back only to be printed */
+    model_sample(&m, &kv, n_prompt - 1, &smp);
+    int tok = 0;
+    model_tokens_to_host(&m, &kv, &tok);
     double t_prompt = now_s() - t0;
-    model_logits_row(&m, 0, n_prompt - 1, logits);
     int generated = 0;
     double t_gen = 0.0;
     while (generated < o.max_new) {
-        int tok = sample_token(logits, V, o.temperature, o.top_k, o.top_p, &rng);
+        if (generated > 0) {
+            if (kv.pos >= total) break;
+            double t1 = now_s();
+            model_decode_next(&m, &kv, &smp, 1);
+            model_tokens_to_host(&m, &kv, &tok);
+            t_gen += now_s() - t1;
+        }
         const char *piece = tokenizer_decode(&tok_text, tok);   /* NULL without --tokenizer */
         if (c.tokenizer == TOKENIZER_BYTES) putchar(tok);
         else if (piece != NULL) fputs(piece, stdout);
         else printf(" %d", tok);
         fflush(stdout);
         generated++;
-        if (kv.pos >= total) break;
-        double t1 = now_s();
-        model_decode(&m, &kv, &tok, 1);
-        model_logits_row(&m, 0, 0, logits);
-        t_gen += now_s() - t1;
     }
     printf("\n");
     fflush(stdout);   /* the text ends its line before the statistics on standard error */
@@ -208,7 +213,6 @@ int main(int argc, char **argv) {
             n_prompt, t_prompt * 1e3, generated, t_gen * 1e3 / decode_steps, kv.bytes, kv.Tmax, (double)kv.bytes / kv.Tmax);
     kvcache_free(&kv);
     tokenizer_free(&tok_text);
-    free(logits);
     free(prompt);
     free(owned);
     model_free(&m);

@@ -83,6 +83,7 @@ extern "C" {
 #define attention_forward cpu_attention_forward
 #define attention_backward cpu_attention_backward
 #define attention_cached_forward cpu_attention_cached_forward
+#define sample_forward cpu_sample_forward
 #define swiglu_forward cpu_swiglu_forward
 #define swiglu_backward cpu_swiglu_backward
 #define crossentropy_forward cpu_crossentropy_forward
@@ -96,6 +97,12 @@ extern "C" {
 #define backend_to_host cpu_backend_to_host
 #define backend_from_host cpu_backend_from_host
 #define backend_zero cpu_backend_zero
+#define backend_add_int cpu_backend_add_int
+#define backend_graph_begin cpu_backend_graph_begin
+#define backend_graph_end cpu_backend_graph_end
+#define backend_graph_launch cpu_backend_graph_launch
+#define backend_graph_free cpu_backend_graph_free
+#define backend_scratch_epoch cpu_backend_scratch_epoch
 #define backend_name cpu_backend_name
 #define backend_timer_record cpu_backend_timer_record
 #define backend_timer_ms cpu_backend_timer_ms
@@ -257,9 +264,20 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
                         const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                         int HD);
 /* cached attention for decoding: the Tn new tokens sit at positions pos0 .. pos0+Tn-1; their rotated keys and
-   values are written into the cache at those rows, then each new query attends to cache rows 0 .. its position. */
+   values are written into the cache at those rows, then each new query attends to cache rows 0 .. its position.
+   out (B, Tn, NA, HD); kcache, vcache (B, Tmax, KVH, HD); qkv (B, Tn, QKV). pos_dev: NULL, or one backend int
+   holding the same pos0, which the GPU decode kernels (Tn <= 4) read instead of the argument so that a step
+   captured into a CUDA graph replays at the cache's current position (the CPU reads the argument). */
 void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const floatX *qkv, const PosEmb *pe,
-                              int pos0, int B, int Tn, int Tmax, int HQ, int KVH, int HD);
+                              int pos0, const int *pos_dev, int B, int Tn, int Tmax, int HQ, int KVH, int HD);
+/* sampling: tokens[b] (B backend ints) = sample_token on row b of logits (rows row_stride elements apart, V each):
+   temperature 0 = greedy (the first argmax), else softmax(logits / temperature) with top-k (0 = off) and top-p
+   (1 = off). Row b draws the b-th next uniform of the splitmix64 state *rng (one backend uint64, as Rng), which
+   advances by B draws (none when greedy). The GPU computes the same double-precision probabilities, sorts them
+   (stable, descending) and sums them in another order; it agrees with the CPU except where the uniform lands within
+   rounding (~1e-16) of a boundary between two tokens' cumulative probabilities. */
+void sample_forward(int *tokens, uint64_t *rng, const floatX *logits, size_t row_stride, int B, int V,
+                    double temperature, int top_k, double top_p);
 /* swiglu: out = silu(gate) * up, inp = [gate | up]. Backward WRITES dinp. */
 void swiglu_forward(floatX *out, const floatX *inp, int N, int F);
 void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N, int F);
@@ -283,6 +301,15 @@ void backend_free(void *p);
 void backend_to_host(void *dst, const void *src, size_t bytes);
 void backend_from_host(void *dst, const void *src, size_t bytes);
 void backend_zero(void *p, size_t bytes);
+void backend_add_int(int *p, int n);   /* *p += n for one backend int, in order with the queued work */
+/* Graphs (CUDA): backend_graph_begin starts capturing the work queued from here on instead of running it and
+   returns 1, or returns 0 where the backend has no graphs (CPU: the caller runs the work itself);
+   backend_graph_end ends the capture and returns a replayable graph; backend_graph_launch queues one replay. */
+int backend_graph_begin(void);
+void *backend_graph_end(void);
+void backend_graph_launch(void *graph);
+void backend_graph_free(void *graph);
+size_t backend_scratch_epoch(void);   /* changes when the backend moves its own scratch memory (a graph's input) */
 const char *backend_name(void);
 /* Timer marks for the op profiler: record mark `slot` (0 .. PROFILE_MARKS-1) in the order of the work queued
    so far (CPU: the wall clock now; CUDA: an event on the stream), and the milliseconds between two recorded
@@ -403,13 +430,24 @@ typedef struct {
     Profile *profile;       /* NULL, or where the ops' times go (train --profile) */
 } Model;
 
-/* KV cache for decoding: the post-rotary keys and the values of every layer (RoPE++ EH holds half of RoPE's). */
+/* Sampler settings (sample_token): temperature 0 = greedy, top_k 0 = off, top_p 1 = off. */
+typedef struct { double temperature; int top_k; double top_p; } Sampler;
+
+/* KV cache for decoding: the post-rotary keys and the values of every layer (RoPE++ EH holds half of RoPE's), and
+   the state of device-side decoding (the position, the sampler's RNG, the captured step). */
 typedef struct {
     int B, Tmax;        /* sequences, positions held */
     int pos;            /* positions filled so far */
     floatX *k;          /* (L, B, Tmax, KVH, HD) backend */
     floatX *v;          /* (L, B, Tmax, KVH, HD) backend */
     size_t bytes;       /* of k and v together */
+    int *pos_dev;       /* (1) backend: pos, read by the decode kernels */
+    uint64_t *rng;      /* (1) backend: the sampler's splitmix64 state (kvcache_init: seed 0; kvcache_seed) */
+    int sampled;        /* 1: the model's token buffer holds the B tokens sampled last (model_sample) */
+    int warm;           /* one uncaptured model_decode_next done at this cache (sizes the scratch before capture) */
+    void *graph;        /* the captured model_decode_next step, or NULL */
+    Sampler graph_sampler;      /* the settings it was captured with */
+    const void *graph_mem[5];   /* the memory it reads and writes: model activations, logits, tables; scratch epoch */
 } KVCache;
 
 /* Build a model with fresh weights (INIT_*) from a seed. Exits with a message on an invalid config. */
@@ -428,10 +466,21 @@ double model_forward_loss(Model *m, const int *inputs, const int *targets, int B
 void model_zero_grad(Model *m);
 void model_backward(Model *m);
 /* Decoding: run Tn new tokens of each of the cache's B sequences (tokens (B, Tn), host) through the cache at
-   positions kv->pos .. kv->pos+Tn-1; their logits are then read with model_logits_row(m, b, t), t < Tn. */
+   positions kv->pos .. kv->pos+Tn-1; their logits are then read with model_logits_row(m, b, t), t < Tn. Tn > 4
+   (a prompt) goes through the training attention kernel, fewer through the split-K decode kernel. */
 void kvcache_init(KVCache *kv, Model *m, int B, int Tmax);
+void kvcache_seed(KVCache *kv, uint64_t seed);   /* the sampler's RNG state (as Rng r = {seed}) */
 void kvcache_free(KVCache *kv);
 void model_decode(Model *m, KVCache *kv, const int *tokens, int Tn);
+/* Decoding without host round trips: model_sample draws the next token of each sequence from the logits of row t
+   of the last model_decode (t < its Tn) into the model's token buffer (backend); model_decode_next runs those B
+   tokens at kv->pos and samples the next B into the same buffer, all queued on the backend with nothing read back;
+   with use_graph the step is captured once into a CUDA graph (after one uncaptured step; again when the sampler
+   settings change) and replayed, the position read from kv->pos_dev (CPU, or with the query-noise experiment on:
+   the step runs uncaptured). model_tokens_to_host copies the B tokens sampled last to the host (waits for them). */
+void model_sample(Model *m, KVCache *kv, int t, const Sampler *s);
+void model_decode_next(Model *m, KVCache *kv, const Sampler *s, int use_graph);
+void model_tokens_to_host(Model *m, KVCache *kv, int *tokens);
 /* AdamW step on every trainable tensor (no weight decay on RMSNorm weights, FoPE frozen); clip > 0 clips the
    global gradient norm. Returns the gradient norm before clipping. */
 double model_update(Model *m, double lr, double beta1, double beta2, double eps, double weight_decay, double clip);
@@ -1152,7 +1201,8 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
 }
 
 void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const floatX *qkv, const PosEmb *pe,
-                              int pos0, int B, int Tn, int Tmax, int HQ, int KVH, int HD) {
+                              int pos0, const int *pos_dev, int B, int Tn, int Tmax, int HQ, int KVH, int HD) {
+    (void)pos_dev;   /* holds pos0; read by the GPU's captured steps only */
     /* out (B, Tn, NA, HD); kcache, vcache (B, Tmax, KVH, HD); qkv (B, Tn, QKV).
        The same math as attention_forward with absolute positions: the tables are read from row pos0 on (a
        shifted view of the same tables), and the causal ALiBi distance is (pos0 + t) - j. */
@@ -1312,6 +1362,12 @@ void backend_free(void *p) { free(p); }
 void backend_to_host(void *dst, const void *src, size_t bytes) { if (bytes) memcpy(dst, src, bytes); }
 void backend_from_host(void *dst, const void *src, size_t bytes) { if (bytes) memcpy(dst, src, bytes); }
 void backend_zero(void *p, size_t bytes) { if (bytes) memset(p, 0, bytes); }
+void backend_add_int(int *p, int n) { *p += n; }
+int backend_graph_begin(void) { return 0; }   /* no graphs on the CPU: the caller runs the work */
+void *backend_graph_end(void) { return NULL; }
+void backend_graph_launch(void *graph) { (void)graph; }
+void backend_graph_free(void *graph) { (void)graph; }
+size_t backend_scratch_epoch(void) { return 0; }
 static double timer_marks[PROFILE_MARKS];
 void backend_timer_record(int slot) {
     struct timespec ts;
@@ -1748,8 +1804,8 @@ static void model_forward_body(Model *m, KVCache *kv) {
             attention_forward(la.atty, la.qr, la.kr, la.stats, la.qkv, &pe, B, T, d->HQ, d->KVH, d->HD);
         } else {
             size_t layer = (size_t)l * kv->B * kv->Tmax * d->KVH * d->HD;
-            attention_cached_forward(la.atty, kv->k + layer, kv->v + layer, la.qkv, &pe, kv->pos, B, T, kv->Tmax,
-                                     d->HQ, d->KVH, d->HD);
+            attention_cached_forward(la.atty, kv->k + layer, kv->v + layer, la.qkv, &pe, kv->pos, kv->pos_dev, B, T,
+                                     kv->Tmax, d->HQ, d->KVH, d->HD);
         }
         profile_mark(pr, "attention");
         /* the projections go through scratch: only the residual sums are kept */
@@ -1857,6 +1913,7 @@ double model_forward_loss(Model *m, const int *inputs, const int *targets, int B
 
 void kvcache_init(KVCache *kv, Model *m, int B, int Tmax) {
     size_t n = (size_t)m->cfg.n_layers * B * Tmax * m->d.KVH * m->d.HD;
+    memset(kv, 0, sizeof(*kv));
     kv->B = B;
     kv->Tmax = Tmax;
     kv->pos = 0;
@@ -1865,12 +1922,21 @@ void kvcache_init(KVCache *kv, Model *m, int B, int Tmax) {
     kv->v = (floatX *)backend_malloc(n * sizeof(floatX));
     backend_zero(kv->k, n * sizeof(floatX));
     backend_zero(kv->v, n * sizeof(floatX));
+    kv->pos_dev = (int *)backend_malloc(sizeof(int));
+    kv->rng = (uint64_t *)backend_malloc(sizeof(uint64_t));
+    backend_zero(kv->pos_dev, sizeof(int));
+    kvcache_seed(kv, 0);
     if (m->T_table < Tmax) model_build_pe(m, Tmax);
 }
 
+void kvcache_seed(KVCache *kv, uint64_t seed) { backend_from_host(kv->rng, &seed, sizeof(seed)); }
+
 void kvcache_free(KVCache *kv) {
+    backend_graph_free(kv->graph);
     backend_free(kv->k);
     backend_free(kv->v);
+    backend_free(kv->pos_dev);
+    backend_free(kv->rng);
     memset(kv, 0, sizeof(*kv));
 }
 
@@ -1886,8 +1952,74 @@ void model_decode(Model *m, KVCache *kv, const int *tokens, int Tn) {
     model_forward_body(m, kv);
     model_classifier(m);
     kv->pos += Tn;
+    backend_add_int(kv->pos_dev, Tn);
+    kv->sampled = 0;
     m->loss = -1.0;
     m->head_done = 0;
+}
+
+void model_sample(Model *m, KVCache *kv, int t, const Sampler *s) {
+    if (m->acts.logits == NULL || m->B != kv->B || t < 0 || t >= m->T) {
+        fprintf(stderr, "error: model_sample: no logits row %d of a model_decode on this cache\n", t);
+        exit(1);
+    }
+    size_t V = m->cfg.vocab_size;
+    sample_forward(m->inputs, kv->rng, m->acts.logits + (size_t)t * V, (size_t)m->T * V, kv->B, (int)V,
+                   s->temperature, s->top_k, s->top_p);
+    kv->sampled = 1;
+}
+
+/* one decode step on the device: the B sampled tokens in m->inputs at kv->pos_dev, then the next B into m->inputs */
+static void decode_next_body(Model *m, KVCache *kv, const Sampler *s) {
+    model_forward_body(m, kv);
+    model_classifier(m);
+    sample_forward(m->inputs, kv->rng, m->acts.logits, (size_t)m->cfg.vocab_size, kv->B, m->cfg.vocab_size,
+                   s->temperature, s->top_k, s->top_p);
+    backend_add_int(kv->pos_dev, 1);
+}
+
+void model_decode_next(Model *m, KVCache *kv, const Sampler *s, int use_graph) {
+    if (!kv->sampled) {
+        fprintf(stderr, "error: model_decode_next needs sampled tokens: call model_sample after model_decode first\n");
+        exit(1);
+    }
+    if (kv->pos + 1 > kv->Tmax) {
+        fprintf(stderr, "error: the KV cache holds %d positions; 1 more does not fit after %d\n", kv->Tmax, kv->pos);
+        exit(1);
+    }
+    model_prepare(m, kv->B, 1, kv->Tmax);
+    /* the noise experiment redraws its noise every forward (a graph would replay one draw); the profiler's marks
+       are host clocks on the CPU and events to read back on the GPU: both run the step uncaptured */
+    int graph_ok = use_graph && !(m->noise_target != NOISE_NONE && m->noise_sigma != 0.0) && m->profile == NULL;
+    const void *mem[5] = {m->acts_memory, m->acts.logits, m->pe_cos, m->pe_sin, (const void *)backend_scratch_epoch()};
+    const Sampler *g = &kv->graph_sampler;
+    if (kv->graph != NULL && (!graph_ok || memcmp(kv->graph_mem, mem, sizeof(mem)) != 0 ||
+                              g->temperature != s->temperature || g->top_k != s->top_k || g->top_p != s->top_p)) {
+        backend_graph_free(kv->graph);
+        kv->graph = NULL;
+        kv->warm = 0;   /* run uncaptured once more first: it sizes the scratch for these settings */
+    }
+    if (graph_ok && kv->graph == NULL && kv->warm && backend_graph_begin()) {
+        decode_next_body(m, kv, s);
+        kv->graph = backend_graph_end();
+        kv->graph_sampler = *s;
+        memcpy(kv->graph_mem, mem, sizeof(mem));
+    }
+    if (kv->graph != NULL) {
+        backend_graph_launch(kv->graph);
+        m->n_forwards++;   /* as the body would count */
+    } else {
+        decode_next_body(m, kv, s);
+        kv->warm = 1;
+    }
+    kv->pos += 1;
+    m->loss = -1.0;
+    m->head_done = 0;
+}
+
+void model_tokens_to_host(Model *m, KVCache *kv, int *tokens) {
+    if (!kv->sampled) { fprintf(stderr, "error: model_tokens_to_host: nothing sampled yet (model_sample)\n"); exit(1); }
+    backend_to_host(tokens, m->inputs, (size_t)kv->B * sizeof(int));
 }
 
 void model_zero_grad(Model *m) {
@@ -2936,6 +3068,21 @@ int sample_token(const float *logits, int V, double temperature, int top_k, doub
     free(pi);
     return tok;
 }
+
+#ifndef ROPEPP_CUDA
+void sample_forward(int *tokens, uint64_t *rng, const floatX *logits, size_t row_stride, int B, int V,
+                    double temperature, int top_k, double top_p) {
+    /* the op's CPU body: sample_token row by row, the rows drawing from one Rng in order */
+    float *row = (float *)mallocCheck((size_t)V * sizeof(float));
+    Rng r = {*rng};
+    for (int b = 0; b < B; b++) {
+        for (int i = 0; i < V; i++) row[i] = (float)logits[(size_t)b * row_stride + i];
+        tokens[b] = sample_token(row, V, temperature, top_k, top_p, &r);
+    }
+    *rng = r.state;
+    free(row);
+}
+#endif
 
 #endif /* !ROPEPP_CPU_REF */
 #endif /* ROPEPP_IMPLEMENTATION_DONE */

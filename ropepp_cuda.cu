@@ -30,11 +30,17 @@ of a GQA group (for RoPE++ the real and imaginary heads of each q head) so each 
 them. The fp32-math kernels stay for other head dims and the fp32 build (exact CPU parity); ROPEPP_ATTN_SIMT=1 forces
 them in the bf16 build. On a Hopper GPU with sm_90a code in the binary (`make gpu GPU_ARCH=90a`, the default on such
 a machine) the forward runs on wgmma + TMA instead (cuda/attention_sm90.cuh; ROPEPP_ATTN_SM90=0 turns it off).
+
+Streams: built with nvcc --default-stream per-thread (the Makefile's NVCC_FLAGS), all work goes to the per-thread
+default stream (cuBLAS set to it too), which, unlike the legacy NULL stream, can be captured into a CUDA graph
+(backend_graph_*: the decode step). Built without that flag, backend_graph_begin answers 0 and the steps run
+uncaptured.
 */
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cublas_v2.h>
 #include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_segmented_radix_sort.cuh>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,11 +156,14 @@ static void mem_note_free(void *p) {
 size_t backend_memory_peak(void) { return mem_peak; }
 
 /* Scratch device buffers, grown on demand (the default stream orders every use; cudaFree synchronizes). */
-enum { SCR_D = 0, SCR_PARTIAL, SCR_ENC, SCR_PSUM, SCR_Q, SCR_DEC, SCR_DS, SCR_COUNT };
+enum { SCR_D = 0, SCR_PARTIAL, SCR_ENC, SCR_PSUM, SCR_SAMPLE, SCR_DEC, SCR_DS, SCR_COUNT };
 static void *scratch[SCR_COUNT];
 static size_t scratch_cap[SCR_COUNT];
+static size_t scratch_epoch;   /* counts the moves (a captured graph holds the old addresses) */
+size_t backend_scratch_epoch(void) { return scratch_epoch; }
 static void *scratch_get(int slot, size_t bytes) {
     if (bytes > scratch_cap[slot]) {
+        scratch_epoch++;
         if (scratch[slot]) { cudaCheck(cudaFree(scratch[slot])); mem_note_free(scratch[slot]); }
         size_t cap = bytes + 256;   /* exact: the big ones (the backward's dS^T tiles) count in the peak */
         cudaCheck(cudaMalloc(&scratch[slot], cap));
@@ -168,6 +177,13 @@ static cublasHandle_t cublas_handle(void) {
     static cublasHandle_t h = NULL;
     if (h == NULL) {
         cublasCheck(cublasCreate(&h));
+        cublasCheck(cublasSetStream(h, cudaStreamPerThread));   /* the library's 0 is the legacy stream */
+        /* its own workspace, so that no GEMM allocates while a graph is being captured (cuBLAS's advice: 32 MiB
+           on Hopper) */
+        void *ws = NULL;
+        cudaCheck(cudaMalloc(&ws, (size_t)32 << 20));
+        mem_note_alloc(ws, (size_t)32 << 20);
+        cublasCheck(cublasSetWorkspace(h, ws, (size_t)32 << 20));
         /* no TF32: fp32 products stay fp32 (CPU parity at ~1e-5); bf16 inputs use tensor cores with fp32 sums */
         cublasCheck(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
     }
@@ -870,56 +886,117 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
 
 #include "cuda/decode.cuh"
 
+/* split count of the decode kernel: as many blocks as the GPU holds at once (SMs x resident blocks of this kernel,
+   one wave of equal work, no tail) over (rows, kv heads, head chunks), with at least DEC_MIN_KEYS keys per split of
+   a full cache; a function of the launch shape only, so a captured step replays at any position (the kernel divides
+   the current prefix by it) */
+#define DEC_MIN_KEYS 128
+template <int HM> static int decode_nsplit(size_t pairs, int Tmax) {
+    static int slots = 0;
+    if (slots == 0) {
+        int dev = 0, sms = 0, per_sm = 0;
+        cudaCheck(cudaGetDevice(&dev));
+        cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+        cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attn_decode_kernel<HM>, DEC_THREADS, 0));
+        slots = sms * (per_sm > 0 ? per_sm : 1);
+    }
+    size_t want = (size_t)slots / pairs;
+    size_t cap = ((size_t)Tmax + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS;
+    if (want > cap) want = cap;
+    if (want < 1) want = 1;
+    return (int)want;
+}
+
 void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const floatX *qkv, const PosEmb *pe,
-                              int pos0, int B, int Tn, int Tmax, int HQ, int KVH, int HD) {
+                              int pos0, const int *pos_dev, int B, int Tn, int Tmax, int HQ, int KVH, int HD) {
     attn_check_shape(pe, B, Tn, HQ, KVH, HD);
     char msg[256];
     if (pos0 < 0 || pos0 + Tn > Tmax) {
         snprintf(msg, sizeof(msg), "cached attention: positions %d..%d do not fit a cache of %d", pos0, pos0 + Tn - 1, Tmax);
         fail(msg, "make the KV cache longer (Tmax) or start a new sequence");
     }
-    if (pe->rot > 0 && pe->T_table < pos0 + Tn) {
-        snprintf(msg, sizeof(msg), "position tables hold %d positions but the cache reaches %d", pe->T_table, pos0 + Tn);
+    if (pe->rot > 0 && pe->T_table < Tmax) {
+        snprintf(msg, sizeof(msg), "position tables hold %d positions but the cache has %d", pe->T_table, Tmax);
         fail(msg, "build the position-embedding tables for the whole cache (kvcache_init does)");
     }
     AttnArgs A = attn_args(pe, B, Tn, HQ, KVH, HD);
-    size_t total = (size_t)B * Tn * KVH * HD;
-    kv_append_kernel<<<grid_for(total, 256), 256>>>(kcache, vcache, qkv, *pe, pos0, Tn, Tmax, HQ, KVH, HD, total);
+    int W = pe->rot / 2 + HD - pe->rot;
+    size_t total = (size_t)B * Tn * KVH * W;
+    kv_append_kernel<<<grid_for(total, 256), 256>>>(kcache, vcache, qkv, *pe, pos_dev, pos0, Tn, Tmax, HQ, KVH, HD,
+                                                    total);
     cudaCheckLaunch();
-    const float scale2 = A.scale2;
     if (Tn <= 4) {
-        /* decoding: rotated (noisy) queries, then split-K over the cache */
-        size_t nq = (size_t)B * Tn * A.NA * HD;
-        floatX *qr = (floatX *)scratch_get(SCR_Q, nq * sizeof(floatX));
-        PosEmb at = *pe;
-        int half = pe->rot / 2;
-        /* a shifted view of the tables: row t reads position pos0 + t (per-group tables keep their T_table stride) */
-        if (half > 0) { at.cos = pe->cos + (size_t)pos0 * half; at.sin = pe->sin + (size_t)pos0 * half; }
-        rotary_forward(qr, qkv, A.stride, &at, pe->imag, HQ / KVH, B, Tn, HQ, HD);
-        if (pe->noise_target != NOISE_NONE && pe->noise_sigma != 0.0) {
-            query_noise_kernel<<<grid_for(nq, 256), 256>>>(qr, *pe, A.NA, HD, nq);
-            cudaCheckLaunch();
-        }
-        int nsplit = (pos0 + Tn + DEC_CHUNK - 1) / DEC_CHUNK;
+        /* decoding: split-K over the cache, every head of a GQA group from one read of each K/V row */
+        int group = A.NA / KVH, hm = group >= 4 ? 4 : group >= 2 ? 2 : 1, nchunk = (group + hm - 1) / hm;
         size_t rows = (size_t)B * Tn;
+        if (rows > 65535 || (size_t)KVH * nchunk > 65535) fail("decode attention: batch x new tokens or kv heads above 65535", "lower the batch");
+        size_t pairs = rows * KVH * nchunk;
+        int nsplit = hm == 4 ? decode_nsplit<4>(pairs, Tmax) : hm == 2 ? decode_nsplit<2>(pairs, Tmax)
+                                                                        : decode_nsplit<1>(pairs, Tmax);
         size_t np = rows * A.NA * nsplit;
         float *part = (float *)scratch_get(SCR_DEC, np * (2 + (size_t)HD) * sizeof(float));
         float *pm = part, *pl = part + np, *pacc = part + 2 * np;
-        dim3 grid((unsigned)nsplit, (unsigned)A.NA, (unsigned)rows);
-        attn_decode_kernel<<<grid, DEC_WARPS * 32>>>(pm, pl, pacc, qr, kcache, vcache, pe->alibi, pos0, Tn, Tmax,
-                                                     A.NA, KVH, HD, nsplit, scale2);
+        dim3 grid((unsigned)nsplit, (unsigned)(KVH * nchunk), (unsigned)rows);
+        if (hm == 4)
+            attn_decode_kernel<4><<<grid, DEC_THREADS>>>(pm, pl, pacc, qkv, kcache, vcache, *pe, pos_dev, pos0, Tn, Tmax,
+                                                         HQ, KVH, HD, nsplit, nchunk, A.scale2);
+        else if (hm == 2)
+            attn_decode_kernel<2><<<grid, DEC_THREADS>>>(pm, pl, pacc, qkv, kcache, vcache, *pe, pos_dev, pos0, Tn, Tmax,
+                                                         HQ, KVH, HD, nsplit, nchunk, A.scale2);
+        else
+            attn_decode_kernel<1><<<grid, DEC_THREADS>>>(pm, pl, pacc, qkv, kcache, vcache, *pe, pos_dev, pos0, Tn, Tmax,
+                                                         HQ, KVH, HD, nsplit, nchunk, A.scale2);
         cudaCheckLaunch();
         attn_decode_combine_kernel<<<(unsigned)((rows * A.NA + 7) / 8), 256>>>(out, pm, pl, pacc, (int)rows, A.NA,
                                                                               HD, nsplit);
         cudaCheckLaunch();
     } else {
-        /* prefill: the flash kernel with absolute query positions and the cache as keys and values */
+        /* prefill: the flash kernel with absolute query positions (pos0: prefill is never captured) and the cache
+           as keys and values */
         A.qkv = qkv; A.out = out; A.qr = NULL; A.stats = NULL;
         A.kptr = kcache; A.k_bstride = (size_t)Tmax * KVH * HD; A.k_rstride = (size_t)KVH * HD;
         A.vptr = vcache; A.v_bstride = A.k_bstride; A.v_rstride = A.k_rstride;
         A.qpos0 = pos0; A.nkeys = pos0 + Tn;
         attn_fwd_launch(&A);
     }
+}
+
+/* ------------------------------------------------------------------------------------------------ sampling */
+
+void sample_forward(int *tokens, uint64_t *rng, const floatX *logits, size_t row_stride, int B, int V,
+                    double temperature, int top_k, double top_p) {
+    if (B < 1 || V < 1 || B > 65535) fail("sample_forward: batch must be in [1, 65535] and the vocabulary >= 1", "lower the batch");
+    int sorted = temperature > 0.0 && ((top_k > 0 && top_k < V) || top_p < 1.0);
+    size_t n = (size_t)B * V, temp = 0;
+    /* scratch: probabilities and tokens (B, V), their sorted copies, the segment offsets, then cub's storage */
+    if (sorted)
+        cudaCheck(cub::DeviceSegmentedRadixSort::SortPairsDescending(NULL, temp, (const double *)NULL, (double *)NULL,
+                                                                     (const int *)NULL, (int *)NULL, (int)n, B,
+                                                                     (const int *)NULL, (const int *)NULL, 0, 64,
+                                                                     cudaStreamPerThread));
+    size_t off_idx = n * sizeof(double), off_p2 = off_idx + n * sizeof(int);
+    off_p2 = (off_p2 + 255) / 256 * 256;
+    size_t off_i2 = off_p2 + n * sizeof(double), off_seg = off_i2 + n * sizeof(int);
+    off_seg = (off_seg + 255) / 256 * 256;
+    size_t off_tmp = (off_seg + (size_t)(B + 1) * sizeof(int) + 255) / 256 * 256;
+    char *buf = (char *)scratch_get(SCR_SAMPLE, temperature > 0.0 ? off_tmp + temp : 16);
+    double *prob = (double *)buf, *prob2 = (double *)(buf + off_p2);
+    int *idx = (int *)(buf + off_idx), *idx2 = (int *)(buf + off_i2), *seg = (int *)(buf + off_seg);
+    sample_probs_kernel<<<B, SAMPLE_THREADS>>>(tokens, prob, idx, logits, row_stride, V, temperature);
+    cudaCheckLaunch();
+    if (temperature <= 0.0) return;
+    if (sorted) {
+        segment_offsets_kernel<<<(B + 1 + 255) / 256, 256>>>(seg, B, V);
+        cudaCheckLaunch();
+        cudaCheck(cub::DeviceSegmentedRadixSort::SortPairsDescending(buf + off_tmp, temp, prob, prob2, idx, idx2,
+                                                                     (int)n, B, seg, seg + 1, 0, 64,
+                                                                     cudaStreamPerThread));
+    }
+    sample_select_kernel<<<B, SAMPLE_THREADS>>>(tokens, sorted ? prob2 : prob, sorted ? idx2 : idx, rng, V, top_k,
+                                                top_p);
+    cudaCheckLaunch();
+    add_u64_kernel<<<1, 1>>>(rng, (uint64_t)B * 0x9E3779B97F4A7C15ull);
+    cudaCheckLaunch();
 }
 
 /* ------------------------------------------------------------------------------------------------ swiglu */
@@ -1189,6 +1266,28 @@ void backend_from_host(void *dst, const void *src, size_t bytes) {
     if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
 }
 void backend_zero(void *p, size_t bytes) { if (bytes) cudaCheck(cudaMemset(p, 0, bytes)); }
+void backend_add_int(int *p, int n) {
+    add_int_kernel<<<1, 1>>>(p, n);
+    cudaCheckLaunch();
+}
+int backend_graph_begin(void) {
+#ifdef CUDA_API_PER_THREAD_DEFAULT_STREAM
+    cudaCheck(cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal));
+    return 1;
+#else
+    return 0;   /* the kernels go to the legacy stream, which cannot be captured */
+#endif
+}
+void *backend_graph_end(void) {
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaCheck(cudaStreamEndCapture(cudaStreamPerThread, &g));
+    cudaCheck(cudaGraphInstantiate(&exec, g, 0));
+    cudaCheck(cudaGraphDestroy(g));
+    return (void *)exec;
+}
+void backend_graph_launch(void *graph) { cudaCheck(cudaGraphLaunch((cudaGraphExec_t)graph, cudaStreamPerThread)); }
+void backend_graph_free(void *graph) { if (graph != NULL) cudaCheck(cudaGraphExecDestroy((cudaGraphExec_t)graph)); }
 static cudaEvent_t timer_events[PROFILE_MARKS];
 void backend_timer_record(int slot) {
     if (slot < 0 || slot >= PROFILE_MARKS) return;

@@ -37,7 +37,7 @@ void cpu_attention_backward(float *dqkv, const float *dout, const float *qr, con
                             const float *qkv, const float *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                             int HD);
 void cpu_attention_cached_forward(float *out, float *kcache, float *vcache, const float *qkv, const PosEmb *pe,
-                                  int pos0, int B, int Tn, int Tmax, int HQ, int KVH, int HD);
+                                  int pos0, const int *pos_dev, int B, int Tn, int Tmax, int HQ, int KVH, int HD);
 void cpu_swiglu_forward(float *out, const float *inp, int N, int F);
 void cpu_swiglu_backward(float *dinp, const float *dout, const float *inp, int N, int F);
 void cpu_crossentropy_forward(float *losses, const float *logits, const int *targets, int N, int V);

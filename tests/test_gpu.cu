@@ -526,13 +526,14 @@ static void test_cached_case(int pe, int B, int H, int KV, int HD, int pos0, int
     floatX *d_qkv = up_x(qkv), *d_kc = up_x(kc), *d_vc = up_x(vc);
     std::vector<float> out(N * NA * HD);
     floatX *d_out = alloc_x(out.size());
-    cpu_attention_cached_forward(out.data(), kc.data(), vc.data(), qkv.data(), &P.h, pos0, B, Tn, Tmax, HQ, KVH, HD);
-    attention_cached_forward(d_out, d_kc, d_vc, d_qkv, &P.d, pos0, B, Tn, Tmax, HQ, KVH, HD);
+    cpu_attention_cached_forward(out.data(), kc.data(), vc.data(), qkv.data(), &P.h, pos0, NULL, B, Tn, Tmax, HQ, KVH, HD);
+    int *d_pos = up_i({pos0});   /* the position in device memory, as a captured decode step reads it */
+    attention_cached_forward(d_out, d_kc, d_vc, d_qkv, &P.d, pos0, d_pos, B, Tn, Tmax, HQ, KVH, HD);
     double r;
     r = check_v("attention_cached_forward.out", tag, out, down_x(d_out, out.size()), TOL_ATT); note_pe(pe, 0, r);
     r = check_v("attention_cached_forward.kcache", tag, kc, down_x(d_kc, nc), TOL_CHAIN); note_pe(pe, 0, r);
     r = check_v("attention_cached_forward.vcache", tag, vc, down_x(d_vc, nc), 0.0); note_pe(pe, 0, r);
-    backend_free(d_qkv); backend_free(d_kc); backend_free(d_vc); backend_free(d_out);
+    backend_free(d_qkv); backend_free(d_kc); backend_free(d_vc); backend_free(d_out); backend_free(d_pos);
     pe_free(&P);
 }
 
@@ -880,7 +881,7 @@ static void bench(void) {
             float td = 0;
             for (int it = 0; it < 11; it++) {
                 cudaEventRecord(e0);
-                attention_cached_forward(d_o1, d_kc, d_vc, d_qkv, &P.d, T - 1, B, 1, T, HQ, KVH, HD);
+                attention_cached_forward(d_o1, d_kc, d_vc, d_qkv, &P.d, T - 1, NULL, B, 1, T, HQ, KVH, HD);
                 cudaEventRecord(e1);
                 cudaEventSynchronize(e1);
                 float ms;

@@ -3,10 +3,15 @@ decode_bench — time per output token (TPOT) of ropepp's KV-cache decoding vs c
 
 For one model shape and position embedding: a random-weight model (model_init), then for each context N of --ctx:
 a KVCache for --batch sequences of N + warmup + steps positions, a prefill of N random tokens through model_decode
-(in chunks of --chunk tokens), --warmup untimed single-token model_decode steps, then --steps timed ones (wall
-clock; the GPU is synchronised before and after by reading one logits row). One JSON line per context:
-  {"impl": "ropepp", "pe": ..., "ctx": N, "batch": B, "tpot_ms": ..., "kv_bytes": kv.bytes, ...}
-tpot_ms is the time of one step, which makes one new token for each of the B sequences.
+(in chunks of --chunk tokens; --fill zeros instead leaves the cache at zeros and starts at position N - 1: the decode
+kernels' work does not depend on the values, and long prefills of large batches are skipped), then the device loop
+as infer runs it: model_sample (greedy) and --warmup untimed model_decode_next steps, then --steps timed ones (wall
+clock; the GPU is synchronised before and after by reading the sampled tokens; --graph 0: without a CUDA graph).
+One JSON line per context:
+  {"impl": "ropepp", "pe": ..., "ctx": N, "batch": B, "tpot_ms": ..., "kv_bytes": kv.bytes, "step_bytes": ...}
+tpot_ms is the time of one step, which makes one new token for each of the B sequences. step_bytes: what one step
+must read from memory at the timed steps' mean position: the bf16 weights of every matmul (the classifier included;
+of the embedding only the B rows looked up) and the K and V of every cached position of every layer.
 
 Build (flags as train_gpu's):  make -f Makefile -f bench/decode/decode.mk decode_bench_gpu
 CPU build, for a smoke test:   gcc -std=c11 -O2 -fopenmp -I. bench/decode/decode_bench.c -o /tmp/decode_bench -lm
@@ -32,7 +37,9 @@ static void usage(void) {
            "  --steps M       timed decode steps per context (100)\n"
            "  --warmup W      untimed decode steps first (10)\n"
            "  --chunk K       prefill chunk, tokens per model_decode call (1024)\n"
-           "  --seed S        weights and tokens (42)\n");
+           "  --seed S        weights and tokens (42)\n"
+           "  --fill F        prefill (random tokens through the model) or zeros (no prefill; see above) (prefill)\n"
+           "  --graph G       1: the decode step replayed from a CUDA graph, 0: launched each time (1)\n");
 }
 
 static int int_arg(const char *flag, const char *v, int lo, int hi) {
@@ -49,7 +56,7 @@ int main(int argc, char **argv) {
     Config c = config_default();
     c.pe = PE_ROPE; c.dim = 1024; c.n_layers = 8; c.n_heads = 8; c.n_kv_heads = 4; c.ffn_dim = 3584;
     c.vocab_size = 50304; c.train_seq = 4096;
-    int B = 8, steps = 100, warmup = 10, chunk = 1024, nctx = 0;
+    int B = 8, steps = 100, warmup = 10, chunk = 1024, nctx = 0, fill_zeros = 0, use_graph = 1;
     int ctx[64];
     uint64_t seed = 42;
     const char *ctx_list = "2048";
@@ -74,6 +81,11 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--warmup") == 0) warmup = int_arg(f, v, 0, 1 << 20);
         else if (strcmp(f, "--chunk") == 0) chunk = int_arg(f, v, 1, 1 << 20);
         else if (strcmp(f, "--seed") == 0) seed = (uint64_t)int_arg(f, v, 0, 1 << 30);
+        else if (strcmp(f, "--graph") == 0) use_graph = int_arg(f, v, 0, 1);
+        else if (strcmp(f, "--fill") == 0) {
+            if (strcmp(v, "prefill") != 0 && strcmp(v, "zeros") != 0) { fprintf(stderr, "error: --fill takes prefill or zeros\n"); return 1; }
+            fill_zeros = strcmp(v, "zeros") == 0;
+        }
         else { fprintf(stderr, "error: unknown flag '%s'; see --help\n", f); return 1; }
     }
     /* --ctx 2048,4096,... */
@@ -104,43 +116,58 @@ int main(int argc, char **argv) {
         KVCache kv;
         kvcache_init(&kv, &m, B, Tmax);
         int *toks = (int *)mallocCheck((size_t)B * K * sizeof(int));
-        /* prefill: N random tokens per sequence, K at a time ((B, Tn) row-major for model_decode) */
         double tp = now_s();
         int last_tn = 1;
-        for (int pos = 0; pos < N; pos += K) {
-            int tn = N - pos < K ? N - pos : K;
-            for (size_t i = 0; i < (size_t)B * tn; i++) toks[i] = (int)(rng_u64(&rng) % (uint64_t)V);
-            model_decode(&m, &kv, toks, tn);
-            last_tn = tn;
-        }
-        model_logits_row(&m, 0, last_tn - 1, logits);   /* synchronises */
-        double prefill_s = now_s() - tp;
-        for (int i = 0; i < warmup; i++) {
+        if (fill_zeros) {   /* the cache stays at zeros; one token at position N - 1 gives the logits to sample */
+            kv.pos = N - 1;
+            backend_from_host(kv.pos_dev, &kv.pos, sizeof(int));
             for (int b = 0; b < B; b++) toks[b] = (int)(rng_u64(&rng) % (uint64_t)V);
             model_decode(&m, &kv, toks, 1);
+        } else {   /* prefill: N random tokens per sequence, K at a time ((B, Tn) row-major for model_decode) */
+            for (int pos = 0; pos < N; pos += K) {
+                int tn = N - pos < K ? N - pos : K;
+                for (size_t i = 0; i < (size_t)B * tn; i++) toks[i] = (int)(rng_u64(&rng) % (uint64_t)V);
+                model_decode(&m, &kv, toks, tn);
+                last_tn = tn;
+            }
         }
-        model_logits_row(&m, 0, 0, logits);
-        /* the timed steps: random tokens drawn ahead so that only model_decode is inside the clock */
-        int *next = (int *)mallocCheck((size_t)steps * B * sizeof(int));
-        for (size_t i = 0; i < (size_t)steps * B; i++) next[i] = (int)(rng_u64(&rng) % (uint64_t)V);
+        Sampler greedy = {0.0, 0, 1.0};
+        int *sampled = (int *)mallocCheck((size_t)B * sizeof(int));
+        model_sample(&m, &kv, last_tn - 1, &greedy);
+        model_tokens_to_host(&m, &kv, sampled);   /* synchronises */
+        double prefill_s = now_s() - tp;
+        for (int i = 0; i < warmup; i++) model_decode_next(&m, &kv, &greedy, use_graph);
+        model_tokens_to_host(&m, &kv, sampled);
+        /* the timed steps: the tokens each step samples are the next step's input, on the device */
+        double mean_pos = kv.pos + (steps - 1) / 2.0;
         double ts = now_s();
-        for (int i = 0; i < steps; i++) model_decode(&m, &kv, next + (size_t)i * B, 1);
-        model_logits_row(&m, B - 1, 0, logits);   /* synchronises */
+        for (int i = 0; i < steps; i++) model_decode_next(&m, &kv, &greedy, use_graph);
+        model_tokens_to_host(&m, &kv, sampled);   /* synchronises */
         double tpot_ms = (now_s() - ts) * 1e3 / steps;
+        model_logits_row(&m, B - 1, 0, logits);
+        /* bytes one step must read: bf16 matmul weights (not the embedding table: B of its rows; not FoPE's
+           coefficients: the tables are built once) and the K and V rows of positions 0 .. mean_pos */
+        double weights = 0.0;
+        for (int t = 0; t < NUM_PARAM_TENSORS; t++)
+            if (t != P_WTE && t != P_FOPE_COS && t != P_FOPE_SIN) weights += (double)m.param_sizes[t] * 2.0;
+        weights += (double)B * c.dim * 2.0;
+        double kv_read = (double)kv.bytes / kv.Tmax * (mean_pos + 1.0);
         int finite = 1;
         for (int i = 0; i < V; i++) finite &= isfinite(logits[i]) ? 1 : 0;
         if (!finite) status = 1;
         printf("{\"impl\": \"ropepp\", \"pe\": \"%s\", \"ctx\": %d, \"batch\": %d, \"steps\": %d, \"warmup\": %d, "
-               "\"tpot_ms\": %.5f, \"tok_s\": %.1f, \"kv_bytes\": %zu, \"kv_positions\": %d, \"kv_bytes_per_token\": %.1f, "
+               "\"tpot_ms\": %.5f, \"tok_s\": %.1f, \"step_bytes\": %.0f, \"weight_bytes\": %.0f, \"kv_read_bytes\": %.0f, "
+               "\"fill\": \"%s\", \"graph\": %d, \"kv_bytes\": %zu, \"kv_positions\": %d, \"kv_bytes_per_token\": %.1f, "
                "\"kv_bytes_ctx\": %.0f, \"prefill_s\": %.4f, \"prefill_chunk\": %d, \"finite\": %s, "
                "\"shape\": {\"vocab\": %d, \"dim\": %d, \"layers\": %d, \"heads\": %d, \"kv_heads\": %d, \"ffn\": %d, "
                "\"hq\": %d, \"kvh\": %d, \"na\": %d, \"hd\": %d}, \"num_params\": %zu, \"backend\": \"%s\"}\n",
-               pe_name(c.pe), N, B, steps, warmup, tpot_ms, B * 1e3 / tpot_ms, kv.bytes, kv.Tmax,
+               pe_name(c.pe), N, B, steps, warmup, tpot_ms, B * 1e3 / tpot_ms, weights + kv_read, weights, kv_read,
+               fill_zeros ? "zeros" : "prefill", use_graph, kv.bytes, kv.Tmax,
                (double)kv.bytes / kv.Tmax, (double)kv.bytes / kv.Tmax * N, prefill_s, K, finite ? "true" : "false",
                c.vocab_size, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.ffn_dim, m.d.HQ, m.d.KVH, m.d.NA, m.d.HD,
                m.num_params, backend_name());
         fflush(stdout);
-        free(next);
+        free(sampled);
         free(toks);
         kvcache_free(&kv);
     }

@@ -97,11 +97,16 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--command", default="bash bench/decode/run.sh")
     ap.add_argument("--notes", default="")
+    ap.add_argument("--batch", type=int, default=0, help="the batch of the comparison tables (default: the first)")
     a = ap.parse_args()
     ours = load_jsonl(os.path.join(a.work, "ours.jsonl"))
     torch_recs = load_jsonl(os.path.join(a.work, "torch.jsonl"))
     runs = load_jsonl(os.path.join(a.work, "runs.jsonl"))
-    ok = [r for r in ours + torch_recs if "tpot_ms" in r and "error" not in r]
+    copies = [r for r in load_jsonl(os.path.join(a.work, "copy.jsonl")) if "bw_bytes_s" in r]
+    bw = max((r["bw_bytes_s"] for r in copies), default=None)   # measured in this run (copy_bw.py)
+    ok_all = [r for r in ours + torch_recs if "tpot_ms" in r and "error" not in r]
+    batch = a.batch if a.batch else next((r["batch"] for r in ok_all), None)
+    ok = [r for r in ok_all if r["batch"] == batch]   # the main comparison; other batches: their own tables
     ctxs = sorted({r["ctx"] for r in ok})
     # the third PyTorch column: CUDA graph, or on a CPU smoke run the same static step without the graph
     third = "graph" if any(r.get("mode") == "graph" for r in ok) or not any(r.get("mode") == "static" for r in ok) else "static"
@@ -116,7 +121,6 @@ def main():
 
     env = collect_env()
     shape = next((r["shape"] for r in ok), {})
-    batch = next((r["batch"] for r in ok), None)
     md = ["# Decoding: time per output token and KV cache vs context, ropepp vs PyTorch", ""]
     md += env_lines(env)
     md += [f"- command: `{a.command}`",
@@ -129,7 +133,12 @@ def main():
            "step with static shapes (attention over the whole cache with a position mask) replayed from a graph, "
            "i.e. PyTorch without launch overhead",
            "- KV cache: bytes of K and V for the context's positions (ropepp's kv.bytes per position × context; "
-           "the allocation also holds the warm-up and timed steps' rows)"]
+           "the allocation also holds the warm-up and timed steps' rows)",
+           "- bandwidth floor: the bytes one ropepp step must read (bf16 matmul weights with the classifier, B "
+           "embedding rows, the K and V of every cached position of every layer at the timed steps' mean position) "
+           "over the device-to-device copy bandwidth measured in this run (`copy_bw.py`: (read + written bytes) / "
+           "time of a 2 GiB copy" + (f", {bw / 1e12:.2f} TB/s" if bw else ", not measured") + "); fraction = floor / "
+           "TPOT"]
     if a.notes:
         md.append(f"- {a.notes}")
     md += ["", "## Time per output token (ms)", "",
@@ -148,6 +157,41 @@ def main():
             summary.append(dict(ctx=c, pe=pe, ropepp_tpot_ms=o and o["tpot_ms"], eager_tpot_ms=e and e["tpot_ms"],
                                 graph_tpot_ms=g and g["tpot_ms"], kv_bytes_ctx=kvb,
                                 ropepp_kv_bytes=o and o["kv_bytes"], torch_kv_bytes=(e or g or {}).get("kv_bytes")))
+    def floor_cells(o):
+        if not o or "step_bytes" not in o or not bw:
+            return "—", "—", "—"
+        fl = o["step_bytes"] / bw * 1e3
+        return f"{o['step_bytes'] / 2**30:.3f}", f"{fl:.3f}", f"{fl / o['tpot_ms'] * 100:.0f}%"
+
+    bwrows = []
+    md += ["", f"## Against the bandwidth floor (batch {batch})", "",
+           "| context | pe | GiB read per step | floor (ms) | ropepp (ms) | fraction of floor | ropepp / PyTorch graph |",
+           "|---:|---|---:|---:|---:|---:|---:|"]
+    for c in ctxs:
+        for pe in PES:
+            o, g = get("ropepp", None, pe, c), get("torch", third, pe, c)
+            if not o:
+                continue
+            gb, fl, fr = floor_cells(o)
+            md.append(f"| {c} | {pe} | {gb} | {fl} | {o['tpot_ms']:.3f} | {fr} | "
+                      + (f"{g['tpot_ms'] / o['tpot_ms']:.2f}× faster" if g else "—") + " |")
+            bwrows.append(dict(ctx=c, pe=pe, batch=batch, step_bytes=o.get("step_bytes"), tpot_ms=o["tpot_ms"],
+                               floor_ms=o["step_bytes"] / bw * 1e3 if bw and "step_bytes" in o else None))
+    for ob in sorted({r["batch"] for r in ours if "tpot_ms" in r and r["batch"] != batch}):
+        rows = [r for r in ours if "tpot_ms" in r and r["batch"] == ob]
+        fill = rows[0].get("fill", "prefill") if rows else ""
+        md += ["", f"## ropepp at batch {ob} ({'latency' if ob == 1 else 'throughput'}; cache {fill})", "",
+               "| context | pe | ms per step | tokens/s | GiB read per step | floor (ms) | fraction of floor |",
+               "|---:|---|---:|---:|---:|---:|---:|"]
+        for c in sorted({r["ctx"] for r in rows}):
+            for pe in PES:
+                o = next((r for r in rows if r["pe"] == pe and r["ctx"] == c), None)
+                if not o:
+                    continue
+                gb, fl, fr = floor_cells(o)
+                md.append(f"| {c} | {pe} | {o['tpot_ms']:.3f} | {o['tok_s']:,.0f} | {gb} | {fl} | {fr} |")
+                bwrows.append(dict(ctx=c, pe=pe, batch=ob, step_bytes=o.get("step_bytes"), tpot_ms=o["tpot_ms"],
+                                   tok_s=o["tok_s"], floor_ms=o["step_bytes"] / bw * 1e3 if bw and "step_bytes" in o else None))
     md += ["", "## RoPE++ over RoPE at the same context", "",
            f"| context | KV EH/rope | TPOT EH/rope: ropepp | eager | {third} | TPOT EC/rope: ropepp | eager | {third} |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -204,8 +248,9 @@ def main():
     with open(os.path.join(a.results, "results.md"), "w") as f:
         f.write("\n".join(md))
     with open(os.path.join(a.results, "results.json"), "w") as f:
-        json.dump(dict(env=env, command=a.command, shape=shape, batch=batch, summary=summary, ratios=ratios,
-                       ropepp=ours, torch=torch_recs, runs=runs), f, indent=1)
+        json.dump(dict(env=env, command=a.command, notes=a.notes, shape=shape, batch=batch, copy=copies,
+                       copy_bw_bytes_s=bw, summary=summary, bandwidth=bwrows, ratios=ratios, ropepp=ours,
+                       torch=torch_recs, runs=runs), f, indent=1)
     if ctxs:
         title = (f"Decoding, batch {batch}, C {shape.get('dim')} L {shape.get('layers')} H {shape.get('heads')} "
                  f"KV {shape.get('kv_heads')}: time per output token and KV cache (rope and ropepp_ec caches coincide)")

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # bench/decode/run.sh — decoding study (the paper's Figure 4): time per output token (TPOT) and KV-cache bytes vs
 # context length for rope, ropepp_eh and ropepp_ec, ropepp (bench/decode/decode_bench.c) and PyTorch
-# (bench/decode/torch_decode.py: eager and CUDA graph) in the same run: batch 8, the 376M shape (random weights,
-# vocab 50304), contexts 2048 .. 32768. Writes bench/decode/results.md, results.json and tpot.svg (and, where $OUT
-# is set, $OUT/decode/ with the logs).
+# (bench/decode/torch_decode.py: CUDA graph, and eager on request) in the same run: batch 8, the 376M shape (random
+# weights, vocab 50304), contexts 2048 .. 32768; each ropepp row against the bandwidth floor (the bytes a step must
+# read over the copy bandwidth measured here by bench/decode/copy_bw.py); and ropepp alone at batch 1 (latency) and
+# batch 64 (throughput), whose caches are not prefilled (--fill zeros: the kernels' work does not depend on the
+# values). Writes bench/decode/results.md, results.json and tpot.svg (and, where $OUT is set, $OUT/decode/ with the
+# logs).
 #
 # Usage, from the repository root on the GPU machine:   bash bench/decode/run.sh
 # Environment:
-#   CTXS       contexts (default "2048 4096 8192 16384 32768")      BATCH (8)   STEPS (200)   WARMUP (20)
+#   CTXS       contexts (default "2048 4096 8192 16384 32768")      BATCH (8)   STEPS (100)   WARMUP (10)
 #   PES        default "rope ropepp_eh ropepp_ec"
-#   TORCH_MODES  default "eager,graph"
+#   TORCH_MODES  default "graph" ("eager,graph" adds the eager loop: about 60 ms a step, minutes in all)
+#   BATCHES_EXTRA  ropepp-only batches (default "1 64"; "" for none)
 #   BUDGET_S   seconds after the build for all runs (default 330); runs that would start later are skipped
 #   WORK       scratch folder (default /tmp/ropepp_bench_decode)
 #   SMOKE=1    CPU check of this script: CPU decode_bench, torch on the CPU, tiny shapes; results in $WORK/results
-# Runtime on an H100: about 2-3 minutes after the build (prefilling 32k tokens x 8 sequences dominates).
+# Runtime on an H200: about 2 minutes after the build (prefilling 32k tokens x 8 sequences dominates).
 set -u -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
 SMOKE=${SMOKE:-0}
@@ -26,18 +30,18 @@ mkdir -p "$WORK/bin"
 if [ "$SMOKE" = "1" ]; then
   RESULTS="$WORK/results"
   SHAPE="--dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --vocab 512"
-  CTXS=${CTXS:-16 48 96}; BATCH=${BATCH:-2}; STEPS=${STEPS:-4}; WARMUP=${WARMUP:-2}
+  CTXS=${CTXS:-16 48 96}; BATCH=${BATCH:-2}; STEPS=${STEPS:-4}; WARMUP=${WARMUP:-2}; BATCHES_EXTRA=${BATCHES_EXTRA-1 3}
   TORCH_MODES=${TORCH_MODES:-eager,static}; DEVICE=cpu; TARGET=decode_bench_cpu; CHUNK=32
   TO_OURS=60; TO_TORCH=120
 else
   RESULTS=bench/decode
   SHAPE="--dim 1024 --layers 8 --heads 8 --kv-heads 4 --ffn 3584 --vocab 50304"
-  CTXS=${CTXS:-2048 4096 8192 16384 32768}; BATCH=${BATCH:-8}; STEPS=${STEPS:-200}; WARMUP=${WARMUP:-20}
-  TORCH_MODES=${TORCH_MODES:-eager,graph}; DEVICE=cuda; TARGET=decode_bench_gpu; CHUNK=1024
+  CTXS=${CTXS:-2048 4096 8192 16384 32768}; BATCH=${BATCH:-8}; STEPS=${STEPS:-100}; WARMUP=${WARMUP:-10}
+  TORCH_MODES=${TORCH_MODES:-graph}; DEVICE=cuda; TARGET=decode_bench_gpu; CHUNK=1024; BATCHES_EXTRA=${BATCHES_EXTRA-1 64}
   TO_OURS=150; TO_TORCH=200
 fi
 CTX_LIST=$(echo $CTXS | tr ' ' ',')
-COMMAND="bash bench/decode/run.sh (CTXS='$CTXS' BATCH=$BATCH STEPS=$STEPS WARMUP=$WARMUP TORCH_MODES=$TORCH_MODES)"
+COMMAND="bash bench/decode/run.sh (CTXS='$CTXS' BATCH=$BATCH STEPS=$STEPS WARMUP=$WARMUP TORCH_MODES=$TORCH_MODES BATCHES_EXTRA='$BATCHES_EXTRA')"
 [ "$SMOKE" = "1" ] && COMMAND="SMOKE=1 $COMMAND"
 T0=$(date +%s)
 say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
@@ -55,6 +59,11 @@ say "build done (rc $BUILD_RC)"
 python3 bench/decode/torch_decode.py --check-ref > "$WORK/check_ref.txt" 2>&1
 CHECK="torch_decode vs ref/model.py (float64): $(tail -1 "$WORK/check_ref.txt" | cut -c1-120)"
 say "$CHECK"
+# the floor's bandwidth, measured on this GPU in this run
+if [ "$SMOKE" != "1" ]; then
+  timeout -k 5 60 python3 bench/decode/copy_bw.py > "$WORK/copy.jsonl" 2> "$WORK/copy.err"
+  say "copy bandwidth: $(tail -c 200 "$WORK/copy.jsonl")"
+fi
 START=$(date +%s)
 DEADLINE=$(( START + BUDGET_S ))
 
@@ -85,10 +94,16 @@ for pe in $PES; do
   run_one torch "$pe" "$TO_TORCH" python3 bench/decode/torch_decode.py $SHAPE --pe "$pe" --batch "$BATCH" \
     --ctx "$CTX_LIST" --steps "$STEPS" --warmup "$WARMUP" --modes "$TORCH_MODES" --device "$DEVICE"
 done
+for b in $BATCHES_EXTRA; do
+  for pe in $PES; do
+    run_one ropepp "$pe" "$TO_OURS" "$BIN" $SHAPE --pe "$pe" --batch "$b" --ctx "$CTX_LIST" --steps "$STEPS" \
+      --warmup "$WARMUP" --fill zeros
+  done
+done
 say "runs done: $(( $(date +%s) - START )) s of the ${BUDGET_S} s budget"
 
-python3 bench/decode/report.py --work "$WORK" --results "$RESULTS" --command "$COMMAND" \
-  --notes "$CHECK; build rc $BUILD_RC; runs took $(( $(date +%s) - START )) s (budget $BUDGET_S s)"
+python3 bench/decode/report.py --work "$WORK" --results "$RESULTS" --command "$COMMAND" --batch "$BATCH" \
+  --notes "${GIT_COMMIT:+code: commit $GIT_COMMIT; }$CHECK; build rc $BUILD_RC; runs took $(( $(date +%s) - START )) s (budget $BUDGET_S s)"
 rc=$?
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   mkdir -p "$OUT/decode"
