@@ -527,7 +527,7 @@ void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const fl
 /* ------------------------------------------------------------------------------------------------ rotary */
 
 /* One thread per (row, head, e): e < rot/2 is the pair (j, j + rot/2), e >= rot/2 a pass-through dim.
-   Real: (a c - b s, b c + a s); imaginary: (c, s) -> (s, -c). */
+   The arithmetic is cuda/rotary.cuh's pair (real; imaginary: (c, s) -> (s, -c)). */
 __global__ void rotary_forward_kernel(floatX *out, const floatX *inp, size_t inp_stride, PosEmb pe, int imag_out,
                                       int group, int T, int NH, int HD, size_t total) {
     int half = pe.rot / 2, W = half + HD - pe.rot, mult = imag_out ? 2 : 1;
@@ -541,14 +541,18 @@ __global__ void rotary_forward_kernel(floatX *out, const floatX *inp, size_t inp
         floatX *oim = ore + HD;
         if (e < half) {
             int j = e;
-            size_t tab = ((size_t)(pe.per_group ? h / group : 0) * pe.T_table + t) * half + j;
-            float c = pe.cos[tab], s = pe.sin[tab];
+            size_t tab = rotary_table_index(pe, h / group, t, j);
+            float cos_v = pe.cos[tab], sin_v = pe.sin[tab], c, s, o1, o2;
             float a = x2f(x[j]), b = x2f(x[j + half]);
-            ore[j] = f2x(a * c - b * s);
-            ore[j + half] = f2x(b * c + a * s);
+            rotary_cs(c, s, cos_v, sin_v, 0);
+            rotary_pair_forward(o1, o2, a, b, c, s);
+            ore[j] = f2x(o1);
+            ore[j + half] = f2x(o2);
             if (imag_out) {
-                oim[j] = f2x(a * s + b * c);
-                oim[j + half] = f2x(b * s - a * c);
+                rotary_cs(c, s, cos_v, sin_v, 1);
+                rotary_pair_forward(o1, o2, a, b, c, s);
+                oim[j] = f2x(o1);
+                oim[j + half] = f2x(o2);
             }
         } else {
             int j = pe.rot + e - half;
@@ -571,14 +575,17 @@ __global__ void rotary_backward_kernel(floatX *dinp, const floatX *dout, size_t 
         const floatX *gim = gre + HD;
         if (e < half) {
             int j = e;
-            size_t tab = ((size_t)(pe.per_group ? h / group : 0) * pe.T_table + t) * half + j;
-            float c = pe.cos[tab], s = pe.sin[tab];
+            size_t tab = rotary_table_index(pe, h / group, t, j);
+            float cos_v = pe.cos[tab], sin_v = pe.sin[tab], c, s, da, db;
             float g1 = x2f(gre[j]), g2 = x2f(gre[j + half]);
-            float da = g1 * c + g2 * s, db = -g1 * s + g2 * c;
+            rotary_cs(c, s, cos_v, sin_v, 0);
+            rotary_pair_backward(da, db, g1, g2, c, s);
             if (imag_out) {
-                float i1 = x2f(gim[j]), i2 = x2f(gim[j + half]);
-                da += i1 * s - i2 * c;
-                db += i1 * c + i2 * s;
+                float i1 = x2f(gim[j]), i2 = x2f(gim[j + half]), da_im, db_im;
+                rotary_cs(c, s, cos_v, sin_v, 1);
+                rotary_pair_backward(da_im, db_im, i1, i2, c, s);
+                da += da_im;
+                db += db_im;
             }
             dx[j] = f2x(x2f(dx[j]) + da);
             dx[j + half] = f2x(x2f(dx[j + half]) + db);
