@@ -7,7 +7,7 @@ SVG plot under --out (default results/eval):
   ./eval tasks    [--ckpt F]   long-context tasks (passkey, RULER-style NIAH, variable tracking, MQAR) at 1x..8x the
                                training length: exact match of the teacher-forced argmax, with 95% intervals
   ./eval noise    [--ckpt F]   the noise experiment: N(0, sigma^2) on the real or the imaginary queries, task
-                               accuracy vs sigma (REFERENCE §5)
+                               accuracy vs sigma (docs/MATH.md, The noise experiment)
   ./eval curves                the characteristic curves c_Re, c_Im vs dt with their Ci/Si closed forms (Eq. 5, 7)
   ./eval plot --csv F --x COL --y COL --group COL [--where COL=VAL]... --out FILE.svg
                                one line per value of --group from any of these CSVs (compare.sh's combined plots)
@@ -123,7 +123,7 @@ typedef struct {
 static void usage(const char *mode) {
     printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, curves, plot\n\n");
     if (mode == NULL || strcmp(mode, "ppl") == 0)
-        printf("eval ppl: loss and perplexity vs context length (REFERENCE §8.1 for the sliding window)\n"
+        printf("eval ppl: loss and perplexity vs context length (docs/MATH.md, Sliding-window perplexity)\n"
                "  --ckpt FILE        checkpoint (checkpoints/ newest)\n"
                "  --data FILE        token shard to score (data/tinyshakespeare_val.bin)\n"
                "  --lengths LIST     eval lengths, comma-separated (L/2,L,2L,4L,8L with L the training length)\n"
@@ -186,7 +186,6 @@ static void load_model(Model *m, Config *c_out, double **params_out, const Optio
     model_init_from(m, c_out, *params_out);
 }
 
-static int is_rotary(int pe) { return pe == PE_ROPE || pe == PE_ROPEPP_EH || pe == PE_ROPEPP_EC || pe == PE_PARTIAL; }
 
 static void ensure_dir(const char *dir) {
     char tmp[4096];
@@ -239,8 +238,8 @@ static int mode_ppl(Options *o) {
         for (int i = 0; i < 5; i++) lengths[nl++] = L * mult[i] / 2;
     }
     Scaling sc[8];
-    int ns = parse_scalings(o->scalings ? o->scalings : (is_rotary(c.pe) ? "none,ntk:4" : "none"), sc, 8);
-    if (!is_rotary(c.pe)) {
+    int ns = parse_scalings(o->scalings ? o->scalings : (pe_scalable(c.pe) ? "none,ntk:4" : "none"), sc, 8);
+    if (!pe_scalable(c.pe)) {
         for (int i = 0; i < ns; i++) if (strcmp(sc[i].label, "none") != 0) { fprintf(stderr, "error: rope scaling does not apply to %s; use --scalings none\n", pe_name(c.pe)); return 1; }
     }
     ensure_dir(o->out);
@@ -290,7 +289,7 @@ static int mode_ppl(Options *o) {
         }
         model_free(&ms);
     }
-    /* the official test_ppl recipe (REFERENCE §8.1) at window L and stride S over the whole shard:
+    /* the official test_ppl recipe (docs/MATH.md, Sliding-window perplexity) at window L and stride S over the whole shard:
        window [max(i+S-L, 0), i+S), score its last S tokens (the first window S-1), ppl = exp(sum NLL / i_last);
        printed with the exact token-weighted ppl, which that recipe biases by about (1 + S / i_last) */
     int S = o->stride > 0 ? o->stride : (L / 8 > 0 ? L / 8 : 1);

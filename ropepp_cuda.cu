@@ -6,16 +6,26 @@ Build: nvcc -O3 -std=c++17 -I. -gencode=arch=compute_90,code=sm_90 -c ropepp_cud
 and link with a C translation unit that defines ROPEPP_CUDA and ROPEPP_IMPLEMENTATION (the model code) and with
 -lcublas. floatX is __nv_bfloat16 (float with ROPEPP_FP32); floatM (masters, moments, tables, statistics) is float.
 
-Every op has the CPU body's meaning: same arguments, backward ACCUMULATES (+=) into gradients (crossentropy_backward
-writes, and may alias logits). All math is fp32 (AdamW in double, as on the CPU); every reduction has a fixed order,
-so two runs of the same program give bit-identical results (no atomics anywhere).
+Every op has the CPU body's meaning and arguments, including which gradients a backward WRITES (=: matmul's dinp,
+swiglu, attention's dqkv, cross-entropy, which may alias logits) and which it accumulates into (+=: the weight
+gradients, rmsnorm's dinp, encoder, rotary); ropepp.h part 2 says it per op. All math is fp32 (AdamW in double, as
+on the CPU); every reduction has a fixed order, so two runs give bit-identical results (no atomics anywhere).
+
+Files (one compilation unit: the headers in cuda/ are included from here, never compiled on their own):
+  ropepp_cuda.cu           the op functions ropepp.h declares, the elementwise kernels, the attention dispatch
+  cuda/rotary.cuh          the rotary helper pair every kernel that rotates uses (mirrors rotary_forward/backward
+                           of ropepp.h); the imaginary head is made there ((c, s) -> (s, -c)) and differentiated
+                           by the same pair's backward
+  cuda/attention_simt.cuh  the fp32-math fused attention kernels (any head dim <= 128, the fp32 build)
+  cuda/attention_mma.cuh   the tensor-core (mma.sync bf16) fused attention kernels (head dims 64, 128)
+  cuda/decode.cuh          the decoding kernels (KV cache append, cached attention) and the query noise
 
 Attention (the op the model calls) is a fused causal flash-style kernel (online softmax, nothing of size T x T):
   forward   1. keys: one elementwise kernel rotates k and writes kr (what a KV cache holds).
             2. one block per (64-query tile, attention head, batch): loads the raw q of its projected head from qkv,
                rotates it in shared memory (real, or imaginary with (c, s) -> (s, -c) for the odd heads of RoPE++),
                adds the query noise, writes qr, then walks the causal key tiles of its kv head (GQA) with ALiBi,
-               writing out and the row logsumexp (base 2) as `stats` (B, NA, T).
+               writing out and the row log-sum-exp (base 2) as softmax_saved (B, NA, T).
   backward  D = rowsum(dout * out); then two kernels that recompute P from q, k and the logsumexp:
             dq:     one block per (query tile, projected q head, batch) loops over the 1 or 2 attention heads of that
                     q head (real, imaginary), applies each head's rotary backward in shared memory and writes the sum
@@ -817,22 +827,22 @@ static void attn_fwd_launch(const AttnArgs *A) {
     cudaCheckLaunch();
 }
 
-size_t attention_stats_size(int B, int T, int NA) { return (size_t)B * NA * T; }
+size_t attention_softmax_saved_size(int B, int T, int NA) { return (size_t)B * NA * T; }
 
-void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const floatX *qkv, const PosEmb *pe,
+void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_saved, const floatX *qkv, const PosEmb *pe,
                        int B, int T, int HQ, int KVH, int HD) {
     attn_check_shape(pe, B, T, HQ, KVH, HD);
     AttnArgs A = attn_args(pe, B, T, HQ, KVH, HD);
     /* keys: rotated once, stored (the KV cache's content); the attention kernel reads kr */
     rotary_forward(kr, qkv + (size_t)HQ * HD, A.stride, pe, 0, 1, B, T, KVH, HD);
-    A.qkv = qkv; A.out = out; A.qr = qr; A.kr = kr; A.stats = stats;
+    A.qkv = qkv; A.out = out; A.qr = qr; A.kr = kr; A.stats = softmax_saved;
     A.kptr = kr; A.k_bstride = (size_t)T * KVH * HD; A.k_rstride = (size_t)KVH * HD;
     A.vptr = qkv + (size_t)(HQ + KVH) * HD; A.v_bstride = (size_t)T * A.stride; A.v_rstride = A.stride;
     A.qpos0 = 0; A.nkeys = T;
     attn_fwd_launch(&A);
 }
 
-void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *stats,
+void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *softmax_saved,
                         const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                         int HD) {
     attn_check_shape(pe, B, T, HQ, KVH, HD);
@@ -841,7 +851,7 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     float *D = (float *)scratch_get(SCR_D, rows * sizeof(float));
     attn_rowdot_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(D, dout, out, B, T, A.NA, HD);
     cudaCheckLaunch();
-    A.qkv = qkv; A.qr = (floatX *)qr; A.kr = kr; A.stats_in = stats; A.dout = dout; A.D = D; A.dqkv = dqkv;
+    A.qkv = qkv; A.qr = (floatX *)qr; A.kr = kr; A.stats_in = softmax_saved; A.dout = dout; A.D = D; A.dqkv = dqkv;
 #ifndef ROPEPP_FP32
     if (tc_bwd_ok(&A)) { tc_bwd_launch(&A); return; }
 #endif

@@ -54,9 +54,10 @@ static Options default_options(void) {
 
 static void usage(const Options *d) {
     const Config *c = &d->model;
+    char names[256];
     printf("usage: train [flags]    (train_gpu: the same flags)\n\n"
            "model\n"
-           "  --pe NAME            position embedding: nope rope ropepp_eh ropepp_ec fope alibi partial (%s)\n"
+           "  --pe NAME            position embedding: %s (%s); --list-pe describes them\n"
            "  --dim C              model dim (%d)\n"
            "  --layers L           layers (%d)\n"
            "  --heads H            heads; ropepp_eh projects H/2, ropepp_ec attends with 2H (%d)\n"
@@ -79,7 +80,7 @@ static void usage(const Options *d) {
            "  --seq T              sequence length (%d)\n"
            "  --mix SPEC           rows of generated long-context tasks mixed into the batches, e.g. passkey:0.2,mqar:0.1\n"
            "                       (tasks: passkey niah_single niah_multikey niah_multivalue vt mqar; text tasks need a long --seq)\n\n"
-           "optimization (AdamW, REFERENCE §7)\n"
+           "optimization (AdamW, docs/MATH.md)\n"
            "  --steps N            optimizer steps (%d)\n"
            "  --lr LR              peak learning rate (%g)\n"
            "  --warmup W           linear warmup steps from 0 (-1 = 5%% of --steps)\n"
@@ -102,8 +103,9 @@ static void usage(const Options *d) {
            "  --temperature T      sampling temperature (%g)\n"
            "  --profile            after training, where each step's time went: ms per step of every op (steps 3 on)\n"
            "  --peak-tflops P      GPU build: peak for MFU, or env ROPEPP_PEAK_TFLOPS (%g, measured bf16 on H100)\n"
+           "  --list-pe            the position embeddings, one a line (name, facts, description), then exit\n"
            "  --help               this text\n",
-           pe_name(c->pe), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->rotary_frac,
+           pe_names(names, sizeof(names), " ", -1), pe_name(c->pe), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->rotary_frac,
            c->rope_base, c->norm_eps, (unsigned long long)d->seed, d->train_pattern, d->val_pattern, d->batch,
            d->seq, d->steps, d->lr, d->beta1, d->beta2, d->eps, d->weight_decay, d->clip,
            d->val_every, d->val_batches, d->ckpt_dir, d->ckpt_every, d->keep, d->log_path, d->sample_len,
@@ -129,6 +131,7 @@ static void parse_args(Options *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { Options d = default_options(); usage(&d); exit(0); }
+        if (strcmp(f, "--list-pe") == 0) { pe_list(stdout); exit(0); }
         if (strcmp(f, "--resume") == 0) { o->resume = 1; continue; }
         if (strcmp(f, "--profile") == 0) { o->profile = 1; continue; }
         if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; flags start with --, see ./train --help\n", f); exit(1); }
@@ -140,7 +143,7 @@ static void parse_args(Options *o, int argc, char **argv) {
             exit(1);
         }
         const char *v = argv[++i];
-        if (strcmp(f, "--pe") == 0) { c->pe = pe_from_name(v); if (c->pe < 0) die_flag(f, v, "one of nope rope ropepp_eh ropepp_ec fope alibi partial"); o->given |= GIVEN_PE; }
+        if (strcmp(f, "--pe") == 0) { c->pe = pe_from_name(v); if (c->pe < 0) { char names[256], want[300]; snprintf(want, sizeof(want), "one of %s", pe_names(names, sizeof(names), " ", -1)); die_flag(f, v, want); } o->given |= GIVEN_PE; }
         else if (strcmp(f, "--dim") == 0) { c->dim = flag_int("./train", f, v, 1, 65536); o->given |= GIVEN_DIM; }
         else if (strcmp(f, "--layers") == 0) { c->n_layers = flag_int("./train", f, v, 1, 1024); o->given |= GIVEN_LAYERS; }
         else if (strcmp(f, "--heads") == 0) { c->n_heads = flag_int("./train", f, v, 1, 4096); o->given |= GIVEN_HEADS; }

@@ -389,7 +389,7 @@ def hf_config(cfg, tokenizer=None, init=0, torch_dtype="float32", template=None)
         "ropepp_tokenizer": default_tokenizer(cfg.vocab_size) if tokenizer is None else tokenizer,
         "ropepp_init": init,
     })
-    if cfg.pe == "fope":   # the authors' FoPE settings (REFERENCE section 2); informational for their loader
+    if cfg.pe == "fope":   # the authors' FoPE settings (docs/MATH.md, FoPE); informational for their loader
         hf.update({"fourier": True, "fourier_dim": cfg.head_dim, "fourier_learnable": False,
                    "fourier_separate_basis": True, "fourier_separate_head": True, "fourier_ignore_zero": True,
                    "fourier_norm": False, "fourier_init": "eye_xavier_norm", "fourier_init_norm_gain": 0.3,

@@ -47,7 +47,6 @@ while [ $# -gt 0 ]; do
 done
 case "$STAGE" in train|long|eval|report|all) ;; *) echo "error: --stage must be train, long, eval, report or all" >&2; exit 1 ;; esac
 
-PES="rope ropepp_eh ropepp_ec fope alibi nope partial"
 LONG_PES="rope ropepp_eh ropepp_ec"
 MIX="passkey:0.3,mqar:0.2"
 case $SIZE in
@@ -67,6 +66,10 @@ if [ $CPU -eq 1 ]; then TRAIN=./train; EVAL=./eval; else TRAIN=./train_gpu; EVAL
 for b in "$TRAIN" "$EVAL" ./eval; do
   [ -x "$b" ] || { echo "error: $b is not built; run make$([ $CPU -eq 0 ] && echo ' train_gpu eval_gpu') eval first" >&2; exit 1; }
 done
+# the position embeddings and which of them are RoPE++ (imag column): from the header's table, via --list-pe
+PES=$($TRAIN --list-pe | awk '!/^#/ { printf "%s ", $1 }')
+IMAG_PES=$($TRAIN --list-pe | awk '!/^#/ && $4 == 1 { printf "%s ", $1 }')
+is_imag() { case " $IMAG_PES " in *" $1 "*) return 0 ;; esac; return 1; }
 make -s data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin || { echo "error: cannot build the data shards (make)" >&2; exit 1; }
 mkdir -p "$OUT"
 echo "compare: size $SIZE, seeds '$SEEDS', stage $STAGE, $TRAIN, results in $OUT"
@@ -116,7 +119,7 @@ eval_run() {
     {
       $EVAL ppl --ckpt "$ck" --samples 4 --out "$ev" --lengths "$((seq / 2)),$(lengths $seq)" &&
       $EVAL tasks --ckpt "$ck" --tasks passkey,mqar --samples $NS --out "$ev" --lengths "$(lengths $seq)" &&
-      { [ "$pe" != ropepp_eh ] && [ "$pe" != ropepp_ec ] || $EVAL patterns --ckpt "$ck" --samples 2 --out "$ev"; } &&
+      { ! is_imag "$pe" || $EVAL patterns --ckpt "$ck" --samples 2 --out "$ev"; } &&
       { [ "$pe" != ropepp_ec ] || $EVAL noise --ckpt "$ck" --tasks passkey --samples $NS --out "$ev"; }
     } > "$ev/eval.txt" 2>&1 || { echo "error: eval failed, see $ev/eval.txt" >&2; tail -3 "$ev/eval.txt" >&2; exit 1; }
     touch "$ev/.done"

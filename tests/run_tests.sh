@@ -38,6 +38,7 @@ run test_tasks ./tests/test_tasks
 run test_infer_cli bash tests/test_infer_cli.sh
 run test_eval bash tests/test_eval.sh
 run test_compare bash tests/test_compare.sh
+run test_pe_places bash tests/test_pe_places.sh
 run test_files ./tests/test_files
 run test_cli bash tests/test_cli.sh
 run test_sanitizers bash tests/test_sanitizers.sh
