@@ -9,7 +9,7 @@ folder (its newest checkpoint); without it, the last run (runs/latest):
   ./eval tasks    [--ckpt F]   long-context tasks (passkey, RULER-style NIAH, variable tracking, MQAR) at 1x..8x the
                                training length: exact match of the teacher-forced argmax, with 95% intervals
   ./eval noise    [--ckpt F]   the noise experiment: N(0, sigma^2) on the real or the imaginary queries, task
-                               accuracy vs sigma (REFERENCE §5)
+                               accuracy vs sigma (docs/MATH.md, The noise experiment)
   ./eval attn     [--ckpt F]   paper Fig. 5 on BOS-started documents: sink mass, far ratio, retrieval score per head
   ./eval stat sign|mcnemar|wilson A B   the report's exact tests from counts
   ./eval curves                the characteristic curves c_Re, c_Im vs dt with their Ci/Si closed forms (Eq. 5, 7)
@@ -158,7 +158,7 @@ static void usage(const char *mode) {
                "  eval stat mcnemar B C       exact McNemar p from the discordant pairs\n"
                "  eval stat wilson K N        95%% Wilson interval\n\n");
     if (mode == NULL || strcmp(mode, "ppl") == 0)
-        printf("eval ppl: loss and perplexity vs context length (REFERENCE §8.1 for the sliding window)\n"
+        printf("eval ppl: loss and perplexity vs context length (docs/MATH.md, Sliding-window perplexity)\n"
                "  --ckpt FILE|DIR    checkpoint, or a run folder (runs/latest)\n"
                "  --data FILE        token shard to score (data/tinyshakespeare_val.bin)\n"
                "  --lengths LIST     eval lengths, comma-separated (L/2,L,2L,4L,8L with L the training length)\n"
@@ -235,7 +235,6 @@ static void load_model(Model *m, Config *c_out, double **params_out, Options *o)
     model_init_from(m, c_out, *params_out);
 }
 
-static int is_rotary(int pe) { return pe == PE_ROPE || pe == PE_ROPEPP_EH || pe == PE_ROPEPP_EC || pe == PE_PARTIAL; }
 
 static void ensure_dir(const char *dir) {
     char tmp[4096];
@@ -372,8 +371,8 @@ static int mode_ppl(Options *o) {
     }
     FILE *dcsv = NULL;   /* --docs: each document's loss, for paired tests between models */
     Scaling sc[8];
-    int ns = parse_scalings(o->scalings ? o->scalings : (is_rotary(c.pe) ? "none,ntk:4" : "none"), sc, 8);
-    if (!is_rotary(c.pe)) {
+    int ns = parse_scalings(o->scalings ? o->scalings : (pe_scalable(c.pe) ? "none,ntk:4" : "none"), sc, 8);
+    if (!pe_scalable(c.pe)) {
         for (int i = 0; i < ns; i++) if (strcmp(sc[i].label, "none") != 0) { fprintf(stderr, "error: rope scaling does not apply to %s; use --scalings none\n", pe_name(c.pe)); return 1; }
     }
     int S = o->stride > 0 ? o->stride : (L / 8 > 0 ? L / 8 : 1);
@@ -954,7 +953,7 @@ static int mode_attn(Options *o) {
     for (int k = 0; k < 2; k++)
         if (kn[k]) printf("summary: %s heads: sink %.4f, far/uniform %.4f, retrieval %.4f (means over %d heads)\n", k ? "imaginary" : "real",
                           ksum[k][0] / kn[k], ksum[k][1] / kn[k], ksum[k][2] / kn[k], kn[k]);
-    if (is_rotary(c.pe)) {   /* what the frequencies alone predict at these distances (paper Eq. 5, 7) */
+    if (pe_is_rotary(c.pe)) {   /* what the frequencies alone predict at these distances (paper Eq. 5, 7) */
         printf("characteristic curves, head dim %d, base %g:", m.d.HD, c.rope_base);
         for (int f = 8; f >= 1; f /= 2) {
             double cr, ci;

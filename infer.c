@@ -152,7 +152,7 @@ int main(int argc, char **argv) {
     /* context limit: the training length, or --ctx (longer only with a scaling option, or for ALiBi/NoPE where
        nothing says where the model stops working) */
     int limit = o.ctx > 0 ? o.ctx : c.train_seq;
-    if (o.ctx > c.train_seq && !scaled && c.pe != PE_ALIBI && c.pe != PE_NOPE)
+    if (o.ctx > c.train_seq && !scaled && pe_is_rotary(c.pe))
         fprintf(stderr, "warning: --ctx %d is past the training length %d without a rope scaling option; expect degraded text\n", o.ctx, c.train_seq);
     if (n_prompt > limit) {
         fprintf(stderr, "error: the prompt is %d tokens, longer than the context limit %d\nHINT: shorten it, or %s\n", n_prompt, limit, longer);

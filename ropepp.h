@@ -25,8 +25,7 @@ Dims legend (used in every shape comment):
   KVH projected kv heads (KV/2 for ropepp_eh, else KV)
   NA attention heads    (2H for ropepp_ec, else H); attention head a reads kv head a / (NA/KVH)
   QKV = (HQ + 2*KVH) * HD, the width of the fused q/k/v projection
-The math and the official code's conventions: docs/REFERENCE.md of the project's design notes, quoted here
-next to each piece. File formats: docs/FORMATS.md.
+The math and the official code's conventions: docs/MATH.md, quoted here next to each piece by section name. File formats: docs/FORMATS.md.
 */
 #ifndef ROPEPP_H
 #define ROPEPP_H
@@ -46,67 +45,6 @@ next to each piece. File formats: docs/FORMATS.md.
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-#ifdef ROPEPP_CPU_REF
-/* tests/test_gpu links these CPU functions beside the CUDA ones to compare op by op: in that build they are
-   renamed cpu_* and the model and data parts are left out (see tests/cpu_ref.c). */
-#define malloc_check cpu_malloc_check
-#define fopen_check cpu_fopen_check
-#define fread_check cpu_fread_check
-#define fwrite_check cpu_fwrite_check
-#define fclose_check cpu_fclose_check
-#define flag_number cpu_flag_number
-#define flag_int cpu_flag_int
-#define rng_u64 cpu_rng_u64
-#define rng_uniform cpu_rng_uniform
-#define rng_normal cpu_rng_normal
-#define noise_normal cpu_noise_normal
-#define pe_name cpu_pe_name
-#define pe_from_name cpu_pe_from_name
-#define config_default cpu_config_default
-#define config_validate cpu_config_validate
-#define config_dims cpu_config_dims
-#define attention_param_count cpu_attention_param_count
-#define encoder_forward cpu_encoder_forward
-#define encoder_backward cpu_encoder_backward
-#define rmsnorm_forward cpu_rmsnorm_forward
-#define rmsnorm_backward cpu_rmsnorm_backward
-#define residual_forward cpu_residual_forward
-#define matmul_forward cpu_matmul_forward
-#define matmul_backward cpu_matmul_backward
-#define rotary_forward cpu_rotary_forward
-#define rotary_backward cpu_rotary_backward
-#define attention_core_forward cpu_attention_core_forward
-#define attention_core_backward cpu_attention_core_backward
-#define attention_stats_size cpu_attention_stats_size
-#define attention_forward cpu_attention_forward
-#define attention_backward cpu_attention_backward
-#define attention_cached_forward cpu_attention_cached_forward
-#define sample_forward cpu_sample_forward
-#define swiglu_forward cpu_swiglu_forward
-#define swiglu_backward cpu_swiglu_backward
-#define crossentropy_forward cpu_crossentropy_forward
-#define crossentropy_backward cpu_crossentropy_backward
-#define crossentropy_forward_backward cpu_crossentropy_forward_backward
-#define adamw_update cpu_adamw_update
-#define global_norm_squared cpu_global_norm_squared
-#define copy_master_to_params cpu_copy_master_to_params
-#define backend_malloc cpu_backend_malloc
-#define backend_free cpu_backend_free
-#define backend_to_host cpu_backend_to_host
-#define backend_from_host cpu_backend_from_host
-#define backend_zero cpu_backend_zero
-#define backend_add_int cpu_backend_add_int
-#define backend_graph_begin cpu_backend_graph_begin
-#define backend_graph_end cpu_backend_graph_end
-#define backend_graph_launch cpu_backend_graph_launch
-#define backend_graph_free cpu_backend_graph_free
-#define backend_scratch_epoch cpu_backend_scratch_epoch
-#define backend_name cpu_backend_name
-#define backend_timer_record cpu_backend_timer_record
-#define backend_timer_ms cpu_backend_timer_ms
-#define backend_memory_peak cpu_backend_memory_peak
 #endif
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -160,11 +98,31 @@ double rng_normal(Rng *r);                  /* N(0, 1), Box-Muller */
 /* Counter-based normal: the same value for the same (seed, index) on any backend and thread order. */
 double noise_normal(uint64_t seed, uint64_t index);
 
-/* Position embeddings. The names are the ones every command line takes. */
+/* Position embeddings. The id is what a checkpoint stores (append only, never renumber); every fact a program,
+   script or test needs about one is its row of pe_table (ropepp.h part 1 bodies), read through the functions
+   below. `./train --list-pe` prints the table. Adding one: docs/ADDING_A_PE.md. */
 typedef enum { PE_NOPE = 0, PE_ROPE = 1, PE_ROPEPP_EH = 2, PE_ROPEPP_EC = 3, PE_FOPE = 4, PE_ALIBI = 5,
                PE_PARTIAL = 6, PE_COUNT = 7 } PeKind;
-const char *pe_name(int pe);
+typedef struct {
+    const char *name;          /* what every command line takes (--pe NAME) and every output file prints */
+    int rotary;                /* 1: q and k are rotated with cos/sin tables (rot > 0) */
+    int imag;                  /* 1: RoPE++: each q head also makes an imaginary attention head (docs/MATH.md) */
+    int halves_heads;          /* 1: projects H/2 q heads and KV/2 kv heads (RoPE++ EH); else H and KV */
+    int partial;               /* 1: rotates only a fraction (Config.rotary_frac) of each head's dims */
+    int per_group;             /* 1: one rotary table per kv head (FoPE) */
+    int scalable;              /* 1: takes the rope scaling variants (PI, YaRN, NTK) */
+    int alibi;                 /* 1: linear distance bias with per-head slopes instead of rotation */
+    const char *description;   /* one line for --help and --list-pe */
+} PeInfo;
+const PeInfo *pe_info(int pe);               /* NULL if pe is not in [0, PE_COUNT) */
+const char *pe_name(int pe);                 /* "unknown" if out of range */
 int pe_from_name(const char *name);          /* -1 if unknown */
+int pe_is_rotary(int pe);                    /* 0 for an unknown id, as are the others */
+int pe_is_imag(int pe);
+int pe_scalable(int pe);
+/* the names of every PE (which < 0) or of those with pe_scalable (which = 1), separated by sep, into buf */
+const char *pe_names(char *buf, size_t n, const char *sep, int which);
+void pe_list(FILE *f);                       /* the table, one PE a line: name, facts, description */
 enum { INIT_TORCH_DEFAULT = 0, INIT_HF = 1 };
 enum { TOKENIZER_BYTES = 0, TOKENIZER_GPT2 = 1, TOKENIZER_LLAMA3 = 2 };
 enum { NOISE_NONE = 0, NOISE_REAL = 1, NOISE_IMAG = 2 };
@@ -190,7 +148,7 @@ typedef struct {
     double norm_eps;     /* RMSNorm eps, 1e-5 */
 } Config;
 
-/* Sizes derived from a Config: head counts per mode (REFERENCE §1.5) and the FoPE basis (REFERENCE §2). */
+/* Sizes derived from a Config: head counts per mode (docs/MATH.md, Head layouts) and the FoPE basis (docs/MATH.md, FoPE). */
 typedef struct {
     int HD;      /* head dim C/H, never recomputed for EH/EC */
     int HQ;      /* projected q heads */
@@ -218,7 +176,6 @@ size_t attention_param_count(const Config *c);   /* q/k/v/o parameters of one la
 
 /* The position embedding of one layer as the attention op sees it. Tables live in backend memory. */
 typedef struct {
-    int kind;              /* PeKind */
     int rot;               /* rotated dims: pairs (j, j + rot/2) for j < rot/2; dims >= rot pass through */
     int imag;              /* 1: each q head h makes attention heads 2h (real) and 2h+1 (imaginary) */
     int per_group;         /* 1: the tables differ per kv head (FoPE), else one table for all heads */
@@ -255,12 +212,14 @@ void attention_core_forward(floatX *out, floatM *att, const floatX *q, const flo
 void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *dout, const floatM *att,
                              const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
                              int B, int T, int NA, int KVH, int HD);
+/* softmax_saved: what the attention forward keeps of its softmax for the backward, backend's choice: the CPU keeps
+   the probabilities P (B, NA, T, T), the GPU the row log2-sum-exp of the scaled logits (B, NA, T). */
+size_t attention_softmax_saved_size(int B, int T, int NA);   /* floatM elements of softmax_saved per layer */
 /* attention: the op the model calls — position embedding, noise and attention core from the fused qkv.
    Backward WRITES dqkv (every element). */
-size_t attention_stats_size(int B, int T, int NA);   /* floatM elements of `stats` per layer (backend's choice) */
-void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const floatX *qkv, const PosEmb *pe,
+void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_saved, const floatX *qkv, const PosEmb *pe,
                        int B, int T, int HQ, int KVH, int HD);
-void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *stats,
+void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *softmax_saved,
                         const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                         int HD);
 /* cached attention for decoding: the Tn new tokens sit at positions pos0 .. pos0+Tn-1; their rotated keys and
@@ -367,7 +326,7 @@ typedef struct {
     floatM *ln1_rstd;   /* (L, B, T) */
     floatM *ln2_rstd;   /* (L, B, T) */
     floatM *lnf_rstd;   /* (B, T) */
-    floatM *stats;      /* (L, attention_stats_size(B, T, NA)) */
+    floatM *softmax_saved;   /* (L, attention_softmax_saved_size(B, T, NA)): CPU probabilities, GPU log-sum-exp */
     floatM *losses;     /* (B, T) */
     floatM *norm;       /* (1) squared gradient norm */
 } Activations;
@@ -419,8 +378,8 @@ typedef struct {
     int B, T;
     double loss;            /* mean loss over non-ignored targets, or -1 without targets */
     size_t n_targets;       /* non-ignored targets */
-    int head_done;          /* last forward: 0 model_forward, 1 model_forward_loss with its classifier backward
-                               done, -1 model_forward_loss without (no model_backward possible) */
+    int lm_head_backward_done;   /* last forward: 0 model_forward, 1 model_forward_loss with the LM head's (the
+                                    classifier's) backward done, -1 model_forward_loss without (no model_backward) */
     size_t logits_cap;      /* rows acts.logits holds */
     int head_rows;          /* rows per classifier chunk in model_forward_loss (0: as many as scratch_a holds) */
     int step;               /* optimizer steps done */
@@ -487,7 +446,7 @@ double model_update(Model *m, double lr, double beta1, double beta2, double eps,
 /* Training FLOPs per token at sequence length T: 6 per matmul weight (forward 2, backward 4) plus causal
    attention, q.k and p.v over T/2 keys on average in NA heads: 3 passes * 2 matmuls * 2 * NA * HD * T / 2. */
 double model_flops_per_token(const Config *c, int T);
-/* The noise experiment (REFERENCE §5): from the next forward on, N(0, sigma^2) is added to the rotated real
+/* The noise experiment (docs/MATH.md, The noise experiment): from the next forward on, N(0, sigma^2) is added to the rotated real
    (NOISE_REAL) or imaginary (NOISE_IMAG, RoPE++ only) queries of every layer, redrawn on every forward from
    seed. Forward only. Returns 0, or -1 with a message. */
 int model_set_noise(Model *m, int target, double sigma, uint64_t seed, char *err, size_t errlen);
@@ -500,7 +459,7 @@ void model_logits_row(Model *m, int b, int t, float *out);
 void model_params_to_host(Model *m, double *out);
 void model_grads_to_host(Model *m, double *out);
 
-/* Learning-rate schedules (REFERENCE §7.3; k = 0-based optimizer step; lr = peak * lambda(k)). */
+/* Learning-rate schedules (docs/MATH.md, Learning-rate schedules; k = 0-based optimizer step; lr = peak * lambda(k)). */
 enum { SCHED_CONSTANT = 0, SCHED_WSD = 1, SCHED_COSINE = 2 };
 const char *schedule_name(int s);
 int schedule_from_name(const char *name);
@@ -728,12 +687,45 @@ double noise_normal(uint64_t seed, uint64_t index) {
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
-static const char *const pe_names[PE_COUNT] = {"nope", "rope", "ropepp_eh", "ropepp_ec", "fope", "alibi",
-                                               "partial"};
-const char *pe_name(int pe) { return (pe >= 0 && pe < PE_COUNT) ? pe_names[pe] : "unknown"; }
+/* The position embeddings (docs/MATH.md has each one's equations). Row i is PeKind i (the checkpoint code).
+      name         rotary imag halves_heads partial per_group scalable alibi  description */
+static const PeInfo pe_table[PE_COUNT] = {
+    {"nope",      0, 0, 0, 0, 0, 0, 0, "no position embedding (causal mask only)"},
+    {"rope",      1, 0, 0, 0, 0, 1, 0, "RoPE: rotate q and k by p theta_j (Eq. 1)"},
+    {"ropepp_eh", 1, 1, 1, 0, 0, 1, 0, "RoPE++ EH: real + imaginary heads from H/2 q, KV/2 kv heads (Eq. 2-4)"},
+    {"ropepp_ec", 1, 1, 0, 0, 0, 1, 0, "RoPE++ EC: real + imaginary heads, 2H attention heads (Eq. 2-4)"},
+    {"fope",      1, 0, 0, 0, 1, 0, 0, "FoPE: frozen Fourier mix of the kept frequencies, one per kv head"},
+    {"alibi",     0, 0, 0, 0, 0, 0, 1, "ALiBi: score minus slope_a * (t - j)"},
+    {"partial",   1, 0, 0, 1, 0, 1, 0, "partial RoPE: only rotary_frac of each head rotated (pythia)"},
+};
+
+const PeInfo *pe_info(int pe) { return (pe >= 0 && pe < PE_COUNT) ? &pe_table[pe] : NULL; }
+const char *pe_name(int pe) { return (pe >= 0 && pe < PE_COUNT) ? pe_table[pe].name : "unknown"; }
 int pe_from_name(const char *name) {
-    for (int i = 0; i < PE_COUNT; i++) if (strcmp(name, pe_names[i]) == 0) return i;
+    for (int i = 0; i < PE_COUNT; i++) if (strcmp(name, pe_table[i].name) == 0) return i;
     return -1;
+}
+int pe_is_rotary(int pe) { return pe >= 0 && pe < PE_COUNT && pe_table[pe].rotary; }
+int pe_is_imag(int pe) { return pe >= 0 && pe < PE_COUNT && pe_table[pe].imag; }
+int pe_scalable(int pe) { return pe >= 0 && pe < PE_COUNT && pe_table[pe].scalable; }
+const char *pe_names(char *buf, size_t n, const char *sep, int which) {
+    size_t used = 0;
+    if (n > 0) buf[0] = '\0';
+    for (int i = 0; i < PE_COUNT; i++) {
+        if (which == 1 && !pe_table[i].scalable) continue;
+        int w = snprintf(buf + used, n > used ? n - used : 0, "%s%s", used ? sep : "", pe_table[i].name);
+        if (w > 0) used += (size_t)w;
+        if (used >= n) { if (n > 0) buf[n - 1] = '\0'; break; }
+    }
+    return buf;
+}
+void pe_list(FILE *f) {
+    fprintf(f, "# name      id rotary imag halves_heads partial per_group scalable alibi  description\n");
+    for (int i = 0; i < PE_COUNT; i++) {
+        const PeInfo *p = &pe_table[i];
+        fprintf(f, "%-10s %3d %6d %4d %12d %7d %9d %8d %5d  %s\n", p->name, i, p->rotary, p->imag, p->halves_heads,
+                p->partial, p->per_group, p->scalable, p->alibi, p->description);
+    }
 }
 
 Config config_default(void) {
@@ -746,7 +738,7 @@ Config config_default(void) {
     return c;
 }
 
-/* FoPE's basis (REFERENCE §2): omega_m = base^(-2m/HD), m = 0..HD/2-1, keep omega_m >= 2*pi/L_train (M of them),
+/* FoPE's basis (docs/MATH.md, FoPE): omega_m = base^(-2m/HD), m = 0..HD/2-1, keep omega_m >= 2*pi/L_train (M of them),
    P = min(M, HD/4) output channels. */
 static void fope_basis(const Config *c, int HD, int *M, int *P) {
     double floor_freq = 2.0 * M_PI / (double)c->train_seq;
@@ -763,15 +755,16 @@ Dims config_dims(const Config *c) {
     Dims d;
     memset(&d, 0, sizeof(d));
     d.HD = c->n_heads > 0 ? c->dim / c->n_heads : 0;
-    d.HQ = c->pe == PE_ROPEPP_EH ? c->n_heads / 2 : c->n_heads;
-    d.KVH = c->pe == PE_ROPEPP_EH ? c->n_kv_heads / 2 : c->n_kv_heads;
-    d.NA = c->pe == PE_ROPEPP_EC ? 2 * c->n_heads : c->n_heads;
+    const PeInfo *p = pe_info(c->pe);
+    if (p == NULL) return d;   /* config_validate reports the unknown id */
+    d.HQ = p->halves_heads ? c->n_heads / 2 : c->n_heads;
+    d.KVH = p->halves_heads ? c->n_kv_heads / 2 : c->n_kv_heads;
+    d.imag = p->imag;
+    d.NA = d.imag ? 2 * d.HQ : d.HQ;   /* EH: 2 (H/2) = H; EC: 2H */
     d.QKV = (d.HQ + 2 * d.KVH) * d.HD;
-    d.imag = (c->pe == PE_ROPEPP_EH || c->pe == PE_ROPEPP_EC);
-    if (c->pe == PE_ROPE || d.imag || c->pe == PE_FOPE) d.rot = d.HD;
-    else if (c->pe == PE_PARTIAL) d.rot = (int)floor(c->rotary_frac * d.HD + 0.5);
-    else d.rot = 0;
-    if (c->pe == PE_FOPE && d.HD > 0 && c->train_seq > 0) fope_basis(c, d.HD, &d.fope_m, &d.fope_p);
+    if (p->partial) d.rot = (int)floor(c->rotary_frac * d.HD + 0.5);
+    else d.rot = p->rotary ? d.HD : 0;
+    if (p->per_group && d.HD > 0 && c->train_seq > 0) fope_basis(c, d.HD, &d.fope_m, &d.fope_p);
     return d;
 }
 
@@ -782,7 +775,8 @@ size_t attention_param_count(const Config *c) {
 
 int config_validate(const Config *c, char *err, size_t errlen) {
     if (c->pe < 0 || c->pe >= PE_COUNT) {
-        set_err(err, errlen, "unknown position embedding id %d; use one of nope rope ropepp_eh ropepp_ec fope alibi partial", c->pe);
+        char names[256];
+        set_err(err, errlen, "unknown position embedding id %d; use one of %s", c->pe, pe_names(names, sizeof(names), " ", -1));
         return -1;
     }
     if (c->vocab_size < 2 || c->vocab_size > (1 << 30)) { set_err(err, errlen, "vocab size %d is out of range [2, 2^30]", c->vocab_size); return -1; }
@@ -797,14 +791,13 @@ int config_validate(const Config *c, char *err, size_t errlen) {
         set_err(err, errlen, "kv heads (%d) must divide heads (%d)", c->n_kv_heads, c->n_heads);
         return -1;
     }
-    if (c->pe == PE_ROPEPP_EH && (c->n_heads % 2 != 0 || c->n_kv_heads % 2 != 0)) {
+    if (pe_info(c->pe)->halves_heads && (c->n_heads % 2 != 0 || c->n_kv_heads % 2 != 0)) {
         set_err(err, errlen, "ropepp_eh projects heads/2 q heads and kv_heads/2 kv heads, so heads (%d) and kv heads (%d) must be even",
                 c->n_heads, c->n_kv_heads);
         return -1;
     }
     int HD = c->dim / c->n_heads;
-    int rotary = (c->pe == PE_ROPE || c->pe == PE_ROPEPP_EH || c->pe == PE_ROPEPP_EC || c->pe == PE_FOPE || c->pe == PE_PARTIAL);
-    if (rotary && HD % 2 != 0) { set_err(err, errlen, "head dim %d (dim/heads) must be even for rotary position embeddings", HD); return -1; }
+    if (pe_is_rotary(c->pe) && HD % 2 != 0) { set_err(err, errlen, "head dim %d (dim/heads) must be even for rotary position embeddings", HD); return -1; }
     if (c->train_seq < 1 || c->train_seq > (1 << 24)) { set_err(err, errlen, "train_seq %d is out of range [1, 2^24]", c->train_seq); return -1; }
     if (c->yarn_orig_len < 0) { set_err(err, errlen, "yarn original length %d must be >= 0 (0 = train_seq)", c->yarn_orig_len); return -1; }
     if (!(c->rope_base > 1.0 && c->rope_base < 1e30)) { set_err(err, errlen, "rope base %g must be > 1", c->rope_base); return -1; }
@@ -814,11 +807,13 @@ int config_validate(const Config *c, char *err, size_t errlen) {
     if (!(c->ntk_factor >= 1.0 && c->ntk_factor < 1e6)) { set_err(err, errlen, "NTK factor %g must be >= 1 (1 = off)", c->ntk_factor); return -1; }
     if (c->pi_factor != 1.0 && c->yarn_factor != 1.0) { set_err(err, errlen, "PI and YaRN scaling cannot be combined; choose one"); return -1; }
     int scaled = (c->pi_factor != 1.0 || c->yarn_factor != 1.0 || c->ntk_factor != 1.0);
-    if (scaled && !(c->pe == PE_ROPE || c->pe == PE_ROPEPP_EH || c->pe == PE_ROPEPP_EC || c->pe == PE_PARTIAL)) {
-        set_err(err, errlen, "rope scaling (PI, YaRN, NTK) applies to rope, ropepp_eh, ropepp_ec and partial only, not %s", pe_name(c->pe));
+    if (scaled && !pe_scalable(c->pe)) {
+        char names[256];
+        set_err(err, errlen, "rope scaling (PI, YaRN, NTK) applies to %s only, not %s", pe_names(names, sizeof(names), ", ", 1),
+                pe_name(c->pe));
         return -1;
     }
-    if (c->pe == PE_PARTIAL) {
+    if (pe_info(c->pe)->partial) {
         if (!(c->rotary_frac > 0.0 && c->rotary_frac <= 1.0)) {   /* before the int conversion: NaN or 1e300 is UB there */
             set_err(err, errlen, "rotary fraction %g must be in (0, 1]", c->rotary_frac);
             return -1;
@@ -829,7 +824,7 @@ int config_validate(const Config *c, char *err, size_t errlen) {
             return -1;
         }
     }
-    if (c->pe == PE_FOPE) {
+    if (pe_info(c->pe)->per_group) {
         int M, P;
         if (HD < 4) { set_err(err, errlen, "fope needs head dim >= 4 (has %d)", HD); return -1; }
         fope_basis(c, HD, &M, &P);
@@ -981,14 +976,14 @@ void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const fl
     }
 }
 
-/* Rotary position embeddings, REFERENCE §1.2-1.3, in the rotate_half layout of the official code: pair j is
+/* Rotary position embeddings, docs/MATH.md (Pairs, RoPE, RoPE++), in the rotate_half layout of the official code: pair j is
    (x_j, x_{j+rot/2}). With (c, s) = tables[p, j] and (a, b) = (x_j, x_{j+rot/2}):
      real (RoPE, paper Eq. 1):            out_j = a c - b s,   out_{j+rot/2} = b c + a s
      imaginary (RoPE++, paper Eq. 2-4):   RoPE at angle p theta - pi/2, i.e. (c, s) -> (s, -c):
                                           out_j = a s + b c,   out_{j+rot/2} = b s - a c
    rope / ropepp:  c = cos(p theta_j), s = sin(p theta_j), theta_j = base^(-2j/HD) (scaled, see pe tables)
    partial:        the same on the first rot dims only, theta_j = base^(-2j/rot); dims >= rot pass through
-   fope:           c = Cc_j(p), s = S_j(p), per kv head (REFERENCE §2); slots j >= P have c = s = 1
+   fope:           c = Cc_j(p), s = S_j(p), per kv head (docs/MATH.md, FoPE); slots j >= P have c = s = 1
    Keys are only ever real-rotated. Queries of RoPE++ make both heads: output head 2h real, 2h+1 imaginary.
    inp rows (B, T) of stride inp_stride hold NH heads of HD; out is (B, T, NH * (imag_out ? 2 : 1), HD).
    group: heads per table group (FoPE: q head h uses the table of kv head h / group). */
@@ -1058,7 +1053,7 @@ void rotary_backward(floatX *dinp, const floatX *dout, size_t inp_stride, const 
 }
 
 /* Causal attention with GQA (attention head a reads kv head a / (NA/KVH), as HF repeat_kv and flash-attn) and
-   optional ALiBi (REFERENCE §3: the bias is added after scaling, logit = q.k / sqrt(HD) - m_a (t - j)):
+   optional ALiBi (docs/MATH.md, ALiBi: the bias is added after scaling, logit = q.k / sqrt(HD) - m_a (t - j)):
      att[t, j] = softmax_j( q_t . k_j / sqrt(HD) - m_a (t - j) ),  j <= t;     out_t = sum_j att[t, j] v_j
    out (B, T, NA, HD), att (B, NA, T, T) saved probabilities, q (B, T, NA, HD), k (B, T, KVH, HD),
    v rows (B, T) of stride v_stride holding KVH heads of HD. */
@@ -1146,9 +1141,9 @@ void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *d
     }
 }
 
-size_t attention_stats_size(int B, int T, int NA) { return (size_t)B * NA * T * T; }
+size_t attention_softmax_saved_size(int B, int T, int NA) { return (size_t)B * NA * T * T; }
 
-/* The noise experiment (REFERENCE §5): q += N(0, sigma^2) on the rotated real (or imaginary) queries, every
+/* The noise experiment (docs/MATH.md, The noise experiment): q += N(0, sigma^2) on the rotated real (or imaginary) queries, every
    layer, head of that type and position, redrawn on every forward. q (B, T, NA, HD). */
 static void query_noise_forward(floatX *q, const PosEmb *pe, int B, int T, int NA, int HD) {
     if (pe->noise_target == NOISE_NONE || pe->noise_sigma == 0.0) return;
@@ -1166,7 +1161,7 @@ static void query_noise_forward(floatX *q, const PosEmb *pe, int B, int T, int N
     }
 }
 
-void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const floatX *qkv, const PosEmb *pe,
+void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_saved, const floatX *qkv, const PosEmb *pe,
                        int B, int T, int HQ, int KVH, int HD) {
     /* qkv (B, T, QKV) -> rotated queries qr (B, T, NA, HD), rotated keys kr (B, T, KVH, HD), then the core.
        With no rotation (nope, alibi) the tables are empty and rot = 0: rotary_forward copies. */
@@ -1175,10 +1170,10 @@ void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const
     rotary_forward(qr, qkv, stride, pe, pe->imag, HQ / KVH, B, T, HQ, HD);
     rotary_forward(kr, qkv + (size_t)HQ * HD, stride, pe, 0, 1, B, T, KVH, HD);
     query_noise_forward(qr, pe, B, T, NA, HD);
-    attention_core_forward(out, stats, qr, kr, qkv + (size_t)(HQ + KVH) * HD, stride, pe->alibi, B, T, NA, KVH, HD);
+    attention_core_forward(out, softmax_saved, qr, kr, qkv + (size_t)(HQ + KVH) * HD, stride, pe->alibi, B, T, NA, KVH, HD);
 }
 
-void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *stats,
+void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *softmax_saved,
                         const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                         int HD) {
     /* The chain of attention_forward backwards: core -> (dqr, dkr, dv), then each rotary backward into dqkv,
@@ -1192,7 +1187,7 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     floatX *dkr = (floatX *)mallocCheck(nk * sizeof(floatX));
     memset(dqr, 0, nq * sizeof(floatX));
     memset(dkr, 0, nk * sizeof(floatX));
-    attention_core_backward(dqr, dkr, dqkv + (size_t)(HQ + KVH) * HD, dout, stats, qr, kr,
+    attention_core_backward(dqr, dkr, dqkv + (size_t)(HQ + KVH) * HD, dout, softmax_saved, qr, kr,
                             qkv + (size_t)(HQ + KVH) * HD, stride, B, T, NA, KVH, HD);
     rotary_backward(dqkv, dqr, stride, pe, pe->imag, HQ / KVH, B, T, HQ, HD);
     rotary_backward(dqkv + (size_t)HQ * HD, dkr, stride, pe, 0, 1, B, T, KVH, HD);
@@ -1389,7 +1384,7 @@ const char *backend_name(void) {
 
 #endif /* !ROPEPP_CUDA */
 
-#ifndef ROPEPP_CPU_REF
+#ifndef ROPEPP_CPU_REF   /* tests/cpu_ref.c builds parts 1 and 2 only, under cpu_* names */
 /* ---------------------------------------------------------------------------------------------- 3. model */
 
 const char *const param_names[NUM_PARAM_TENSORS] = {"wte", "ln1w", "qkvw", "attprojw", "ln2w", "fcw", "fcprojw",
@@ -1425,9 +1420,9 @@ static void point_params(ParamTensors *p, floatX *mem, const size_t *sizes) {
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) { *ptrs[i] = mem; mem += sizes[i]; }
 }
 
-/* Fresh weights (REFERENCE §6.3). torch_default: what the authors' ZeRO-3 runs most likely got — embedding
+/* Fresh weights (docs/MATH.md, Initialization). torch_default: what the authors' ZeRO-3 runs most likely got — embedding
    N(0, 1), every Linear U(-1/sqrt(fan_in), +1/sqrt(fan_in)), norms 1. hf: N(0, 0.02) everywhere, norms 1.
-   FoPE coefficients (REFERENCE §2): xavier-normal with gain 0.3 over (KVH, M, P) (fan_in M*P, fan_out KVH*P),
+   FoPE coefficients (docs/MATH.md, FoPE): xavier-normal with gain 0.3 over (KVH, M, P) (fan_in M*P, fan_out KVH*P),
    plus a step identity: [g, step*p, p] += 1 with step = ceil(M/P), for p < P and step*p < M. */
 static void init_params_host(double *p, const Config *c, const Dims *d, const size_t *sizes, int init, uint64_t seed) {
     Rng rng = {seed};
@@ -1514,7 +1509,7 @@ void model_free(Model *m) {
     memset(m, 0, sizeof(*m));
 }
 
-/* Rotary frequencies with every scaling option (REFERENCE §1.1, §1.9, §4), for rot dims:
+/* Rotary frequencies with every scaling option (docs/MATH.md: Frequencies and tables, Scaling variants, Partial rotary), for rot dims:
      theta_j = (base * lambda)^(-2j/rot)                      eval-time NTK: base * lambda, no exponent
      PI:    theta_j /= s
      YaRN:  r_j = L_orig theta_j / (2 pi),  gamma_j = clip((r_j - 1) / (32 - 1), 0, 1)
@@ -1563,7 +1558,7 @@ static void model_build_pe(Model *m, int T_table) {
                     hs[(size_t)t * half + j] = (floatM)(sin(ang) * mscale);
                 }
         } else {
-            /* FoPE (REFERENCE §2), per layer l and kv head g, for output slot p < P:
+            /* FoPE (docs/MATH.md, FoPE), per layer l and kv head g, for output slot p < P:
                  Cc_p(t) = sum_m cos(omega_m t) C_cos[l, g, m, p],   S_p(t) = sum_m sin(omega_m t) C_sin[l, g, m, p]
                slots p = P..HD/2-1 are padded with Cc = S = 1 (a position-free map). */
             int M = d->fope_m, P = d->fope_p, KVH = d->KVH;
@@ -1613,7 +1608,6 @@ static PosEmb model_pe(const Model *m, int l) {
     PosEmb pe;
     memset(&pe, 0, sizeof(pe));
     int fope = m->cfg.pe == PE_FOPE;
-    pe.kind = m->cfg.pe;
     pe.rot = m->d.rot;
     pe.imag = m->d.imag;
     pe.per_group = fope;
@@ -1661,8 +1655,8 @@ static void model_alloc_acts(Model *m, int B, int T) {
                    L * N * C, L * N * 2 * F, L * N * F, L * N * C, N * C, SA, N * SW, N * C};
     size_t nx = 0, nm = 0;
     for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++) nx += xs[i];
-    floatM **mp[] = {&a->ln1_rstd, &a->ln2_rstd, &a->lnf_rstd, &a->stats, &a->losses, &a->norm};
-    size_t ms[] = {L * N, L * N, N, L * attention_stats_size(B, T, m->d.NA), N, 1};
+    floatM **mp[] = {&a->ln1_rstd, &a->ln2_rstd, &a->lnf_rstd, &a->softmax_saved, &a->losses, &a->norm};
+    size_t ms[] = {L * N, L * N, N, L * attention_softmax_saved_size(B, T, m->d.NA), N, 1};
     for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) nm += ms[i];
     m->acts_memory = (floatX *)backend_malloc(nx * sizeof(floatX));
     m->actsM_memory = (floatM *)backend_malloc(nm * sizeof(floatM));
@@ -1681,7 +1675,7 @@ static void model_alloc_acts(Model *m, int B, int T) {
    strided by the current sizes, so a smaller batch uses a prefix of every tensor. */
 typedef struct {
     floatX *ln1, *qkv, *qr, *kr, *atty, *res2, *ln2, *fch, *fchs, *res3;
-    floatM *ln1_rstd, *ln2_rstd, *stats;
+    floatM *ln1_rstd, *ln2_rstd, *softmax_saved;
 } LayerActs;
 
 static LayerActs layer_acts(const Model *m, int l) {
@@ -1701,7 +1695,7 @@ static LayerActs layer_acts(const Model *m, int l) {
     la.res3 = a->res3 + l * N * C;
     la.ln1_rstd = a->ln1_rstd + l * N;
     la.ln2_rstd = a->ln2_rstd + l * N;
-    la.stats = a->stats + l * attention_stats_size(m->B, m->T, m->d.NA);
+    la.softmax_saved = a->softmax_saved + l * attention_softmax_saved_size(m->B, m->T, m->d.NA);
     return la;
 }
 
@@ -1801,7 +1795,7 @@ static void model_forward_body(Model *m, KVCache *kv) {
         matmul_forward(la.qkv, la.ln1, layer_param(p->qkvw, l, (size_t)d->QKV * C), (int)N, C, d->QKV);
         profile_mark(pr, "matmul qkv");
         if (kv == NULL) {
-            attention_forward(la.atty, la.qr, la.kr, la.stats, la.qkv, &pe, B, T, d->HQ, d->KVH, d->HD);
+            attention_forward(la.atty, la.qr, la.kr, la.softmax_saved, la.qkv, &pe, B, T, d->HQ, d->KVH, d->HD);
         } else {
             size_t layer = (size_t)l * kv->B * kv->Tmax * d->KVH * d->HD;
             attention_cached_forward(la.atty, kv->k + layer, kv->v + layer, la.qkv, &pe, kv->pos, kv->pos_dev, B, T,
@@ -1873,7 +1867,7 @@ double model_forward(Model *m, const int *inputs, const int *targets, int B, int
     model_run_body(m, inputs, targets, B, T);
     model_classifier(m);
     m->loss = -1.0;
-    m->head_done = 0;
+    m->lm_head_backward_done = 0;
     if (targets == NULL) return -1.0;
     crossentropy_forward(m->acts.losses, m->acts.logits, m->targets, (int)N, m->cfg.vocab_size);
     profile_mark(m->profile, "crossentropy");
@@ -1907,7 +1901,7 @@ double model_forward_loss(Model *m, const int *inputs, const int *targets, int B
         matmul_backward(a->scratch_b + r0 * C, m->grads.lmw, a->scratch_a, a->lnf + r0 * C, m->params.lmw, rows, C, V);
         profile_mark(m->profile, "matmul lm head bwd");
     }
-    m->head_done = backward ? 1 : -1;
+    m->lm_head_backward_done = backward ? 1 : -1;
     return model_mean_loss(m, targets, N);
 }
 
@@ -1955,7 +1949,7 @@ void model_decode(Model *m, KVCache *kv, const int *tokens, int Tn) {
     backend_add_int(kv->pos_dev, Tn);
     kv->sampled = 0;
     m->loss = -1.0;
-    m->head_done = 0;
+    m->lm_head_backward_done = 0;
 }
 
 void model_sample(Model *m, KVCache *kv, int t, const Sampler *s) {
@@ -2014,7 +2008,7 @@ void model_decode_next(Model *m, KVCache *kv, const Sampler *s, int use_graph) {
     }
     kv->pos += 1;
     m->loss = -1.0;
-    m->head_done = 0;
+    m->lm_head_backward_done = 0;
 }
 
 void model_tokens_to_host(Model *m, KVCache *kv, int *tokens) {
@@ -2029,7 +2023,7 @@ void model_zero_grad(Model *m) {
 }
 
 void model_backward(Model *m) {
-    if (m->loss < 0.0 || m->head_done < 0) {
+    if (m->loss < 0.0 || m->lm_head_backward_done < 0) {
         fprintf(stderr, "error: model_backward needs a forward with targets first (model_forward, or model_forward_loss with backward)\n");
         exit(1);
     }
@@ -2049,7 +2043,7 @@ void model_backward(Model *m) {
     Profile *pr = m->profile;
     profile_mark(pr, "host: backward start");
     floatX *sa = a->scratch_a, *sb = a->scratch_b, *dlnf = sa;
-    if (m->head_done) {
+    if (m->lm_head_backward_done) {
         dlnf = sb;
     } else {
         crossentropy_backward(a->logits, a->logits, m->targets, dloss, N, V);
@@ -2077,7 +2071,7 @@ void model_backward(Model *m) {
         /* attention: res2 = res_in + attproj(attention(qkv(rmsnorm(res_in)))) */
         matmul_backward(sa, g->attprojw + (size_t)l * C * NAHD, a->dres, la.atty, layer_param(p->attprojw, l, (size_t)C * NAHD), N, (int)NAHD, C);
         profile_mark(pr, "matmul attproj bwd");
-        attention_backward(sb, sa, la.qr, la.kr, la.stats, la.qkv, la.atty, &pe, B, T, d->HQ, d->KVH, d->HD);
+        attention_backward(sb, sa, la.qr, la.kr, la.softmax_saved, la.qkv, la.atty, &pe, B, T, d->HQ, d->KVH, d->HD);
         profile_mark(pr, "attention bwd");
         matmul_backward(sa, g->qkvw + (size_t)l * d->QKV * C, sb, la.ln1, layer_param(p->qkvw, l, (size_t)d->QKV * C), N, C, d->QKV);
         profile_mark(pr, "matmul qkv bwd");
@@ -2086,7 +2080,7 @@ void model_backward(Model *m) {
     }
     encoder_backward(g->wte, a->dres, m->inputs, N, C);
     profile_mark(pr, "encoder bwd");
-    m->head_done = 0;
+    m->lm_head_backward_done = 0;
     m->loss = -1.0;   /* logits now hold dlogits */
 }
 
@@ -2237,7 +2231,7 @@ int schedule_from_name(const char *name) {
 }
 
 double lr_lambda(int sched, int k, int warmup, int total, int decay) {
-    /* REFERENCE §7.3 (HF 4.51 semantics):
+    /* docs/MATH.md, Learning-rate schedules (HF 4.51 semantics):
          constant_with_warmup:  k < W ? k / W : 1
          warmup_stable_decay:   k < W ? k / W : k < N - D ? 1 : k < N ? (1 + cos(pi (k - (N - D)) / D)) / 2 : 0
          cosine:                k < W ? k / W : max(0, (1 + cos(pi (k - W) / (N - W))) / 2) */
@@ -2318,7 +2312,7 @@ static void alibi_slopes_pow2(double *out, int n) {
 }
 
 void alibi_slopes(double *out, int n) {
-    /* REFERENCE §3: a power of two uses the list above; otherwise c = 2^floor(log2 n): the list for c, then the
+    /* docs/MATH.md, ALiBi: a power of two uses the list above; otherwise c = 2^floor(log2 n): the list for c, then the
        even-indexed entries of the list for 2c, truncated to n - c. */
     int c = 1;
     while (c * 2 <= n) c *= 2;

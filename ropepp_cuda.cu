@@ -6,16 +6,26 @@ Build: nvcc -O3 -std=c++17 -I. -gencode=arch=compute_90,code=sm_90 -c ropepp_cud
 and link with a C translation unit that defines ROPEPP_CUDA and ROPEPP_IMPLEMENTATION (the model code) and with
 -lcublas. floatX is __nv_bfloat16 (float with ROPEPP_FP32); floatM (masters, moments, tables, statistics) is float.
 
-Every op has the CPU body's meaning: same arguments, backward ACCUMULATES (+=) into gradients (crossentropy_backward
-writes, and may alias logits). All math is fp32 (AdamW in double, as on the CPU); every reduction has a fixed order,
-so two runs of the same program give bit-identical results (no atomics anywhere).
+Every op has the CPU body's meaning and arguments, including which gradients a backward WRITES (=: matmul's dinp,
+swiglu, attention's dqkv, cross-entropy, which may alias logits) and which it accumulates into (+=: the weight
+gradients, rmsnorm's dinp, encoder, rotary); ropepp.h part 2 says it per op. All math is fp32 (AdamW in double, as
+on the CPU); every reduction has a fixed order, so two runs give bit-identical results (no atomics anywhere).
+
+Files (one compilation unit: the headers in cuda/ are included from here, never compiled on their own):
+  ropepp_cuda.cu           the op functions ropepp.h declares, the elementwise kernels, the attention dispatch
+  cuda/rotary.cuh          the rotary helper pair every kernel that rotates uses (mirrors rotary_forward/backward
+                           of ropepp.h); the imaginary head is made there ((c, s) -> (s, -c)) and differentiated
+                           by the same pair's backward
+  cuda/attention_simt.cuh  the fp32-math fused attention kernels (any head dim <= 128, the fp32 build)
+  cuda/attention_mma.cuh   the tensor-core (mma.sync bf16) fused attention kernels (head dims 64, 128)
+  cuda/decode.cuh          the decoding kernels (KV cache append, cached attention) and the query noise
 
 Attention (the op the model calls) is a fused causal flash-style kernel (online softmax, nothing of size T x T):
   forward   1. keys: one elementwise kernel rotates k and writes kr (what a KV cache holds).
             2. one block per (64-query tile, attention head, batch): loads the raw q of its projected head from qkv,
                rotates it in shared memory (real, or imaginary with (c, s) -> (s, -c) for the odd heads of RoPE++),
                adds the query noise, writes qr, then walks the causal key tiles of its kv head (GQA) with ALiBi,
-               writing out and the row logsumexp (base 2) as `stats` (B, NA, T).
+               writing out and the row log-sum-exp (base 2) as softmax_saved (B, NA, T).
   backward  D = rowsum(dout * out); then two kernels that recompute P from q, k and the logsumexp:
             dq:     one block per (query tile, projected q head, batch) loops over the 1 or 2 attention heads of that
                     q head (real, imaginary), applies each head's rotary backward in shared memory and writes the sum
@@ -544,7 +554,7 @@ void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const fl
 /* ------------------------------------------------------------------------------------------------ rotary */
 
 /* One thread per (row, head, e): e < rot/2 is the pair (j, j + rot/2), e >= rot/2 a pass-through dim.
-   Real: (a c - b s, b c + a s); imaginary: (c, s) -> (s, -c). */
+   The arithmetic is cuda/rotary.cuh's pair (real; imaginary: (c, s) -> (s, -c)). */
 __global__ void rotary_forward_kernel(floatX *out, const floatX *inp, size_t inp_stride, PosEmb pe, int imag_out,
                                       int group, int T, int NH, int HD, size_t total) {
     int half = pe.rot / 2, W = half + HD - pe.rot, mult = imag_out ? 2 : 1;
@@ -558,14 +568,18 @@ __global__ void rotary_forward_kernel(floatX *out, const floatX *inp, size_t inp
         floatX *oim = ore + HD;
         if (e < half) {
             int j = e;
-            size_t tab = ((size_t)(pe.per_group ? h / group : 0) * pe.T_table + t) * half + j;
-            float c = pe.cos[tab], s = pe.sin[tab];
+            size_t tab = rotary_table_index(pe, h / group, t, j);
+            float cos_v = pe.cos[tab], sin_v = pe.sin[tab], c, s, o1, o2;
             float a = x2f(x[j]), b = x2f(x[j + half]);
-            ore[j] = f2x(a * c - b * s);
-            ore[j + half] = f2x(b * c + a * s);
+            rotary_cs(c, s, cos_v, sin_v, 0);
+            rotary_pair_forward(o1, o2, a, b, c, s);
+            ore[j] = f2x(o1);
+            ore[j + half] = f2x(o2);
             if (imag_out) {
-                oim[j] = f2x(a * s + b * c);
-                oim[j + half] = f2x(b * s - a * c);
+                rotary_cs(c, s, cos_v, sin_v, 1);
+                rotary_pair_forward(o1, o2, a, b, c, s);
+                oim[j] = f2x(o1);
+                oim[j + half] = f2x(o2);
             }
         } else {
             int j = pe.rot + e - half;
@@ -588,14 +602,17 @@ __global__ void rotary_backward_kernel(floatX *dinp, const floatX *dout, size_t 
         const floatX *gim = gre + HD;
         if (e < half) {
             int j = e;
-            size_t tab = ((size_t)(pe.per_group ? h / group : 0) * pe.T_table + t) * half + j;
-            float c = pe.cos[tab], s = pe.sin[tab];
+            size_t tab = rotary_table_index(pe, h / group, t, j);
+            float cos_v = pe.cos[tab], sin_v = pe.sin[tab], c, s, da, db;
             float g1 = x2f(gre[j]), g2 = x2f(gre[j + half]);
-            float da = g1 * c + g2 * s, db = -g1 * s + g2 * c;
+            rotary_cs(c, s, cos_v, sin_v, 0);
+            rotary_pair_backward(da, db, g1, g2, c, s);
             if (imag_out) {
-                float i1 = x2f(gim[j]), i2 = x2f(gim[j + half]);
-                da += i1 * s - i2 * c;
-                db += i1 * c + i2 * s;
+                float i1 = x2f(gim[j]), i2 = x2f(gim[j + half]), da_im, db_im;
+                rotary_cs(c, s, cos_v, sin_v, 1);
+                rotary_pair_backward(da_im, db_im, i1, i2, c, s);
+                da += da_im;
+                db += db_im;
             }
             dx[j] = f2x(x2f(dx[j]) + da);
             dx[j + half] = f2x(x2f(dx[j + half]) + db);
@@ -829,22 +846,22 @@ static void attn_fwd_launch(const AttnArgs *A) {
     cudaCheckLaunch();
 }
 
-size_t attention_stats_size(int B, int T, int NA) { return (size_t)B * NA * T; }
+size_t attention_softmax_saved_size(int B, int T, int NA) { return (size_t)B * NA * T; }
 
-void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const floatX *qkv, const PosEmb *pe,
+void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_saved, const floatX *qkv, const PosEmb *pe,
                        int B, int T, int HQ, int KVH, int HD) {
     attn_check_shape(pe, B, T, HQ, KVH, HD);
     AttnArgs A = attn_args(pe, B, T, HQ, KVH, HD);
     /* keys: rotated once, stored (the KV cache's content); the attention kernel reads kr */
     rotary_forward(kr, qkv + (size_t)HQ * HD, A.stride, pe, 0, 1, B, T, KVH, HD);
-    A.qkv = qkv; A.out = out; A.qr = qr; A.kr = kr; A.stats = stats;
+    A.qkv = qkv; A.out = out; A.qr = qr; A.kr = kr; A.stats = softmax_saved;
     A.kptr = kr; A.k_bstride = (size_t)T * KVH * HD; A.k_rstride = (size_t)KVH * HD;
     A.vptr = qkv + (size_t)(HQ + KVH) * HD; A.v_bstride = (size_t)T * A.stride; A.v_rstride = A.stride;
     A.qpos0 = 0; A.nkeys = T;
     attn_fwd_launch(&A);
 }
 
-void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *stats,
+void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *softmax_saved,
                         const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                         int HD) {
     attn_check_shape(pe, B, T, HQ, KVH, HD);
@@ -853,7 +870,7 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     float *D = (float *)scratch_get(SCR_D, rows * sizeof(float));
     attn_rowdot_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(D, dout, out, B, T, A.NA, HD);
     cudaCheckLaunch();
-    A.qkv = qkv; A.qr = (floatX *)qr; A.kr = kr; A.stats_in = stats; A.dout = dout; A.D = D; A.dqkv = dqkv;
+    A.qkv = qkv; A.qr = (floatX *)qr; A.kr = kr; A.stats_in = softmax_saved; A.dout = dout; A.D = D; A.dqkv = dqkv;
 #ifndef ROPEPP_FP32
     if (tc_bwd_ok(&A)) { tc_bwd_launch(&A); return; }
 #endif

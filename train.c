@@ -97,11 +97,12 @@ static Options default_options(void) {
 
 static void usage(const Options *d) {
     const Config *c = &d->model;
+    char names[256];
     printf("usage: train [flags]    (train_gpu: the same flags)\n\n"
            "A run is a folder (--out): its checkpoints, train.jsonl, settings.txt (every setting), command.txt (each\n"
            "command line) and samples.txt. ./infer, ./eval and --resume take the folder.\n\n"
            "model\n"
-           "  --pe NAME            position embedding: nope rope ropepp_eh ropepp_ec fope alibi partial (%s)\n"
+           "  --pe NAME            position embedding: %s (%s); --list-pe describes them\n"
            "  --dim C              model dim (%d)\n"
            "  --layers L           layers (%d)\n"
            "  --heads H            heads; ropepp_eh projects H/2, ropepp_ec attends with 2H (%d)\n"
@@ -128,7 +129,7 @@ static void usage(const Options *d) {
            "  --task-bos [0|1]     task rows start with the BOS token 0, as the documents of data/docs2shards do\n"
            "  --mqar-filler KIND   MQAR's non-query positions: random (uniform tokens) or blank (token 0) (random)\n"
            "  --mqar-kv N          MQAR key-value pairs per row (0 = seq/16)\n\n"
-           "optimization (AdamW)\n"
+           "optimization (AdamW, docs/MATH.md)\n"
            "  --steps N            optimizer steps (%d)\n"
            "  --lr LR              peak learning rate (%g)\n"
            "  --warmup W           linear warmup steps from 0 (-1 = 5%% of --steps)\n"
@@ -157,10 +158,11 @@ static void usage(const Options *d) {
            "  --temperature T      sampling temperature (%g)\n"
            "  --profile            after training, where each step's time went: ms per step of every op (steps 3 on)\n"
            "  --peak-tflops P      GPU build: peak for MFU, or env ROPEPP_PEAK_TFLOPS (%g, measured bf16 on H100)\n"
+           "  --list-pe            the position embeddings, one a line (name, facts, description), then exit\n"
            "  --help               this text\n\n"
            "Ctrl-C (or SIGTERM) finishes the step, writes a checkpoint and a log line, and exits with 130; a second\n"
            "Ctrl-C exits at once.\n",
-           pe_name(c->pe), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->rotary_frac,
+           pe_names(names, sizeof(names), " ", -1), pe_name(c->pe), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->rotary_frac,
            c->rope_base, c->norm_eps, (unsigned long long)d->seed, d->train_pattern, d->val_pattern, d->batch,
            d->seq, d->steps, d->lr, d->beta1, d->beta2, d->eps, d->weight_decay, d->clip,
            d->val_every, d->val_batches, d->ckpt_every, d->keep, d->sample_len,
@@ -191,7 +193,7 @@ static void mark_given(Options *o, const char *f) {
 /* One flag and its value into o (from the command line or a run's settings.txt). 0, or -1 if the flag is unknown. */
 static int parse_flag(Options *o, const char *f, const char *v) {
     Config *c = &o->model;
-    if (strcmp(f, "--pe") == 0) { c->pe = pe_from_name(v); if (c->pe < 0) die_flag(f, v, "one of nope rope ropepp_eh ropepp_ec fope alibi partial"); }
+    if (strcmp(f, "--pe") == 0) { c->pe = pe_from_name(v); if (c->pe < 0) { char names[256], want[300]; snprintf(want, sizeof(want), "one of %s", pe_names(names, sizeof(names), " ", -1)); die_flag(f, v, want); } }
     else if (strcmp(f, "--dim") == 0) c->dim = flag_int("./train", f, v, 1, 65536);
     else if (strcmp(f, "--layers") == 0) c->n_layers = flag_int("./train", f, v, 1, 1024);
     else if (strcmp(f, "--heads") == 0) c->n_heads = flag_int("./train", f, v, 1, 4096);
@@ -258,6 +260,7 @@ static void parse_args(Options *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { Options d = default_options(); usage(&d); exit(0); }
+        if (strcmp(f, "--list-pe") == 0) { pe_list(stdout); exit(0); }
         if (strcmp(f, "--resume") == 0) {   /* --resume [DIR] */
             o->resume = 1;
             if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) { o->out = argv[++i]; o->out_given = 1; }

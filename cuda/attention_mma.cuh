@@ -177,10 +177,9 @@ template <int HD, int BM> __global__ void __launch_bounds__(BM * 2, 256 / (BM * 
 #pragma unroll
             for (int u = 0; u < 4; u++) {
                 const int i = base + u * NT + tid, r = i / hch, c = i % hch;
-                const int t = q0 + r % BMpos, a = a0 + r / BMpos, h = pe.imag ? a >> 1 : a;
+                const int t = q0 + r % BMpos;
                 if (i < npair && t < T) {
-                    const int tg = pe.per_group ? h / A.qgroup : 0;
-                    const size_t tab = ((size_t)tg * pe.T_table + A.qpos0 + t) * half + c * 8;
+                    const size_t tab = rotary_table_index(pe, g, A.qpos0 + t, c * 8);
                     ld8f(cs[u], pe.cos + tab);
                     ld8f(sn[u], pe.sin + tab);
                 }
@@ -195,9 +194,9 @@ template <int HD, int BM> __global__ void __launch_bounds__(BM * 2, 256 / (BM * 
                     ld8(x1, Qs + swz<HD>(r, c + hch));
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
-                        float u0, u1;
-                        if (!is_imag) { u0 = x0[e] * cs[u][e] - x1[e] * sn[u][e]; u1 = x1[e] * cs[u][e] + x0[e] * sn[u][e]; }
-                        else { u0 = x0[e] * sn[u][e] + x1[e] * cs[u][e]; u1 = x1[e] * sn[u][e] - x0[e] * cs[u][e]; }
+                        float c_e, s_e, u0, u1;
+                        rotary_cs(c_e, s_e, cs[u][e], sn[u][e], is_imag);
+                        rotary_pair_forward(u0, u1, x0[e], x1[e], c_e, s_e);
                         y0[e] = roundx(u0);
                         y1[e] = roundx(u1);
                     }
@@ -363,23 +362,26 @@ template <int HD> __device__ __forceinline__ void tc_dq_epilogue(const AttnArgs 
             bf16 *dst = A.dqkv + (row0 + t) * A.stride + (size_t)h * HD;
             if (c < hch) {
                 float cs[8], sn[8], da[8], db[8];
-                const int tg = pe.per_group ? h / A.qgroup : 0;
-                const size_t tab = ((size_t)tg * pe.T_table + t) * half + c * 8;
+                const size_t tab = rotary_table_index(pe, h / A.qgroup, t, c * 8);
                 ld8f(cs, pe.cos + tab);
                 ld8f(sn, pe.sin + tab);
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     const float g1 = src[c * 8 + e], g2 = src[(c + hch) * 8 + e];
-                    da[e] = g1 * cs[e] + g2 * sn[e];
-                    db[e] = -g1 * sn[e] + g2 * cs[e];
+                    float c_e, s_e;
+                    rotary_cs(c_e, s_e, cs[e], sn[e], 0);
+                    rotary_pair_backward(da[e], db[e], g1, g2, c_e, s_e);
                 }
                 if (per == 2) {
                     const float *si = src + BMpos * LDQ;
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
                         const float i1 = si[c * 8 + e], i2 = si[(c + hch) * 8 + e];
-                        da[e] += i1 * sn[e] - i2 * cs[e];
-                        db[e] += i1 * cs[e] + i2 * sn[e];
+                        float c_e, s_e, da_im, db_im;
+                        rotary_cs(c_e, s_e, cs[e], sn[e], 1);
+                        rotary_pair_backward(da_im, db_im, i1, i2, c_e, s_e);
+                        da[e] += da_im;
+                        db[e] += db_im;
                     }
                 }
                 *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(da);
@@ -723,7 +725,7 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
     __syncthreads();
     {
         constexpr int CH = HD / 8;
-        const int half = pe.rot / 2, hch = half / 8, rch = pe.rot / 8, tg = pe.per_group ? g : 0;
+        const int half = pe.rot / 2, hch = half / 8, rch = pe.rot / 8;
         for (int i = tid; i < kvalid * CH; i += NT) {
             const int r = i / CH, c = i % CH, t = k0 + r;
             if (c >= hch && c < rch) continue;
@@ -732,14 +734,17 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
             float x[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
             if (c < hch) {
                 float cs[8], sn[8], y[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-                const size_t tab = ((size_t)tg * pe.T_table + t) * half + c * 8;
+                const size_t tab = rotary_table_index(pe, g, t, c * 8);
                 ld8f(cs, pe.cos + tab);
                 ld8f(sn, pe.sin + tab);
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     const float g1 = src[c * 8 + e], g2 = src[(c + hch) * 8 + e];
-                    x[e] += g1 * cs[e] + g2 * sn[e];
-                    y[e] += -g1 * sn[e] + g2 * cs[e];
+                    float c_e, s_e, da, db;
+                    rotary_cs(c_e, s_e, cs[e], sn[e], 0);
+                    rotary_pair_backward(da, db, g1, g2, c_e, s_e);
+                    x[e] += da;
+                    y[e] += db;
                 }
                 *reinterpret_cast<uint4 *>(dst + (c + hch) * 8) = pack8(y);
             } else {

@@ -158,14 +158,11 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_fwd_kerne
     __syncthreads();
     const int half = pe.rot / 2;
     if (half > 0) {
-        const int tg = pe.per_group ? h / A.qgroup : 0;
         for (int idx = tid; idx < qvalid * half; idx += ATT_THREADS) {
             int r = idx / half, j = idx % half;
-            size_t tab = ((size_t)tg * pe.T_table + p0 + r) * half + j;
-            float c = pe.cos[tab], s = pe.sin[tab];
-            float x0 = Qs[r * LD + j], x1 = Qs[r * LD + j + half], y0, y1;
-            if (!is_imag) { y0 = x0 * c - x1 * s; y1 = x1 * c + x0 * s; }
-            else { y0 = x0 * s + x1 * c; y1 = x1 * s - x0 * c; }
+            float c, s, x0 = Qs[r * LD + j], x1 = Qs[r * LD + j + half], y0, y1;
+            rotary_cs(c, s, pe, rotary_table_index(pe, g, p0 + r, j), is_imag);
+            rotary_pair_forward(y0, y1, x0, x1, c, s);
             Qs[r * LD + j] = roundx(y0);
             Qs[r * LD + j + half] = roundx(y1);
         }
@@ -284,7 +281,6 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dq_ke
     const int q0 = qt * ATT_B, qvalid = min(ATT_B, T - q0);
     const size_t row0 = (size_t)b * T;
     const int nh = pe.imag ? 2 : 1, half = pe.rot / 2;
-    const int tg = pe.per_group ? h / A.qgroup : 0;
     const float scale2 = A.scale2;
 
     for (int idx = tid; idx < ATT_B * LD; idx += ATT_THREADS) DQs[idx] = 0.0f;
@@ -341,11 +337,9 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dq_ke
         __syncthreads();
         for (int idx = tid; idx < qvalid * half; idx += ATT_THREADS) {
             int r = idx / half, j = idx % half, t = q0 + r;
-            size_t tab = ((size_t)tg * pe.T_table + t) * half + j;
-            float c = pe.cos[tab], s = pe.sin[tab];
-            float g1 = Ks[r * LD + j], g2 = Ks[r * LD + j + half], da, db;
-            if (!is_imag) { da = g1 * c + g2 * s; db = -g1 * s + g2 * c; }
-            else { da = g1 * s - g2 * c; db = g1 * c + g2 * s; }
+            float c, s, g1 = Ks[r * LD + j], g2 = Ks[r * LD + j + half], da, db;
+            rotary_cs(c, s, pe, rotary_table_index(pe, g, t, j), is_imag);
+            rotary_pair_backward(da, db, g1, g2, c, s);
             DQs[r * LD + j] += da;
             DQs[r * LD + j + half] += db;
         }
@@ -439,16 +433,16 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dkv_k
 #pragma unroll
         for (int k = 0; k < CPT; k++) Qs[(ty * 4 + i) * LD + tile_col<HDP>(tx, k)] = dk[i][k] * A.scale;
     __syncthreads();
-    const int half = pe.rot / 2, tg = pe.per_group ? g : 0;
+    const int half = pe.rot / 2;
     floatX *kb = A.dqkv + (row0 + k0) * A.stride + (size_t)(A.HQ + g) * HD;
     for (int idx = tid; idx < kvalid * half; idx += ATT_THREADS) {
         int r = idx / half, j = idx % half, t = k0 + r;
-        size_t tab = ((size_t)tg * pe.T_table + t) * half + j;
-        float c = pe.cos[tab], s = pe.sin[tab];
-        float g1 = Qs[r * LD + j], g2 = Qs[r * LD + j + half];
+        float c, s, g1 = Qs[r * LD + j], g2 = Qs[r * LD + j + half], da, db;
+        rotary_cs(c, s, pe, rotary_table_index(pe, g, t, j), 0);
+        rotary_pair_backward(da, db, g1, g2, c, s);
         floatX *p = kb + (size_t)r * A.stride;
-        p[j] = f2x(g1 * c + g2 * s);
-        p[j + half] = f2x(-g1 * s + g2 * c);
+        p[j] = f2x(da);
+        p[j + half] = f2x(db);
     }
     const int npass = HD - pe.rot;
     for (int idx = tid; idx < kvalid * npass; idx += ATT_THREADS) {

@@ -17,11 +17,16 @@ __device__ __forceinline__ size_t rotary_table_index(const PosEmb &pe, int g, in
     return ((size_t)(pe.per_group ? g : 0) * pe.T_table + t) * (size_t)(pe.rot / 2) + j;
 }
 
-/* (c, s) of the real head, or of the imaginary head ((c, s) -> (s, -c)) when imag != 0. */
+/* (c, s) of the real head, or of the imaginary head ((c, s) -> (s, -c)) when imag != 0, from the table values
+   (cos_v, sin_v) = (cos, sin)(p theta_j) (kernels that load eight entries at once use this form). */
+__device__ __forceinline__ void rotary_cs(float &c, float &s, float cos_v, float sin_v, int imag) {
+    c = imag ? sin_v : cos_v;
+    s = imag ? -cos_v : sin_v;
+}
+
+/* (c, s) as above from table entry tab (rotary_table_index). */
 __device__ __forceinline__ void rotary_cs(float &c, float &s, const PosEmb &pe, size_t tab, int imag) {
-    const float cr = pe.cos[tab], sr = pe.sin[tab];
-    c = imag ? sr : cr;
-    s = imag ? -cr : sr;
+    rotary_cs(c, s, pe.cos[tab], pe.sin[tab], imag);
 }
 
 /* forward of one pair: (o1, o2) = (a c - b s, b c + a s) */

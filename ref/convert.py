@@ -353,7 +353,7 @@ def config_from_hf(hf, state_keys=(), pe=None):
 
 
 # Every FoPE key the authors' FourierEmbedding (modeling_llama_fope.py) reads, with the values of their train_fope.py
-# (REFERENCE section 2), except init_device: "cuda" there, "cpu" here so the folder loads on any machine (it only
+# (docs/MATH.md, FoPE), except init_device: "cuda" there, "cpu" here so the folder loads on any machine (it only
 # says where the frequency tables are first built). fourier_dim is set to the head_dim per model.
 FOPE_CONFIG = {
     "fourier": True, "fourier_dim": 0, "fourier_init": "eye_xavier_norm", "fourier_init_norm_gain": 0.3,

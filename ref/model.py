@@ -1,7 +1,7 @@
 # ref/model.py -- independent PyTorch float64 reference of the ropepp models.
 #
 # What it is: a plain PyTorch re-statement of the authors' HF-Llama code (OpenMOSS/rope_pp, see
-# shared docs REFERENCE.md) with every position embedding the C port offers:
+# docs/MATH.md) with every position embedding the C port offers:
 #   nope, rope, ropepp_eh, ropepp_ec, fope, alibi, partial
 # It is the oracle for the C parity fixtures (ref/make_fixtures.py) and the model that ref/convert.py
 # maps to and from HF checkpoints.  Everything runs in float64 on CPU.
@@ -159,7 +159,7 @@ def fope_frequencies(cfg):
 
 
 def alibi_slopes(n):
-    """flash-attn / ALiBi-paper slopes for n heads (REFERENCE section 3)."""
+    """flash-attn / ALiBi-paper slopes for n heads (docs/MATH.md, ALiBi)."""
     def pow2(n):
         start = 2 ** (-(2 ** -(math.log2(n) - 3)))                # = 2^(-8/n)
         return [start * start ** i for i in range(n)]
@@ -195,7 +195,7 @@ class RMSNorm(nn.Module):
 
 
 class FourierEmbedding(nn.Module):
-    """FoPE as configured by the authors (REFERENCE section 2), frozen coefficients (KVH, M, P)."""
+    """FoPE as configured by the authors (docs/MATH.md, FoPE), frozen coefficients (KVH, M, P)."""
 
     def __init__(self, cfg):
         super().__init__()

@@ -7,8 +7,8 @@
 #
 # Checks: converter round trips (HF -> ckpt -> HF lossless for every PE, ckpt -> HF -> ckpt byte-identical,
 # bf16 and pytorch_model.bin paths, PE detection from the authors' config keys); the imaginary-query identities
-# of REFERENCE section 1.3; RoPE++ head order / GQA mapping in the model against explicit per-head formulas;
-# EH/EC parameter counts (REFERENCE section 10); ALiBi slopes (section 3); FoPE M/P/init (section 2); YaRN
+# of docs/MATH.md, RoPE++; RoPE++ head order / GQA mapping in the model against explicit per-head formulas;
+# EH/EC parameter counts (docs/MATH.md, Parameter counts); ALiBi slopes (ALiBi); FoPE M/P/init (FoPE); YaRN
 # ramp counts (section 1.9); LR schedules (section 7.3); and, when tests/fixtures/*.fix exist, that they
 # re-derive from their .ckpt.
 
@@ -205,7 +205,7 @@ OFFICIAL_KEYS = {
 }
 OFFICIAL_CLASS = {"rope": "rope_pp", "ropepp_eh": "rope_pp", "ropepp_ec": "rope_pp", "fope": "fope",
                   "alibi": "alibi", "partial": "pythia"}
-# train_fope.py's settings (REFERENCE section 2) for a head_dim-128 model
+# train_fope.py's settings (docs/MATH.md, FoPE) for a head_dim-128 model
 AUTHORS_FOPE = {"fourier": True, "fourier_dim": 128, "fourier_init": "eye_xavier_norm", "fourier_init_norm_gain": 0.3,
                 "fourier_separate_basis": True, "fourier_separate_head": True, "fourier_learnable": False,
                 "fourier_norm": False, "fourier_ignore_zero": True, "rope_init_distribution": "exponential",
@@ -283,7 +283,7 @@ def converter_cli_help():
 
 
 # ----------------------------------------------------------------------------------------------------------
-# RoPE++ math (REFERENCE section 1.3 / 1.4)
+# RoPE++ math (docs/MATH.md, RoPE++ and Head layouts)
 
 def rope_rotate(x, cos, sin):
     return x * cos + rotate_half(x) * sin
@@ -378,7 +378,7 @@ def eh_ec_parameter_counts():
 
 @check
 def shipped_config_totals():
-    """REFERENCE section 10.2 whole-model totals via the .ckpt table shapes."""
+    """The authors' shipped configs' whole-model totals via the .ckpt table shapes."""
     shapes = {"376M": (1024, 3584, 8, 8, 4), "776M": (1536, 5376, 12, 12, 6), "1.5B": (2048, 7168, 16, 16, 4)}
     want = {("376M", "rope"): 375_931_904, ("376M", "ropepp_eh"): 367_543_296, ("376M", "ropepp_ec"): 384_320_512,
             ("776M", "rope"): 776_246_784, ("776M", "ropepp_eh"): 747_935_232, ("776M", "ropepp_ec"): 804_558_336,
@@ -540,7 +540,7 @@ def lr_schedules():
     f = lr_lambda("cosine", 2, 10)
     close([f(k) for k in range(11)], [0, .5] + [.5 * (1 + math.cos(math.pi * (k - 2) / 8)) for k in range(2, 11)],
           1e-15, "cosine")
-    # the HF decay phase of REFERENCE 7.3 (W 0, stable 1, D 9999): lambda(0) = 1, lambda(k) = cos ramp of k - 1
+    # the HF decay phase of docs/MATH.md, Learning-rate schedules (W 0, stable 1, D 9999): lambda(0) = 1, lambda(k) = cos ramp of k - 1
     f = lr_lambda("warmup_stable_decay", 0, 10000, 9999)
     close([f(0), f(1), f(5000)], [1, 1, .5 * (1 + math.cos(math.pi * 4999 / 9999))], 1e-15, "HF decay phase")
 

@@ -11,7 +11,7 @@
 #
 # Output: docs/FORMATS.md token shards, magic 20240801 (uint32 tokens), version 1: 256 x int32 header then the
 # tokens.  The first --val_tokens tokens go to <prefix>_val_000000.bin, the rest to <prefix>_train_NNNNNN.bin
-# (each at most --shard_tokens tokens).  As in the authors' data loader (REFERENCE section 7.5) every document
+# (each at most --shard_tokens tokens).  As in the authors' data loader (docs/MATH.md, Data) every document
 # starts with BOS (128000 for Llama-3) and gets no EOS; documents shorter than --min_tokens (counting the BOS;
 # the authors use 512) are dropped.
 # Documents: a .txt file is one document, or one per blank-line-separated block with --txt_split blankline;

@@ -31,9 +31,9 @@ void cpu_attention_core_backward(float *dq, float *dk, float *dv, const float *d
                                  const float *q, const float *k, const float *v, size_t v_stride,
                                  int B, int T, int NA, int KVH, int HD);
 size_t cpu_attention_stats_size(int B, int T, int NA);
-void cpu_attention_forward(float *out, float *qr, float *kr, float *stats, const float *qkv, const PosEmb *pe,
+void cpu_attention_forward(float *out, float *qr, float *kr, float *softmax_saved, const float *qkv, const PosEmb *pe,
                            int B, int T, int HQ, int KVH, int HD);
-void cpu_attention_backward(float *dqkv, const float *dout, const float *qr, const float *kr, const float *stats,
+void cpu_attention_backward(float *dqkv, const float *dout, const float *qr, const float *kr, const float *softmax_saved,
                             const float *qkv, const float *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                             int HD);
 void cpu_attention_cached_forward(float *out, float *kcache, float *vcache, const float *qkv, const PosEmb *pe,

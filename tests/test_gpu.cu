@@ -354,16 +354,18 @@ typedef struct {
 
 static void pe_build(PeTables *P, int pe, int HD, int H, int KV, int T_table, double noise_sigma, int noise_target,
                      uint64_t noise_seed) {
-    int imag = pe == PE_ROPEPP_EH || pe == PE_ROPEPP_EC;
-    P->HQ = pe == PE_ROPEPP_EH ? H / 2 : H;
-    P->KVH = pe == PE_ROPEPP_EH ? KV / 2 : KV;
-    P->NA = pe == PE_ROPEPP_EC ? 2 * H : H;
-    int rot = 0;
-    if (pe == PE_ROPE || imag || pe == PE_FOPE) rot = HD;
-    if (pe == PE_PARTIAL) { rot = 2 * (int)floor(HD * 0.25 / 2 + 0.5); if (rot < 2) rot = 2; }
-    int half = rot / 2, G = pe == PE_FOPE ? P->KVH : 1;
+    /* head counts and rotated dims from the header's config_dims (partial: the even rotated width nearest a
+       quarter of the head, at least 2, given to it as rotary_frac) */
+    Config c = config_default();
+    c.pe = pe; c.n_heads = H; c.n_kv_heads = KV; c.dim = H * HD;
+    int rot_partial = 2 * (int)floor(HD * 0.25 / 2 + 0.5);
+    c.rotary_frac = (rot_partial < 2 ? 2 : rot_partial) / (double)HD;
+    Dims d = config_dims(&c);
+    P->HQ = d.HQ; P->KVH = d.KVH; P->NA = d.NA;
+    int imag = d.imag, rot = d.rot, per_group = pe_info(pe)->per_group;
+    int half = rot / 2, G = per_group ? P->KVH : 1;
     memset(&P->h, 0, sizeof(PosEmb));
-    P->h.kind = pe; P->h.rot = rot; P->h.imag = imag; P->h.per_group = pe == PE_FOPE; P->h.T_table = T_table;
+    P->h.rot = rot; P->h.imag = imag; P->h.per_group = per_group; P->h.T_table = T_table;
     P->h.noise_sigma = noise_sigma; P->h.noise_target = noise_target; P->h.noise_seed = noise_seed;
     P->cos_.assign((size_t)G * T_table * half + 1, 0.0f);
     P->sin_.assign((size_t)G * T_table * half + 1, 0.0f);
@@ -420,7 +422,7 @@ static void test_attention_case(const AttCase &ac) {
     std::vector<float> out(N * NA * HD), qr(N * NA * HD), kr(N * KVH * HD), att((size_t)B * NA * T * T);
     cpu_attention_forward(out.data(), qr.data(), kr.data(), att.data(), qkv.data(), &P.h, B, T, HQ, KVH, HD);
     floatX *d_out = alloc_x(out.size()), *d_qr = alloc_x(qr.size()), *d_kr = alloc_x(kr.size());
-    float *d_stats = (float *)backend_malloc(attention_stats_size(B, T, NA) * sizeof(float));
+    float *d_stats = (float *)backend_malloc(attention_softmax_saved_size(B, T, NA) * sizeof(float));
     attention_forward(d_out, d_qr, d_kr, d_stats, d_qkv, &P.d, B, T, HQ, KVH, HD);
     double r;
     r = check_v("attention_forward.qr", tag, qr, down_x(d_qr, qr.size()), TOL_CHAIN); note_pe(ac.pe, 0, r);
@@ -448,10 +450,10 @@ static void test_attention_case(const AttCase &ac) {
         /* determinism: a second forward + backward on fresh buffers gives the same bits (out, qr, stats, dqkv) */
         std::vector<float> dq2 = dqkv0;
         floatX *d_out2 = alloc_x(out.size()), *d_qr2 = alloc_x(qr.size()), *d_kr2 = alloc_x(kr.size()), *d_dqkv2 = up_x(dq2);
-        float *d_stats2 = (float *)backend_malloc(attention_stats_size(B, T, NA) * sizeof(float));
+        float *d_stats2 = (float *)backend_malloc(attention_softmax_saved_size(B, T, NA) * sizeof(float));
         attention_forward(d_out2, d_qr2, d_kr2, d_stats2, d_qkv, &P.d, B, T, HQ, KVH, HD);
         attention_backward(d_dqkv2, d_dout, d_qr2, d_kr2, d_stats2, d_qkv, d_out2, &P.d, B, T, HQ, KVH, HD);
-        size_t ns = attention_stats_size(B, T, NA);
+        size_t ns = attention_softmax_saved_size(B, T, NA);
         bool same = down_x(d_out2, out.size()) == down_x(d_out, out.size()) &&
                     down_x(d_qr2, qr.size()) == down_x(d_qr, qr.size()) &&
                     down_x(d_dqkv2, dqkv.size()) == g;
@@ -853,7 +855,7 @@ static void bench(void) {
             std::vector<float> qkv = randn(N * QKV, 1.0), dout = randn(N * NA * HD, 1.0);
             floatX *d_qkv = up_x(qkv), *d_dout = up_x(dout), *d_out = alloc_x(N * NA * HD), *d_qr = alloc_x(N * NA * HD),
                    *d_kr = alloc_x(N * KVH * HD), *d_dqkv = alloc_x(N * QKV);
-            float *d_stats = (float *)backend_malloc(attention_stats_size(B, T, NA) * 4);
+            float *d_stats = (float *)backend_malloc(attention_softmax_saved_size(B, T, NA) * 4);
             float tf = 0, tb = 0;
             int reps = 5;
             for (int it = 0; it < reps + 1; it++) {

@@ -172,7 +172,7 @@ static void test_attention_probs(int pe) {
     double e = 0.0;
     for (int l = 0; l < c.n_layers; l++) {
         model_attention_probs(&m, l, p);
-        const floatM *stored = m.acts.stats + (size_t)l * attention_stats_size(B, T, m.d.NA);
+        const floatM *stored = m.acts.softmax_saved + (size_t)l * attention_softmax_saved_size(B, T, m.d.NA);
         for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)p[i] - (double)stored[i]));
     }
     check(e < 1e-6, "%-9s attention probabilities recomputed on the host = the op's (max abs %.1e)", pe_name(pe), e);

@@ -240,10 +240,10 @@ static void test_attention_core(Rng *r, int NA, int KVH, int use_alibi) {
 }
 
 /* ---- the attention op with each position embedding, from the fused qkv ---- */
-typedef struct { real *out, *qr, *kr, *qkv, *R; floatM *stats; PosEmb *pe; int B, T, HQ, KVH, HD; } AopCtx;
+typedef struct { real *out, *qr, *kr, *qkv, *R; floatM *softmax_saved; PosEmb *pe; int B, T, HQ, KVH, HD; } AopCtx;
 static double aop_loss(void *p) {
     AopCtx *c = (AopCtx *)p;
-    attention_forward(c->out, c->qr, c->kr, c->stats, c->qkv, c->pe, c->B, c->T, c->HQ, c->KVH, c->HD);
+    attention_forward(c->out, c->qr, c->kr, c->softmax_saved, c->qkv, c->pe, c->B, c->T, c->HQ, c->KVH, c->HD);
     return dot(c->out, c->R, (size_t)c->B * c->T * c->HQ * (c->pe->imag ? 2 : 1) * c->HD);
 }
 static void test_attention_op(Rng *r, int pe_kind) {
@@ -255,7 +255,7 @@ static void test_attention_op(Rng *r, int pe_kind) {
     int ngroups = pe_kind == PE_FOPE ? d.KVH : 1;
     PosEmb pe;
     memset(&pe, 0, sizeof(pe));
-    pe.kind = pe_kind; pe.rot = d.rot; pe.imag = d.imag; pe.per_group = pe_kind == PE_FOPE; pe.T_table = T;
+    pe.rot = d.rot; pe.imag = d.imag; pe.per_group = pe_kind == PE_FOPE; pe.T_table = T;
     size_t ntab = (size_t)ngroups * T * (half ? half : 1);
     real *tc = alloc_real(ntab), *ts = alloc_real(ntab);
     for (int g = 0; g < ngroups; g++) for (int t = 0; t < T; t++) for (int j = 0; j < half; j++) {
@@ -271,19 +271,19 @@ static void test_attention_op(Rng *r, int pe_kind) {
     pe.alibi = pe_kind == PE_ALIBI ? slopes : NULL;
     size_t nqkv = (size_t)B * T * d.QKV, nout = (size_t)B * T * d.NA * d.HD;
     AopCtx c = {alloc_real(nout), alloc_real(nout), alloc_real((size_t)B * T * d.KVH * d.HD), alloc_real(nqkv), alloc_real(nout),
-                alloc_real(attention_stats_size(B, T, d.NA)), &pe, B, T, d.HQ, d.KVH, d.HD};
+                alloc_real(attention_softmax_saved_size(B, T, d.NA)), &pe, B, T, d.HQ, d.KVH, d.HD};
     fill_uniform(c.qkv, nqkv, r, -1, 1);
     fill_uniform(c.R, nout, r, -1, 1);
     aop_loss(&c);
     real *dqkv = alloc_real(nqkv);
-    attention_backward(dqkv, c.R, c.qr, c.kr, c.stats, c.qkv, c.out, &pe, B, T, d.HQ, d.KVH, d.HD);
+    attention_backward(dqkv, c.R, c.qr, c.kr, c.softmax_saved, c.qkv, c.out, &pe, B, T, d.HQ, d.KVH, d.HD);
     char what[128];
     snprintf(what, sizeof(what), "attention op dqkv, %s (q heads %d, kv %d, attn %d)", pe_name(pe_kind), d.HQ, d.KVH, d.NA);
     track(fd_check(what, c.qkv, nqkv, dqkv, aop_loss, &c));
-    free(tc); free(ts); free(c.out); free(c.qr); free(c.kr); free(c.qkv); free(c.R); free(c.stats); free(dqkv);
+    free(tc); free(ts); free(c.out); free(c.qr); free(c.kr); free(c.qkv); free(c.R); free(c.softmax_saved); free(dqkv);
 }
 
-/* ---- paper properties of the imaginary head (REFERENCE §1.3) ---- */
+/* ---- paper properties of the imaginary head (docs/MATH.md, RoPE++) ---- */
 static void test_imaginary_properties(Rng *r) {
     int T = 9, HD = 8, half = HD / 2;
     real *tc = alloc_real((size_t)T * half), *ts = alloc_real((size_t)T * half);
@@ -333,7 +333,7 @@ static void test_noise(Rng *r) {
     pe.rot = HD; pe.imag = 1; pe.T_table = T; pe.cos = tc; pe.sin = ts;
     size_t nqkv = (size_t)B * T * (HQ + 2 * KVH) * HD, nq = (size_t)B * T * NA * HD;
     real *qkv = alloc_real(nqkv), *out = alloc_real(nq), *q0 = alloc_real(nq), *q1 = alloc_real(nq), *q2 = alloc_real(nq);
-    real *kr = alloc_real((size_t)B * T * KVH * HD), *att = alloc_real(attention_stats_size(B, T, NA));
+    real *kr = alloc_real((size_t)B * T * KVH * HD), *att = alloc_real(attention_softmax_saved_size(B, T, NA));
     fill_uniform(qkv, nqkv, r, -1, 1);
     attention_forward(out, q0, kr, att, qkv, &pe, B, T, HQ, KVH, HD);
     for (int target = NOISE_REAL; target <= NOISE_IMAG; target++) {
@@ -360,7 +360,7 @@ static void test_noise(Rng *r) {
 }
 
 static void test_param_counts(void) {
-    /* REFERENCE §10.1: C 768, H 12, KV 4, d 64 */
+    /* docs/MATH.md, Parameter counts: C 768, H 12, KV 4, d 64 */
     Config c = config_default();
     c.dim = 768; c.n_heads = 12; c.n_kv_heads = 4;
     size_t want[3] = {1572864, 1081344, 2162688};
@@ -377,7 +377,7 @@ static void test_param_counts(void) {
         Dims d = config_dims(&c);
         check(2 * d.KVH * d.HD == kv[i], "KV cache elements per token per layer %s = %d (want %d)", pe_name(pes[i]), 2 * d.KVH * d.HD, kv[i]);
     }
-    /* FoPE basis of the 376M config: M = 46, P = 32 (REFERENCE §2) */
+    /* FoPE basis of the 376M config: M = 46, P = 32 (docs/MATH.md, FoPE) */
     c.pe = PE_FOPE; c.dim = 1024; c.n_heads = 8; c.train_seq = 4096;
     Dims d = config_dims(&c);
     check(d.fope_m == 46 && d.fope_p == 32, "FoPE head dim 128, L_train 4096: M = %d (46), P = %d (32)", d.fope_m, d.fope_p);
@@ -398,7 +398,7 @@ static void test_alibi_slopes(void) {
 }
 
 static void test_schedules(void) {
-    /* REFERENCE §7.3 values */
+    /* docs/MATH.md, Learning-rate schedules */
     check(lr_lambda(SCHED_CONSTANT, 0, 500, 100000, 0) == 0.0, "constant_with_warmup: the first step has lr 0");
     check(fabs(lr_lambda(SCHED_CONSTANT, 250, 500, 100000, 0) - 0.5) < 1e-15, "constant_with_warmup: k/W in warmup");
     check(lr_lambda(SCHED_CONSTANT, 90000, 500, 100000, 0) == 1.0, "constant_with_warmup: 1 after warmup");

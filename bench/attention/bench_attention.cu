@@ -107,10 +107,10 @@ int main(int argc, char **argv) {
         p = c + 1;
     }
     for (const std::string &mode : ml) {
-        int pe, HQ, KVH, imag;
-        if (mode == "rope") { pe = PE_ROPE; HQ = 8; KVH = 4; imag = 0; }
-        else if (mode == "ropepp_eh") { pe = PE_ROPEPP_EH; HQ = 4; KVH = 2; imag = 1; }
-        else if (mode == "ropepp_ec") { pe = PE_ROPEPP_EC; HQ = 8; KVH = 4; imag = 1; }
+        int HQ, KVH, imag;   /* H 8, KV 4: EH projects 4 and 2, EC attends with 16 (ropepp.h config_dims) */
+        if (mode == "rope") { HQ = 8; KVH = 4; imag = 0; }
+        else if (mode == "ropepp_eh") { HQ = 4; KVH = 2; imag = 1; }
+        else if (mode == "ropepp_ec") { HQ = 8; KVH = 4; imag = 1; }
         else { fprintf(stderr, "unknown mode %s\n", mode.c_str()); return 2; }
         const int NA = HQ * (imag ? 2 : 1);
         for (int T : Ts) {
@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
             backend_from_host(dsin, sn.data(), sn.size() * 4);
             PosEmb P;
             memset(&P, 0, sizeof(P));
-            P.kind = pe; P.rot = HD; P.imag = imag; P.per_group = 0; P.T_table = T;
+            P.rot = HD; P.imag = imag; P.per_group = 0; P.T_table = T;
             P.cos = dcos; P.sin = dsin; P.alibi = NULL; P.noise_target = NOISE_NONE;
             const size_t N = (size_t)B * T, QKV = (size_t)(HQ + 2 * KVH) * HD;
             floatX *qkv = rand_x(N * QKV, 1.0), *dout = rand_x(N * NA * HD, 1.0);
@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
             floatX *kr = (floatX *)backend_malloc(N * KVH * HD * sizeof(floatX));
             floatX *dqkv = (floatX *)backend_malloc(N * QKV * sizeof(floatX));
             backend_zero(dqkv, N * QKV * sizeof(floatX));
-            float *stats = (float *)backend_malloc(attention_stats_size(B, T, NA) * sizeof(float));
+            float *stats = (float *)backend_malloc(attention_softmax_saved_size(B, T, NA) * sizeof(float));
             for (int i = 0; i < warmup; i++) {
                 attention_forward(out, qr, kr, stats, qkv, &P, B, T, HQ, KVH, HD);
                 attention_backward(dqkv, dout, qr, kr, stats, qkv, out, &P, B, T, HQ, KVH, HD);

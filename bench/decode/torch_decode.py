@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # bench/decode/torch_decode.py -- PyTorch decoding with a static KV cache, the competitor of decode_bench.c.
 #
-# The model is bench/train/torch_model.py (HF Llama layout, RoPE / RoPE++ EH / EC as docs/REFERENCE.md section 1)
+# The model is bench/train/torch_model.py (HF Llama layout, RoPE / RoPE++ EH / EC as docs/MATH.md, RoPE++)
 # with bf16 weights and random init.  For each context N: preallocated caches k, v of (B, KVH, Nmax, HD) per layer
 # (Nmax = N + warmup + steps), a prefill of N random tokens (SDPA, causal, one pass), then decoding of one new
 # token per sequence per step.  Two ways to run the step, both timed with CUDA events over --steps steps after

@@ -2,14 +2,14 @@
 # speed comparisons in bench/train/torch_train.py and bench/decode/torch_decode.py.
 #
 # Llama block: RMSNorm (HF: statistics in fp32), SwiGLU MLP, untied LM head, no biases, RoPE with rotate_half
-# pairs (j, j + d/2), RoPE++ exactly as docs/REFERENCE.md section 1 (the authors' modeling_llama_rope_pp.py):
+# pairs (j, j + d/2), RoPE++ exactly as docs/MATH.md, RoPE++ (the authors' modeling_llama_rope_pp.py):
 #   q_imag = q * sin - rotate_half(q) * cos          keys are only real-rotated
 #   torch.stack([q_real, q_imag], dim=2).reshape(B, 2*HQ, T, d)   -> attention head 2h real, 2h+1 imaginary
 #   ropepp_eh: q_proj C -> (H/2) d, k/v_proj C -> (KV/2) d, H attention heads, o_proj H d -> C
 #   ropepp_ec: q_proj C -> H d,     k/v_proj C -> KV d,     2H attention heads, o_proj 2H d -> C
 # Attention is torch.nn.functional.scaled_dot_product_attention (flash on a GPU) with native GQA
 # (enable_gqa=True; HF repeat_kv where this torch lacks it).  cos/sin are computed in fp32 and cast to the table
-# dtype (bf16 in the benchmarks, REFERENCE 1.10).
+# dtype (bf16 in the benchmarks, docs/MATH.md, Frequencies and tables).
 #
 # State-dict keys equal ref/model.py's (model.embed_tokens.weight, model.layers.{i}.self_attn.q_proj.weight, ...),
 # so `python3 bench/train/torch_train.py --check-ref` can load the float64 reference's weights and compare.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # bench/train/torch_train.py -- the PyTorch competitor for ropepp's training speed: the same model (torch_model.py,
-# HF Llama layout, RoPE / RoPE++ EH / EC as in docs/REFERENCE.md section 1), bf16 autocast over fp32 weights,
+# HF Llama layout, RoPE / RoPE++ EH / EC as in docs/MATH.md, RoPE++), bf16 autocast over fp32 weights,
 # SDPA (flash) attention with native GQA, fused AdamW (betas 0.95, 0.99, eps 1e-8, wd 0.1 except norms), random
 # tokens.  Modes: eager and torch.compile (mode "default").  Per mode it prints one JSON line: median step time
 # over --steps steps after --warmup warm-up steps (CUDA events, the GPU synchronised after every step, as
