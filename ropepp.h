@@ -75,6 +75,9 @@ extern "C" {
 #define residual_forward cpu_residual_forward
 #define matmul_forward cpu_matmul_forward
 #define matmul_backward cpu_matmul_backward
+#define matmul_forward_loops cpu_matmul_forward_loops
+#define matmul_backward_loops cpu_matmul_backward_loops
+#define matmul_library cpu_matmul_library
 #define rotary_forward cpu_rotary_forward
 #define rotary_backward cpu_rotary_backward
 #define attention_core_forward cpu_attention_core_forward
@@ -233,10 +236,16 @@ void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const f
                       const floatM *rstd, int N, int C);
 /* residual: out = a + b (its backward is the identity: the model adds straight into the residual gradient) */
 void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n);
-/* matmul: out = inp weight^T. Backward WRITES dinp (=) and accumulates dweight (+=). */
+/* matmul: out = inp weight^T. Backward WRITES dinp (=) and accumulates dweight (+=). On the CPU these go through
+   cblas_sgemm / cblas_dgemm when the build found a BLAS (ROPEPP_BLAS, see the Makefile), else through the plain
+   loops below, which are always compiled: they are the readable reference the BLAS path is tested against. */
 void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC);
 void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
                      int N, int IC, int OC);
+void matmul_forward_loops(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC);
+void matmul_backward_loops(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp,
+                           const floatX *weight, int N, int IC, int OC);
+const char *matmul_library(void);   /* "OpenBLAS 0.3.21 (...)" or "plain loops (no BLAS)" */
 /* rotary: the position embedding applied to heads read from rows of stride inp_stride. */
 void rotary_forward(floatX *out, const floatX *inp, size_t inp_stride, const PosEmb *pe, int imag_out,
                     int group, int B, int T, int NH, int HD);
@@ -541,6 +550,9 @@ int sample_token(const float *logits, int V, double temperature, int top_k, doub
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(ROPEPP_BLAS) && !defined(ROPEPP_CUDA)
+#include <cblas.h>
+#endif
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -820,7 +832,7 @@ void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
+void matmul_forward_loops(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
     /* out[n, o] = sum_i inp[n, i] weight[o, i]   out (N, OC), inp (N, IC), weight (OC, IC)
        Tiles of 4 rows x 4 outputs: the 16 dot products share every load of inp and weight (about 1.2x the
        untiled loop on 2 cores); each dot product still sums over i in order, so the bits do not change. */
@@ -851,8 +863,8 @@ void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N,
     }
 }
 
-void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
-                     int N, int IC, int OC) {
+void matmul_backward_loops(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp,
+                           const floatX *weight, int N, int IC, int OC) {
     /* forward: out[n, o] = sum_i inp[n, i] weight[o, i]
          dinp[n, i]     = sum_o dout[n, o] weight[o, i]   (written)
          dweight[o, i] += sum_n dout[n, o] inp[n, i]
@@ -901,6 +913,53 @@ void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const fl
         }
     }
 }
+
+#ifdef ROPEPP_BLAS
+/* C (M, Nc) = alpha op(A) op(B) + beta C, row-major, op = transpose where trans_a / trans_b: cblas_sgemm, or
+   cblas_dgemm in the double build. BLAS blocks the sums for the cache, so the bits differ from the loops'. */
+static void gemm_row_major(int trans_a, int trans_b, int M, int Nc, int K, const floatX *A, int lda,
+                           const floatX *B, int ldb, real beta, floatX *C, int ldc) {
+    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+#ifdef ROPEPP_DOUBLE
+    cblas_dgemm(CblasRowMajor, ta, tb, M, Nc, K, 1.0, A, lda, B, ldb, beta, C, ldc);
+#else
+    cblas_sgemm(CblasRowMajor, ta, tb, M, Nc, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
+    /* out (N, OC) = inp (N, IC) weight^T, weight (OC, IC), as matmul_forward_loops */
+    if (N <= 0) return;
+    gemm_row_major(0, 1, N, OC, IC, inp, IC, weight, IC, 0, out, OC);
+}
+
+void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
+                     int N, int IC, int OC) {
+    /* forward: out = inp weight^T
+         dinp (N, IC)     = dout (N, OC) weight (OC, IC)         (written: beta 0)
+         dweight (OC, IC) += dout^T (OC, N) inp (N, IC)          (accumulated: beta 1) */
+    if (N <= 0) return;
+    if (dinp != NULL) gemm_row_major(0, 0, N, IC, OC, dout, OC, weight, IC, 0, dinp, IC);
+    if (dweight != NULL) gemm_row_major(1, 0, OC, IC, N, dout, OC, inp, IC, 1, dweight, IC);
+}
+
+const char *matmul_library(void) {
+    static char name[160];
+    snprintf(name, sizeof(name), "%s", openblas_get_config());
+    return name;
+}
+#else
+void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
+    matmul_forward_loops(out, inp, weight, N, IC, OC);
+}
+
+void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
+                     int N, int IC, int OC) {
+    matmul_backward_loops(dinp, dweight, dout, inp, weight, N, IC, OC);
+}
+
+const char *matmul_library(void) { return "plain loops (no BLAS)"; }
+#endif
 
 /* Rotary position embeddings, REFERENCE §1.2-1.3, in the rotate_half layout of the official code: pair j is
    (x_j, x_{j+rot/2}). With (c, s) = tables[p, j] and (a, b) = (x_j, x_{j+rot/2}):
