@@ -83,6 +83,8 @@ extern "C" {
 #define attention_core_forward cpu_attention_core_forward
 #define attention_core_backward cpu_attention_core_backward
 #define attention_stats_size cpu_attention_stats_size
+#define attention_flash_forward cpu_attention_flash_forward
+#define attention_flash_backward cpu_attention_flash_backward
 #define attention_forward cpu_attention_forward
 #define attention_backward cpu_attention_backward
 #define attention_cached_forward cpu_attention_cached_forward
@@ -257,6 +259,13 @@ void attention_core_forward(floatX *out, floatM *att, const floatX *q, const flo
 void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *dout, const floatM *att,
                              const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
                              int B, int T, int NA, int KVH, int HD);
+/* the same attention blocked over keys, as the model's CPU attention runs it: saves lse (B, NA, T), the
+   log-sum-exp of each row's scores, instead of the probabilities; backward accumulates like the core's. CPU only. */
+void attention_flash_forward(floatX *out, floatM *lse, const floatX *q, const floatX *k, const floatX *v,
+                             size_t v_stride, const floatM *alibi, int B, int T, int NA, int KVH, int HD);
+void attention_flash_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *dout, const floatM *lse,
+                              const floatX *out, const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
+                              const floatM *alibi, int B, int T, int NA, int KVH, int HD);
 /* attention: the op the model calls — position embedding, noise and attention core from the fused qkv.
    Backward WRITES dqkv (every element). */
 size_t attention_stats_size(int B, int T, int NA);   /* floatM elements of `stats` per layer (backend's choice) */
@@ -1150,7 +1159,163 @@ void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *d
     }
 }
 
-size_t attention_stats_size(int B, int T, int NA) { return (size_t)B * NA * T * T; }
+/* Causal attention blocked over keys (flash-style), the CPU bodies of attention_forward / attention_backward: the
+   equations of attention_core_forward / attention_core_backward above, without the (T, T) probabilities.
+   For each (b, kv head) a block of ATT_BK keys is transposed once (kT: (HD, ATT_BK)), then every query of the
+   group's heads at or after the block scores all its keys at once (a vector over the block's keys). Forward, the
+   online softmax (Milakov & Gimelshein 2018; FlashAttention, Dao et al. 2022): per query t a running max m_t, sum
+   l_t and unnormalised output o_t; for each key block, with s_j = q_t . k_j / sqrt(HD) - slope_a (t - j):
+       m' = max(m, max_j s_j),   c = exp(m - m'),   l = c l + sum_j exp(s_j - m'),   o = c o + sum_j exp(s_j - m') v_j
+   and at the end out_t = o_t / l_t, lse_t = m_t + log(l_t) = log sum_j exp(s_j). lse (B, NA, T) is all that is
+   saved. Backward recomputes p_j = exp(s_j - lse_t) block by block, with D_t = dout_t . out_t = sum_j p_j dp_j:
+       dv_j += p_j dout_t,   dp_j = dout_t . v_j,   ds_j = p_j (dp_j - D_t),
+       dq_t += sum_j ds_j k_j / sqrt(HD),   dk_j += ds_j q_t / sqrt(HD)
+   Threads own one (b, kv head) each: every dq, dk and dv row is written by one thread. Shapes as attention_core_*. */
+enum { ATT_BK = 64 };   /* keys per block: kT and vT hold 2 HD ATT_BK floats, well inside L1/L2 */
+
+static void attention_block_transpose(real *restrict xT, const floatX *restrict x, size_t row_stride, int n, int HD) {
+    /* xT[i, jj] = x[jj * row_stride + i]   xT (HD, ATT_BK), n <= ATT_BK rows of x */
+    for (int jj = 0; jj < n; jj++)
+        for (int i = 0; i < HD; i++) xT[(size_t)i * ATT_BK + jj] = x[(size_t)jj * row_stride + i];
+}
+
+/* y[i] += a x[i], i < n; restrict: y and x never overlap, so the compiler vectorizes without run-time checks */
+static inline void attention_axpy(floatX *restrict y, real a, const floatX *restrict x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void attention_block_scores(real *restrict s, const floatX *restrict qt, const real *restrict kT, int n,
+                                   int HD, real scale, real slope, int t, int j0) {
+    /* s[jj] = q_t . k_{j0+jj} * scale - slope (t - j0 - jj), jj < n */
+    for (int jj = 0; jj < n; jj++) s[jj] = 0;
+    for (int i = 0; i < HD; i++) {
+        real qi = qt[i];
+        const real *kr = kT + (size_t)i * ATT_BK;
+        for (int jj = 0; jj < n; jj++) s[jj] += qi * kr[jj];
+    }
+    for (int jj = 0; jj < n; jj++) s[jj] = s[jj] * scale - slope * (real)(t - j0 - jj);
+}
+
+void attention_flash_forward(floatX *out, floatM *lse, const floatX *q, const floatX *k, const floatX *v,
+                             size_t v_stride, const floatM *alibi, int B, int T, int NA, int KVH, int HD) {
+    int group = NA / KVH;
+    real scale = (real)(1.0 / sqrt((double)HD));
+    #pragma omp parallel
+    {
+        real *kT = (real *)mallocCheck((size_t)HD * ATT_BK * sizeof(real));
+        real *s = (real *)mallocCheck(ATT_BK * sizeof(real));
+        real *m = (real *)mallocCheck((size_t)group * T * sizeof(real));
+        double *l = (double *)mallocCheck((size_t)group * T * sizeof(double));
+        #pragma omp for collapse(2) schedule(dynamic)
+        for (int b = 0; b < B; b++) {
+            for (int g = 0; g < KVH; g++) {
+                for (int ai = 0; ai < group; ai++)
+                    for (int t = 0; t < T; t++) {
+                        m[(size_t)ai * T + t] = -INFINITY;
+                        l[(size_t)ai * T + t] = 0.0;
+                        memset(out + (((size_t)b * T + t) * NA + g * group + ai) * HD, 0, (size_t)HD * sizeof(floatX));
+                    }
+                for (int j0 = 0; j0 < T; j0 += ATT_BK) {
+                    int nk = T - j0 < ATT_BK ? T - j0 : ATT_BK;
+                    attention_block_transpose(kT, k + (((size_t)b * T + j0) * KVH + g) * HD, (size_t)KVH * HD, nk, HD);
+                    for (int ai = 0; ai < group; ai++) {
+                        int a = g * group + ai;
+                        real slope = alibi != NULL ? (real)alibi[a] : 0;
+                        for (int t = j0; t < T; t++) {
+                            int n = t - j0 + 1 < nk ? t - j0 + 1 : nk;   /* keys j0 .. j0+n-1, all <= t */
+                            const floatX *qt = q + (((size_t)b * T + t) * NA + a) * HD;
+                            attention_block_scores(s, qt, kT, n, HD, scale, slope, t, j0);
+                            real mold = m[(size_t)ai * T + t], mx = mold;
+                            for (int jj = 0; jj < n; jj++) mx = s[jj] > mx ? s[jj] : mx;
+                            real c = exp_real(mold - mx);   /* first block: exp(-inf) ~ 0 times l = 0, o = 0 */
+                            double ls = 0.0;
+                            for (int jj = 0; jj < n; jj++) { s[jj] = exp_real(s[jj] - mx); ls += s[jj]; }
+                            l[(size_t)ai * T + t] = c * l[(size_t)ai * T + t] + ls;
+                            m[(size_t)ai * T + t] = mx;
+                            floatX *ot = out + (((size_t)b * T + t) * NA + a) * HD;
+                            for (int i = 0; i < HD; i++) ot[i] *= c;
+                            for (int jj = 0; jj < n; jj++)
+                                attention_axpy(ot, s[jj], v + ((size_t)b * T + j0 + jj) * v_stride + (size_t)g * HD, HD);
+                        }
+                    }
+                }
+                for (int ai = 0; ai < group; ai++)
+                    for (int t = 0; t < T; t++) {
+                        int a = g * group + ai;
+                        double lt = l[(size_t)ai * T + t];
+                        floatX *ot = out + (((size_t)b * T + t) * NA + a) * HD;
+                        real inv = (real)(1.0 / lt);
+                        for (int i = 0; i < HD; i++) ot[i] *= inv;
+                        lse[((size_t)b * NA + a) * T + t] = (floatM)((double)m[(size_t)ai * T + t] + log(lt));
+                    }
+            }
+        }
+        free(kT); free(s); free(m); free(l);
+    }
+}
+
+void attention_flash_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *dout, const floatM *lse,
+                              const floatX *out, const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
+                              const floatM *alibi, int B, int T, int NA, int KVH, int HD) {
+    int group = NA / KVH;
+    real scale = (real)(1.0 / sqrt((double)HD));
+    #pragma omp parallel
+    {
+        real *kT = (real *)mallocCheck((size_t)HD * ATT_BK * sizeof(real));
+        real *vT = (real *)mallocCheck((size_t)HD * ATT_BK * sizeof(real));
+        real *p = (real *)mallocCheck(ATT_BK * sizeof(real));
+        real *ds = (real *)mallocCheck(ATT_BK * sizeof(real));
+        real *D = (real *)mallocCheck((size_t)group * T * sizeof(real));
+        #pragma omp for collapse(2) schedule(dynamic)
+        for (int b = 0; b < B; b++) {
+            for (int g = 0; g < KVH; g++) {
+                for (int ai = 0; ai < group; ai++)
+                    for (int t = 0; t < T; t++) {   /* D_t = dout_t . out_t */
+                        size_t row = (((size_t)b * T + t) * NA + g * group + ai) * HD;
+                        real acc = 0;
+                        for (int i = 0; i < HD; i++) acc += dout[row + i] * out[row + i];
+                        D[(size_t)ai * T + t] = acc;
+                    }
+                for (int j0 = 0; j0 < T; j0 += ATT_BK) {
+                    int nk = T - j0 < ATT_BK ? T - j0 : ATT_BK;
+                    attention_block_transpose(kT, k + (((size_t)b * T + j0) * KVH + g) * HD, (size_t)KVH * HD, nk, HD);
+                    attention_block_transpose(vT, v + ((size_t)b * T + j0) * v_stride + (size_t)g * HD, v_stride, nk, HD);
+                    for (int ai = 0; ai < group; ai++) {
+                        int a = g * group + ai;
+                        real slope = alibi != NULL ? (real)alibi[a] : 0;
+                        for (int t = j0; t < T; t++) {
+                            int n = t - j0 + 1 < nk ? t - j0 + 1 : nk;
+                            size_t row = (((size_t)b * T + t) * NA + a) * HD;
+                            const floatX *qt = q + row, *go = dout + row;
+                            floatX *dqt = dq + row;
+                            attention_block_scores(p, qt, kT, n, HD, scale, slope, t, j0);
+                            real lt = (real)lse[((size_t)b * NA + a) * T + t];
+                            for (int jj = 0; jj < n; jj++) p[jj] = exp_real(p[jj] - lt);
+                            /* dp_j = dout_t . v_j, a vector over the block's keys as the scores */
+                            for (int jj = 0; jj < n; jj++) ds[jj] = 0;
+                            for (int i = 0; i < HD; i++) {
+                                real gi = go[i];
+                                const real *vr = vT + (size_t)i * ATT_BK;
+                                for (int jj = 0; jj < n; jj++) ds[jj] += gi * vr[jj];
+                            }
+                            real Dt = D[(size_t)ai * T + t];
+                            for (int jj = 0; jj < n; jj++) ds[jj] = p[jj] * (ds[jj] - Dt) * scale;
+                            for (int jj = 0; jj < n; jj++) {
+                                size_t kv_row = (((size_t)b * T + j0 + jj) * KVH + g) * HD;
+                                attention_axpy(dqt, ds[jj], k + kv_row, HD);
+                                attention_axpy(dk + kv_row, ds[jj], qt, HD);
+                                attention_axpy(dv + ((size_t)b * T + j0 + jj) * v_stride + (size_t)g * HD, p[jj], go, HD);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        free(kT); free(vT); free(p); free(ds); free(D);
+    }
+}
+
+size_t attention_stats_size(int B, int T, int NA) { return (size_t)B * NA * T; }   /* lse of attention_flash_forward */
 
 /* The noise experiment (REFERENCE §5): q += N(0, sigma^2) on the rotated real (or imaginary) queries, every
    layer, head of that type and position, redrawn on every forward. q (B, T, NA, HD). */
@@ -1179,7 +1344,7 @@ void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *stats, const
     rotary_forward(qr, qkv, stride, pe, pe->imag, HQ / KVH, B, T, HQ, HD);
     rotary_forward(kr, qkv + (size_t)HQ * HD, stride, pe, 0, 1, B, T, KVH, HD);
     query_noise_forward(qr, pe, B, T, NA, HD);
-    attention_core_forward(out, stats, qr, kr, qkv + (size_t)(HQ + KVH) * HD, stride, pe->alibi, B, T, NA, KVH, HD);
+    attention_flash_forward(out, stats, qr, kr, qkv + (size_t)(HQ + KVH) * HD, stride, pe->alibi, B, T, NA, KVH, HD);
 }
 
 void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *stats,
@@ -1187,7 +1352,6 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
                         int HD) {
     /* The chain of attention_forward backwards: core -> (dqr, dkr, dv), then each rotary backward into dqkv,
        which is written: cleared first. */
-    (void)out;
     size_t stride = (size_t)(HQ + 2 * KVH) * HD;
     memset(dqkv, 0, (size_t)B * T * stride * sizeof(floatX));
     int NA = HQ * (pe->imag ? 2 : 1);
@@ -1196,8 +1360,8 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     floatX *dkr = (floatX *)mallocCheck(nk * sizeof(floatX));
     memset(dqr, 0, nq * sizeof(floatX));
     memset(dkr, 0, nk * sizeof(floatX));
-    attention_core_backward(dqr, dkr, dqkv + (size_t)(HQ + KVH) * HD, dout, stats, qr, kr,
-                            qkv + (size_t)(HQ + KVH) * HD, stride, B, T, NA, KVH, HD);
+    attention_flash_backward(dqr, dkr, dqkv + (size_t)(HQ + KVH) * HD, dout, stats, out, qr, kr,
+                             qkv + (size_t)(HQ + KVH) * HD, stride, pe->alibi, B, T, NA, KVH, HD);
     rotary_backward(dqkv, dqr, stride, pe, pe->imag, HQ / KVH, B, T, HQ, HD);
     rotary_backward(dqkv + (size_t)HQ * HD, dkr, stride, pe, 0, 1, B, T, KVH, HD);
     free(dqr);

@@ -159,8 +159,10 @@ static void test_decay_groups(void) {
     model_free(&m);
 }
 
-/* model_attention_probs recomputes the probabilities on the host from the saved rotated q and k; on the CPU the
-   attention op also stored them: the two must agree (float output: 1e-6). */
+/* model_attention_probs recomputes the probabilities on the host from the saved rotated q and k; the readable
+   attention op (attention_core_forward) computes them from the same q, k, v: the two must agree (float output:
+   1e-6), and so must that op's output and the layer's saved attention output (the model's blocked attention,
+   float: 1e-5 relative, double: 1e-12). */
 static void test_attention_probs(int pe) {
     Config c = tiny_config(pe);
     Model m;
@@ -168,16 +170,22 @@ static void test_attention_probs(int pe) {
     int inp[B * T], tgt[B * T];
     tiny_batch(inp, tgt);
     model_forward(&m, inp, tgt, B, T);
-    size_t n = (size_t)B * m.d.NA * T * T;
+    int NA = m.d.NA, KVH = m.d.KVH, HD = m.d.HD, QKV = m.d.QKV, HQ = m.d.HQ;
+    size_t n = (size_t)B * NA * T * T, no = (size_t)B * T * NA * HD;
     float *p = (float *)mallocCheck(n * sizeof(float));
-    double e = 0.0;
+    real *att = alloc_real(n), *out = alloc_real(no);
+    double e = 0.0, eo = 0.0, omax = 0.0;
     for (int l = 0; l < c.n_layers; l++) {
+        LayerActs la = layer_acts(&m, l);
         model_attention_probs(&m, l, p);
-        const floatM *stored = m.acts.stats + (size_t)l * attention_stats_size(B, T, m.d.NA);
-        for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)p[i] - (double)stored[i]));
+        attention_core_forward(out, att, la.qr, la.kr, la.qkv + (size_t)(HQ + KVH) * HD, (size_t)QKV, m.pe_alibi,
+                               B, T, NA, KVH, HD);
+        for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)p[i] - (double)att[i]));
+        for (size_t i = 0; i < no; i++) { eo = fmax(eo, fabs((double)out[i] - (double)la.atty[i])); omax = fmax(omax, fabs((double)out[i])); }
     }
-    check(e < 1e-6, "%-9s attention probabilities recomputed on the host = the op's (max abs %.1e)", pe_name(pe), e);
-    free(p);
+    check(e < 1e-6, "%-9s attention probabilities recomputed on the host = attention_core_forward's (max abs %.1e)", pe_name(pe), e);
+    check(eo <= (sizeof(real) == 8 ? 1e-12 : 1e-5) * omax, "%-9s the model's attention output = attention_core_forward's (max abs %.1e)", pe_name(pe), eo);
+    free(p); free(att); free(out);
     model_free(&m);
 }
 
