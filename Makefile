@@ -43,6 +43,7 @@ ifeq ($(NO_BLAS),1)
   $(info ✗ BLAS off (NO_BLAS=1): CPU matmuls use the plain loops)
 else
   BLAS_LIBS = $(if $(BLAS_DIR),-L$(BLAS_DIR) -Wl$(comma)-rpath$(comma)$(BLAS_DIR)) -lopenblas
+  NVCC_BLAS_LIBS = $(if $(BLAS_DIR),-L$(BLAS_DIR) -Xlinker -rpath$(comma)$(BLAS_DIR)) -lopenblas
   BLAS_PARALLEL := $(shell printf $(BLAS_PROBE_SRC) | $(CC) -x c - -o /tmp/ropepp_blas_probe_$$$$ $(BLAS_LIBS) 2>/dev/null && /tmp/ropepp_blas_probe_$$$$; rm -f /tmp/ropepp_blas_probe_$$$$)
   ifeq ($(BLAS_PARALLEL),2)
     BLAS_FLAGS = -DROPEPP_BLAS
@@ -53,6 +54,7 @@ else
   else
     BLAS_FLAGS =
     BLAS_LIBS =
+    NVCC_BLAS_LIBS =
     $(info ✗ OpenBLAS not found: CPU matmuls use the plain loops, 2-3x slower (install libopenblas-openmp-dev))
   endif
 endif
@@ -167,9 +169,9 @@ train_gpu_fp32: train.c ropepp.h ropepp_cuda_fp32.o
 tests/cpu_ref.o: tests/cpu_ref.c tests/cpu_ref.h ropepp.h
 	$(CC) $(CFLAGS) -c tests/cpu_ref.c -o $@
 tests/test_gpu: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda.o ropepp.h | check_nvcc
-	$(NVCC) $(NVCC_FLAGS) tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda.o -o $@ $(NVCC_LIBS) $(BLAS_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
+	$(NVCC) $(NVCC_FLAGS) tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda.o -o $@ $(NVCC_LIBS) $(NVCC_BLAS_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
 tests/test_gpu_fp32: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda_fp32.o ropepp.h | check_nvcc
-	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) $(BLAS_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
+	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) $(NVCC_BLAS_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
 
 tests/test_infer_gpu: tests/test_infer.c tests/testutil.h ropepp.h ropepp_cuda_fp32.o
 	$(CC) $(CFLAGS) -DROPEPP_CUDA -DROPEPP_FP32 -c tests/test_infer.c -o tests/test_infer_gpu.o

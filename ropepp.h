@@ -851,12 +851,24 @@ void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const f
         floatX *dx = dinp + (size_t)n * C;
         for (int i = 0; i < C; i++) dx[i] += (floatX)(r * g[i] * weight[i] - k * x[i]);
     }
+    /* dw: rows in fixed blocks of 64 (the sum does not depend on the thread count), each block's partial sums a
+       vector over i read row by row (the column-by-column loop strides through memory), then the blocks in order */
+    int nb = (N + 63) / 64;
+    double *part = (double *)mallocCheck((size_t)nb * C * sizeof(double));
     #pragma omp parallel for
-    for (int i = 0; i < C; i++) {
-        double acc = 0.0;
-        for (int n = 0; n < N; n++) acc += (double)dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * rstd[n];
-        dweight[i] += (floatX)acc;
+    for (int blk = 0; blk < nb; blk++) {
+        double *p = part + (size_t)blk * C;
+        for (int i = 0; i < C; i++) p[i] = 0.0;
+        for (int n = blk * 64; n < N && n < blk * 64 + 64; n++) {
+            const floatX *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+            double r = rstd[n];
+            for (int i = 0; i < C; i++) p[i] += (double)g[i] * x[i] * r;
+        }
     }
+    for (int blk = 1; blk < nb; blk++)
+        for (int i = 0; i < C; i++) part[i] += part[(size_t)blk * C + i];
+    for (int i = 0; i < C; i++) dweight[i] += (floatX)part[i];
+    free(part);
 }
 
 void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n) {
