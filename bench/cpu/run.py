@@ -69,7 +69,7 @@ def environment(a):
             "cpu": cpu or platform.processor(), "cores": os.cpu_count(), "threads": a.threads,
             "torch": torch.__version__, "torch_threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
             "python": platform.python_version(), "cc": sh("${CC:-gcc} --version | head -n 1"),
-            "ropepp_backend": sh("./train --help >/dev/null; ldd ./train | grep -o 'lib[a-z]*blas[^ ]*' | head -n 1"),
+            "ropepp_backend": sh("ldd ./train | grep -i blas | sed -E \"s/.*=> ([^ ]*).*/\\1/\" | head -n 1"),
             "git_commit": sh("git rev-parse --short HEAD"),
             "git_dirty": bool(sh("git status --porcelain --untracked-files=no")),
             "loadavg_start": sh("cat /proc/loadavg"),
