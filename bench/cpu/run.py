@@ -152,7 +152,14 @@ def main():
                 med = {k[2]: statistics.median(v) for k, v in times.items() if k[:2] == (s, pe) and v}
                 print(f"round {rnd + 1}/{a.rounds} {s:6s} {pe:10s} " +
                       "  ".join(f"{k} {v:8.1f} ms" for k, v in med.items()), flush=True)
+                write_results(a, envinfo, runs, modes, times, errors, commands, f"after round {rnd + 1}, {s} {pe}")
+    write_results(a, envinfo, runs, modes, times, errors, commands, "complete")
+
+
+def write_results(a, envinfo, runs, modes, times, errors, commands, progress):
+    """results.md and results.json from what has been measured so far (rewritten after every run)"""
     envinfo["loadavg_end"] = open("/proc/loadavg").read().strip()
+    envinfo["progress"] = progress
     rows = []
     for s, pe in runs:
         C, L, H, KV, F, V, B, T, _ = SHAPES[s]
@@ -177,7 +184,8 @@ def main():
           f"all rounds (ours {steps_for('small')[0]} / {steps_for('c384')[0]} steps per run after "
           f"{steps_for('small')[1]} / {steps_for('c384')[1]} warm-up, the same for PyTorch). Load average at start "
           f"{envinfo['loadavg_start'].split()[0]}, end {envinfo['loadavg_end'].split()[0]} (other jobs shared "
-          f"the cores; interleaving spreads that load over both sides)", "",
+          f"the cores; interleaving spreads that load over both sides)",
+          f"- state of this file: {progress}", "",
           "| shape | pe | ropepp ms/step | PyTorch eager | torch.compile | eager / ours | compile / ours |",
           "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -197,7 +205,8 @@ def main():
         md.append(f"- error in {' '.join(k)}: {e[:300]}")
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+    if progress == "complete":
+        print("\n".join(md))
 
 
 if __name__ == "__main__":
