@@ -4,12 +4,14 @@
 #   make train_gpu       the CUDA build of train.c (needs nvcc)      make test_gpu   CPU<->GPU parity (needs a GPU)
 #   make fuzz            libFuzzer on the shard and checkpoint readers (needs clang)
 #   make fixtures        regenerate tests/fixtures from the PyTorch reference (needs torch)
-# Options: NO_OMP=1 (no OpenMP), CC=clang, GPU_ARCH=90 (compute capability for nvcc; 90a = Hopper with wgmma/TMA,
-#          the default on a Hopper GPU; other targets fall back to the mma.sync attention), FUZZ_SECONDS=60
+# Options: NO_OMP=1 (no OpenMP), NO_BLAS=1 (plain matmul loops instead of OpenBLAS), CC=clang, GPU_ARCH=90 (compute
+#          capability for nvcc; 90a = Hopper with wgmma/TMA, the default on a Hopper GPU; other targets fall back to the
+#          mma.sync attention), FUZZ_SECONDS=60
 
 ifeq ($(origin CC),default)
   CC = gcc
 endif
+comma := ,
 CFLAGS_BASE = -std=c11 -Wall -Wextra -I.
 OPT = -O3 -march=native -fno-math-errno -fassociative-math -fno-signed-zeros -fno-trapping-math
 LDLIBS = -lm
@@ -28,7 +30,38 @@ else
     $(info ✗ OpenMP not found for $(CC): CPU programs run on one core (install libomp-dev for clang))
   endif
 endif
-CFLAGS = $(CFLAGS_BASE) $(OPT) $(OMP_FLAGS)
+
+# BLAS: OpenBLAS's cblas_sgemm / cblas_dgemm for the CPU matmuls, detected, with a visible line; NO_BLAS=1 keeps
+# the plain loops of ropepp.h (the readable reference). The OpenMP flavour of OpenBLAS is preferred: it shares
+# OpenMP's threads, where the pthreads flavour's own threads and OpenMP's spin against each other between ops
+# (measured 1.5-2x slower steps on 2 cores). Debian/Ubuntu: apt-get install libopenblas-openmp-dev.
+# BLAS_DIR=path picks the folder of another libopenblas.so.
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+BLAS_DIR ?= $(if $(filter -fopenmp,$(OMP_FLAGS)),$(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp))
+BLAS_PROBE_SRC = '\#include <cblas.h>\n\#include <stdio.h>\nint main(void){float a=1,b=1,c=0; cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,1,1,1,1.0f,&a,1,&b,1,0.0f,&c,1); printf("%%d", c == 1 ? openblas_get_parallel() : -1); return 0;}\n'
+ifeq ($(NO_BLAS),1)
+  BLAS_FLAGS =
+  BLAS_LIBS =
+  $(info ✗ BLAS off (NO_BLAS=1): CPU matmuls use the plain loops)
+else
+  BLAS_LIBS = $(if $(BLAS_DIR),-L$(BLAS_DIR) -Wl$(comma)-rpath$(comma)$(BLAS_DIR)) -lopenblas
+  NVCC_BLAS_LIBS = $(if $(BLAS_DIR),-L$(BLAS_DIR) -Xlinker -rpath$(comma)$(BLAS_DIR)) -lopenblas
+  BLAS_PARALLEL := $(shell printf $(BLAS_PROBE_SRC) | $(CC) -x c - -o /tmp/ropepp_blas_probe_$$$$ $(BLAS_LIBS) 2>/dev/null && /tmp/ropepp_blas_probe_$$$$; rm -f /tmp/ropepp_blas_probe_$$$$)
+  ifeq ($(BLAS_PARALLEL),2)
+    BLAS_FLAGS = -DROPEPP_BLAS
+    $(info ✓ OpenBLAS found, OpenMP flavour ($(strip $(BLAS_LIBS))): CPU matmuls use cblas_sgemm / cblas_dgemm)
+  else ifneq ($(filter 0 1,$(BLAS_PARALLEL)),)
+    BLAS_FLAGS = -DROPEPP_BLAS
+    $(info ✓ OpenBLAS found ($(strip $(BLAS_LIBS))), $(if $(filter 1,$(BLAS_PARALLEL)),pthreads flavour$(if $(filter -fopenmp,$(OMP_FLAGS)),: its threads contend with OpenMP's; install libopenblas-openmp-dev for faster steps),single-threaded))
+  else
+    BLAS_FLAGS =
+    BLAS_LIBS =
+    NVCC_BLAS_LIBS =
+    $(info ✗ OpenBLAS not found: CPU matmuls use the plain loops, 2-3x slower (install libopenblas-openmp-dev))
+  endif
+endif
+CFLAGS = $(CFLAGS_BASE) $(OPT) $(OMP_FLAGS) $(BLAS_FLAGS)
+LDLIBS += $(BLAS_LIBS)
 
 # CUDA: detected; GPU targets are skipped with a reason when nvcc is missing.
 NVCC ?= $(shell command -v nvcc 2>/dev/null)
@@ -48,9 +81,9 @@ NVCC_LIBS = -lcublas -lcublasLt -lm
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
 CPU_PROGRAMS = train infer eval data/text2shards data/docs2shards
-TEST_PROGRAMS = tests/test_ops tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings tests/test_eval_exact tests/test_analysis
+TEST_PROGRAMS = tests/test_ops tests/test_fast_paths tests/test_fast_paths_float tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings tests/test_eval_exact tests/test_analysis
 
-.PHONY: all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
+.PHONY: FORCE all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
 
 # `make train && ./train` works in a fresh clone: the train target also builds the default data shards
@@ -76,6 +109,10 @@ $(DATA) &: data/tinyshakespeare.txt data/text2shards
 # gradient checks and paper properties run in double; the float build is compared against them
 tests/test_ops: tests/test_ops.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_ops.c -o $@ $(LDLIBS)
+tests/test_fast_paths: tests/test_fast_paths.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_fast_paths.c -o $@ $(LDLIBS)
+tests/test_fast_paths_float: tests/test_fast_paths.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_fast_paths.c -o $@ $(LDLIBS)
 tests/test_model: tests/test_model.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_model.c -o $@ $(LDLIBS)
 tests/test_model_float: tests/test_model.c tests/testutil.h ropepp.h
@@ -97,6 +134,12 @@ tests/test_settings: tests/test_settings.c tests/testutil.h ropepp.h
 # runs ./train and ./eval and checks their counts against a brute force (the float build, as the programs)
 tests/test_eval_exact: tests/test_eval_exact.c tests/testutil.h data/tasks.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_eval_exact.c -o $@ $(LDLIBS)
+
+# the compiler and flags of the last build: a change (NO_BLAS=1, NO_OMP=1, CC=clang) rebuilds every program
+.build_flags: FORCE
+	@echo '$(CC) $(CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS)' > $@
+$(CPU_PROGRAMS) $(TEST_PROGRAMS) tests/cpu_ref.o: .build_flags
+FORCE:
 
 test: all
 	@bash tests/run_tests.sh
@@ -141,9 +184,9 @@ train_gpu_fp32: train.c ropepp.h ropepp_cuda_fp32.o
 tests/cpu_ref.o: tests/cpu_ref.c tests/cpu_ref.h ropepp.h
 	$(CC) $(CFLAGS) -c tests/cpu_ref.c -o $@
 tests/test_gpu: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda.o ropepp.h | check_nvcc
-	$(NVCC) $(NVCC_FLAGS) tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda.o -o $@ $(NVCC_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
+	$(NVCC) $(NVCC_FLAGS) tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda.o -o $@ $(NVCC_LIBS) $(NVCC_BLAS_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
 tests/test_gpu_fp32: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda_fp32.o ropepp.h | check_nvcc
-	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
+	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) $(NVCC_BLAS_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
 
 tests/test_infer_gpu: tests/test_infer.c tests/testutil.h ropepp.h ropepp_cuda_fp32.o
 	$(CC) $(CFLAGS) -DROPEPP_CUDA -DROPEPP_FP32 -c tests/test_infer.c -o tests/test_infer_gpu.o
@@ -155,5 +198,5 @@ test_gpu: tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu train_gpu
 	./tests/test_infer_gpu
 
 clean:
-	rm -f $(CPU_PROGRAMS) $(TEST_PROGRAMS) train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu tests/test_infer_gpu.o tests/cpu_ref.o tests/fuzz_readers *.o
+	rm -f $(CPU_PROGRAMS) $(TEST_PROGRAMS) train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu tests/test_infer_gpu.o tests/cpu_ref.o tests/fuzz_readers *.o .build_flags
 	rm -f $(DATA)

@@ -197,10 +197,16 @@ void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const f
                       const floatM *rstd, int N, int C);
 /* residual: out = a + b (its backward is the identity: the model adds straight into the residual gradient) */
 void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n);
-/* matmul: out = inp weight^T. Backward WRITES dinp (=) and accumulates dweight (+=). */
+/* matmul: out = inp weight^T. Backward WRITES dinp (=) and accumulates dweight (+=). On the CPU these go through
+   cblas_sgemm / cblas_dgemm when the build found a BLAS (ROPEPP_BLAS, see the Makefile), else through the plain
+   loops below, which are always compiled: they are the readable reference the BLAS path is tested against. */
 void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC);
 void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
                      int N, int IC, int OC);
+void matmul_forward_loops(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC);
+void matmul_backward_loops(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp,
+                           const floatX *weight, int N, int IC, int OC);
+const char *matmul_library(void);   /* "OpenBLAS 0.3.21 (...)" or "plain loops (no BLAS)" */
 /* rotary: the position embedding applied to heads read from rows of stride inp_stride. */
 void rotary_forward(floatX *out, const floatX *inp, size_t inp_stride, const PosEmb *pe, int imag_out,
                     int group, int B, int T, int NH, int HD);
@@ -213,8 +219,15 @@ void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *d
                              const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
                              int B, int T, int NA, int KVH, int HD);
 /* softmax_saved: what the attention forward keeps of its softmax for the backward, backend's choice: the CPU keeps
-   the probabilities P (B, NA, T, T), the GPU the row log2-sum-exp of the scaled logits (B, NA, T). */
+   the row log-sum-exp (natural log) of the scaled logits (B, NA, T), the GPU the row log2-sum-exp (B, NA, T). */
 size_t attention_softmax_saved_size(int B, int T, int NA);   /* floatM elements of softmax_saved per layer */
+/* the same attention blocked over keys, as the model's CPU attention runs it: saves lse (B, NA, T), the
+   log-sum-exp of each row's scores, instead of the probabilities; backward accumulates like the core's. CPU only. */
+void attention_flash_forward(floatX *out, floatM *lse, const floatX *q, const floatX *k, const floatX *v,
+                             size_t v_stride, const floatM *alibi, int B, int T, int NA, int KVH, int HD);
+void attention_flash_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *dout, const floatM *lse,
+                              const floatX *out, const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
+                              const floatM *alibi, int B, int T, int NA, int KVH, int HD);
 /* attention: the op the model calls — position embedding, noise and attention core from the fused qkv.
    Backward WRITES dqkv (every element). */
 void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_saved, const floatX *qkv, const PosEmb *pe,
@@ -579,6 +592,9 @@ int sample_token(const float *logits, int V, double temperature, int top_k, doub
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(ROPEPP_BLAS) && !defined(ROPEPP_CUDA)
+#include <cblas.h>
+#endif
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -837,6 +853,30 @@ int config_validate(const Config *c, char *err, size_t errlen) {
 /* ---------------------------------------------------------------------------------------------- 2. ops (CPU) */
 #ifndef ROPEPP_CUDA
 
+/* exp in the compute precision, for the exponentials of softmax, cross-entropy and SiLU. Double build: exp (the
+   gradient checks). Float build: Cephes' expf (S. Moshier) written out so that the compiler vectorizes the loops
+   that call it (glibc's expf is a call per element): exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 in two
+   parts, exp(r) by a degree-7 polynomial on |r| <= ln(2)/2; inputs are clamped to [-87, 88], so exp(-inf) gives
+   1.6e-38, not 0 (negligible beside the 1 that every softmax row holds). Relative error < 1e-7 (measured; tested <= 2e-7)
+   (tests/test_fast_paths). Sums of exponentials still add up in double where a row is long. */
+static inline real exp_real(real x) {
+#ifdef ROPEPP_DOUBLE
+    return exp(x);
+#else
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = fmaf(-n, 0.693359375f, x);   /* fmaf: -fassociative-math may not merge the two steps */
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+               + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;   /* 2^n as a float's exponent field, n in [-125, 127] */
+    float two_n;
+    memcpy(&two_n, &bits, sizeof(two_n));
+    return p * two_n;
+#endif
+}
+
 void encoder_forward(floatX *out, const int *inp, const floatX *wte, int N, int C) {
     /* out[n, :] = wte[inp[n], :]   out (N, C), inp (N), wte (V, C) */
     #pragma omp parallel for
@@ -880,12 +920,24 @@ void rmsnorm_backward(floatX *dinp, floatX *dweight, const floatX *dout, const f
         floatX *dx = dinp + (size_t)n * C;
         for (int i = 0; i < C; i++) dx[i] += (floatX)(r * g[i] * weight[i] - k * x[i]);
     }
+    /* dw: rows in fixed blocks of 64 (the sum does not depend on the thread count), each block's partial sums a
+       vector over i read row by row (the column-by-column loop strides through memory), then the blocks in order */
+    int nb = (N + 63) / 64;
+    double *part = (double *)mallocCheck((size_t)nb * C * sizeof(double));
     #pragma omp parallel for
-    for (int i = 0; i < C; i++) {
-        double acc = 0.0;
-        for (int n = 0; n < N; n++) acc += (double)dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * rstd[n];
-        dweight[i] += (floatX)acc;
+    for (int blk = 0; blk < nb; blk++) {
+        double *p = part + (size_t)blk * C;
+        for (int i = 0; i < C; i++) p[i] = 0.0;
+        for (int n = blk * 64; n < N && n < blk * 64 + 64; n++) {
+            const floatX *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+            double r = rstd[n];
+            for (int i = 0; i < C; i++) p[i] += (double)g[i] * x[i] * r;
+        }
     }
+    for (int blk = 1; blk < nb; blk++)
+        for (int i = 0; i < C; i++) part[i] += part[(size_t)blk * C + i];
+    for (int i = 0; i < C; i++) dweight[i] += (floatX)part[i];
+    free(part);
 }
 
 void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n) {
@@ -894,7 +946,7 @@ void residual_forward(floatX *out, const floatX *a, const floatX *b, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
+void matmul_forward_loops(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
     /* out[n, o] = sum_i inp[n, i] weight[o, i]   out (N, OC), inp (N, IC), weight (OC, IC)
        Tiles of 4 rows x 4 outputs: the 16 dot products share every load of inp and weight (about 1.2x the
        untiled loop on 2 cores); each dot product still sums over i in order, so the bits do not change. */
@@ -925,8 +977,8 @@ void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N,
     }
 }
 
-void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
-                     int N, int IC, int OC) {
+void matmul_backward_loops(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp,
+                           const floatX *weight, int N, int IC, int OC) {
     /* forward: out[n, o] = sum_i inp[n, i] weight[o, i]
          dinp[n, i]     = sum_o dout[n, o] weight[o, i]   (written)
          dweight[o, i] += sum_n dout[n, o] inp[n, i]
@@ -975,6 +1027,53 @@ void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const fl
         }
     }
 }
+
+#ifdef ROPEPP_BLAS
+/* C (M, Nc) = alpha op(A) op(B) + beta C, row-major, op = transpose where trans_a / trans_b: cblas_sgemm, or
+   cblas_dgemm in the double build. BLAS blocks the sums for the cache, so the bits differ from the loops'. */
+static void gemm_row_major(int trans_a, int trans_b, int M, int Nc, int K, const floatX *A, int lda,
+                           const floatX *B, int ldb, real beta, floatX *C, int ldc) {
+    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+#ifdef ROPEPP_DOUBLE
+    cblas_dgemm(CblasRowMajor, ta, tb, M, Nc, K, 1.0, A, lda, B, ldb, beta, C, ldc);
+#else
+    cblas_sgemm(CblasRowMajor, ta, tb, M, Nc, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
+    /* out (N, OC) = inp (N, IC) weight^T, weight (OC, IC), as matmul_forward_loops */
+    if (N <= 0) return;
+    gemm_row_major(0, 1, N, OC, IC, inp, IC, weight, IC, 0, out, OC);
+}
+
+void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
+                     int N, int IC, int OC) {
+    /* forward: out = inp weight^T
+         dinp (N, IC)     = dout (N, OC) weight (OC, IC)         (written: beta 0)
+         dweight (OC, IC) += dout^T (OC, N) inp (N, IC)          (accumulated: beta 1) */
+    if (N <= 0) return;
+    if (dinp != NULL) gemm_row_major(0, 0, N, IC, OC, dout, OC, weight, IC, 0, dinp, IC);
+    if (dweight != NULL) gemm_row_major(1, 0, OC, IC, N, dout, OC, inp, IC, 1, dweight, IC);
+}
+
+const char *matmul_library(void) {
+    static char name[160];
+    snprintf(name, sizeof(name), "%s", openblas_get_config());
+    return name;
+}
+#else
+void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
+    matmul_forward_loops(out, inp, weight, N, IC, OC);
+}
+
+void matmul_backward(floatX *dinp, floatX *dweight, const floatX *dout, const floatX *inp, const floatX *weight,
+                     int N, int IC, int OC) {
+    matmul_backward_loops(dinp, dweight, dout, inp, weight, N, IC, OC);
+}
+
+const char *matmul_library(void) { return "plain loops (no BLAS)"; }
+#endif
 
 /* Rotary position embeddings, docs/MATH.md (Pairs, RoPE, RoPE++), in the rotate_half layout of the official code: pair j is
    (x_j, x_{j+rot/2}). With (c, s) = tables[p, j] and (a, b) = (x_j, x_{j+rot/2}):
@@ -1141,7 +1240,163 @@ void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *d
     }
 }
 
-size_t attention_softmax_saved_size(int B, int T, int NA) { return (size_t)B * NA * T * T; }
+/* Causal attention blocked over keys (flash-style), the CPU bodies of attention_forward / attention_backward: the
+   equations of attention_core_forward / attention_core_backward above, without the (T, T) probabilities.
+   For each (b, kv head) a block of ATT_BK keys is transposed once (kT: (HD, ATT_BK)), then every query of the
+   group's heads at or after the block scores all its keys at once (a vector over the block's keys). Forward, the
+   online softmax (Milakov & Gimelshein 2018; FlashAttention, Dao et al. 2022): per query t a running max m_t, sum
+   l_t and unnormalised output o_t; for each key block, with s_j = q_t . k_j / sqrt(HD) - slope_a (t - j):
+       m' = max(m, max_j s_j),   c = exp(m - m'),   l = c l + sum_j exp(s_j - m'),   o = c o + sum_j exp(s_j - m') v_j
+   and at the end out_t = o_t / l_t, lse_t = m_t + log(l_t) = log sum_j exp(s_j). lse (B, NA, T) is all that is
+   saved. Backward recomputes p_j = exp(s_j - lse_t) block by block, with D_t = dout_t . out_t = sum_j p_j dp_j:
+       dv_j += p_j dout_t,   dp_j = dout_t . v_j,   ds_j = p_j (dp_j - D_t),
+       dq_t += sum_j ds_j k_j / sqrt(HD),   dk_j += ds_j q_t / sqrt(HD)
+   Threads own one (b, kv head) each: every dq, dk and dv row is written by one thread. Shapes as attention_core_*. */
+enum { ATT_BK = 64 };   /* keys per block: kT and vT hold 2 HD ATT_BK floats, well inside L1/L2 */
+
+static void attention_block_transpose(real *restrict xT, const floatX *restrict x, size_t row_stride, int n, int HD) {
+    /* xT[i, jj] = x[jj * row_stride + i]   xT (HD, ATT_BK), n <= ATT_BK rows of x */
+    for (int jj = 0; jj < n; jj++)
+        for (int i = 0; i < HD; i++) xT[(size_t)i * ATT_BK + jj] = x[(size_t)jj * row_stride + i];
+}
+
+/* y[i] += a x[i], i < n; restrict: y and x never overlap, so the compiler vectorizes without run-time checks */
+static inline void attention_axpy(floatX *restrict y, real a, const floatX *restrict x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void attention_block_scores(real *restrict s, const floatX *restrict qt, const real *restrict kT, int n,
+                                   int HD, real scale, real slope, int t, int j0) {
+    /* s[jj] = q_t . k_{j0+jj} * scale - slope (t - j0 - jj), jj < n */
+    for (int jj = 0; jj < n; jj++) s[jj] = 0;
+    for (int i = 0; i < HD; i++) {
+        real qi = qt[i];
+        const real *kr = kT + (size_t)i * ATT_BK;
+        for (int jj = 0; jj < n; jj++) s[jj] += qi * kr[jj];
+    }
+    for (int jj = 0; jj < n; jj++) s[jj] = s[jj] * scale - slope * (real)(t - j0 - jj);
+}
+
+void attention_flash_forward(floatX *out, floatM *lse, const floatX *q, const floatX *k, const floatX *v,
+                             size_t v_stride, const floatM *alibi, int B, int T, int NA, int KVH, int HD) {
+    int group = NA / KVH;
+    real scale = (real)(1.0 / sqrt((double)HD));
+    #pragma omp parallel
+    {
+        real *kT = (real *)mallocCheck((size_t)HD * ATT_BK * sizeof(real));
+        real *s = (real *)mallocCheck(ATT_BK * sizeof(real));
+        real *m = (real *)mallocCheck((size_t)group * T * sizeof(real));
+        double *l = (double *)mallocCheck((size_t)group * T * sizeof(double));
+        #pragma omp for collapse(2) schedule(dynamic)
+        for (int b = 0; b < B; b++) {
+            for (int g = 0; g < KVH; g++) {
+                for (int ai = 0; ai < group; ai++)
+                    for (int t = 0; t < T; t++) {
+                        m[(size_t)ai * T + t] = -INFINITY;
+                        l[(size_t)ai * T + t] = 0.0;
+                        memset(out + (((size_t)b * T + t) * NA + g * group + ai) * HD, 0, (size_t)HD * sizeof(floatX));
+                    }
+                for (int j0 = 0; j0 < T; j0 += ATT_BK) {
+                    int nk = T - j0 < ATT_BK ? T - j0 : ATT_BK;
+                    attention_block_transpose(kT, k + (((size_t)b * T + j0) * KVH + g) * HD, (size_t)KVH * HD, nk, HD);
+                    for (int ai = 0; ai < group; ai++) {
+                        int a = g * group + ai;
+                        real slope = alibi != NULL ? (real)alibi[a] : 0;
+                        for (int t = j0; t < T; t++) {
+                            int n = t - j0 + 1 < nk ? t - j0 + 1 : nk;   /* keys j0 .. j0+n-1, all <= t */
+                            const floatX *qt = q + (((size_t)b * T + t) * NA + a) * HD;
+                            attention_block_scores(s, qt, kT, n, HD, scale, slope, t, j0);
+                            real mold = m[(size_t)ai * T + t], mx = mold;
+                            for (int jj = 0; jj < n; jj++) mx = s[jj] > mx ? s[jj] : mx;
+                            real c = exp_real(mold - mx);   /* first block: exp(-inf) ~ 0 times l = 0, o = 0 */
+                            double ls = 0.0;
+                            for (int jj = 0; jj < n; jj++) { s[jj] = exp_real(s[jj] - mx); ls += s[jj]; }
+                            l[(size_t)ai * T + t] = c * l[(size_t)ai * T + t] + ls;
+                            m[(size_t)ai * T + t] = mx;
+                            floatX *ot = out + (((size_t)b * T + t) * NA + a) * HD;
+                            for (int i = 0; i < HD; i++) ot[i] *= c;
+                            for (int jj = 0; jj < n; jj++)
+                                attention_axpy(ot, s[jj], v + ((size_t)b * T + j0 + jj) * v_stride + (size_t)g * HD, HD);
+                        }
+                    }
+                }
+                for (int ai = 0; ai < group; ai++)
+                    for (int t = 0; t < T; t++) {
+                        int a = g * group + ai;
+                        double lt = l[(size_t)ai * T + t];
+                        floatX *ot = out + (((size_t)b * T + t) * NA + a) * HD;
+                        real inv = (real)(1.0 / lt);
+                        for (int i = 0; i < HD; i++) ot[i] *= inv;
+                        lse[((size_t)b * NA + a) * T + t] = (floatM)((double)m[(size_t)ai * T + t] + log(lt));
+                    }
+            }
+        }
+        free(kT); free(s); free(m); free(l);
+    }
+}
+
+void attention_flash_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *dout, const floatM *lse,
+                              const floatX *out, const floatX *q, const floatX *k, const floatX *v, size_t v_stride,
+                              const floatM *alibi, int B, int T, int NA, int KVH, int HD) {
+    int group = NA / KVH;
+    real scale = (real)(1.0 / sqrt((double)HD));
+    #pragma omp parallel
+    {
+        real *kT = (real *)mallocCheck((size_t)HD * ATT_BK * sizeof(real));
+        real *vT = (real *)mallocCheck((size_t)HD * ATT_BK * sizeof(real));
+        real *p = (real *)mallocCheck(ATT_BK * sizeof(real));
+        real *ds = (real *)mallocCheck(ATT_BK * sizeof(real));
+        real *D = (real *)mallocCheck((size_t)group * T * sizeof(real));
+        #pragma omp for collapse(2) schedule(dynamic)
+        for (int b = 0; b < B; b++) {
+            for (int g = 0; g < KVH; g++) {
+                for (int ai = 0; ai < group; ai++)
+                    for (int t = 0; t < T; t++) {   /* D_t = dout_t . out_t */
+                        size_t row = (((size_t)b * T + t) * NA + g * group + ai) * HD;
+                        real acc = 0;
+                        for (int i = 0; i < HD; i++) acc += dout[row + i] * out[row + i];
+                        D[(size_t)ai * T + t] = acc;
+                    }
+                for (int j0 = 0; j0 < T; j0 += ATT_BK) {
+                    int nk = T - j0 < ATT_BK ? T - j0 : ATT_BK;
+                    attention_block_transpose(kT, k + (((size_t)b * T + j0) * KVH + g) * HD, (size_t)KVH * HD, nk, HD);
+                    attention_block_transpose(vT, v + ((size_t)b * T + j0) * v_stride + (size_t)g * HD, v_stride, nk, HD);
+                    for (int ai = 0; ai < group; ai++) {
+                        int a = g * group + ai;
+                        real slope = alibi != NULL ? (real)alibi[a] : 0;
+                        for (int t = j0; t < T; t++) {
+                            int n = t - j0 + 1 < nk ? t - j0 + 1 : nk;
+                            size_t row = (((size_t)b * T + t) * NA + a) * HD;
+                            const floatX *qt = q + row, *go = dout + row;
+                            floatX *dqt = dq + row;
+                            attention_block_scores(p, qt, kT, n, HD, scale, slope, t, j0);
+                            real lt = (real)lse[((size_t)b * NA + a) * T + t];
+                            for (int jj = 0; jj < n; jj++) p[jj] = exp_real(p[jj] - lt);
+                            /* dp_j = dout_t . v_j, a vector over the block's keys as the scores */
+                            for (int jj = 0; jj < n; jj++) ds[jj] = 0;
+                            for (int i = 0; i < HD; i++) {
+                                real gi = go[i];
+                                const real *vr = vT + (size_t)i * ATT_BK;
+                                for (int jj = 0; jj < n; jj++) ds[jj] += gi * vr[jj];
+                            }
+                            real Dt = D[(size_t)ai * T + t];
+                            for (int jj = 0; jj < n; jj++) ds[jj] = p[jj] * (ds[jj] - Dt) * scale;
+                            for (int jj = 0; jj < n; jj++) {
+                                size_t kv_row = (((size_t)b * T + j0 + jj) * KVH + g) * HD;
+                                attention_axpy(dqt, ds[jj], k + kv_row, HD);
+                                attention_axpy(dk + kv_row, ds[jj], qt, HD);
+                                attention_axpy(dv + ((size_t)b * T + j0 + jj) * v_stride + (size_t)g * HD, p[jj], go, HD);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        free(kT); free(vT); free(p); free(ds); free(D);
+    }
+}
+
+size_t attention_softmax_saved_size(int B, int T, int NA) { return (size_t)B * NA * T; }   /* lse of attention_flash_forward */
 
 /* The noise experiment (docs/MATH.md, The noise experiment): q += N(0, sigma^2) on the rotated real (or imaginary) queries, every
    layer, head of that type and position, redrawn on every forward. q (B, T, NA, HD). */
@@ -1170,7 +1425,7 @@ void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_save
     rotary_forward(qr, qkv, stride, pe, pe->imag, HQ / KVH, B, T, HQ, HD);
     rotary_forward(kr, qkv + (size_t)HQ * HD, stride, pe, 0, 1, B, T, KVH, HD);
     query_noise_forward(qr, pe, B, T, NA, HD);
-    attention_core_forward(out, softmax_saved, qr, kr, qkv + (size_t)(HQ + KVH) * HD, stride, pe->alibi, B, T, NA, KVH, HD);
+    attention_flash_forward(out, softmax_saved, qr, kr, qkv + (size_t)(HQ + KVH) * HD, stride, pe->alibi, B, T, NA, KVH, HD);
 }
 
 void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *softmax_saved,
@@ -1178,7 +1433,6 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
                         int HD) {
     /* The chain of attention_forward backwards: core -> (dqr, dkr, dv), then each rotary backward into dqkv,
        which is written: cleared first. */
-    (void)out;
     size_t stride = (size_t)(HQ + 2 * KVH) * HD;
     memset(dqkv, 0, (size_t)B * T * stride * sizeof(floatX));
     int NA = HQ * (pe->imag ? 2 : 1);
@@ -1187,8 +1441,8 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     floatX *dkr = (floatX *)mallocCheck(nk * sizeof(floatX));
     memset(dqr, 0, nq * sizeof(floatX));
     memset(dkr, 0, nk * sizeof(floatX));
-    attention_core_backward(dqr, dkr, dqkv + (size_t)(HQ + KVH) * HD, dout, softmax_saved, qr, kr,
-                            qkv + (size_t)(HQ + KVH) * HD, stride, B, T, NA, KVH, HD);
+    attention_flash_backward(dqr, dkr, dqkv + (size_t)(HQ + KVH) * HD, dout, softmax_saved, out, qr, kr,
+                             qkv + (size_t)(HQ + KVH) * HD, stride, pe->alibi, B, T, NA, KVH, HD);
     rotary_backward(dqkv, dqr, stride, pe, pe->imag, HQ / KVH, B, T, HQ, HD);
     rotary_backward(dqkv + (size_t)HQ * HD, dkr, stride, pe, 0, 1, B, T, KVH, HD);
     free(dqr);
@@ -1260,8 +1514,8 @@ void swiglu_forward(floatX *out, const floatX *inp, int N, int F) {
         const floatX *g = inp + (size_t)n * 2 * F, *u = g + F;
         floatX *o = out + (size_t)n * F;
         for (int i = 0; i < F; i++) {
-            double gi = g[i];
-            o[i] = (floatX)(gi / (1.0 + exp(-gi)) * u[i]);
+            real gi = g[i], sg = 1 / (1 + exp_real(-gi));
+            o[i] = gi * sg * u[i];
         }
     }
 }
@@ -1275,49 +1529,67 @@ void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N,
         const floatX *g = inp + (size_t)n * 2 * F, *u = g + F, *d = dout + (size_t)n * F;
         floatX *dg = dinp + (size_t)n * 2 * F, *du = dg + F;
         for (int i = 0; i < F; i++) {
-            double gi = g[i], sg = 1.0 / (1.0 + exp(-gi));
-            du[i] = (floatX)(d[i] * gi * sg);
-            dg[i] = (floatX)(d[i] * u[i] * sg * (1.0 + gi * (1.0 - sg)));
+            real gi = g[i], sg = 1 / (1 + exp_real(-gi));
+            du[i] = d[i] * gi * sg;
+            dg[i] = d[i] * u[i] * sg * (1 + gi * (1 - sg));
         }
     }
 }
 
+/* max_i x_i into *mx, and sum_i exp(x_i - mx) (in double): the two cross-entropy functions share this code so that
+   their losses are the same bits */
+static double softmax_row_sum(const floatX *x, int V, real *mx_out) {
+    real mx = x[0];
+    for (int i = 1; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) sum += exp_real(x[i] - mx);
+    *mx_out = mx;
+    return sum;
+}
+
 void crossentropy_forward(floatM *losses, const floatX *logits, const int *targets, int N, int V) {
-    /* losses[n] = logsumexp(logits[n]) - logits[n, targets[n]]   losses (N), logits (N, V), targets (N) */
-    #pragma omp parallel for
+    /* losses[n] = logsumexp(logits[n]) - logits[n, targets[n]]   losses (N), logits (N, V), targets (N)
+       logsumexp(x) = mx + log(sum_i exp(x_i - mx)), mx = max_i x_i (no overflow) */
+    #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         if (targets[n] < 0) { losses[n] = 0; continue; }
         const floatX *x = logits + (size_t)n * V;
-        double mx = -INFINITY, sum = 0.0;
-        for (int i = 0; i < V; i++) if ((double)x[i] > mx) mx = x[i];
-        for (int i = 0; i < V; i++) sum += exp((double)x[i] - mx);
-        losses[n] = (floatM)(mx + log(sum) - (double)x[targets[n]]);
+        real mx;
+        double sum = softmax_row_sum(x, V, &mx);
+        losses[n] = (floatM)((double)mx + log(sum) - (double)x[targets[n]]);
     }
 }
 
 void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, double dloss, int N, int V) {
     /* forward: loss_n = logsumexp(x) - x_y  =>  dx_i = dloss (softmax(x)_i - [i == y]); 0 for ignored rows.
-       Written (=), not accumulated: dlogits may be logits. */
-    #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        const floatX *x = logits + (size_t)n * V;
-        floatX *dx = dlogits + (size_t)n * V;
-        if (targets[n] < 0) { for (int i = 0; i < V; i++) dx[i] = 0; continue; }
-        double mx = -INFINITY, sum = 0.0;
-        for (int i = 0; i < V; i++) if ((double)x[i] > mx) mx = x[i];
-        for (int i = 0; i < V; i++) sum += exp((double)x[i] - mx);
-        int y = targets[n];
-        for (int i = 0; i < V; i++) {
-            double p = exp((double)x[i] - mx) / sum;
-            dx[i] = (floatX)(dloss * (p - (i == y ? 1.0 : 0.0)));
-        }
-    }
+       Written (=), not accumulated: dlogits may be logits. The body is the one below, without the losses. */
+    crossentropy_forward_backward(NULL, dlogits, logits, targets, dloss, N, V);
 }
 
 void crossentropy_forward_backward(floatM *losses, floatX *dlogits, const floatX *logits, const int *targets,
                                    double dloss, int N, int V) {
-    crossentropy_forward(losses, logits, targets, N, V);   /* reads logits before the backward writes them */
-    crossentropy_backward(dlogits, logits, targets, dloss, N, V);
+    /* the two above in one sweep over the rows (losses may be NULL); each row is read three times:
+         mx = max_i x_i,   sum = sum_i exp(x_i - mx),   loss = mx + log(sum) - x_y
+         dx_i = dloss (exp(x_i - mx) / sum - [i == y])
+       dx may be x: x_y is read first, and the last pass reads x_i just before it writes dx_i. */
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const floatX *x = logits + (size_t)n * V;
+        floatX *dx = dlogits + (size_t)n * V;
+        int y = targets[n];
+        if (y < 0) {
+            if (losses != NULL) losses[n] = 0;
+            for (int i = 0; i < V; i++) dx[i] = 0;
+            continue;
+        }
+        double xy = x[y];
+        real mx;
+        double sum = softmax_row_sum(x, V, &mx);
+        if (losses != NULL) losses[n] = (floatM)((double)mx + log(sum) - xy);
+        real scale = (real)(dloss / sum);
+        for (int i = 0; i < V; i++) dx[i] = exp_real(x[i] - mx) * scale;
+        dx[y] -= (real)dloss;
+    }
 }
 
 void adamw_update(floatX *params, floatM *master, const floatX *grads, floatM *m, floatM *v, size_t n, double lr,

@@ -34,10 +34,15 @@
 #define residual_forward cpu_residual_forward
 #define matmul_forward cpu_matmul_forward
 #define matmul_backward cpu_matmul_backward
+#define matmul_forward_loops cpu_matmul_forward_loops
+#define matmul_backward_loops cpu_matmul_backward_loops
+#define matmul_library cpu_matmul_library
 #define rotary_forward cpu_rotary_forward
 #define rotary_backward cpu_rotary_backward
 #define attention_core_forward cpu_attention_core_forward
 #define attention_core_backward cpu_attention_core_backward
+#define attention_flash_forward cpu_attention_flash_forward
+#define attention_flash_backward cpu_attention_flash_backward
 #define attention_softmax_saved_size cpu_attention_stats_size
 #define attention_forward cpu_attention_forward
 #define attention_backward cpu_attention_backward

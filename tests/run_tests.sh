@@ -29,6 +29,8 @@ run() {   # run NAME COMMAND...: runs it, adds its "NAME: N passed, M failed" li
 
 start=$(date +%s)
 run test_ops ./tests/test_ops
+run test_fast_paths ./tests/test_fast_paths
+run test_fast_paths_float ./tests/test_fast_paths_float
 run test_model ./tests/test_model
 run test_model_float ./tests/test_model_float
 run test_parity ./tests/test_parity
