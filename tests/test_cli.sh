@@ -150,7 +150,7 @@ section_b() {
     # every flag that takes a value, given last without one
     local wrong="" nflags=0
     for f in $(grep -o '"--[a-z][a-z0-9-]*"' train.c | tr -d '"' | sort -u); do
-        case $f in --help | --resume | --profile | --task-bos) continue ;; esac
+        case $f in --help | --resume | --profile | --task-bos | --list-pe) continue ;; esac
         nflags=$((nflags + 1))
         run "novalue$f" "$f"
         if [ "$rc" -eq 0 ] || ! no_crash "novalue$f" || ! grep -q "^error: .*needs a value" "$T/novalue$f.err"; then
@@ -310,7 +310,7 @@ section_c() {
     mkdir -p "$K"
     # ~1.9M parameters: 7 MB model + 15 MB state per checkpoint, every step
     local BIG=(--pe rope --dim 256 --layers 2 --heads 4 --kv-heads 4 --ffn 768 --batch 1 --seq 16 --sample 0 --val ""
-               --vocab 256 --ckpt-every 1 --keep 2 --log "" --ckpt-dir "$K")
+               --vocab 256 --ckpt-every 1 --keep 2 --log "" --ckpt-dir "$K" --schedule constant --warmup 0 --decay-steps 0)
     local kills=0 midwrite=0 i f pid delays=(0.45 0.7 0.55 0.9 0.6 0.8) resume_flag=() crashed=0
     for i in 0 1 2 3 4 5; do
         resume_flag=()

@@ -48,7 +48,9 @@ if ./eval plot --csv "$T/ev/ppl_ropepp_ec.csv" --x length --y ppl --group scalin
 expect_error ./eval "unknown mode" "unknown mode" bogus
 expect_error ./eval "unknown flag" "unknown flag" ppl --bogus 1 --ckpt "$ck"
 expect_error ./eval "missing checkpoint" "cannot open" ppl --ckpt "$T/nope.ckpt"
-expect_error ./eval "corrupt checkpoint" "truncated" ppl --ckpt "$T/train.txt"
+head -c 100 data/tinyshakespeare.txt > "$T/short.ckpt"; head -c 4000 data/tinyshakespeare.txt > "$T/text.ckpt"
+expect_error ./eval "checkpoint shorter than its header" "truncated" ppl --ckpt "$T/short.ckpt"
+expect_error ./eval "text file as checkpoint" "not a ropepp checkpoint" ppl --ckpt "$T/text.ckpt"
 expect_error ./eval "unknown task" "unknown task" tasks --ckpt "$ck" --tasks bogus
 expect_error ./eval "bad scaling factor" "scalings" ppl --ckpt "$ck" --scalings ntk:abc
 expect_error ./eval "bad number" "not a number" ppl --ckpt "$ck" --samples -3

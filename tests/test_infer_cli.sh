@@ -39,7 +39,9 @@ expect_error ./infer "corrupt tokenizer file" "magic" --ckpt "$T/ck300/model_000
 
 long=$(head -c 100 data/tinyshakespeare.txt)
 expect_error ./infer "missing checkpoint" "cannot open" --ckpt "$T/none.ckpt" --prompt x
-expect_error ./infer "corrupt checkpoint" "truncated" --ckpt "$T/train.txt" --prompt x
+head -c 100 data/tinyshakespeare.txt > "$T/short.ckpt"; head -c 4000 data/tinyshakespeare.txt > "$T/text.ckpt"
+expect_error ./infer "checkpoint shorter than its header" "truncated" --ckpt "$T/short.ckpt" --prompt x
+expect_error ./infer "text file as checkpoint" "not a ropepp checkpoint" --ckpt "$T/text.ckpt" --prompt x
 mkdir -p "$T/empty"; expect_error ./infer "empty checkpoint folder" "no checkpoint" --ckpt-dir "$T/empty" --prompt x
 expect_error ./infer "empty prompt" "empty" --ckpt "$ck" --prompt ""
 expect_error ./infer "prompt longer than the context" "longer than the context" --ckpt "$ck" --prompt "$long"
