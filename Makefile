@@ -6,7 +6,8 @@
 #   make fixtures        regenerate tests/fixtures from the PyTorch reference (needs torch)
 # Options: NO_OMP=1 (no OpenMP), NO_BLAS=1 (plain matmul loops instead of OpenBLAS), CC=clang, GPU_ARCH=90 (compute
 #          capability for nvcc; 90a = Hopper with wgmma/TMA, the default on a Hopper GPU; other targets fall back to the
-#          mma.sync attention), FUZZ_SECONDS=60
+#          mma.sync attention), FUZZ_SECONDS=60, NCCL_HOME=DIR (where include/nccl.h and lib/libnccl.so.2 are; e.g.
+#          pip's nvidia-nccl-cu13), NO_NCCL=1
 
 ifeq ($(origin CC),default)
   CC = gcc
@@ -78,10 +79,34 @@ endif
 # --default-stream per-thread: a stream that CUDA graphs can capture (the decode step of infer_gpu)
 NVCC_FLAGS = -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -lineinfo --default-stream per-thread
 NVCC_LIBS = -lcublas -lcublasLt -lm
+GPU_DEFS = -DROPEPP_CUDA
+
+# NCCL: data parallelism in train_gpu (cuda/dist.cuh). Looked for under NCCL_HOME, next to nvcc, /usr/local, /usr
+# (a folder with include/nccl.h and libnccl.so.2 in lib, lib64 or lib/x86_64-linux-gnu); without it every GPU
+# program still builds, single-GPU.
+ifneq ($(NVCC),)
+  ifneq ($(NO_NCCL),1)
+    CUDA_ROOT := $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+    NCCL_FOUND := $(shell for d in $(NCCL_HOME) $(CUDA_ROOT) /usr/local /usr; do [ -f $$d/include/nccl.h ] || continue; \
+                    for l in lib lib64 lib/x86_64-linux-gnu; do [ -e $$d/$$l/libnccl.so.2 ] && { echo "$$d $$d/$$l"; exit 0; }; done; done)
+  endif
+  ifneq ($(NCCL_FOUND),)
+    NCCL_INC := $(word 1,$(NCCL_FOUND))/include
+    NCCL_LIBDIR := $(word 2,$(NCCL_FOUND))
+    NVCC_FLAGS += -DROPEPP_NCCL -I$(NCCL_INC)
+    NVCC_LIBS += -L$(NCCL_LIBDIR) -l:libnccl.so.2 -Xlinker -rpath=$(NCCL_LIBDIR)
+    GPU_DEFS += -DROPEPP_NCCL
+    $(info ✓ NCCL $(NCCL_INC)/nccl.h, $(NCCL_LIBDIR)/libnccl.so.2: train_gpu trains on several GPUs (mpirun / torchrun, README))
+  else ifeq ($(NO_NCCL),1)
+    $(info ✗ NCCL off (NO_NCCL=1): train_gpu is single-GPU)
+  else
+    $(info ✗ NCCL not found (include/nccl.h + libnccl.so.2 under NCCL_HOME, $(CUDA_ROOT), /usr/local, /usr): train_gpu is single-GPU; pip install nvidia-nccl-cu13 and pass NCCL_HOME=.../site-packages/nvidia/nccl)
+  endif
+endif
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
 CPU_PROGRAMS = train infer eval data/text2shards data/docs2shards
-TEST_PROGRAMS = tests/test_ops tests/test_fast_paths tests/test_fast_paths_float tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings tests/test_eval_exact tests/test_analysis
+TEST_PROGRAMS = tests/test_ops tests/test_fast_paths tests/test_fast_paths_float tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings tests/test_eval_exact tests/test_analysis tests/test_dist tests/test_dist_float
 
 .PHONY: FORCE all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
@@ -129,6 +154,10 @@ tests/test_analysis: tests/test_analysis.c tests/testutil.h analysis.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_analysis.c -o $@ $(LDLIBS)
 tests/test_files: tests/test_files.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_files.c -o $@ $(LDLIBS)
+tests/test_dist: tests/test_dist.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_dist.c -o $@ $(LDLIBS)
+tests/test_dist_float: tests/test_dist.c tests/testutil.h ropepp.h
+	$(CC) $(CFLAGS) tests/test_dist.c -o $@ $(LDLIBS)
 tests/test_settings: tests/test_settings.c tests/testutil.h ropepp.h
 	$(CC) $(CFLAGS) tests/test_settings.c -o $@ $(LDLIBS)
 # runs ./train and ./eval and checks their counts against a brute force (the float build, as the programs)
@@ -169,16 +198,16 @@ ropepp_cuda_fp32.o: ropepp_cuda.cu $(wildcard cuda/*.cuh) ropepp.h | check_nvcc
 
 # train.c compiled as C with the model code of the header and the op bodies from ropepp_cuda.cu
 train_gpu: train.c ropepp.h ropepp_cuda.o
-	$(CC) $(CFLAGS) -DROPEPP_CUDA -c train.c -o train_gpu.o
+	$(CC) $(CFLAGS) $(GPU_DEFS) -c train.c -o train_gpu.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 infer_gpu: infer.c ropepp.h ropepp_cuda.o
-	$(CC) $(CFLAGS) -DROPEPP_CUDA -c infer.c -o infer_gpu.o
+	$(CC) $(CFLAGS) $(GPU_DEFS) -c infer.c -o infer_gpu.o
 	$(NVCC) $(NVCC_FLAGS) infer_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 eval_gpu: eval.c ropepp.h ropepp_cuda.o
-	$(CC) $(CFLAGS) -DROPEPP_CUDA -c eval.c -o eval_gpu.o
+	$(CC) $(CFLAGS) $(GPU_DEFS) -c eval.c -o eval_gpu.o
 	$(NVCC) $(NVCC_FLAGS) eval_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 train_gpu_fp32: train.c ropepp.h ropepp_cuda_fp32.o
-	$(CC) $(CFLAGS) -DROPEPP_CUDA -DROPEPP_FP32 -c train.c -o train_gpu_fp32.o
+	$(CC) $(CFLAGS) $(GPU_DEFS) -DROPEPP_FP32 -c train.c -o train_gpu_fp32.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu_fp32.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 
 tests/cpu_ref.o: tests/cpu_ref.c tests/cpu_ref.h ropepp.h
@@ -189,7 +218,7 @@ tests/test_gpu_fp32: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cu
 	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) $(NVCC_BLAS_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
 
 tests/test_infer_gpu: tests/test_infer.c tests/testutil.h ropepp.h ropepp_cuda_fp32.o
-	$(CC) $(CFLAGS) -DROPEPP_CUDA -DROPEPP_FP32 -c tests/test_infer.c -o tests/test_infer_gpu.o
+	$(CC) $(CFLAGS) $(GPU_DEFS) -DROPEPP_FP32 -c tests/test_infer.c -o tests/test_infer_gpu.o
 	$(NVCC) $(NVCC_FLAGS) tests/test_infer_gpu.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 
 test_gpu: tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu train_gpu

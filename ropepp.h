@@ -366,16 +366,25 @@ void profile_collect(Profile *p, int count);
    host waits). */
 void profile_print(const Profile *p, FILE *f);
 
+typedef struct Dist Dist;   /* data parallelism over processes (dist_init); NULL = this process alone */
+
 typedef struct {
     Config cfg;
     Dims d;
     size_t param_sizes[NUM_PARAM_TENSORS];   /* elements per tensor, in checkpoint order */
     size_t num_params;
-    floatX *params_memory;  ParamTensors params;   /* what the ops read */
-    floatX *grads_memory;   ParamTensors grads;
-    floatM *master;         /* (num_params) master weights, same order */
-    floatM *adam_m;         /* (num_params) or NULL until the first update */
-    floatM *adam_v;         /* (num_params) */
+    floatX *params_memory;  ParamTensors params;   /* what the ops read; (world_size * shard_len) when sharded */
+    floatX *grads_memory;   ParamTensors grads;    /* same size as params_memory, the padding zero */
+    /* ZeRO-1: this process updates the range [shard_start, shard_start + shard_len) of the parameter array (its
+       end clipped to num_params), and master, adam_m, adam_v hold only that range. Alone: 0 and num_params. */
+    Dist *dist;
+    size_t shard_start, shard_len;
+    floatM *master;         /* (shard_len) master weights, same order */
+    floatM *adam_m;         /* (shard_len) or NULL until the first update */
+    floatM *adam_v;         /* (shard_len) */
+    /* gradient accumulation: backward adds the gradient of loss_weight * (this forward's mean loss); 1, or 1/N
+       for each of the N micro-batches (times the processes) that make one optimizer step */
+    double loss_weight;
     /* activations, allocated for B_cap * T_cap rows on first use */
     int B_cap, T_cap;
     floatX *acts_memory; floatM *actsM_memory; Activations acts;
@@ -471,6 +480,35 @@ void model_logits_row(Model *m, int b, int t, float *out);
 /* Parameters to host as double, in table order (num_params). */
 void model_params_to_host(Model *m, double *out);
 void model_grads_to_host(Model *m, double *out);
+/* Swap params_memory and grads_memory for buffers the caller filled (e.g. padded for sharding: the same contents
+   first) and point the tensors into them; frees the old ones. */
+void model_move_params(Model *m, floatX *params, floatX *grads);
+
+/* Data parallelism (train_gpu built with NCCL: cuda/dist.cuh): one process per GPU, launched by mpirun or with
+   torchrun/Slurm's environment (RANK, WORLD_SIZE, LOCAL_RANK); every process runs the same steps on its own part
+   of the data. The optimizer is sharded as ZeRO-1 (Rajbhandari et al. 2020, stage 1): the gradients are
+   reduce-scattered (summed over the processes), each process updates its range of the fp32 master weights and
+   AdamW moments (Model.shard_start/shard_len), and the bf16 parameters are all-gathered. Every function takes
+   d == NULL (and a Model with dist == NULL) as "this process alone": nothing to exchange. Without NCCL only that
+   exists: dist_init refuses a launch with WORLD_SIZE > 1. */
+/* From the launcher's environment; selects the GPU LOCAL_RANK before any allocation. Returns NULL when not
+   launched by one (no RANK / OMPI_COMM_WORLD_RANK); exits with a message on an error. */
+Dist *dist_init(void);
+void dist_free(Dist *d);
+int dist_rank(const Dist *d);                      /* 0 alone */
+int dist_world_size(const Dist *d);                /* 1 alone */
+void dist_sum(Dist *d, double *x, int n);          /* host values (n), in place: the sum over the processes */
+/* Shard m over d's processes (after the model and its optimizer state are loaded, full, on every process):
+   params/grads padded to world_size * shard_len, master and moments cut to this process's range. */
+void dist_shard_model(Dist *d, Model *m);
+/* Back to the full master weights and moments on every process (to write a checkpoint), and cut again. */
+void dist_gather_optimizer(Model *m);
+void dist_scatter_optimizer(Model *m);
+/* What model_update calls: grads [shard_start, +shard_len) = their sum over the processes; a floatM device
+   vector's sum over the processes, in place; every process's updated range of params_memory to all. */
+void dist_reduce_scatter_grads(Model *m);
+void dist_sum_device(Dist *d, floatM *x, size_t n);
+void dist_all_gather_params(Model *m);
 
 /* Learning-rate schedules (docs/MATH.md, Learning-rate schedules; k = 0-based optimizer step; lr = peak * lambda(k)). */
 enum { SCHED_CONSTANT = 0, SCHED_WSD = 1, SCHED_COSINE = 2 };
@@ -541,8 +579,9 @@ int shard_read_all(const char *path, int vocab, int **tokens, size_t *n, char *e
 typedef struct {
     char **files; int n_files;    /* shard paths, sorted */
     int B, T, vocab;
+    int rank, world_size;         /* this process reads rows [rank*B, rank*B + B) of each global batch of world_size*B */
     int64_t shard;                /* current shard */
-    int64_t pos;                  /* next token in it */
+    int64_t pos;                  /* first token of the next global batch in it (the same on every process) */
     FILE *fp; int width; size_t ntok;
     unsigned char *buf;           /* (B*T + 1) * width bytes */
     int *inputs;                  /* (B, T) */
@@ -550,6 +589,12 @@ typedef struct {
 } DataLoader;
 /* pattern: a file or a glob. Every shard is validated; each must hold at least B*T+1 tokens. */
 int loader_init(DataLoader *dl, const char *pattern, int B, int T, int vocab, char *err, size_t errlen);
+/* The same for process `rank` of world_size (data parallelism): the data is read in global batches of world_size*B
+   rows of T+1 tokens (world_size*B*T + 1 tokens, llm.c's layout), of which this process gets rows
+   [rank*B, rank*B + B): the processes read disjoint parts that together are exactly what one process with
+   batch world_size*B reads. A shard's tail shorter than a global batch is skipped. */
+int loader_init_rank(DataLoader *dl, const char *pattern, int B, int T, int vocab, int rank, int world_size,
+                     char *err, size_t errlen);
 int loader_next(DataLoader *dl, char *err, size_t errlen);      /* fills inputs/targets, checks tokens < vocab */
 void loader_reset(DataLoader *dl);
 int loader_seek(DataLoader *dl, int64_t shard, int64_t pos, char *err, size_t errlen);
@@ -1751,6 +1796,9 @@ void model_init_from(Model *m, const Config *c, const double *params) {
     free(host);
     copy_master_to_params(m->params_memory, m->master, n);
     backend_zero(m->grads_memory, n * sizeof(floatX));
+    m->shard_start = 0;
+    m->shard_len = n;
+    m->loss_weight = 1.0;
     m->loss = -1.0;
 }
 
@@ -2158,7 +2206,7 @@ double model_forward_loss(Model *m, const int *inputs, const int *targets, int B
     if (R > 64) R -= R % 64;
     if (m->head_rows > 0 && (size_t)m->head_rows < R) R = (size_t)m->head_rows;
     if (R > N) R = N;
-    double dloss = m->n_targets > 0 ? 1.0 / (double)m->n_targets : 0.0;
+    double dloss = m->n_targets > 0 ? m->loss_weight / (double)m->n_targets : 0.0;
     for (size_t r0 = 0; r0 < N; r0 += R) {
         int rows = (int)(N - r0 < R ? N - r0 : R);
         matmul_forward(a->scratch_a, a->lnf + r0 * C, m->params.lmw, rows, C, V);
@@ -2307,7 +2355,7 @@ void model_backward(Model *m) {
     const ParamTensors *p = &m->params;
     ParamTensors *g = &m->grads;
     Activations *a = &m->acts;
-    double dloss = m->n_targets > 0 ? 1.0 / (double)m->n_targets : 0.0;
+    double dloss = m->n_targets > 0 ? m->loss_weight / (double)m->n_targets : 0.0;
 
     /* loss = mean over targets: dlogits overwrites logits (after model_forward_loss with backward the classifier's
        backward is done and dlnf waits in scratch_b). The scratch buffers need no clearing: every op below that
@@ -2357,18 +2405,25 @@ void model_backward(Model *m) {
 }
 
 double model_update(Model *m, double lr, double beta1, double beta2, double eps, double weight_decay, double clip) {
-    size_t n = m->num_params;
+    /* this process's range of the parameter array (all of it alone; ZeRO-1 with several, see dist_init) */
+    size_t n = m->num_params, s0 = m->shard_start, s1 = m->shard_start + m->shard_len;
+    if (s1 > n) s1 = n;
+    if (s0 > s1) s0 = s1;
     if (m->adam_m == NULL) {
-        m->adam_m = (floatM *)backend_malloc(n * sizeof(floatM));
-        m->adam_v = (floatM *)backend_malloc(n * sizeof(floatM));
-        backend_zero(m->adam_m, n * sizeof(floatM));
-        backend_zero(m->adam_v, n * sizeof(floatM));
+        m->adam_m = (floatM *)backend_malloc(m->shard_len * sizeof(floatM));
+        m->adam_v = (floatM *)backend_malloc(m->shard_len * sizeof(floatM));
+        backend_zero(m->adam_m, m->shard_len * sizeof(floatM));
+        backend_zero(m->adam_v, m->shard_len * sizeof(floatM));
     }
     if (m->acts_memory == NULL) model_alloc_acts(m, 1, 1);
-    /* global gradient norm; frozen tensors have zero gradients */
     profile_mark(m->profile, "host: update start");
+    dist_reduce_scatter_grads(m);
+    profile_mark(m->profile, "reduce-scatter grads");
+    /* global gradient norm: the range's sum of squares, summed over the processes; frozen tensors have zero
+       gradients */
     backend_zero(m->acts.norm, sizeof(floatM));
-    global_norm_squared(m->acts.norm, m->grads_memory, n);
+    global_norm_squared(m->acts.norm, m->grads_memory + s0, s1 - s0);
+    dist_sum_device(m->dist, m->acts.norm, 1);
     profile_mark(m->profile, "grad norm");
     floatM norm2;
     backend_to_host(&norm2, m->acts.norm, sizeof(floatM));
@@ -2380,14 +2435,17 @@ double model_update(Model *m, double lr, double beta1, double beta2, double eps,
     m->step++;
     size_t off = 0;
     for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
-        size_t sz = m->param_sizes[t];
-        if (!param_is_frozen(t) && sz > 0)
-            adamw_update(m->params_memory + off, m->master + off, m->grads_memory + off, m->adam_m + off,
-                         m->adam_v + off, sz, lr, beta1, beta2, eps, param_is_norm(t) ? 0.0 : weight_decay, scale,
-                         m->step);
-        off += sz;
+        /* the part [a, b) of tensor t inside the range; master and moments are indexed from s0 */
+        size_t a = off > s0 ? off : s0, b = off + m->param_sizes[t] < s1 ? off + m->param_sizes[t] : s1;
+        if (!param_is_frozen(t) && b > a)
+            adamw_update(m->params_memory + a, m->master + (a - s0), m->grads_memory + a, m->adam_m + (a - s0),
+                         m->adam_v + (a - s0), b - a, lr, beta1, beta2, eps, param_is_norm(t) ? 0.0 : weight_decay,
+                         scale, m->step);
+        off += m->param_sizes[t];
     }
     profile_mark(m->profile, "adamw");
+    dist_all_gather_params(m);
+    profile_mark(m->profile, "all-gather params");
     return norm;
 }
 
@@ -2475,11 +2533,28 @@ void model_logits_row(Model *m, int b, int t, float *out) {
     free(tmp);
 }
 
+/* the functions that read the whole master array or the whole moments: not on a sharded model (gather first) */
+static void check_not_sharded(const Model *m, const char *what) {
+    if (m->shard_start == 0 && m->shard_len >= m->num_params) return;
+    fprintf(stderr, "error: %s needs the full optimizer state, but this process holds only its shard (call dist_gather_optimizer first)\n", what);
+    exit(1);
+}
+
 void model_params_to_host(Model *m, double *out) {
+    check_not_sharded(m, "model_params_to_host");
     floatM *tmp = (floatM *)mallocCheck(m->num_params * sizeof(floatM));
     backend_to_host(tmp, m->master, m->num_params * sizeof(floatM));
     for (size_t i = 0; i < m->num_params; i++) out[i] = (double)tmp[i];
     free(tmp);
+}
+
+void model_move_params(Model *m, floatX *params, floatX *grads) {
+    backend_free(m->params_memory);
+    backend_free(m->grads_memory);
+    m->params_memory = params;
+    m->grads_memory = grads;
+    point_params(&m->params, m->params_memory, m->param_sizes);
+    point_params(&m->grads, m->grads_memory, m->param_sizes);
 }
 
 void model_grads_to_host(Model *m, double *out) {
@@ -2494,6 +2569,33 @@ void model_grads_to_host(Model *m, double *out) {
     free(tmp);
 #endif
 }
+
+/* ---- data parallelism, single process (the NCCL build's are in cuda/dist.cuh) */
+#ifndef ROPEPP_NCCL
+Dist *dist_init(void) {
+    const char *names[2] = {"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE"};
+    for (int i = 0; i < 2; i++) {
+        const char *w = getenv(names[i]);
+        if (w != NULL && atoi(w) > 1) {
+            fprintf(stderr, "error: launched as %s=%s processes, but this program was built without NCCL: it trains on one "
+                            "device only\nHINT: build train_gpu where `make` finds NCCL (the line '✓ NCCL'; see README), or launch one process\n", names[i], w);
+            exit(1);
+        }
+    }
+    return NULL;
+}
+void dist_free(Dist *d) { (void)d; }
+int dist_rank(const Dist *d) { (void)d; return 0; }
+int dist_world_size(const Dist *d) { (void)d; return 1; }
+/* one process: every sum over the processes is the value itself, every range is the whole array */
+void dist_sum(Dist *d, double *x, int n) { (void)d; (void)x; (void)n; }
+void dist_shard_model(Dist *d, Model *m) { (void)d; (void)m; }
+void dist_gather_optimizer(Model *m) { (void)m; }
+void dist_scatter_optimizer(Model *m) { (void)m; }
+void dist_reduce_scatter_grads(Model *m) { (void)m; }
+void dist_sum_device(Dist *d, floatM *x, size_t n) { (void)d; (void)x; (void)n; }
+void dist_all_gather_params(Model *m) { (void)m; }
+#endif
 
 static const char *const sched_names[3] = {"constant", "wsd", "cosine"};
 const char *schedule_name(int s) { return (s >= 0 && s < 3) ? sched_names[s] : "unknown"; }
@@ -2813,6 +2915,7 @@ static int write_moments(FILE *fp, const floatM *dev, size_t n) {
 }
 
 int state_write(Model *m, const TrainState *s, const char *path, char *err, size_t errlen) {
+    check_not_sharded(m, "state_write");
     int32_t h[256];
     memset(h, 0, sizeof(h));
     h[0] = STATE_MAGIC; h[1] = STATE_VERSION; h[2] = (int)sizeof(floatM); h[3] = s->step;
@@ -2829,6 +2932,7 @@ int state_write(Model *m, const TrainState *s, const char *path, char *err, size
 }
 
 int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errlen) {
+    check_not_sharded(m, "state_read");
     FILE *fp = fopen_file(path, "state", "", err, errlen);
     if (fp == NULL) return -1;
     int32_t h[256];
@@ -3154,8 +3258,14 @@ static int loader_open_shard(DataLoader *dl, int64_t shard, char *err, size_t er
 }
 
 int loader_init(DataLoader *dl, const char *pattern, int B, int T, int vocab, char *err, size_t errlen) {
+    return loader_init_rank(dl, pattern, B, T, vocab, 0, 1, err, errlen);
+}
+
+int loader_init_rank(DataLoader *dl, const char *pattern, int B, int T, int vocab, int rank, int world_size,
+                     char *err, size_t errlen) {
     memset(dl, 0, sizeof(*dl));
     if (B < 1 || T < 1) { set_err(err, errlen, "batch %d and sequence length %d must be >= 1", B, T); return -1; }
+    if (world_size < 1 || rank < 0 || rank >= world_size) { set_err(err, errlen, "rank %d is not in 0 .. world size %d - 1", rank, world_size); return -1; }
     glob_t g;
     memset(&g, 0, sizeof(g));
     int gr = glob(pattern, 0, NULL, &g);
@@ -3168,11 +3278,13 @@ int loader_init(DataLoader *dl, const char *pattern, int B, int T, int vocab, ch
     dl->files = (char **)mallocCheck(sizeof(char *) * g.gl_pathc);
     for (size_t i = 0; i < g.gl_pathc; i++) dl->files[i] = strdup(g.gl_pathv[i]);
     globfree(&g);
-    dl->B = B; dl->T = T; dl->vocab = vocab;
+    dl->B = B; dl->T = T; dl->vocab = vocab; dl->rank = rank; dl->world_size = world_size;
+    size_t global = (size_t)world_size * B * T + 1;   /* tokens of one global batch */
     for (int i = 0; i < dl->n_files; i++) {
         if (loader_open_shard(dl, i, err, errlen) != 0) { loader_free(dl); return -1; }
-        if (dl->ntok < (size_t)B * T + 1) {
-            set_err(err, errlen, "shard '%s' holds %zu tokens, fewer than one batch needs (B*T+1 = %zu); lower --batch or --seq", dl->files[i], dl->ntok, (size_t)B * T + 1);
+        if (dl->ntok < global) {
+            set_err(err, errlen, "shard '%s' holds %zu tokens, fewer than one batch needs (processes %d x B %d x T %d + 1 = %zu); lower --batch or --seq",
+                    dl->files[i], dl->ntok, world_size, B, T, global);
             loader_free(dl);
             return -1;
         }
@@ -3200,14 +3312,15 @@ int loader_seek(DataLoader *dl, int64_t shard, int64_t pos, char *err, size_t er
 }
 
 int loader_next(DataLoader *dl, char *err, size_t errlen) {
-    size_t need = (size_t)dl->B * dl->T + 1;
-    if ((size_t)dl->pos + need > dl->ntok) {
+    size_t need = (size_t)dl->B * dl->T + 1, global = (size_t)dl->world_size * dl->B * dl->T;
+    if ((size_t)dl->pos + global + 1 > dl->ntok) {
         if (loader_open_shard(dl, (dl->shard + 1) % dl->n_files, err, errlen) != 0) return -1;
         dl->pos = 0;
     }
-    if (fseek(dl->fp, (long)(1024 + (size_t)dl->pos * dl->width), SEEK_SET) != 0 ||
+    int64_t start = dl->pos + (int64_t)dl->rank * dl->B * dl->T;   /* this process's rows of the global batch */
+    if (fseek(dl->fp, (long)(1024 + (size_t)start * dl->width), SEEK_SET) != 0 ||
         fread(dl->buf, (size_t)dl->width, need, dl->fp) != need) {
-        set_err(err, errlen, "read failed in shard '%s' at token %lld (file changed on disk?)", dl->files[dl->shard], (long long)dl->pos);
+        set_err(err, errlen, "read failed in shard '%s' at token %lld (file changed on disk?)", dl->files[dl->shard], (long long)start);
         return -1;
     }
     for (size_t i = 0; i < need; i++) {
@@ -3215,13 +3328,13 @@ int loader_next(DataLoader *dl, char *err, size_t errlen) {
         if (dl->width == 2) { uint16_t u; memcpy(&u, dl->buf + 2 * i, 2); t = u; }
         else memcpy(&t, dl->buf + 4 * i, 4);
         if (t >= (uint32_t)dl->vocab) {
-            set_err(err, errlen, "token %u at position %lld of shard '%s' is >= vocab %d; pass the vocab the data was made with (--vocab)", t, (long long)(dl->pos + (int64_t)i), dl->files[dl->shard], dl->vocab);
+            set_err(err, errlen, "token %u at position %lld of shard '%s' is >= vocab %d; pass the vocab the data was made with (--vocab)", t, (long long)(start + (int64_t)i), dl->files[dl->shard], dl->vocab);
             return -1;
         }
         if (i + 1 < need) dl->inputs[i] = (int)t;
         if (i > 0) dl->targets[i - 1] = (int)t;
     }
-    dl->pos += (int64_t)dl->B * dl->T;
+    dl->pos += (int64_t)global;
     return 0;
 }
 

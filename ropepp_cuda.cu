@@ -1334,3 +1334,6 @@ const char *backend_name(void) {
     }
     return name;
 }
+
+/* ------------------------------------------------------------------------------------------------ data parallelism */
+#include "cuda/dist.cuh"

@@ -8,7 +8,12 @@ sample. `./train --help` lists every flag and its default.
 Every step prints one line (step, loss, lr, grad norm, ms, tokens/s); validation loss every --val-every steps;
 a JSONL log of the same numbers goes to --log. Checkpoints (docs/FORMATS.md) go to --ckpt-dir: a model file and a
 state file (AdamW moments, step, loader position, RNG), written atomically; --resume continues from the newest so
-that the losses are bit-identical to an uninterrupted run.
+that the losses are bit-identical to an uninterrupted run (checkpoints are taken at optimizer steps, after all of
+a step's --grad-accum micro-batches).
+
+Several GPUs (train_gpu built with NCCL, README "Several GPUs"): one process per GPU, data parallel with the
+optimizer sharded (ZeRO-1), e.g.  mpirun -np 8 ./train_gpu ...  or, with torchrun/Slurm's RANK, WORLD_SIZE and
+LOCAL_RANK,  ROPEPP_NCCL_ID_FILE=/shared/path ./train_gpu ...  in each process. --batch is per process.
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
@@ -31,6 +36,7 @@ typedef struct {
     int batch, seq, steps, warmup, schedule, decay_steps, val_every, val_batches, ckpt_every, keep, resume, profile;
     int sample_len, sample_every, init;
     int mix_all_targets, task_bos, mqar_blank, mqar_kv;   /* --mix-loss all, --task-bos, --mqar-filler blank, --mqar-kv */
+    int grad_accum;             /* micro-batches per optimizer step */
     double lr, beta1, beta2, eps, weight_decay, clip, temperature, peak_tflops;
     uint64_t seed;
     int out_given;              /* --out or --ckpt-dir was given (else a new folder under runs/) */
@@ -46,6 +52,7 @@ static const SettingRule run_rules[] = {
     {"--val",          's', offsetof(Options, val_pattern),   {'r', '-', '-'}},
     {"--vocab",        'i', offsetof(Options, vocab),         {'r', '-', '-'}},
     {"--batch",        'i', offsetof(Options, batch),         {'r', '-', '-'}},
+    {"--grad-accum",   'i', offsetof(Options, grad_accum),    {'r', '-', '-'}},
     {"--seq",          'i', offsetof(Options, seq),           {'r', '-', '-'}},
     {"--mix",          's', offsetof(Options, mix),           {'r', '-', '-'}},
     {"--mix-loss",     'i', offsetof(Options, mix_all_targets), {'r', '-', '-'}},
@@ -88,7 +95,7 @@ static Options default_options(void) {
     o.vocab = 0;
     o.batch = 16; o.seq = 128; o.steps = 1000; o.warmup = -1; o.schedule = SCHED_WSD; o.decay_steps = -1;
     o.val_every = 100; o.val_batches = 20; o.ckpt_every = 0; o.keep = 3; o.resume = 0; o.profile = 0;
-    o.sample_len = 300; o.sample_every = 0; o.init = INIT_TORCH_DEFAULT;
+    o.sample_len = 300; o.sample_every = 0; o.init = INIT_TORCH_DEFAULT; o.grad_accum = 1;
     o.lr = 3e-3; o.beta1 = 0.95; o.beta2 = 0.99; o.eps = 1e-8; o.weight_decay = 0.1; o.clip = 0.0;
     o.temperature = 0.8; o.seed = 42;
     o.peak_tflops = 770.0;   /* bf16 8192^3 matmul measured on an H100: bench/peak/2026-11-24.txt */
@@ -121,7 +128,8 @@ static void usage(const Options *d) {
            "  --train PATTERN      training shards, a file or a glob (%s)\n"
            "  --val PATTERN        validation shards (%s; \"\" = none)\n"
            "  --vocab V            vocabulary size (0 = 256 for byte data, else max token + 1) (0)\n"
-           "  --batch B            sequences per step (%d)\n"
+           "  --batch B            sequences per micro-batch and process (%d)\n"
+           "  --grad-accum N       micro-batches per optimizer step: a step sees N x B x processes sequences (1)\n"
            "  --seq T              sequence length (%d)\n"
            "  --mix SPEC           rows of generated long-context tasks mixed into the batches, e.g. passkey:0.2,mqar:0.1\n"
            "                       (tasks: passkey niah_single niah_multikey niah_multivalue vt mqar; text tasks need a long --seq)\n"
@@ -181,7 +189,7 @@ static const char *const value_flags[] = {
     "--yarn-factor", "--yarn-orig-len", "--ntk-factor", "--norm-eps", "--vocab", "--init", "--seed", "--train", "--val",
     "--batch", "--seq", "--steps", "--lr", "--warmup", "--schedule", "--decay-steps", "--beta1", "--beta2", "--eps",
     "--weight-decay", "--clip", "--val-every", "--val-batches", "--out", "--ckpt-dir", "--ckpt-every", "--keep",
-    "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--temperature", "--peak-tflops", "--mix", "--mix-loss", "--mqar-filler", "--mqar-kv"};
+    "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--temperature", "--peak-tflops", "--mix", "--mix-loss", "--mqar-filler", "--mqar-kv", "--grad-accum"};
 
 static void mark_given(Options *o, const char *f) {
     int i = settings_find(config_rules, config_rule_count, f);
@@ -217,6 +225,7 @@ static int parse_flag(Options *o, const char *f, const char *v) {
     else if (strcmp(f, "--train") == 0) o->train_pattern = v;
     else if (strcmp(f, "--val") == 0) o->val_pattern = v;
     else if (strcmp(f, "--batch") == 0) o->batch = flag_int("./train", f, v, 1, 1 << 20);
+    else if (strcmp(f, "--grad-accum") == 0) o->grad_accum = flag_int("./train", f, v, 1, 1 << 16);
     else if (strcmp(f, "--seq") == 0) { o->seq = flag_int("./train", f, v, 1, 1 << 24); c->train_seq = o->seq; }
     else if (strcmp(f, "--steps") == 0) o->steps = flag_int("./train", f, v, 0, 1 << 30);
     else if (strcmp(f, "--lr") == 0) o->lr = flag_number("./train", f, v, 0.0, 10.0);
@@ -325,6 +334,7 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
     PUT_S("--train", o->train_pattern);
     PUT_S("--val", o->val_pattern);
     PUT_F("--batch", "%d", o->batch);
+    PUT_F("--grad-accum", "%d", o->grad_accum);
     PUT_F("--seq", "%d", o->seq);
     if (o->mix != NULL) PUT_S("--mix", o->mix);
     PUT_S("--mix-loss", o->mix_all_targets ? "all" : "answer");
@@ -420,7 +430,9 @@ static void ckpt_path(char *out, size_t n, const char *dir, int step, const char
 }
 
 /* model and state for the current step into the run folder; then the oldest beyond --keep are removed. 0 or -1. */
-static int save_checkpoint(Model *m, const Options *o, const DataLoader *dl, const Rng *rng) {
+/* The run's checkpoint at this step into its folder: the .state file, then the .ckpt; older ones past --keep are
+   removed. 0, or -1 with the error printed. */
+static int write_checkpoint(Model *m, const Options *o, const DataLoader *dl, const Rng *rng) {
     char path[4200], err[512];
     /* state first, model last: a checkpoint counts once its model file exists next to a state file */
     TrainState s = {m->step, dl->shard, dl->pos, rng->state};
@@ -438,6 +450,14 @@ static int save_checkpoint(Model *m, const Options *o, const DataLoader *dl, con
         remove(path);
     }
     return 0;
+}
+
+/* Every process calls it (the sharded optimizer state is gathered for the write); rank 0 writes. */
+static int save_checkpoint(Model *m, const Options *o, const DataLoader *dl, const Rng *rng) {
+    dist_gather_optimizer(m);
+    int rc = dist_rank(m->dist) == 0 ? write_checkpoint(m, o, dl, rng) : 0;
+    dist_scatter_optimizer(m);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------- run folder, log */
@@ -555,19 +575,22 @@ static void fmt_duration(char *out, size_t n, double secs) {
 
 /* Mean validation loss over up to `batches` (B, T) batches from the start of the validation shards, each target at
    most once: the loader would wrap around to the first batch again when the shards hold fewer batches, so it
-   stops there. *used = the batches scored (each holds B * T targets). 0, or -1 with err. */
+   stops there. With several processes, batch k W + r is process r's k-th (its rows of global batch k), so the same
+   batches are scored on any number of processes. *used = the batches scored (each holds B * T targets). 0, or -1
+   with err. */
 static int evaluate(Model *m, DataLoader *val, int batches, double *loss, int *used, char *err, size_t errlen) {
     loader_reset(val);
-    double sum = 0.0;
-    int n = 0;
-    for (int i = 0; i < batches; i++) {
+    double sum[2] = {0.0, 0.0};   /* loss sum, batches */
+    const int64_t first_end = (int64_t)val->world_size * val->B * val->T;   /* pos after the first global batch */
+    for (int k = 0; k * val->world_size + val->rank < batches; k++) {
         if (loader_next(val, err, errlen) != 0) return -1;
-        if (i > 0 && val->shard == 0 && val->pos == (int64_t)val->B * val->T) break;   /* back at the first batch */
-        sum += model_forward_loss(m, val->inputs, val->targets, val->B, val->T, 0);
-        n++;
+        if (k > 0 && val->shard == 0 && val->pos == first_end) break;   /* back at the first batch */
+        sum[0] += model_forward_loss(m, val->inputs, val->targets, val->B, val->T, 0);
+        sum[1] += 1.0;
     }
-    *loss = sum / n;
-    *used = n;
+    dist_sum(m->dist, sum, 2);
+    *loss = sum[0] / sum[1];
+    *used = (int)sum[1];
     return 0;
 }
 
@@ -607,15 +630,18 @@ static void sample(Model *m, const Options *o, Rng *rng, FILE *samples) {
 
 /* The --mix batch: each of the B rows of inputs/targets (B, T) is replaced, with its task's proportion, by a
    generated task sample (tokens and its targets: the answer tokens only unless --mix-loss all; ignored targets
-   are -1, which the cross-entropy skips). Draws come from rng, which the state file saves. 0, or -1 with err. */
-static int mix_batch(int *inputs, int *targets, int B, int T, const TaskMix *mix, const TaskOptions *task_opt,
-                     TaskSample *row, Rng *rng, char *err, size_t errlen) {
-    for (int b = 0; mix->n > 0 && b < B; b++) {
+   are -1, which the cross-entropy skips). Draws come from rng, which the state file saves. With several processes
+   the rows are drawn for the global batch (every process's B rows, in rank order) and each keeps its own, so the
+   RNG stays the same on every process. 0, or -1 with err. */
+static int mix_batch(int *inputs, int *targets, int B, int T, int rank, int world, const TaskMix *mix,
+                     const TaskOptions *task_opt, TaskSample *row, Rng *rng, char *err, size_t errlen) {
+    for (int b = 0; mix->n > 0 && b < B * world; b++) {
         int task = task_mix_pick(mix, rng);
         if (task < 0) continue;
         if (task_generate(row, task, T, task_opt, rng, err, errlen) != 0) return -1;
-        memcpy(inputs + (size_t)b * T, row->tokens, (size_t)T * sizeof(int));
-        memcpy(targets + (size_t)b * T, row->targets, (size_t)T * sizeof(int));
+        if (b / B != rank) continue;
+        memcpy(inputs + (size_t)(b % B) * T, row->tokens, (size_t)T * sizeof(int));
+        memcpy(targets + (size_t)(b % B) * T, row->targets, (size_t)T * sizeof(int));
     }
     return 0;
 }
@@ -625,6 +651,11 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines reach a file or pipe even when the run is killed */
     Options o = default_options();
     parse_args(&o, argc, argv);
+    /* data parallelism: one process per GPU under mpirun/torchrun/Slurm (NULL alone); only rank 0 prints and
+       writes the run folder (settings, log, checkpoints, samples) */
+    Dist *dist = dist_init();
+    int rank = dist_rank(dist), world = dist_world_size(dist);
+    if (rank != 0 && freopen("/dev/null", "w", stdout) == NULL) { fprintf(stderr, "error: rank %d: cannot silence stdout\n", rank); return 1; }
     char err[16384];
     /* every error below jumps to `out`, which frees what was made (zeroed structs free as no-ops) */
     int status = 1;
@@ -744,12 +775,13 @@ int main(int argc, char **argv) {
     }
     const Config *c = &model.cfg;
     const Dims *d = &model.d;
+    dist_shard_model(dist, &model);
 
     /* ---- everything the run will read, checked before step 1: shards (headers, sizes, every token < vocab) and
        the task mix */
     int have_val = o.val_pattern != NULL && o.val_pattern[0] != '\0';
-    if (loader_init(&train_dl, o.train_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-    if (have_val && loader_init(&val_dl, o.val_pattern, o.batch, o.seq, vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    if (loader_init_rank(&train_dl, o.train_pattern, o.batch, o.seq, vocab, rank, world, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    if (have_val && loader_init_rank(&val_dl, o.val_pattern, o.batch, o.seq, vocab, rank, world, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     for (int k = 0; k < 1 + have_val; k++) {
         const char *pattern = k == 0 ? o.train_pattern : o.val_pattern;
         int mx;
@@ -779,13 +811,17 @@ int main(int argc, char **argv) {
         task_sample_alloc(&task_row, o.seq);
     }
 
-    /* ---- the run folder: created and written to (settings, command line, log, samples) before step 1 */
+    /* ---- the run folder: created and written to (settings, command line, log, samples) before step 1. With
+       several processes only rank 0 writes it, but every process takes part in writing a checkpoint (the sharded
+       optimizer state is gathered), so whether checkpoints are written is decided the same way on all of them. */
+    const int saves = o.out == NULL || o.out[0] != '\0';
     if (o.out == NULL) {
-        new_run_folder(out_dir, sizeof(out_dir), c->pe);
+        if (rank == 0) new_run_folder(out_dir, sizeof(out_dir), c->pe);
+        else out_dir[0] = '\0';
         o.out = out_dir;
     }
-    int have_out = o.out[0] != '\0';
-    const char *log_path = o.log_path;
+    int have_out = rank == 0 && saves;
+    const char *log_path = rank == 0 ? o.log_path : "";
     if (log_path == NULL && have_out) { snprintf(log_buf, sizeof(log_buf), "%s/train.jsonl", o.out); log_path = log_buf; }
     if (log_path == NULL) log_path = "";
     if (have_out) {
@@ -834,9 +870,11 @@ int main(int argc, char **argv) {
         if (logfd < 0) { fprintf(stderr, "error: cannot write log '%s': %s\n", log_path, strerror(errno)); goto out; }
     }
 
-    size_t tokens_per_step = (size_t)o.batch * o.seq;
+    size_t tokens_per_step = (size_t)o.batch * o.seq * o.grad_accum * world;
+    char accum_text[96] = "";   /* the factors beyond batch x seq, where there are any */
+    if (o.grad_accum > 1 || world > 1) snprintf(accum_text, sizeof(accum_text), " x grad accum %d x processes %d", o.grad_accum, world);
 #ifdef ROPEPP_CUDA
-    double flops_per_step = model_flops_per_token(c, o.seq) * (double)tokens_per_step;
+    double flops_per_step = model_flops_per_token(c, o.seq) * (double)tokens_per_step / world;   /* per GPU */
     const char *peak_env = getenv("ROPEPP_PEAK_TFLOPS");
     if (peak_env != NULL) o.peak_tflops = flag_number("./train", "ROPEPP_PEAK_TFLOPS", peak_env, 1e-6, 1e9);
 #endif
@@ -846,8 +884,8 @@ int main(int argc, char **argv) {
     printf("model: V %d, C %d, L %d, H %d (q heads %d, attention heads %d), KV %d (projected %d), HD %d, F %d, rot %d | %zu parameters (%.2fM)\n",
            c->vocab_size, c->dim, c->n_layers, c->n_heads, d->HQ, d->NA, c->n_kv_heads, d->KVH, d->HD, c->ffn_dim, d->rot,
            model.num_params, model.num_params / 1e6);
-    printf("data: %s (%d shard%s), batch %d x seq %d = %zu tokens/step | %d steps, lr %g, %s warmup %d decay %d\n",
-           o.train_pattern, train_dl.n_files, train_dl.n_files == 1 ? "" : "s", o.batch, o.seq, tokens_per_step, o.steps,
+    printf("data: %s (%d shard%s), batch %d x seq %d%s = %zu tokens/step | %d steps, lr %g, %s warmup %d decay %d\n",
+           o.train_pattern, train_dl.n_files, train_dl.n_files == 1 ? "" : "s", o.batch, o.seq, accum_text, tokens_per_step, o.steps,
            o.lr, schedule_name(o.schedule), o.warmup, o.schedule == SCHED_WSD ? o.decay_steps : 0);
     if (mix.n > 0)
         printf("mix: %s | task rows' loss on %s | %s | mqar filler %s\n", o.mix, o.mix_all_targets ? "every token" : "the answer tokens only",
@@ -870,15 +908,26 @@ int main(int argc, char **argv) {
     started = 1;
     for (int step = model.step; step < o.steps; step++) {
         double t0 = now_ms();
-        if (loader_next(&train_dl, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-        if (mix_batch(train_dl.inputs, train_dl.targets, o.batch, o.seq, &mix, &task_opt, &task_row, &rng, err, sizeof(err)) != 0) {
-            fprintf(stderr, "error: %s\n", err);
-            goto out;
-        }
         model.profile = prof;
         model_zero_grad(&model);
-        double loss = model_forward_loss(&model, train_dl.inputs, train_dl.targets, o.batch, o.seq, 1);
-        model_backward(&model);
+        /* the step's gradient and loss: the mean over its micro-batches and processes (of each one's mean loss;
+           the same as the mean over all targets when every micro-batch has as many, i.e. always without --mix) */
+        model.loss_weight = 1.0 / ((double)o.grad_accum * world);
+        double loss = 0.0;
+        for (int micro = 0; micro < o.grad_accum; micro++) {
+            if (loader_next(&train_dl, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+            if (mix_batch(train_dl.inputs, train_dl.targets, o.batch, o.seq, rank, world, &mix, &task_opt, &task_row, &rng, err, sizeof(err)) != 0) {
+                fprintf(stderr, "error: %s\n", err);
+                goto out;
+            }
+            loss += model_forward_loss(&model, train_dl.inputs, train_dl.targets, o.batch, o.seq, 1);
+            model_backward(&model);
+        }
+        /* over the processes: the loss, and whether any of them was asked to stop (all stop after the same step) */
+        double shared[2] = {loss, stop_requested ? 1.0 : 0.0};
+        dist_sum(dist, shared, 2);
+        loss = shared[0] / ((double)o.grad_accum * world);
+        int stop_now = world > 1 ? shared[1] > 0.0 : stop_requested != 0;
         double lr = o.lr * lr_lambda(o.schedule, step, o.warmup, o.steps, o.decay_steps);
         double norm = model_update(&model, lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.clip);
         profile_collect(prof, step - first_step >= 2);   /* waits for the device: the step's time includes it */
@@ -911,19 +960,19 @@ int main(int argc, char **argv) {
                    vb < o.val_batches ? ": all the validation shards hold, each once" : "", (now_ms() - t_start) / 1e3);
             log_line(logfd, "{\"step\": %d, \"val_loss\": %.17g, \"val_targets\": %lld}\n", step + 1, last_val, vtok);
         }
-        if (have_out && (last || (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0))) {
+        if (saves && (last || (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0))) {
             if (save_checkpoint(&model, &o, &train_dl, &rng) != 0) { started = 0; goto out; }
             saved_step = model.step;
         }
-        if (o.sample_every > 0 && (step + 1) % o.sample_every == 0 && !last && o.sample_len > 0) {
+        if (rank == 0 && o.sample_every > 0 && (step + 1) % o.sample_every == 0 && !last && o.sample_len > 0) {
             Rng srng = {o.seed ^ (uint64_t)(step + 1) * 0x9E3779B97F4A7C15ull};   /* not the run's RNG: resume stays exact */
             sample(&model, &o, &srng, samples);
         }
-        if (stop_requested) { interrupted = 1; break; }
+        if (stop_now) { interrupted = 1; break; }
     }
     started = 0;
     if (interrupted) {
-        if (have_out && saved_step != model.step && save_checkpoint(&model, &o, &train_dl, &rng) != 0) goto out;
+        if (saves && saved_step != model.step && save_checkpoint(&model, &o, &train_dl, &rng) != 0) goto out;
         log_line(logfd, "{\"step\": %d, \"interrupted\": true}\n", model.step);
         printf("interrupted at step %d of %d%s%s\n", model.step, o.steps, have_out ? "; continue with ./train --resume " : " (no run folder: nothing saved)",
                have_out ? o.out : "");
@@ -942,14 +991,19 @@ int main(int argc, char **argv) {
 #endif
     if (prof != NULL) profile_print(prof, stdout);
     if (o.sample_len > 0 && model.step == 0) printf("no sample: the model is untrained (step 0)\n");
-    else if (o.sample_len > 0 && done > 0) sample(&model, &o, &rng, samples);
+    else if (rank == 0 && o.sample_len > 0 && done > 0) sample(&model, &o, &rng, samples);
     if (have_out) printf("run folder: %s  (./infer --ckpt %s, ./eval ppl --ckpt %s, ./eval plot --run %s)\n", o.out, o.out, o.out, o.out);
     status = 0;
 out:
-    /* a failure after step 1 began: the steps done so far are kept */
+    /* a failure after step 1 began: the steps done so far are kept (alone: with several processes the failing one
+       cannot count on the others to join the gathering of the optimizer state; they are stopped by the launcher) */
     if (started && status != 0 && o.out != NULL && o.out[0] && model.step > 0 && model.step != saved_step) {
-        fprintf(stderr, "saving the %d steps done before stopping:\n", model.step);
-        save_checkpoint(&model, &o, &train_dl, &rng);
+        if (world == 1) {
+            fprintf(stderr, "saving the %d steps done before stopping:\n", model.step);
+            save_checkpoint(&model, &o, &train_dl, &rng);
+        } else {
+            fprintf(stderr, "rank %d: stopping at step %d without a checkpoint of it (several processes): resume from the newest one written\n", rank, model.step);
+        }
     }
     if (logfd >= 0) close(logfd);
     if (samples) fclose(samples);
@@ -958,6 +1012,7 @@ out:
     loader_free(&train_dl);
     loader_free(&val_dl);
     model_free(&model);
+    if (status == 0 || status == 130) dist_free(dist);   /* after a failure the others may be gone: no collective */
     if (stored_flags) settings_free(stored_flags, stored_values, stored_n);
     return status;
 }

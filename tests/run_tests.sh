@@ -46,6 +46,9 @@ run test_compare bash tests/test_compare.sh
 run test_pe_places bash tests/test_pe_places.sh
 run test_files ./tests/test_files
 run test_settings ./tests/test_settings
+run test_dist ./tests/test_dist
+run test_dist_float ./tests/test_dist_float
+run test_dist_cli bash tests/test_dist.sh
 run test_cli bash tests/test_cli.sh
 run test_sanitizers bash tests/test_sanitizers.sh
 end=$(date +%s)
