@@ -168,6 +168,10 @@ tests/test_eval_exact: tests/test_eval_exact.c tests/testutil.h data/tasks.h rop
 .build_flags: FORCE
 	@echo '$(CC) $(CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS)' > $@
 $(CPU_PROGRAMS) $(TEST_PROGRAMS) tests/cpu_ref.o: .build_flags
+# the same for the GPU programs: nvcc's flags and libraries, NCCL found or not, GPU_ARCH
+.gpu_flags: FORCE
+	@echo '$(NVCC) $(NVCC_FLAGS) $(NVCC_LIBS) $(GPU_DEFS) $(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(NVCC) $(NVCC_FLAGS) $(NVCC_LIBS) $(GPU_DEFS) $(CC) $(CFLAGS)' > $@
+ropepp_cuda.o ropepp_cuda_fp32.o train_gpu infer_gpu eval_gpu train_gpu_fp32 tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu: .gpu_flags
 FORCE:
 
 test: all

@@ -16,7 +16,8 @@ mkdir -p "$L" "$RES/bench"
 cat "$L/env.txt"
 t0=$(date +%s)
 if [ -z "${BIN:-}" ]; then
-  make -j16 tests/test_gpu tests/test_gpu_fp32 ropepp_cuda.o > "$L/build.txt" 2>&1 || { tail -30 "$L/build.txt"; exit 1; }
+  # NO_NCCL=1: bench_attention is linked below without NCCL (it needs none)
+  make -j16 tests/test_gpu tests/test_gpu_fp32 ropepp_cuda.o NO_NCCL=1 > "$L/build.txt" 2>&1 || { tail -30 "$L/build.txt"; exit 1; }
   nvcc -O3 -std=c++17 -I. -gencode=arch=compute_90a,code=sm_90a bench/attention/bench_attention.cu ropepp_cuda.o \
        -o bench_attention -lcublas -lcublasLt >> "$L/build.txt" 2>&1 || { tail -30 "$L/build.txt"; exit 1; }
   mkdir -p /tmp/attn_bin; cp tests/test_gpu tests/test_gpu_fp32 bench_attention /tmp/attn_bin/; BIN=/tmp/attn_bin
