@@ -964,8 +964,9 @@ void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const
             attn_decode_kernel<1><<<grid, DEC_THREADS>>>(pm, pl, pacc, qkv, kcache, vcache, *pe, pos_dev, pos0, Tn, Tmax,
                                                          HQ, KVH, HD, nsplit, nchunk, A.scale2);
         cudaCheckLaunch();
-        attn_decode_combine_kernel<<<(unsigned)((rows * A.NA + 7) / 8), 256>>>(out, pm, pl, pacc, (int)rows, A.NA,
-                                                                              HD, nsplit);
+        if ((size_t)nsplit * sizeof(float) > 48 * 1024) fail("decode attention: more splits than the combine's shared memory holds", "lower the batch");
+        attn_decode_combine_kernel<<<(unsigned)(rows * A.NA), DEC_COMBINE_THREADS, (size_t)nsplit * sizeof(float)>>>(
+            out, pm, pl, pacc, HD, nsplit);
         cudaCheckLaunch();
     } else {
         /* prefill: the flash kernel with absolute query positions (pos0: prefill is never captured) and the cache

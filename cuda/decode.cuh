@@ -13,8 +13,8 @@ in the kernel from the position, so one launch shape serves every step). It serv
 group (for RoPE++ the real and imaginary head of each q head, up to DEC_HMAX of them) from one read of each K/V row:
 8 half-warps, each walking keys with its 16 lanes over 8 dims each (a 16-byte load of bf16 per lane per row for head
 dim 128), an online softmax per head in registers, DEC_U keys per half-warp in flight. The half-warps' states merge
-in shared memory into (max, sum, unnormalized out) of the split; attn_decode_combine_kernel merges the splits in
-order. Bytes read per step are the cache's rows once per kv head: RoPE++ EH (half the kv heads) reads half of RoPE's.
+in shared memory into (max, sum, unnormalized out) of the split; attn_decode_combine_kernel (one block per query
+row and head) merges the splits. Bytes read per step are the cache's rows once per kv head: RoPE++ EH (half the kv heads) reads half of RoPE's.
 */
 /* ---- cached attention (decoding) */
 
@@ -187,22 +187,47 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(float *pm, flo
     }
 }
 
-/* one warp per (query row z, head a): merge the splits in order */
-__global__ void attn_decode_combine_kernel(floatX *out, const float *pm, const float *pl, const float *pacc,
-                                           int rows, int NA, int HD, int nsplit) {
-    int wi = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
-    if (wi >= rows * NA) return;
-    const size_t base = (size_t)wi * nsplit;
+/* One block per (query row z, head a): merges the splits of attn_decode_kernel,
+     out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s,   M = max_s m_s
+   (an empty split has m_s = -inf and adds nothing). The weights 2^(m_s - M) go to shared memory (nsplit floats,
+   dynamic), then each thread owns one dim d and sums over the splits in order: its loads are independent of each
+   other (8 in flight), and a warp's 32 dims are one coalesced 128-byte read per split. The reductions over the
+   splits run in a fixed order, so the result is the same on every run. (Before 2026-12-04 one warp per (z, a)
+   did the whole merge, split after split: 64 warps at batch 8, 11-18% of a 32k-context step in the ncu profile
+   of bench/decode/2026-12-04-profile.) */
+#define DEC_COMBINE_THREADS 128
+__global__ void __launch_bounds__(DEC_COMBINE_THREADS) attn_decode_combine_kernel(floatX *out, const float *pm,
+        const float *pl, const float *pacc, int HD, int nsplit) {
+    extern __shared__ float wsplit[];   /* (nsplit) */
+    __shared__ float red[DEC_COMBINE_THREADS / 32];
+    const size_t base = (size_t)blockIdx.x * nsplit;
+    const int tid = threadIdx.x, lane = tid & 31, wid = tid >> 5, nw = DEC_COMBINE_THREADS / 32;
     float M = -INFINITY;
-    for (int s = 0; s < nsplit; s++) M = fmaxf(M, pm[base + s]);
+    for (int s = tid; s < nsplit; s += DEC_COMBINE_THREADS) M = fmaxf(M, pm[base + s]);
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    if (lane == 0) red[wid] = M;
+    __syncthreads();
+    M = red[0];
+    for (int k = 1; k < nw; k++) M = fmaxf(M, red[k]);
+    __syncthreads();   /* red is reused below */
     float L = 0.0f;
-    for (int s = 0; s < nsplit; s++) if (pm[base + s] != -INFINITY) L += pl[base + s] * exp2f(pm[base + s] - M);
+    for (int s = tid; s < nsplit; s += DEC_COMBINE_THREADS) {
+        const float ms = pm[base + s], f = ms == -INFINITY ? 0.0f : exp2f(ms - M);
+        wsplit[s] = f;
+        L += pl[base + s] * f;
+    }
+    for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
+    if (lane == 0) red[wid] = L;
+    __syncthreads();   /* also makes wsplit visible to every thread */
+    L = 0.0f;
+    for (int k = 0; k < nw; k++) L += red[k];
     const float inv = 1.0f / L;
-    for (int d = lane; d < HD; d += 32) {
+    for (int d = tid; d < HD; d += DEC_COMBINE_THREADS) {
+        const float *p = pacc + base * HD + d;
         float v = 0.0f;
-        for (int s = 0; s < nsplit; s++)
-            if (pm[base + s] != -INFINITY) v += pacc[(base + s) * HD + d] * exp2f(pm[base + s] - M);
-        out[(size_t)wi * HD + d] = f2x(v * inv);
+#pragma unroll 8
+        for (int s = 0; s < nsplit; s++) v += p[(size_t)s * HD] * wsplit[s];
+        out[(size_t)blockIdx.x * HD + d] = f2x(v * inv);
     }
 }
 
