@@ -29,7 +29,8 @@ finish() { say "ws1_check: $PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit 
 
 # ---- 1. build
 NCCL_ARG=""
-if ! make -n train_gpu 2>/dev/null | grep -q "✓ NCCL"; then
+probe=$(make -n train_gpu 2>/dev/null || true)   # (not `make | grep -q`: under pipefail make's SIGPIPE fails it)
+if ! grep -q "✓ NCCL" <<< "$probe"; then
     d=$(python3 -c 'import nvidia.nccl as n; print(list(n.__path__)[0])' 2>/dev/null)
     [ -n "$d" ] && NCCL_ARG="NCCL_HOME=$d"
 fi
