@@ -18,7 +18,10 @@ Files (one compilation unit: the headers in cuda/ are included from here, never 
                            by the same pair's backward
   cuda/attention_simt.cuh  the fp32-math fused attention kernels (any head dim <= 128, the fp32 build)
   cuda/attention_mma.cuh   the tensor-core (mma.sync bf16) fused attention kernels (head dims 64, 128)
-  cuda/decode.cuh          the decoding kernels (KV cache append, cached attention) and the query noise
+  cuda/attention_sm90.cuh  the Hopper (sm_90a: wgmma + TMA) attention forward, built where GPU_ARCH is 90a
+  cuda/decode.cuh          the decoding kernels (KV cache append, split-K cached attention, the split merge) and
+                           sampling on the device
+  cuda/dist.cuh            data parallelism over GPUs with NCCL (ZeRO-1), built where the Makefile finds NCCL
 
 Attention (the op the model calls) is a fused causal flash-style kernel (online softmax, nothing of size T x T):
   forward   1. keys: one elementwise kernel rotates k and writes kr (what a KV cache holds).
@@ -643,7 +646,9 @@ void rotary_backward(floatX *dinp, const floatX *dout, size_t inp_stride, const 
 }
 
 /* ------------------------------------------------------------------------------------------------ attention core */
-/* The unfused op with the (B, NA, T, T) probability matrix (analysis and tests; the model calls attention_*). */
+/* The unfused op with the (B, NA, T, T) probability matrix: ropepp.h declares it for both backends as the readable
+   reference of attention (the CPU keeps the same pair); tests/test_gpu compares the fused kernels with it. The model
+   and the analyses call attention_* (eval's attention probabilities are recomputed on the host from saved q/k). */
 
 /* one warp per (b, a, t) row */
 __global__ void attention_core_forward_kernel(floatX *out, float *att, const floatX *q, const floatX *k,
