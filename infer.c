@@ -27,6 +27,8 @@ typedef struct {
 } Options;
 
 static void usage(void) {
+    char scalable[256];
+    pe_names(scalable, sizeof(scalable), ", ", 1);
     printf("usage: infer [flags]\n"
            "  --ckpt FILE|DIR      a checkpoint, or a run folder (its newest checkpoint) (runs/latest: the last run)\n"
            "  --ckpt-dir DIR       the old name of --ckpt DIR\n"
@@ -38,11 +40,12 @@ static void usage(void) {
            "  --top-k K            keep the K most likely tokens (0 = all)\n"
            "  --top-p P            nucleus sampling (1 = off)\n"
            "  --seed N             sampling seed (1)\n"
-           "  --ctx N              context limit (default: the training length; longer needs a scaling option)\n"
-           "  --ntk-factor L       eval-time NTK: rope base x L (rotary models; replaces the checkpoint's; 1 = off)\n"
-           "  --pi-factor S        linear position interpolation by S (rotary models; replaces the checkpoint's)\n"
-           "  --yarn-factor S      the authors' YaRN variant with factor S (rotary models; replaces the checkpoint's)\n"
-           "  --help               this text\n");
+           "  --ctx N              context limit (default: the training length; past it, scalable PEs want a scaling flag)\n"
+           "  --ntk-factor L       eval-time NTK: rope base x L (replaces the checkpoint's; 1 = off)\n"
+           "  --pi-factor S        linear position interpolation by S (replaces the checkpoint's)\n"
+           "  --yarn-factor S      the authors' YaRN variant with factor S (replaces the checkpoint's)\n"
+           "                       the three scaling flags apply to %s only (./train --list-pe: scalable)\n"
+           "  --help               this text\n", scalable);
 }
 
 static double now_s(void) {
@@ -108,11 +111,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     int scaled = c.ntk_factor != 1.0 || c.pi_factor != 1.0 || c.yarn_factor != 1.0;
-    int rotary = c.pe == PE_ROPE || c.pe == PE_ROPEPP_EH || c.pe == PE_ROPEPP_EC || c.pe == PE_PARTIAL;
-    /* how to go past the context limit, for this model */
-    const char *longer = rotary ? "pass --ctx N with --ntk-factor (or --pi-factor, --yarn-factor)"
-                       : c.pe == PE_FOPE ? "pass --ctx N (FoPE has no rope scaling option)"
-                       : "pass --ctx N"; 
+    /* how to go past the context limit, for this model: from its row of pe_table (scalable: takes the rope scaling
+       options; rotary but not scalable, like FoPE: positions past the training length are unseen and nothing
+       rescales them; not rotary, like ALiBi and NoPE: nothing says where the model stops working) */
+    const PeInfo *pe = pe_info(c.pe);
+    char longer[200];
+    if (pe->scalable) snprintf(longer, sizeof(longer), "pass --ctx N with --ntk-factor (or --pi-factor, --yarn-factor)");
+    else if (pe->rotary) snprintf(longer, sizeof(longer), "pass --ctx N (%s takes no rope scaling option)", pe->name);
+    else snprintf(longer, sizeof(longer), "pass --ctx N");
     Model m;
     model_init_from(&m, &c, params);
     free(params);
@@ -149,11 +155,14 @@ int main(int argc, char **argv) {
     }
     if (n_prompt == 0) { fprintf(stderr, "error: the prompt is empty\n"); return 1; }
 
-    /* context limit: the training length, or --ctx (longer only with a scaling option, or for ALiBi/NoPE where
-       nothing says where the model stops working) */
+    /* context limit: the training length, or --ctx (for a rotary model past the training length a warning: a
+       scalable one without a scaling option; one that takes none, like FoPE, always; none for a PE that is not
+       rotary, where nothing says where the model stops working) */
     int limit = o.ctx > 0 ? o.ctx : c.train_seq;
-    if (o.ctx > c.train_seq && !scaled && pe_is_rotary(c.pe))
-        fprintf(stderr, "warning: --ctx %d is past the training length %d without a rope scaling option; expect degraded text\n", o.ctx, c.train_seq);
+    if (o.ctx > c.train_seq && !scaled && pe->scalable)
+        fprintf(stderr, "warning: --ctx %d is past the training length %d without a rope scaling option (--ntk-factor, --pi-factor, --yarn-factor); expect degraded text\n", o.ctx, c.train_seq);
+    else if (o.ctx > c.train_seq && pe->rotary && !pe->scalable)
+        fprintf(stderr, "warning: --ctx %d is past the training length %d; %s takes no rope scaling option, so the positions past it were never trained\n", o.ctx, c.train_seq, pe->name);
     if (n_prompt > limit) {
         fprintf(stderr, "error: the prompt is %d tokens, longer than the context limit %d\nHINT: shorten it, or %s\n", n_prompt, limit, longer);
         return 1;

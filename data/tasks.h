@@ -1,8 +1,13 @@
 /*
 data/tasks.h — synthetic long-context tasks, for `eval` and for mixing into training: passkey retrieval
 (Landmark Attention), RULER's NIAH single / multikey / multivalue and variable tracking on the `noise` haystack,
-and MQAR (Zoology) at the token level. Every generator writes one sample of exactly T tokens into caller
-buffers and is deterministic for a given Rng state (same state -> same tokens; the state is advanced).
+and MQAR (Zoology) at the token level. Sources: passkey from Mohtashami & Jaggi 2023, "Landmark Attention:
+Random-Access Infinite Context Length for Transformers" (arXiv 2305.16300; its code's llama/run_test.py); NIAH and
+vt from Hsieh et al. 2024, "RULER: What's the Real Context Size of Your Long-Context Language Models?" (arXiv
+2404.06654; its niah and variable_tracking tasks); MQAR from Arora et al. 2023, "Zoology: Measuring and Improving
+Recall in Efficient Language Models" (arXiv 2312.04927; its multiquery_ar generator).
+Every generator writes one sample of exactly T tokens into caller buffers and is deterministic for a given Rng
+state (same state -> same tokens; the state is advanced).
 
 Use:   #include "data/tasks.h"                     declarations (needs ropepp.h's Rng; build with -I.)
        #define ROPEPP_TASKS_IMPLEMENTATION          in exactly one .c file, before the include, for the bodies
@@ -22,9 +27,10 @@ API:
   task_sample_free(&s)
 
 Tasks (names as every command line takes them):
-  passkey          §3.1: task line, garbage prefix, "The pass key is K. Remember it. K is the pass key.", garbage
-                   suffix, "What is the pass key? The pass key is", then " K". K: 5 digits. Answer: the digits.
-  niah_single      §3.3 RULER niah, noise haystack, 1 key (adj-noun) -> 1 value (7 digits), singularised template.
+  passkey          Landmark Attention's prompt: task line, garbage prefix, "The pass key is K. Remember it. K is
+                   the pass key.", garbage suffix, "What is the pass key? The pass key is", then " K". K: 5 digits.
+                   Answer: the digits.
+  niah_single      RULER's niah, noise haystack, 1 key (adj-noun) -> 1 value (7 digits), singularised template.
   niah_multikey    4 needles with distinct keys and values; one key is queried (singularised template).
   niah_multivalue  1 key with 4 values; answer "v1, v2, v3, v4" in the order the needles appear in the context.
   vt               variable tracking: one chain of 5 variables (num_hops 4) in the noise haystack; the answer is
@@ -336,7 +342,7 @@ static const char *const PASSKEY_INTRO = "There is an important info hidden insi
                                          "Find it and memorize them. I will quiz you about the important "
                                          "information there.";
 
-/* §3.1 (epfml/landmark-attention llama/run_test.py), lines joined with "\n":
+/* Landmark Attention's passkey prompt (its llama/run_test.py, epfml/landmark-attention), lines joined with "\n":
      There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you about the important information there.
      {garbage prefix}
      The pass key is {K}. Remember it. {K} is the pass key.
@@ -583,7 +589,7 @@ static int mqar_pairs(const TaskOptions *o, int T) {
     return n;
 }
 
-/* Zoology multiquery_ar, one example (§3.5):
+/* Zoology's multiquery_ar, one example:
      keys n_kv distinct from [1, V/2), values n_kv distinct from [V/2, V); tokens 0 .. 2n_kv-1 = k1 v1 k2 v2 ...
      every later token uniform in [0, V) (random_non_queries), or 0 with blank
      gaps g_i distinct in [0, space), space = (T - 2 n_kv) / 2, drawn one at a time without replacement with

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# compare.sh — compare v2 (issue 18): can a small run confirm or refute the paper's claims? One verdict per claim.
+# compare.sh — compare v2: can a small run confirm or refute the paper's claims? One verdict per claim (the protocol
+# and why each choice: bench/compare/README.md).
 #   0. corpus  the long-document corpus (scripts/make_corpus.sh: Python stdlib *.py + /usr/include *.h, one
 #              BOS-prefixed document per file, ~5% held out); --tiny builds one from this repository's sources
 #   1. probe   50 steps of the slowest arm at each stage's shape; the steps are sized from its tokens/s so that
 #              training fits --train-minutes
-#   2. short   rope, ropepp_eh, ropepp_ec, rope_pm (rope with the FFN grown to EC's parameter count), fope, alibi,
-#              nope, partial at T 512, rope base 1250 (the paper's 4096 / 10^4); control arms at base 10^4
-#   3. long    rope, ropepp_eh, ropepp_ec continued at T 2048, base 31250 (the paper's 32k / 5*10^5)
-#   4. eval    per checkpoint: ppl on held-out documents at 1-8x with/without NTK 4; tasks (200 fixed samples per
-#              cell, Wilson intervals); attention sink / far ratio / retrieval (64 documents); noise relative to
-#              each layer's query RMS (300 fixed samples, McNemar) and the zeroed-heads ablation
+#   2. short   every position embedding of `./train --list-pe` (rope and the RoPE++ ones, whose imag column is 1,
+#              first) plus rope_pm (rope with the FFN grown to EC's parameter count) at T 512, rope base 1250 (the
+#              paper's 4096 / 10^4); control arms of rope and ropepp_ec at base 10^4
+#   3. long    rope and the RoPE++ PEs (ropepp_eh, ropepp_ec) continued at T 2048, base 31250 (the paper's 32k / 5*10^5)
+#   4. eval    per checkpoint: ppl on held-out documents at 1-8x, with NTK 4 too for the PEs whose scalable column
+#              is 1; tasks (200 fixed samples per cell, Wilson intervals); for rope and the RoPE++ PEs attention sink
+#              / far ratio / retrieval (64 documents) and noise relative to each layer's query RMS (300 fixed
+#              samples, McNemar) with the zeroed-heads ablation
 #   5. report  report.md opening with the verdict table (rules written before the numbers)
 # Task rows (~40%: passkey, NIAH, vt, MQAR with blank filler) have their loss on the answer tokens only and start
 # with BOS. Every stage skips what is done and resumes what was interrupted; --max-minutes M stops before a run
@@ -21,8 +24,9 @@
 #   scripts/compare.sh --stage report      only rebuild the report
 # Flags (every default is one): --out DIR (results/compare2), --seeds "1 2 3", --stage corpus|probe|short|long|
 #   eval|report|all, --max-minutes M (0 = no limit), --train-minutes M (15: training budget of the default run),
-#   --shape "MODEL FLAGS", --seq N (512), --base B (1250), --control-base B (10000), --control-pes "rope ropepp_ec",
-#   --pes "...", --long-pes "...", --long-seq N (2048), --long-base B (31250), --batch N, --long-batch N,
+#   --shape "MODEL FLAGS", --seq N (512), --base B (1250), --control-base B (10000), --control-pes "rope ropepp_ec"
+#   (rotary PEs only: the control changes the rope base), --pes "..." (PEs of --list-pe, or rope_pm),
+#   --long-pes "...", --long-seq N (2048), --long-base B (31250), --batch N, --long-batch N,
 #   --steps N / --long-steps N (fixed instead of probed), --lr LR, --mix SPEC, --long-mix SPEC, --data PREFIX
 #   (data/code), --samples N (200), --noise-samples N (300), --attn-samples N (64), --ppl-docs N (16),
 #   --mix-loss answer|all (answer). Use a new --out for a new setup.
@@ -50,8 +54,23 @@ while [ $# -gt 0 ]; do
 done
 case "$STAGE" in corpus|probe|short|long|eval|report|all) ;; *) echo "error: --stage must be corpus, probe, short, long, eval, report or all" >&2; exit 1 ;; esac
 
+if [ $CPU -eq 1 ]; then TRAIN=./train; EVAL=./eval; else TRAIN=./train_gpu; EVAL=./eval_gpu; fi
+for b in "$TRAIN" "$EVAL" ./eval ./data/docs2shards; do
+  [ -x "$b" ] || { echo "error: $b is not built; run make$([ $CPU -eq 0 ] && echo ' train_gpu eval_gpu') first" >&2; exit 1; }
+done
+# The position embeddings and their facts come from the header's table (ropepp.h pe_table), printed by --list-pe:
+# columns name id rotary imag halves_heads partial per_group scalable alibi description.
+PE_LIST=$($TRAIN --list-pe) || { echo "error: $TRAIN --list-pe failed" >&2; exit 1; }
+pe_col() { echo "$PE_LIST" | awk -v c="$1" '!/^#/ && (c == 0 || $c == 1) { printf "%s ", $1 }'; }   # names with column c = 1 (0: all)
+ALL_PES=$(pe_col 0); ROTARY_PES=$(pe_col 3); IMAG_PES=$(pe_col 4); SCALABLE_PES=$(pe_col 8)
+[ -n "$ALL_PES" ] || { echo "error: $TRAIN --list-pe printed no position embeddings" >&2; exit 1; }
+in_list() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }   # in_list NAME "LIST"
+# The claims' arms: RoPE (real heads only, the baseline) and every RoPE++ PE; they get the attention and noise analyses.
+MAIN_PES="rope $IMAG_PES"
+OTHER_PES=$(for p in $ALL_PES; do in_list $p "$MAIN_PES" || printf '%s ' $p; done)
+
 # defaults per size; every one can be overridden by its flag
-PES="rope ropepp_eh ropepp_ec rope_pm fope alibi nope partial"; LONG_PES="rope ropepp_eh ropepp_ec"; CONTROL_PES="rope ropepp_ec"
+PES="$MAIN_PES rope_pm $OTHER_PES"; LONG_PES="$MAIN_PES"; CONTROL_PES="rope ropepp_ec"
 SEQ=512; BASE=1250; CBASE=10000; LSEQ=2048; LBASE=31250; LR=2e-3; MIXLOSS=answer; DATA=data/code
 MIX="passkey:0.1,niah_single:0.1,vt:0.1,mqar:0.1"          # niah_multikey needs T >= 579 with BOS: the long stage has it
 LMIX="passkey:0.1,niah_multikey:0.1,vt:0.1,mqar:0.1"
@@ -62,7 +81,8 @@ case $SIZE in
   quick) SHAPE="--dim 256 --layers 2 --heads 2 --kv-heads 1 --ffn 768"; BATCH=16; LBATCH=4; TRAINMIN=2
          NS=40; NNS=40; NATT=8; NPPL=4; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1 2" ;;
   tiny)  SHAPE="--dim 32 --layers 1 --heads 4 --kv-heads 2 --ffn 64"; SEQ=256; LSEQ=512; BATCH=2; LBATCH=1; TRAINMIN=0
-         O[steps]=${O[steps]:-4}; O[long-steps]=${O[long-steps]:-2}; PES="rope ropepp_eh ropepp_ec rope_pm alibi"; CONTROL_PES="rope"
+         # a subset for speed: the claims' arms, rope_pm, and alibi as one PE that is not rotary
+         O[steps]=${O[steps]:-4}; O[long-steps]=${O[long-steps]:-2}; PES="$MAIN_PES rope_pm alibi"; CONTROL_PES="rope"
          MIX="passkey:0.3,mqar:0.3"; LMIX="passkey:0.3,vt:0.3"; NOISE_TASK=passkey; LNOISE_TASK=passkey
          TASKS="passkey,mqar"; LTASKS="passkey,vt"; NS=3; NNS=3; NATT=2; NPPL=2; MULTS="1 2"; [ -z "$SEEDS" ] && SEEDS="1 2" ;;
 esac
@@ -75,9 +95,13 @@ for v in "$SEQ" "$LSEQ" "$BATCH" "$LBATCH" "$NS" "$NNS" "$NATT" "$NPPL" "$MAXMIN
   case "$v" in ''|*[!0-9]*) echo "error: --seq, --long-seq, --batch, --long-batch, --steps, --long-steps, --samples, --noise-samples, --attn-samples, --ppl-docs, --max-minutes and --train-minutes take non-negative integers (got '$v')" >&2; exit 1 ;; esac
 done
 case "$MIXLOSS" in answer|all) ;; *) echo "error: --mix-loss must be answer or all" >&2; exit 1 ;; esac
-if [ $CPU -eq 1 ]; then TRAIN=./train; EVAL=./eval; else TRAIN=./train_gpu; EVAL=./eval_gpu; fi
-for b in "$TRAIN" "$EVAL" ./eval ./data/docs2shards; do
-  [ -x "$b" ] || { echo "error: $b is not built; run make$([ $CPU -eq 0 ] && echo ' train_gpu eval_gpu') first" >&2; exit 1; }
+PES=$(echo $PES); LONG_PES=$(echo $LONG_PES); CONTROL_PES=$(echo $CONTROL_PES)   # one space between names
+unknown_pe() { echo "error: $1: unknown position embedding '$2'; $TRAIN --list-pe lists ${ALL_PES% }${3:-}" >&2; exit 1; }
+for p in $PES; do [ $p = rope_pm ] || in_list $p "$ALL_PES" || unknown_pe --pes $p " (and rope_pm)"; done
+for p in $LONG_PES; do in_list $p "$ALL_PES" || unknown_pe --long-pes $p; done
+for p in $CONTROL_PES; do
+  in_list $p "$ALL_PES" || unknown_pe --control-pes $p
+  in_list $p "$ROTARY_PES" || { echo "error: --control-pes: $p is not rotary (those are: ${ROTARY_PES% }); another rope base changes nothing for it" >&2; exit 1; }
 done
 mkdir -p "$OUT"
 T0=$(date +%s)
@@ -91,7 +115,7 @@ out_of_time() {   # out_of_time SECONDS: 1 (and exit 3) if a job of that length 
 DIM=$(echo "$SHAPE" | sed -nE 's/.*--dim ([0-9]+).*/\1/p'); FFN=$(echo "$SHAPE" | sed -nE 's/.*--ffn ([0-9]+).*/\1/p')
 # rope_pm: EC's o_proj takes 2H heads, C*C more weights per layer; a SwiGLU row of F costs 3C, so F + C/3
 PM_SHAPE=$(echo "$SHAPE" | sed -E "s/--ffn [0-9]+/--ffn $((FFN + (DIM + 1) / 3))/")
-TASKFLAGS="--task-bos --mqar-filler blank"
+TASKFLAGS="--task-bos --mqar-filler blank"; ATTNFLAGS="--task-bos"   # eval attn samples text tasks only: no MQAR filler
 arm_args() {   # arm_args ARM: the --pe and shape of an arm
   case $1 in rope_pm) echo "--pe rope $PM_SHAPE" ;; *_long) echo "--pe ${1%_long} $SHAPE" ;; *_b*) echo "--pe ${1%_b*} $SHAPE" ;; *) echo "--pe $1 $SHAPE" ;; esac
 }
@@ -184,12 +208,14 @@ eval_run() {
   if [ -f "$ev/.done" ]; then echo "  done: $ev"; return 0; fi
   out_of_time $([ "$MAXMIN" -gt 0 ] && echo 60 || echo 0)
   echo "  eval: $dir"
-  local sc="none"; case $pe in rope|ropepp_eh|ropepp_ec|partial) sc="none,ntk:4" ;; esac
+  local sc="none"; in_list $pe "$SCALABLE_PES" && sc="none,ntk:4"
+  # attention: every arm of a claim PE (controls and rope_pm too); noise: the claim PEs' own arms and the long stage
+  local attn=0 noise=0; in_list $pe "$MAIN_PES" && attn=1; { in_list $arm "$MAIN_PES" || [ "${arm%_long}" != "$arm" ]; } && noise=1
   {
     $EVAL ppl --ckpt "$ck" --data "${DATA}_val.bin" --docs --samples $NPPL --scalings $sc --out "$ev" --lengths "$(lengths $seq)" &&
     $EVAL tasks --ckpt "$ck" --tasks "$tasks" --samples $NS $TASKFLAGS --out "$ev" --lengths $seq &&
-    { case $pe in rope|ropepp_eh|ropepp_ec) $EVAL attn --ckpt "$ck" --data "${DATA}_val.bin" --samples $NATT --tasks $ntask $TASKFLAGS --out "$ev" ;; *) true ;; esac; } &&
-    { case $arm in rope|ropepp_eh|ropepp_ec|*_long) $EVAL noise --ckpt "$ck" --relative --tasks $ntask --samples $NNS $TASKFLAGS --out "$ev" ;; *) true ;; esac; }
+    { [ $attn = 0 ] || $EVAL attn --ckpt "$ck" --data "${DATA}_val.bin" --samples $NATT --tasks $ntask $ATTNFLAGS --out "$ev"; } &&
+    { [ $noise = 0 ] || $EVAL noise --ckpt "$ck" --relative --tasks $ntask --samples $NNS $TASKFLAGS --out "$ev"; }
   } > "$ev/eval.txt" 2>&1 || { echo "error: eval failed, see $ev/eval.txt" >&2; tail -3 "$ev/eval.txt" >&2; exit 1; }
   touch "$ev/.done"
 }

@@ -103,7 +103,7 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   docs_diff rope ropepp_eh $SEQ | verdict_sign "EH (half the KV cache) has lower perplexity than RoPE" "loss(rope) - loss(EH) per document at T $SEQ"
   docs_diff rope ropepp_ec $far_len | verdict_sign "EC extrapolates better than RoPE" "loss(rope) - loss(EC) per document at $far_len ($((far_len / SEQ))x, no scaling)"
   heads_diff ropepp_ec far_ratio | verdict_sign "Imaginary heads attend more globally (Fig. 5)" "far ratio (non-BOS mass beyond T/4 over uniform), imaginary - real head, EC"
-  heads_diff ropepp_ec sink_mass | verdict_sign "Imaginary heads put more mass on the initial position (Fig. 5, as issue 18 reads it)" "mass on position 0 (BOS), imaginary - real head, EC"
+  heads_diff ropepp_ec sink_mass | verdict_sign "Imaginary heads put more mass on the initial position (Fig. 5, read as the attention sink on the BOS)" "mass on position 0 (BOS), imaginary - real head, EC"
   heads_diff ropepp_ec retrieval | verdict_sign "Imaginary heads retrieve more" "retrieval score ($NOISE_TASK), imaginary - real head, EC"
   noise_counts ropepp_ec imag 1 | verdict_mcnemar "Noise on imaginary queries hurts more than on real ones (Fig. 5)" "$NOISE_TASK right under real-query noise only vs imaginary only, sigma 1 x query RMS, EC"
   noise_counts ropepp_ec zero_imag_heads 0 | verdict_mcnemar "Imaginary heads matter more than real ones" "$NOISE_TASK right with real heads zeroed only vs imaginary zeroed only, EC"

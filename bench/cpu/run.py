@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # bench/cpu/run.py -- CPU training speed: ropepp's ./train against the same model in PyTorch (eager and
 # torch.compile; bench/train/torch_model.py, driven by bench/train/torch_train.py in float32) on the same cores,
-# at the shapes of issue 21. Runs are interleaved: every round runs ours, then PyTorch (eager, then compiled) for
+# at three shapes (SHAPES below). Runs are interleaved: every round runs ours, then PyTorch (eager, then compiled) for
 # each shape, so that load from other processes hits both sides alike. Reported: the median over every timed step
 # of all rounds.  Writes results.md and results.json (date, CPU, versions, the exact command) into --out.
 #
@@ -24,7 +24,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
-# name: (C, L, H, KV, F, V, B, T, position embeddings run by default), as in issue 21's table
+# name: (C, L, H, KV, F, V, B, T, position embeddings run by default): small is ./train's default model; c384 a
+# wider, deeper one; v50k a GPT-2-sized vocabulary, where the classifier holds most of the parameters
 SHAPES = {
     "small": (128, 4, 4, 2, 384, 256, 16, 128, ("rope", "ropepp_eh", "ropepp_ec")),
     "c384": (384, 6, 6, 2, 1024, 256, 8, 256, ("rope",)),
