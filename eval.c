@@ -17,7 +17,8 @@ folder (its newest checkpoint); without it, the last run (runs/latest):
                                one line per value of --group from any of these CSVs (compare.sh's combined plots)
   ./eval plot --run DIR [--run DIR]... [--y loss|val_loss]
                                loss curves from runs' train.jsonl, one line per run, on one plot
-Build: make eval (CPU); make eval_gpu (CUDA). `./eval MODE --help` lists the flags of a mode.
+Build: make eval (CPU); make eval_gpu (CUDA). `./eval MODE --help` lists the flags of a mode; a flag that the mode
+does not use is refused (eval_flags). Long modes (ppl, tasks, noise) print progress with an ETA to stderr.
 
 Dims legend as in ropepp.h: B batch, T sequence length, L layers, NA attention heads, V vocab.
 */
@@ -127,7 +128,62 @@ typedef struct {
     uint64_t seed;
     int task_bos, mqar_blank, mqar_kv;   /* how the task samples are made: as the model was trained (train's flags) */
     int docs, relative;                  /* ppl --docs, noise --relative */
+    uint32_t given;                      /* bit i: eval_flags[i] was given */
 } Options;
+
+/* ------------------------------------------------------------------------------------------ flags per mode */
+/* Which modes use each flag. A flag is applied or refused, never dropped: main refuses a flag that the chosen
+   mode does not read (the modes here are what each mode_* function reads of Options; its --help lists the same).
+   --task-bos, --mqar-filler and --mqar-kv repeat train's flags: they say how the model's task rows were made, one
+   set for every mode that makes task samples (tasks, noise, attn; scripts/compare.sh passes them so), and each
+   sample is made with them. --depth is the evaluation's own choice: refused where no task uses it. */
+enum { M_PPL = 1, M_TASKS = 2, M_NOISE = 4, M_PATTERNS = 8, M_ATTN = 16, M_CURVES = 32, M_COUNT = 6 };
+static const char *const mode_names[M_COUNT] = {"ppl", "tasks", "noise", "patterns", "attn", "curves"};
+typedef struct {
+    const char *flag;
+    int takes_value;   /* 0: a switch (--docs) */
+    int modes;         /* M_* bits */
+} EvalFlag;
+static const EvalFlag eval_flags[] = {
+    {"--ckpt",        1, M_PPL | M_TASKS | M_NOISE | M_PATTERNS | M_ATTN},
+    {"--data",        1, M_PPL | M_PATTERNS | M_ATTN},
+    {"--out",         1, M_PPL | M_TASKS | M_NOISE | M_PATTERNS | M_ATTN | M_CURVES},
+    {"--samples",     1, M_PPL | M_TASKS | M_NOISE | M_PATTERNS | M_ATTN},
+    {"--lengths",     1, M_PPL | M_TASKS},
+    {"--scalings",    1, M_PPL | M_TASKS},
+    {"--stride",      1, M_PPL},
+    {"--docs",        0, M_PPL},
+    {"--seq",         1, M_NOISE | M_PATTERNS | M_ATTN},
+    {"--tasks",       1, M_TASKS | M_NOISE | M_ATTN},
+    {"--depth",       1, M_TASKS | M_NOISE | M_ATTN},
+    {"--seed",        1, M_TASKS | M_NOISE | M_ATTN},
+    {"--task-bos",    0, M_TASKS | M_NOISE | M_ATTN},
+    {"--mqar-filler", 1, M_TASKS | M_NOISE | M_ATTN},
+    {"--mqar-kv",     1, M_TASKS | M_NOISE | M_ATTN},
+    {"--sigmas",      1, M_NOISE},
+    {"--relative",    0, M_NOISE},
+    {"--head-dim",    1, M_CURVES},
+    {"--base",        1, M_CURVES},
+};
+static const int eval_flag_count = (int)(sizeof(eval_flags) / sizeof(eval_flags[0]));
+
+static int eval_flag_find(const char *flag) {
+    for (int i = 0; i < eval_flag_count; i++) if (strcmp(eval_flags[i].flag, flag) == 0) return i;
+    return -1;
+}
+
+/* 1 if the flag was given on the command line */
+static int flag_given(const Options *o, const char *flag) {
+    int i = eval_flag_find(flag);
+    return i >= 0 && (o->given >> i & 1u);
+}
+
+/* the modes of a bit set as text: "ppl, tasks" */
+static void mode_list(char *out, size_t n, int modes) {
+    out[0] = '\0';
+    for (int k = 0; k < M_COUNT; k++)
+        if (modes & (1 << k)) snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? ", " : "", mode_names[k]);
+}
 
 /* The task options of the task modes: --depth, --task-bos, --mqar-filler, --mqar-kv, MQAR over the model's vocab. */
 static TaskOptions eval_task_options(const Options *o, int vocab) {
@@ -151,7 +207,9 @@ static void usage(const char *mode) {
                "  --seq T            window length (the training length)\n"
                "  --samples N        documents and task samples (64)\n"
                "  --tasks NAME       the text task of the retrieval score (niah_multikey, else niah_single, else passkey)\n"
-               "  --task-bos         task samples start with the BOS token (as trained)\n\n");
+               "  --depth D          needle depth of the task samples in [0, 1]; -1 = random (-1)\n"
+               "  --task-bos         task samples start with the BOS token (as trained)\n"
+               "  --mqar-filler K --mqar-kv N   as in tasks (train's flags, accepted by every task mode as one set)\n\n");
     if (mode == NULL || strcmp(mode, "stat") == 0)
         printf("eval stat: two-sided exact tests from counts (analysis.h)\n"
                "  eval stat sign POS NEG      sign test p\n"
@@ -243,6 +301,62 @@ static void ensure_dir(const char *dir) {
     mkdir(tmp, 0755);
 }
 
+/* ------------------------------------------------------------------------------------------------ progress */
+/* Progress of a long evaluation on stderr, as train's step lines: items done / total, elapsed and ETA. The ETA
+   comes from the work done (each item weighs its tokens: windows and samples differ in length). A line at most
+   once a second, and only when 5% more is done or 10 s have passed since the last; always a closing line. */
+typedef struct {
+    const char *what;          /* "eval ppl: windows" */
+    int64_t done, total;       /* items */
+    double work_done, work_total;
+    double t0, t_last;         /* seconds */
+    double frac_last;          /* fraction done at the last line */
+} Progress;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* seconds as 42.1s, 3m07s or 2h05m (train's format) */
+static void fmt_duration(char *out, size_t n, double secs) {
+    if (!(secs >= 0)) secs = 0;
+    if (secs < 60) snprintf(out, n, "%.1fs", secs);
+    else if (secs < 3600) snprintf(out, n, "%dm%02ds", (int)(secs / 60), (int)secs % 60);
+    else snprintf(out, n, "%dh%02dm", (int)(secs / 3600), (int)(secs / 60) % 60);
+}
+
+static void progress_start(Progress *p, const char *what, int64_t total, double work_total) {
+    p->what = what;
+    p->done = 0; p->total = total;
+    p->work_done = 0.0; p->work_total = work_total;
+    p->t0 = now_s(); p->t_last = p->t0;
+    p->frac_last = 0.0;
+}
+
+/* one item of `work` (its tokens) done */
+static void progress_step(Progress *p, double work) {
+    if (p == NULL) return;
+    p->done++;
+    p->work_done += work;
+    double t = now_s(), frac = p->work_total > 0 ? p->work_done / p->work_total : 1.0;
+    if (p->done >= p->total || t - p->t_last < 1.0 || (frac - p->frac_last < 0.05 && t - p->t_last < 10.0)) return;
+    char el[32], eta[32];
+    fmt_duration(el, sizeof(el), t - p->t0);
+    fmt_duration(eta, sizeof(eta), (t - p->t0) / frac * (1.0 - frac));
+    fprintf(stderr, "%s %lld/%lld (%.0f%%) | %s, ETA %s\n", p->what, (long long)p->done, (long long)p->total, 100 * frac, el, eta);
+    p->t_last = t;
+    p->frac_last = frac;
+}
+
+/* the closing line: every item done, in how long */
+static void progress_end(const Progress *p) {
+    char el[32];
+    fmt_duration(el, sizeof(el), now_s() - p->t0);
+    fprintf(stderr, "%s %lld/%lld done in %s\n", p->what, (long long)p->done, (long long)p->total, el);
+}
+
 /* Starts of the documents (runs that begin with the BOS token 0) of at least min_len tokens in a shard, in order;
    *out malloc'd. Returns how many. */
 static size_t doc_starts(const int *tok, size_t ntok, size_t min_len, size_t **out) {
@@ -284,11 +398,13 @@ static void scaled_config(Config *out, const Config *stored, const Scaling *s, c
     }
 }
 
-static int parse_scalings(const char *spec, Scaling *out, int max) {
+/* The items of --scalings into out (max of them); more than max is refused (too_many: what to say), not cut. */
+static int parse_scalings(const char *spec, Scaling *out, int max, const char *too_many) {
     int n = 0;
     char buf[1024];
     snprintf(buf, sizeof(buf), "%s", spec);
-    for (char *tok = strtok(buf, ","); tok != NULL && n < max; tok = strtok(NULL, ",")) {
+    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
+        if (n == max) { fprintf(stderr, "error: --scalings '%s' has too many items: %s\n", spec, too_many); exit(1); }
         Scaling s = {"", NULL, 1.0};
         snprintf(s.label, sizeof(s.label), "%s", tok);
         char *colon = strchr(tok, ':');
@@ -324,8 +440,10 @@ static int64_t disjoint_windows(size_t ntok, int T, int64_t want, size_t *starts
    [max(end - L, 0), end) and scores only the targets it adds, the predictions at positions [end - S, end)
    (the first window: [0, S); the last: what is left). So each of the ntok - 1 targets is scored exactly once,
    with at least L - S tokens of context once that many exist. Needs 1 <= S <= L (S > L would skip targets).
-   Returns the summed NLL in nats; *scored = the number of targets summed (= ntok - 1), *windows = forwards run. */
-static double sliding_window_nll(Model *m, const int *tok, size_t ntok, int L, int S, size_t *scored, size_t *windows) {
+   Returns the summed NLL in nats; *scored = the number of targets summed (= ntok - 1), *windows = forwards run.
+   progress: NULL, or a step per window. */
+static double sliding_window_nll(Model *m, const int *tok, size_t ntok, int L, int S, size_t *scored, size_t *windows,
+                                 Progress *progress) {
     size_t ntargets = ntok - 1, n = 0, w = 0;
     double nll = 0.0;
     for (size_t first = 0; first < ntargets; first += (size_t)S) {
@@ -334,6 +452,7 @@ static double sliding_window_nll(Model *m, const int *tok, size_t ntok, int L, i
         model_forward_loss(m, tok + begin, tok + begin + 1, 1, (int)(end - begin), 0);
         for (size_t t = first - begin; t < end - begin; t++) { nll += m->losses_host[t]; n++; }
         w++;
+        progress_step(progress, (double)(end - begin));
     }
     *scored = n;
     *windows = w;
@@ -371,7 +490,7 @@ static int mode_ppl(Options *o) {
     }
     FILE *dcsv = NULL;   /* --docs: each document's loss, for paired tests between models */
     Scaling sc[8];
-    int ns = parse_scalings(o->scalings ? o->scalings : (pe_scalable(c.pe) ? "none,ntk:4" : "none"), sc, 8);
+    int ns = parse_scalings(o->scalings ? o->scalings : (pe_scalable(c.pe) ? "none,ntk:4" : "none"), sc, 8, "one run scores at most 8");
     if (!pe_scalable(c.pe)) {
         for (int i = 0; i < ns; i++) if (strcmp(sc[i].label, "none") != 0) { fprintf(stderr, "error: rope scaling does not apply to %s; use --scalings none\n", pe_name(c.pe)); return 1; }
     }
@@ -395,6 +514,22 @@ static int mode_ppl(Options *o) {
     int band_edges[6] = {0, L / 2, L, 2 * L, 4 * L, 8 * L};
     double *plot_x = (double *)mallocCheck(sizeof(double) * nl * ns), *plot_y = (double *)mallocCheck(sizeof(double) * nl * ns);
     size_t *starts = (size_t *)mallocCheck(sizeof(size_t) * (size_t)o->samples);
+    /* the windows to run, for the progress lines (and a length the shard cannot fill is found before the work) */
+    int64_t total_windows = 0;
+    double total_work = 0.0;
+    for (int li = 0; li < nl; li++) {
+        int64_t nw = o->docs ? (int64_t)((size_t)o->samples < nd ? (size_t)o->samples : nd) : disjoint_windows(ntok, lengths[li], o->samples, starts);
+        if (nw == 0) { fprintf(stderr, "error: length %d needs more than the %zu tokens of %s\n", lengths[li], ntok, o->data); return 1; }
+        total_windows += nw * ns;
+        total_work += (double)nw * ns * lengths[li];
+    }
+    if (!o->docs) {
+        size_t sliding = (ntok - 1 + (size_t)S - 1) / (size_t)S;
+        total_windows += (int64_t)sliding;
+        total_work += (double)sliding * L;
+    }
+    Progress progress;
+    progress_start(&progress, "eval ppl: windows", total_windows, total_work);
     printf("\nloss (nats/token) by position band; up to %d windows of each length from %s, no target in two windows\n", o->samples, o->data);
     printf("%-10s %7s %7s %8s %8s |", "scaling", "length", "windows", "loss", "ppl");
     for (int b = 0; b < 5; b++) printf(" [%d,%d)", band_edges[b], band_edges[b + 1]);
@@ -418,6 +553,7 @@ static int mode_ppl(Options *o) {
             size_t band_n[5] = {0}, total_n = 0;
             for (int64_t k = 0; k < nw; k++) {
                 model_forward_loss(&ms, tok + starts[k], tok + starts[k] + 1, 1, T, 0);
+                progress_step(&progress, T);
                 if (dcsv != NULL) {
                     double dl = 0.0;
                     for (int t = 0; t < T; t++) dl += ms.losses_host[t];
@@ -446,11 +582,12 @@ static int mode_ppl(Options *o) {
     if (!o->docs) {   /* --docs scores documents only: the sliding window over a whole corpus shard would dominate */
         /* the sliding-window perplexity of the whole shard at window L, stride S: every target once */
         size_t scored, windows;
-        double nll = sliding_window_nll(&m, tok, ntok, L, S, &scored, &windows);
+        double nll = sliding_window_nll(&m, tok, ntok, L, S, &scored, &windows, &progress);
         printf("\nsliding window (window %d, stride %d, %zu windows): %zu of the %zu targets scored, each once: loss %.4f, ppl %.4f\n",
                L, S, windows, scored, ntok - 1, nll / scored, exp(nll / scored));
         fprintf(csv, "%s,none,%d,sliding,0,%d,%.6f,%.6f,%zu,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored, windows);
     }
+    progress_end(&progress);
     fclose(csv);
     printf("wrote %s\n", path);
     Series s[8];
@@ -556,9 +693,10 @@ static int mode_patterns(Options *o) {
 /* Score `samples` samples of a task at length T, generated in turn from one Rng seeded with `seed`: the fraction
    right, and the counts behind it: *n_out = what was scored, each once (the samples for the text tasks, exact
    match of the whole answer; every query of every sample for MQAR), *k_out = how many of those were right;
-   correct (samples) or NULL: 1 where every scored prediction of the sample is right (paired tests). */
+   correct (samples) or NULL: 1 where every scored prediction of the sample is right (paired tests). progress: NULL,
+   or a step per sample. */
 static double score_task(Model *m, int task, int T, const Options *o, uint64_t seed, int64_t *k_out, int64_t *n_out,
-                         unsigned char *correct) {
+                         unsigned char *correct, Progress *progress) {
     TaskOptions to = eval_task_options(o, m->cfg.vocab_size);
     TaskSample s;
     task_sample_alloc(&s, T);
@@ -581,6 +719,7 @@ static double score_task(Model *m, int task, int T, const Options *o, uint64_t s
         if (task == TASK_MQAR) { k += llround(task_score_fraction(&s, argmax) * s.n_score); n += s.n_score; }
         else { k += task_score_argmax(&s, argmax); n += 1; }
         if (correct != NULL) correct[i] = (unsigned char)task_score_argmax(&s, argmax);
+        progress_step(progress, T);
     }
     task_sample_free(&s);
     free(argmax);
@@ -625,12 +764,49 @@ static int mix_has(const char *mix, const char *name) {
     return 0;
 }
 
+/* Whether the model was trained on a task (eval tasks and noise): 1 in the --mix of the run that wrote it, 0 not
+   in it (a task never in its batches cannot score above chance), -1 unknown (no settings.txt beside the
+   checkpoint). mix, mix_known: from training_mix. */
+static int task_trained(const char *mix, int mix_known, int task) {
+    return mix_known ? mix_has(mix, task_name(task)) : -1;
+}
+
+/* a task's name in tables and plots: marked " (not trained)" where task_trained says 0 */
+static void task_label(char *out, size_t n, int task, int trained) {
+    snprintf(out, n, "%s%s", task_name(task), trained == 0 ? " (not trained)" : "");
+}
+
+/* what a plot title adds when one of its tasks is marked (not trained) */
+static const char *untrained_title(int untrained) { return untrained ? "; (not trained): not in --mix" : ""; }
+
+/* The note under a task table: a task marked (not trained) scores about 0% because it was never trained on, or
+   whether it was is unknown. Nothing when every task was trained on. */
+static void print_training_note(int untrained, int mix_known, const char *mix) {
+    if (untrained > 0)
+        printf("note: %s; a task marked (not trained) was never in its batches, so it cannot score above chance: train with --mix to measure it\n",
+               mix[0] ? "the model was trained with a task mix that leaves some of these out" : "the model was trained without --mix (no task rows)");
+    else if (!mix_known)
+        printf("note: no settings.txt beside the checkpoint, so whether the model was trained on these tasks (--mix) is unknown\n");
+}
+
+/* --depth is read by the text tasks only (mqar draws its own query positions): given for a task list of mqar alone
+   it would be dropped, so it is refused (exits). (--mqar-filler and --mqar-kv describe the model's training, one
+   set for every task list: see eval_flags.) */
+static void check_task_flags(const Options *o, const char *mode, const int *tasks, int nt) {
+    int text = 0;
+    for (int i = 0; i < nt; i++) text |= tasks[i] != TASK_MQAR;
+    if (!text && flag_given(o, "--depth")) {
+        fprintf(stderr, "error: --depth is not used by eval %s on these tasks (it applies to the text tasks, not mqar); drop it, or add a text task to --tasks\n", mode);
+        exit(1);
+    }
+}
+
 static int mode_tasks(Options *o) {
     Config c;
     double *params;
     read_checkpoint(&c, &params, o);
     Scaling sc[1];
-    parse_scalings(o->scalings ? o->scalings : "none", sc, 1);
+    parse_scalings(o->scalings ? o->scalings : "none", sc, 1, "eval tasks takes one --scalings item (eval ppl takes a list)");
     Config cs;
     scaled_config(&cs, &c, &sc[0], o->ckpt);
     Model m;
@@ -647,9 +823,16 @@ static int mode_tasks(Options *o) {
     else { nt = 0; for (int t = 0; t < TASK_COUNT; t++) tasks[nt++] = t; }
     if (c.vocab_size < 256) {   /* text tasks are byte-level */
         int k = 0;
-        for (int i = 0; i < nt; i++) if (tasks[i] == TASK_MQAR) tasks[k++] = tasks[i];
+        for (int i = 0; i < nt; i++) {
+            if (tasks[i] == TASK_MQAR) tasks[k++] = tasks[i];
+            else if (o->tasks) {   /* asked for by name: refused, not dropped */
+                fprintf(stderr, "error: --tasks %s: a text task needs a byte-level model (vocab 256; this one has %d); use mqar\n", task_name(tasks[i]), c.vocab_size);
+                return 1;
+            }
+        }
         nt = k;
     }
+    check_task_flags(o, "tasks", tasks, nt);
     ensure_dir(o->out);
     char path[4200];
     snprintf(path, sizeof(path), "%s/tasks_%s.csv", o->out, pe_name(c.pe));
@@ -667,11 +850,19 @@ static int mode_tasks(Options *o) {
     double *ys = (double *)mallocCheck(sizeof(double) * nt * nl), *xs = (double *)mallocCheck(sizeof(double) * nl);
     TaskOptions to = eval_task_options(o, c.vocab_size);
     for (int li = 0; li < nl; li++) xs[li] = lengths[li];
+    /* the samples to score, for the progress lines */
+    int64_t total_samples = 0;
+    double total_work = 0.0;
+    for (int ti = 0; ti < nt; ti++)
+        for (int li = 0; li < nl; li++)
+            if (task_min_len(tasks[ti], &to) <= lengths[li]) { total_samples += o->samples; total_work += (double)o->samples * lengths[li]; }
+    Progress progress;
+    progress_start(&progress, "eval tasks: samples", total_samples, total_work);
     static char names[TASK_COUNT][64];
     for (int ti = 0; ti < nt; ti++) {
-        int trained = mix_known ? mix_has(mix, task_name(tasks[ti])) : -1;
+        int trained = task_trained(mix, mix_known, tasks[ti]);
         untrained += trained == 0;
-        snprintf(names[ti], sizeof(names[ti]), "%s%s", task_name(tasks[ti]), trained == 0 ? " (not trained)" : "");
+        task_label(names[ti], sizeof(names[ti]), tasks[ti], trained);
         printf("%-16s", trained == 0 ? names[ti] : task_name(tasks[ti]));
         if (trained == 0) printf("\n%-16s", "");
         for (int li = 0; li < nl; li++) {
@@ -680,7 +871,7 @@ static int mode_tasks(Options *o) {
             int64_t k, n;
             double lo, hi;
             uint64_t seed = o->seed * 1000003ull + (uint64_t)ti * 7919u + (uint64_t)lengths[li];
-            double acc = score_task(&m, tasks[ti], lengths[li], o, seed, &k, &n, NULL);
+            double acc = score_task(&m, tasks[ti], lengths[li], o, seed, &k, &n, NULL, &progress);
             stat_wilson((double)k, (double)n, &lo, &hi);
             char counts[32];
             snprintf(counts, sizeof(counts), "%lld/%lld", (long long)k, (long long)n);
@@ -692,17 +883,14 @@ static int mode_tasks(Options *o) {
         }
         printf("\n");
     }
+    progress_end(&progress);
     fclose(csv);
-    if (untrained > 0)
-        printf("note: %s; a task marked (not trained) was never in its batches, so it cannot score above chance: train with --mix to measure it\n",
-               mix[0] ? "the model was trained with a task mix that leaves some of these out" : "the model was trained without --mix (no task rows)");
-    else if (!mix_known)
-        printf("note: no settings.txt beside the checkpoint, so whether the model was trained on these tasks (--mix) is unknown\n");
+    print_training_note(untrained, mix_known, mix);
     printf("wrote %s\n", path);
     Series s[TASK_COUNT];
     for (int ti = 0; ti < nt; ti++) { s[ti].name = names[ti]; s[ti].n = nl; s[ti].x = xs; s[ti].y = ys + ti * nl; }
     char title[256];
-    snprintf(title, sizeof(title), "%s: task accuracy vs length (trained at %d)%s", pe_name(c.pe), L, untrained ? "; (not trained): not in --mix" : "");
+    snprintf(title, sizeof(title), "%s: task accuracy vs length (trained at %d)%s", pe_name(c.pe), L, untrained_title(untrained));
     snprintf(path, sizeof(path), "%s/tasks_%s.svg", o->out, pe_name(c.pe));
     svg_plot(path, title, "length (tokens)", "accuracy (%)", 1, s, nt);
     free(ys); free(xs); free(params);
@@ -771,6 +959,12 @@ static int mode_noise(Options *o) {
         task = (c.vocab_size >= 256 && task_min_len(TASK_PASSKEY, &to) <= T) ? TASK_PASSKEY : TASK_MQAR;
     }
     if (task_min_len(task, &to) > T) { fprintf(stderr, "error: task %s needs --seq >= %d\n", task_name(task), task_min_len(task, &to)); return 1; }
+    check_task_flags(o, "noise", &task, 1);
+    /* a task the model never saw in training scores about 0% at every sigma: said in the table and the plot, as
+       in eval tasks */
+    char mix[1024], label[96];
+    int mix_known = training_mix(o->ckpt, mix, sizeof(mix)), trained = task_trained(mix, mix_known, task);
+    task_label(label, sizeof(label), task, trained);
     double sig[64];
     int ns = 0;
     char buf[512];
@@ -791,13 +985,17 @@ static int mode_noise(Options *o) {
     snprintf(path, sizeof(path), "%s/noise_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = fopen(path, "w");
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,task,length,target,sigma,relative,accuracy,ci_low,ci_high,correct,scored,real_only,imag_only,p_mcnemar,seed\n");
+    fprintf(csv, "pe,task,length,target,sigma,relative,accuracy,ci_low,ci_high,correct,scored,real_only,imag_only,p_mcnemar,seed,in_training_mix\n");
+    const char *in_mix = trained < 0 ? "unknown" : trained ? "yes" : "no";
     printf("\nnoise experiment: %s at length %d, %d samples; N(0, sigma^2%s) on the rotated %s queries, the same noise seeds in each arm\n",
-           task_name(task), T, N, o->relative ? " x layer query RMS^2" : "", m.d.imag ? "real or imaginary" : "(real)");
+           label, T, N, o->relative ? " x layer query RMS^2" : "", m.d.imag ? "real or imaginary" : "(real)");
     printf("%6s %32s%s\n", "sigma", "real (right/scored)", m.d.imag ? "    imaginary (right/scored)  McNemar (real-only / imag-only, p)" : "");
     double *ys = (double *)mallocCheck(sizeof(double) * 2 * ns);
     unsigned char *ok[2];
     ok[0] = (unsigned char *)mallocCheck((size_t)N); ok[1] = (unsigned char *)mallocCheck((size_t)N);
+    int64_t total_samples = (int64_t)N * (ns * ntarget + (m.d.imag ? 2 : 0));   /* every sigma and arm, then the ablation */
+    Progress progress;
+    progress_start(&progress, "eval noise: samples", total_samples, (double)total_samples * T);
     for (int i = 0; i < ns; i++) {
         printf("%6.2f", sig[i]);
         for (int tg = 0; tg < ntarget; tg++) {
@@ -805,7 +1003,7 @@ static int mode_noise(Options *o) {
             if (model_set_noise(&m, target, sig[i], 0xA0153ull + (uint64_t)i, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
             int64_t k, n;
             double lo, hi;
-            double acc = score_task(&m, task, T, o, task_seed, &k, &n, ok[tg]);
+            double acc = score_task(&m, task, T, o, task_seed, &k, &n, ok[tg], &progress);
             stat_wilson((double)k, (double)n, &lo, &hi);
             char counts[32];
             snprintf(counts, sizeof(counts), "%lld/%lld", (long long)k, (long long)n);
@@ -814,8 +1012,8 @@ static int mode_noise(Options *o) {
             long b = 0, cc = 0;
             double p = NAN;
             if (tg == 1) { discordant(ok[0], ok[1], N, &b, &cc); p = stat_mcnemar(b, cc); printf("   %ld / %ld, p %.3g", b, cc, p); }
-            fprintf(csv, "%s,%s,%d,%s,%.3f,%d,%.6f,%.6f,%.6f,%lld,%lld,%ld,%ld,%.6g,%llu\n", pe_name(c.pe), task_name(task), T, tg == 0 ? "real" : "imag",
-                    sig[i], o->relative, acc, lo, hi, (long long)k, (long long)n, b, cc, p, (unsigned long long)task_seed);
+            fprintf(csv, "%s,%s,%d,%s,%.3f,%d,%.6f,%.6f,%.6f,%lld,%lld,%ld,%ld,%.6g,%llu,%s\n", pe_name(c.pe), task_name(task), T, tg == 0 ? "real" : "imag",
+                    sig[i], o->relative, acc, lo, hi, (long long)k, (long long)n, b, cc, p, (unsigned long long)task_seed, in_mix);
             ys[tg * ns + i] = 100 * acc;
         }
         printf("\n");
@@ -829,7 +1027,7 @@ static int mode_noise(Options *o) {
             model_init_from(&mz, &c, pz);
             int64_t k, n;
             double lo, hi;
-            double acc = score_task(&mz, task, T, o, task_seed, &k, &n, ok[kind]);
+            double acc = score_task(&mz, task, T, o, task_seed, &k, &n, ok[kind], &progress);
             stat_wilson((double)k, (double)n, &lo, &hi);
             long b = 0, cc = 0;
             double p = NAN;
@@ -837,18 +1035,20 @@ static int mode_noise(Options *o) {
             printf("  %-15s %5.1f%% [%4.1f,%5.1f]", kind == 0 ? "real zeroed" : "imag zeroed", 100 * acc, 100 * lo, 100 * hi);
             if (kind == 1) printf("   McNemar: right only with real zeroed %ld, only with imag zeroed %ld, p %.3g", b, cc, p);
             printf("\n");
-            fprintf(csv, "%s,%s,%d,%s,0,%d,%.6f,%.6f,%.6f,%lld,%lld,%ld,%ld,%.6g,%llu\n", pe_name(c.pe), task_name(task), T,
+            fprintf(csv, "%s,%s,%d,%s,0,%d,%.6f,%.6f,%.6f,%lld,%lld,%ld,%ld,%.6g,%llu,%s\n", pe_name(c.pe), task_name(task), T,
                     kind == 0 ? "zero_real_heads" : "zero_imag_heads", o->relative, acc, lo, hi, (long long)k, (long long)n, b, cc, p,
-                    (unsigned long long)task_seed);
+                    (unsigned long long)task_seed, in_mix);
             model_free(&mz);
             free(pz);
         }
     }
+    progress_end(&progress);
     fclose(csv);
+    print_training_note(trained == 0, mix_known, mix);
     printf("wrote %s\n", path);
     Series s[2] = {{"noise on real queries", ns, sig, ys}, {"noise on imaginary queries", ns, sig, ys + ns}};
     char title[256];
-    snprintf(title, sizeof(title), "%s: %s accuracy vs query noise (length %d)", pe_name(c.pe), task_name(task), T);
+    snprintf(title, sizeof(title), "%s: %s accuracy vs query noise (length %d)%s", pe_name(c.pe), label, T, untrained_title(trained == 0));
     snprintf(path, sizeof(path), "%s/noise_%s.svg", o->out, pe_name(c.pe));
     svg_plot(path, title, o->relative ? "noise sigma / layer query RMS" : "noise sigma", "accuracy (%)", 0, s, ntarget);
     free(ys); free(params); free(rms); free(ok[0]); free(ok[1]);
@@ -1153,6 +1353,7 @@ static int mode_curves(Options *o) {
 }
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines reach a file or pipe even when the eval is killed (as train) */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) { usage(NULL); return argc < 2 ? 1 : 0; }
     const char *mode = argv[1];
     if (strcmp(mode, "plot") == 0) {
@@ -1185,18 +1386,27 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, attn, curves, plot, stat (see ./eval --help)\n", mode);
         return 1;
     }
-    Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0, 0, 0};
+    Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0, 0, 0, 0};
     o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : strcmp(mode, "attn") == 0 ? 64 : 20;
+    int mode_bit = 0;
+    for (int k = 0; k < M_COUNT; k++) if (strcmp(mode, mode_names[k]) == 0) mode_bit = 1 << k;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(mode); return 0; }
+        if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; see ./eval %s --help\n", f, mode); return 1; }
+        int fi = eval_flag_find(f);
+        if (fi < 0) { fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode); return 1; }
+        if (!(eval_flags[fi].modes & mode_bit)) {   /* a flag this mode does not read would be dropped: refused */
+            char modes[128];
+            mode_list(modes, sizeof(modes), eval_flags[fi].modes);
+            fprintf(stderr, "error: %s is not used by eval %s (it applies to %s); see ./eval %s --help\n", f, mode, modes, mode);
+            return 1;
+        }
+        o.given |= 1u << fi;
         if (strcmp(f, "--task-bos") == 0) { o.task_bos = 1; continue; }
         if (strcmp(f, "--docs") == 0) { o.docs = 1; continue; }
         if (strcmp(f, "--relative") == 0) { o.relative = 1; continue; }
-        if (strncmp(f, "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "error: %s '%s'; see ./eval %s --help\n", strncmp(f, "--", 2) ? "unexpected argument" : "missing value for", f, mode);
-            return 1;
-        }
+        if (i + 1 >= argc) { fprintf(stderr, "error: missing value for '%s'; see ./eval %s --help\n", f, mode); return 1; }
         const char *v = argv[++i];
         if (strcmp(f, "--ckpt") == 0) o.ckpt = v;
         else if (strcmp(f, "--data") == 0) o.data = v;
@@ -1218,7 +1428,11 @@ int main(int argc, char **argv) {
             else if (strcmp(v, "blank") == 0) o.mqar_blank = 1;
             else { fprintf(stderr, "error: --mqar-filler '%s' is not random or blank\n", v); return 1; }
         }
-        else { fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode); return 1; }
+    }
+    /* within a mode: a flag whose only use the other flags turn off */
+    if (o.docs && flag_given(&o, "--stride")) {
+        fprintf(stderr, "error: --stride is not used by eval ppl --docs (it sets the sliding window over the whole shard, which --docs leaves out); drop one of them\n");
+        return 1;
     }
     if (o.head_dim % 2 != 0) { fprintf(stderr, "error: --head-dim must be even\n"); return 1; }
     if (strcmp(mode, "ppl") == 0) return mode_ppl(&o);

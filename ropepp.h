@@ -164,6 +164,9 @@ typedef struct {
 Config config_default(void);
 /* 0 if the config is usable, else -1 with a one-line reason (what is wrong and what to do) in err. */
 int config_validate(const Config *c, char *err, size_t errlen);
+/* The rotary fraction the model uses, as a checkpoint or settings.txt stores it: rotary_frac for partial (the only
+   PE with one), 1 for every other PE whatever the field holds (docs/FORMATS.md). */
+double config_rotary_frac(const Config *c);
 Dims config_dims(const Config *c);
 size_t attention_param_count(const Config *c);   /* q/k/v/o parameters of one layer */
 
@@ -832,6 +835,10 @@ Dims config_dims(const Config *c) {
 size_t attention_param_count(const Config *c) {
     Dims d = config_dims(c);
     return (size_t)d.QKV * c->dim + (size_t)c->dim * d.NA * d.HD;
+}
+
+double config_rotary_frac(const Config *c) {
+    return c->pe == PE_PARTIAL ? c->rotary_frac : 1.0;
 }
 
 int config_validate(const Config *c, char *err, size_t errlen) {
@@ -2746,7 +2753,7 @@ int checkpoint_parse_header(const int32_t *h, size_t file_size, Config *c, int *
         set_err(err, errlen, "checkpoint names unknown position embedding id %d; it was written by a newer or foreign program", k.pe);
         return -1;
     }
-    if (k.pe != PE_PARTIAL) k.rotary_frac = 1.0;   /* partial only (docs/FORMATS.md); older files hold 0.25 here */
+    k.rotary_frac = config_rotary_frac(&k);   /* partial only (docs/FORMATS.md); older files hold 0.25 here */
     char why[200];
     if (config_validate(&k, why, sizeof(why)) != 0) { set_err(err, errlen, "checkpoint config is invalid: %s", why); return -1; }
     Dims d = config_dims(&k);
@@ -2847,7 +2854,7 @@ int checkpoint_write(const char *path, const Config *c, const double *params, si
     h[8] = c->ffn_dim; h[9] = c->pe; h[10] = c->train_seq; h[11] = c->yarn_orig_len; h[12] = c->tokenizer;
     h[13] = d.fope_m; h[14] = d.fope_p; h[15] = c->init; h[18] = NUM_PARAM_TENSORS;
     hdr_put_i64(h, 16, (int64_t)num_params);
-    hdr_put_double(h, 32, c->rope_base); hdr_put_double(h, 34, c->pe == PE_PARTIAL ? c->rotary_frac : 1.0); hdr_put_double(h, 36, c->pi_factor);
+    hdr_put_double(h, 32, c->rope_base); hdr_put_double(h, 34, config_rotary_frac(c)); hdr_put_double(h, 36, c->pi_factor);
     hdr_put_double(h, 38, c->yarn_factor); hdr_put_double(h, 40, c->ntk_factor); hdr_put_double(h, 42, c->norm_eps);
     char tmp[4096];
     FILE *fp = atomic_open(path, tmp, sizeof(tmp), err, errlen);

@@ -322,7 +322,8 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
     PUT_F("--heads", "%d", c->n_heads);
     PUT_F("--kv-heads", "%d", c->n_kv_heads);
     PUT_F("--ffn", "%d", c->ffn_dim);
-    PUT_F("--rotary-frac", "%.17g", c->rotary_frac);
+    /* partial's own setting: another PE has no rotary fraction, so none is recorded (the flag would be refused) */
+    if (c->pe == PE_PARTIAL) PUT_F("--rotary-frac", "%.17g", config_rotary_frac(c));
     PUT_F("--rope-base", "%.17g", c->rope_base);
     PUT_F("--pi-factor", "%.17g", c->pi_factor);
     PUT_F("--yarn-factor", "%.17g", c->yarn_factor);
@@ -402,6 +403,15 @@ static int merge_resume(Options *o, char ***keep_flags, char ***keep_values, int
     return 0;
 }
 
+/* two numbers as text with enough digits to tell them apart: %.6g, more where they agree to 6 digits */
+static void distinct_numbers(char *a_out, char *b_out, size_t n, double a, double b) {
+    for (int digits = 6; digits <= 17; digits++) {
+        snprintf(a_out, n, "%.*g", digits, a);
+        snprintf(b_out, n, "%.*g", digits, b);
+        if (strcmp(a_out, b_out) != 0) return;
+    }
+}
+
 /* --resume with schedule flags: the steps already done (0..done-1) must keep their learning rate, so that the
    curve continues where it was (a WSD run extends its stable phase; a run already in its decay cannot). */
 static int check_schedule_kept(const Options *old, const Options *o, int done, char *err, size_t errlen) {
@@ -413,15 +423,28 @@ static int check_schedule_kept(const Options *old, const Options *o, int done, c
             const char *names[5] = {"--steps", "--lr", "--warmup", "--schedule", "--decay-steps"};
             for (int i = 0; i < 5; i++)
                 if (o->run_given >> settings_find(run_rules, run_rule_count, names[i]) & 1u) { strcat(flags, " "); strcat(flags, names[i]); }
-            snprintf(err, errlen, "the schedule given now (%s) changes the learning rate of step %d, already done (%.3g then, %.3g now): "
+            char then[32], now[32];
+            distinct_numbers(then, now, sizeof(then), a, b);
+            snprintf(err, errlen, "the schedule given now (%s) changes the learning rate of step %d, already done (%s then, %s now): "
                      "%s; continue from a checkpoint taken before that step, or start a new stage with --init-from",
-                     flags[0] ? flags + 1 : "none given", k + 1, a, b, old->schedule == SCHED_WSD && k >= old->steps - old->decay_steps
+                     flags[0] ? flags + 1 : "none given", k + 1, then, now, old->schedule == SCHED_WSD && k >= old->steps - old->decay_steps
                          ? "the run was already in its decay, so --steps cannot extend its stable phase"
                          : "the learning rate of a resumed run stays continuous");
             return -1;
         }
     }
     return 0;
+}
+
+/* --rotary-frac is partial's own setting: every other PE rotates all of a head's dims (or none) whatever the value,
+   so given for one it would be dropped; it is refused instead, at a fresh start, on --init-from and on --resume
+   alike. pe: the model's; whose: where that PE comes from. 0, or -1 with err. */
+static int check_rotary_frac(const Options *o, int pe, const char *whose, char *err, size_t errlen) {
+    int i = settings_find(config_rules, config_rule_count, "--rotary-frac");
+    if (!(o->model_given >> i & 1u) || pe == PE_PARTIAL) return 0;
+    snprintf(err, errlen, "--rotary-frac %g is used by --pe partial only, and this model is %s (%s), which has no rotary fraction; "
+             "drop the flag, or train --pe partial", o->model.rotary_frac, pe_name(pe), whose);
+    return -1;
 }
 
 /* -------------------------------------------------------------------------------------------- checkpoints */
@@ -461,15 +484,22 @@ static int save_checkpoint(Model *m, const Options *o, const DataLoader *dl, con
 }
 
 /* ------------------------------------------------------------------------------------------- run folder, log */
+/* mkdir -p DIR. 0, or -1 with why in err: the part of the path that is a file, not a folder, or the system's reason. */
 static int mkdir_p(const char *dir, char *err, size_t errlen) {
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
-    struct stat st;
-    if (mkdir(tmp, 0755) != 0 && !(errno == EEXIST && stat(tmp, &st) == 0 && S_ISDIR(st.st_mode))) {
-        snprintf(err, errlen, "cannot write the run folder '%s': %s", dir, strerror(errno));
-        return -1;
+    size_t len = strlen(tmp);
+    for (size_t k = 1; k <= len; k++) {   /* each prefix that ends a component, the whole path last */
+        if (tmp[k] != '/' && tmp[k] != '\0') continue;
+        char keep = tmp[k];
+        tmp[k] = '\0';
+        struct stat st;
+        if (mkdir(tmp, 0755) != 0) {   /* there already (a folder: fine), or not made */
+            int e = errno;
+            if (stat(tmp, &st) == 0 && !S_ISDIR(st.st_mode)) { snprintf(err, errlen, "'%s' is a file, not a directory", tmp); return -1; }
+            if (stat(tmp, &st) != 0) { snprintf(err, errlen, "cannot create '%s': %s", tmp, strerror(e)); return -1; }
+        }
+        tmp[k] = keep;
     }
     return 0;
 }
@@ -594,12 +624,19 @@ static int evaluate(Model *m, DataLoader *val, int batches, double *loss, int *u
     return 0;
 }
 
-/* a byte token as text; control bytes other than newline and tab as \xNN, so that a sample never drives the
-   terminal */
+/* a byte token as text: printable ASCII, newline and tab as they are, every other byte (control bytes, DEL, and
+   128-255, which alone are not text) as \xNN, so that a sample never drives the terminal nor puts raw bytes in
+   samples.txt */
 static void put_token(FILE *f, int tok, int tokenizer) {
     if (tokenizer != TOKENIZER_BYTES) fprintf(f, "<%d>", tok);
-    else if ((tok < 32 && tok != '\n' && tok != '\t') || tok == 127) fprintf(f, "\\x%02x", tok);
-    else fputc(tok, f);
+    else if ((tok >= 32 && tok < 127) || tok == '\n' || tok == '\t') fputc(tok, f);
+    else fprintf(f, "\\x%02x", tok);
+}
+
+/* the prompt as the model reads it: byte-level models see its bytes, printed as put_token prints tokens */
+static void put_prompt(FILE *f, const char *prompt, int tokenizer) {
+    if (tokenizer != TOKENIZER_BYTES) { fputs(prompt, f); return; }
+    for (const unsigned char *p = (const unsigned char *)prompt; *p; p++) put_token(f, *p, tokenizer);
 }
 
 /* sample_len tokens after the prompt, printed as they come and appended to `samples` (may be NULL) */
@@ -610,8 +647,12 @@ static void sample(Model *m, const Options *o, Rng *rng, FILE *samples) {
     for (const char *p = o->prompt; *p; p++) ctx[n++] = (unsigned char)*p % V;
     if (n == 0) ctx[n++] = 0;
     float *logits = (float *)mallocCheck((size_t)V * sizeof(float));
-    printf("---- sample at step %d (%d tokens, temperature %g) ----\n%s", m->step, o->sample_len, o->temperature, o->prompt);
-    if (samples) fprintf(samples, "---- step %d (%d tokens, temperature %g) ----\n%s", m->step, o->sample_len, o->temperature, o->prompt);
+    printf("---- sample at step %d (%d tokens, temperature %g) ----\n", m->step, o->sample_len, o->temperature);
+    put_prompt(stdout, o->prompt, m->cfg.tokenizer);
+    if (samples) {
+        fprintf(samples, "---- step %d (%d tokens, temperature %g) ----\n", m->step, o->sample_len, o->temperature);
+        put_prompt(samples, o->prompt, m->cfg.tokenizer);
+    }
     for (int i = 0; i < o->sample_len; i++) {
         int start = n > T ? n - T : 0, len = n - start;
         model_forward(m, ctx + start, NULL, 1, len);
@@ -716,7 +757,8 @@ int main(int argc, char **argv) {
             if (checkpoint_read(path, &ck, &params, &np, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
             char what[4300];
             snprintf(what, sizeof(what), "the checkpoint %s", path);
-            if (settings_apply(&ck, &o.model, o.model_given, config_rules, config_rule_count, USE_RESUME, what, err, sizeof(err)) != 0) {
+            if (check_rotary_frac(&o, ck.pe, what, err, sizeof(err)) != 0 ||
+                settings_apply(&ck, &o.model, o.model_given, config_rules, config_rule_count, USE_RESUME, what, err, sizeof(err)) != 0) {
                 fprintf(stderr, "error: %s\n", err);
                 free(params);
                 goto out;
@@ -736,6 +778,12 @@ int main(int argc, char **argv) {
     }
     if (!resumed && o.init_from != NULL) {
         char path[4200];
+        struct stat ist;
+        int isteps[1];
+        if (stat(o.init_from, &ist) == 0 && S_ISDIR(ist.st_mode) && checkpoint_list(o.init_from, 0, isteps, 1) == 0) {   /* train's own words */
+            fprintf(stderr, "error: --init-from: no checkpoint (model_*.ckpt) in the folder '%s'; pass a run folder that has one, or a checkpoint file: --init-from DIR/model_NNNNNNNN.ckpt\n", o.init_from);
+            goto out;
+        }
         if (checkpoint_resolve(o.init_from, path, sizeof(path), err, sizeof(err)) != 0) { fprintf(stderr, "error: --init-from: %s\n", err); goto out; }
         Config ck;
         double *params;
@@ -748,7 +796,7 @@ int main(int argc, char **argv) {
         snprintf(what, sizeof(what), "the checkpoint %s", path);
         Dims d0 = config_dims(&ck);
         if (settings_apply(&ck, &o.model, given, config_rules, config_rule_count, USE_INIT_FROM, what, err, sizeof(err)) != 0 ||
-            config_validate(&ck, err, sizeof(err)) != 0) {
+            check_rotary_frac(&o, ck.pe, what, err, sizeof(err)) != 0 || config_validate(&ck, err, sizeof(err)) != 0) {
             fprintf(stderr, "error: --init-from: %s\n", err);
             free(params);
             goto out;
@@ -770,7 +818,11 @@ int main(int argc, char **argv) {
         o.model.init = o.init;
         /* what the tokens are, for infer: bytes up to 256, Llama-3 from 128000 on, GPT-2 (llm.c's data) between */
         o.model.tokenizer = vocab <= 256 ? TOKENIZER_BYTES : vocab >= 128000 ? TOKENIZER_LLAMA3 : TOKENIZER_GPT2;
-        if (config_validate(&o.model, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+        const char *whose = o.resume ? "the run's settings.txt" : o.model_given >> settings_find(config_rules, config_rule_count, "--pe") & 1u ? "--pe" : "the default --pe";
+        if (check_rotary_frac(&o, o.model.pe, whose, err, sizeof(err)) != 0 || config_validate(&o.model, err, sizeof(err)) != 0) {
+            fprintf(stderr, "error: %s\n", err);
+            goto out;
+        }
         model_init(&model, &o.model, o.init, o.seed);
     }
     const Config *c = &model.cfg;
@@ -796,7 +848,7 @@ int main(int argc, char **argv) {
     /* long-context tasks mixed into the batches: a row is replaced by a generated sample with the task's
        proportion; the draws come from the run's RNG, which the state file saves, so resume stays exact */
     if (o.mix != NULL) {
-        if (task_mix_parse(o.mix, &mix, err, sizeof(err)) != 0) { fprintf(stderr, "error: --mix: %s\n", err); goto out; }
+        if (task_mix_parse(o.mix, &mix, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }   /* its messages name --mix */
         task_opt = task_options_default();
         task_opt.mqar_vocab = vocab;
         task_opt.answer_only = !o.mix_all_targets;
@@ -825,7 +877,7 @@ int main(int argc, char **argv) {
     if (log_path == NULL && have_out) { snprintf(log_buf, sizeof(log_buf), "%s/train.jsonl", o.out); log_path = log_buf; }
     if (log_path == NULL) log_path = "";
     if (have_out) {
-        if (mkdir_p(o.out, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+        if (mkdir_p(o.out, err, sizeof(err)) != 0) { fprintf(stderr, "error: cannot write the run folder '%s': %s\n", o.out, err); goto out; }
         if (!o.resume && holds_a_run(o.out, log_path)) {
             fprintf(stderr, "error: '%s' already holds a run (settings, checkpoints or a log); a new run never overwrites one\n"
                             "HINT: continue it with --resume %s, or pick another --out (or leave --out out for a new folder under runs/)\n", o.out, o.out);

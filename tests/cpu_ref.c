@@ -26,6 +26,7 @@
 #define config_default cpu_config_default
 #define config_validate cpu_config_validate
 #define config_dims cpu_config_dims
+#define config_rotary_frac cpu_config_rotary_frac
 #define attention_param_count cpu_attention_param_count
 #define encoder_forward cpu_encoder_forward
 #define encoder_backward cpu_encoder_backward

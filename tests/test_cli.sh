@@ -223,6 +223,32 @@ section_b() {
     : >"$D/a_file"
     expect_error ckpt_dir_is_file "cannot write" "${TINY[@]}" --pe rope --steps 1 --ckpt-dir "$D/a_file/sub" "${V[@]}" --log ""
     expect_error log_unwritable "cannot write log" "${TINY[@]}" --steps 1 --log "$D/a_file/sub/log.jsonl" "${V[@]}"
+    # a path under a regular file: "is a file, not a directory" (it said "File exists")
+    expect_error log_under_file "a_file' is a file, not a directory" "${TINY[@]}" --steps 1 --log "$D/a_file/log.jsonl" "${V[@]}"
+    expect_error out_is_file "a_file' is a file, not a directory" "${TINY[@]}" --steps 1 --out "$D/a_file" --log "" "${V[@]}"
+    # --init-from an empty folder: the hint names train's own flag (train has no --ckpt)
+    mkdir -p "$D/empty_init"
+    expect_error init_from_empty "no checkpoint" "${TINY[@]}" --steps 1 --init-from "$D/empty_init" --out "$D/init_empty_out"
+    if grep -q -- "--init-from DIR/model_" "$T/init_from_empty.err" && ! grep -q -- "--ckpt" "$T/init_from_empty.err"; then
+        ok "--init-from an empty folder suggests --init-from DIR/model_NNNNNNNN.ckpt, not a --ckpt flag that train does not have"
+    else bad "--init-from an empty folder: $(head -c 300 "$T/init_from_empty.err")"; fi
+    # --mix errors name --mix once
+    expect_error mix_unknown_task "--mix: unknown task 'bogus'" "${TINY[@]}" --steps 1 --mix bogus:0.1 "${V[@]}"
+    grep -q -- "--mix: --mix" "$T/mix_unknown_task.err" && bad "--mix error repeats its prefix: $(cat "$T/mix_unknown_task.err")" || ok "the --mix error does not repeat its prefix"
+    # --rotary-frac is partial's only: given for another PE it is refused, never dropped
+    expect_error rotary_frac_rope "--rotary-frac 0.5 is used by --pe partial only" "${TINY[@]}" --pe rope --rotary-frac 0.5 --steps 1 --out "$D/rf_rope" "${V[@]}"
+    expect_error rotary_frac_default_pe "--rotary-frac 1 is used by --pe partial only" "${TINY[@]}" --rotary-frac 1 --steps 1 --out "$D/rf_eh" "${V[@]}"
+    [ ! -e "$D/rf_rope/settings.txt" ] && ok "the refused --rotary-frac wrote no run folder" || bad "a run folder was written for a refused --rotary-frac"
+    run rotary_frac_partial "${TINY[@]}" --pe partial --rotary-frac 0.5 --steps 1 --val-every 0 --out "$D/rf_partial" "${V[@]}"
+    if [ "$rc" -eq 0 ] && grep -qx -- "--rotary-frac 0.5" "$D/rf_partial/settings.txt" && grep -q " rot 8 " "$T/rotary_frac_partial.out"; then
+        ok "--pe partial --rotary-frac 0.5: applied (rot 8 of head dim 16) and recorded in settings.txt"
+    else bad "--pe partial --rotary-frac 0.5: exit $rc, $(grep -m1 '^model:' "$T/rotary_frac_partial.out")"; fi
+    # samples of a byte-level model after a few steps: bytes outside printable ASCII (but newline, tab) as \xNN
+    run sample_bytes --pe rope "${TINY[@]}" --steps 2 --val-every 0 --sample 400 --temperature 1 --prompt "$(printf 'A\x01\xc3')" --out "$D/sample_bytes" "${V[@]}"
+    if [ "$rc" -eq 0 ] && ! LC_ALL=C grep -q '[^ -~	]' "$T/sample_bytes.out" "$D/sample_bytes/samples.txt" \
+        && grep -q '\\x[0-9a-f][0-9a-f]' "$D/sample_bytes/samples.txt" && grep -qF 'A\x01\xc3' "$D/sample_bytes/samples.txt"; then
+        ok "a byte-level sample (and its prompt) has no raw control or high bytes in the terminal output or samples.txt: they print as \\xNN"
+    else bad "sample bytes: exit $rc; raw bytes: $(LC_ALL=C grep -c '[^ -~	]' "$T/sample_bytes.out" "$D/sample_bytes/samples.txt" | tr '\n' ' ')"; fi
 
     expect_error resume_no_dir "needs a run folder" "${TINY[@]}" --steps 2 --resume --ckpt-dir ""
     # --ckpt-dir "" writes no checkpoint; --profile prints where the step time went
@@ -397,14 +423,23 @@ section_d() {
     # the model flags on --resume: each differing one is refused, naming it
     local f v
     wrong=""
-    for fv in "--pe alibi" "--dim 64" "--layers 2" "--heads 4" "--kv-heads 1" "--ffn 32" "--rope-base 500" "--rotary-frac 0.5" \
+    for fv in "--pe alibi" "--dim 64" "--layers 2" "--heads 4" "--kv-heads 1" "--ffn 32" "--rope-base 500" \
               "--pi-factor 2" "--yarn-factor 2" "--yarn-orig-len 64" "--ntk-factor 2" "--norm-eps 0.001" "--init hf"; do
         f=${fv% *}; v=${fv#* }
         dir=$D/model_${f#--}; mkdir -p "$dir"; cp "$base/model_00000002."* "$base/settings.txt" "$dir/"
         run "rule_model${f}" --resume "$dir" "$f" "$v"
         [ "$rc" -ne 0 ] && first_error "rule_model${f}" | grep -qF -- "$f $v differs" || wrong="$wrong $f"
     done
-    [ -z "$wrong" ] && ok "--resume refuses each of 14 model flags that differ from the checkpoint, naming it" || bad "model flags on --resume not refused:$wrong"
+    [ -z "$wrong" ] && ok "--resume refuses each of 13 model flags that differ from the checkpoint, naming it" || bad "model flags on --resume not refused:$wrong"
+    # --rotary-frac on a rope run: refused on --resume and --init-from, whatever its value (rope has no fraction);
+    # a rope run's settings.txt records none
+    dir=$D/model_rotary; mkdir -p "$dir"; cp "$base/model_00000002."* "$base/settings.txt" "$dir/"
+    for v in 0.5 1; do
+        expect_error "rule_resume_rotary_$v" "--rotary-frac $v is used by --pe partial only" --resume "$dir" --rotary-frac "$v" --log ""
+    done
+    expect_error rule_init_rotary "--rotary-frac 0.5 is used by --pe partial only" --init-from "$base" "${TINY[@]}" --rotary-frac 0.5 --steps 1 --out "$D/init_rotary"
+    grep -q -- "^--rotary-frac" "$base/settings.txt" && bad "a rope run's settings.txt records a rotary fraction: $(grep -- '^--rotary-frac' "$base/settings.txt")" \
+        || ok "a rope run's settings.txt records no --rotary-frac (the model has none)"
 
     # fault: --resume without repeating --batch/--seq continued at the defaults
     dir=$D/noflags; mkdir -p "$dir"; cp "$base/model_00000002."* "$base/settings.txt" "$dir/"
@@ -418,6 +453,15 @@ section_d() {
     if [ "$rc" -ne 0 ] && first_error rule_extend_finished | grep -q "changes the learning rate of step 4" && ! grep -q '^step' "$T/rule_extend_finished.out"; then
         ok "--steps 12 on a finished wsd run is refused: $(first_error rule_extend_finished | cut -c1-150)"
     else bad "--steps on a finished run: exit $rc $(first_error rule_extend_finished)"; fi
+    # the two rates print with enough digits to differ (it said "(0.003 then, 0.003 now)"): a run that decays over
+    # all its 100 steps, extended: step 2's rate 0.003 x 0.99975 would become the stable 0.003
+    run rule_close_rates --pe rope "${TINY[@]}" --steps 100 --warmup 0 --decay-steps 100 --val-every 0 --out "$D/close" --log ""
+    run rule_extend_close --resume "$D/close" --steps 200 --log ""
+    local then now
+    then=$(first_error rule_extend_close | sed -nE 's/.*\(([^ ]+) then, ([^ ]+) now\).*/\1/p')
+    now=$(first_error rule_extend_close | sed -nE 's/.*\(([^ ]+) then, ([^ ]+) now\).*/\2/p')
+    [ -n "$then" ] && [ -n "$now" ] && [ "$then" != "$now" ] && ok "the refusal shows the rates apart: $then then, $now now" \
+        || bad "the refusal's rates do not differ in print: '$then' then, '$now' now"
 
     # --init-from: the scaling flags apply (they were dropped), shape flags that differ are refused
     run rule_init --init-from "$base" --pi-factor 4 --ntk-factor 2 --rope-base 500 "${TINY[@]}" --seq 32 --steps 1 --val-every 0 --out "$D/init" --log ""

@@ -56,4 +56,84 @@ expect_error ./eval "bad scaling factor" "scalings" ppl --ckpt "$ck" --scalings 
 expect_error ./eval "bad number" "not a number" ppl --ckpt "$ck" --samples -3
 expect_error ./eval "plot: missing column" "no column" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x bogus --y ppl --group pe --out "$T/x.svg"
 
+
+# flags per mode (a flag is applied or refused, never dropped): a flag the mode does not use is refused, naming the
+# flag, the mode and the modes it applies to
+expect_error ./eval "noise refuses --scalings" "--scalings is not used by eval noise (it applies to ppl, tasks)" noise --ckpt "$ck" --scalings pi:2
+expect_error ./eval "patterns refuses --scalings" "--scalings is not used by eval patterns" patterns --scalings pi:2 --stride 3
+expect_error ./eval "patterns refuses --stride" "--stride is not used by eval patterns (it applies to ppl)" patterns --ckpt "$ck" --stride 3
+expect_error ./eval "ppl refuses --sigmas" "--sigmas is not used by eval ppl (it applies to noise)" ppl --sigmas 9 --relative --depth 0.5
+expect_error ./eval "ppl refuses --relative" "--relative is not used by eval ppl" ppl --ckpt "$ck" --relative
+expect_error ./eval "ppl refuses --depth" "--depth is not used by eval ppl (it applies to tasks, noise, attn)" ppl --ckpt "$ck" --depth 0.5
+expect_error ./eval "tasks refuses --data" "--data is not used by eval tasks" tasks --ckpt "$ck" --data data/tinyshakespeare_val.bin
+expect_error ./eval "tasks refuses --seq" "--seq is not used by eval tasks" tasks --ckpt "$ck" --seq 64
+expect_error ./eval "noise refuses --lengths" "--lengths is not used by eval noise" noise --ckpt "$ck" --lengths 32
+expect_error ./eval "attn refuses --lengths" "--lengths is not used by eval attn" attn --ckpt "$ck" --lengths 32
+expect_error ./eval "curves refuses --ckpt" "--ckpt is not used by eval curves" curves --ckpt "$ck"
+# ... and a flag that the other flags leave without a use
+expect_error ./eval "ppl --docs refuses --stride" "--stride is not used by eval ppl --docs" ppl --ckpt "$ck" --docs --stride 3
+expect_error ./eval "tasks: --depth with mqar only" "--depth is not used by eval tasks on these tasks" tasks --ckpt "$ck" --tasks mqar --depth 0.5
+expect_error ./eval "noise: --depth with mqar" "--depth is not used by eval noise on these tasks" noise --ckpt "$ck" --tasks mqar --depth 0.2
+expect_error ./eval "tasks takes one --scalings item" "too many items" tasks --ckpt "$ck" --scalings none,pi:2
+# every flag in every mode: refused exactly when the mode's --help does not list it
+wrong=""; nchecked=0
+for mode in ppl tasks noise patterns attn curves; do
+  help=$(./eval $mode --help | grep -- '^  --')
+  for fv in "--ckpt $T/nope.ckpt" "--data x" "--out $T/flags" "--samples 1" "--lengths 32" "--scalings none" "--stride 1" "--docs" \
+            "--seq 32" "--tasks mqar" "--depth 0.5" "--seed 1" "--task-bos" "--mqar-filler blank" "--mqar-kv 2" "--sigmas 0" \
+            "--relative" "--head-dim 8" "--base 100"; do
+    f=${fv%% *}
+    if [ $mode = curves ]; then rest="--out $T/flags"; else rest="--ckpt $T/nope.ckpt"; fi
+    out=$(./eval $mode $fv $rest 2>&1 < /dev/null)
+    listed=0; echo "$help" | grep -qE -- "(^| )$f( |$)" && listed=1
+    refused=0; echo "$out" | grep -q -- "error: $f is not used by eval $mode" && refused=1
+    [ $listed -ne $refused ] || wrong="$wrong $mode:$f(listed $listed, refused $refused)"
+    nchecked=$((nchecked + 1))
+  done
+done
+[ -z "$wrong" ] && ok "$nchecked mode x flag pairs: each flag is refused exactly where the mode's --help does not list it" || bad "flags per mode disagree with --help:$wrong"
+# accepted: every flag each mode uses, together
+if ./eval ppl --ckpt "$ck" --data data/tinyshakespeare_val.bin --lengths 32 --samples 2 --scalings none,ntk:2 --stride 16 --out "$T/acc" > "$T/acc_ppl.txt" 2>&1 \
+   && grep -q "stride 16" "$T/acc_ppl.txt" && grep -q '^ropepp_ec,ntk:2,32,all,' "$T/acc/ppl_ropepp_ec.csv"; then ok "ppl takes --data --lengths --samples --scalings --stride --out and applies them"
+else bad "ppl with all its flags: $(tail -3 "$T/acc_ppl.txt")"; fi
+if ./eval tasks --ckpt "$ck" --tasks mqar,passkey --lengths 32 --samples 2 --scalings none --depth 0.5 --seed 2 --task-bos --mqar-filler blank --mqar-kv 2 --out "$T/acc" > "$T/acc_tasks.txt" 2>&1 \
+   && grep -q '^ropepp_ec,none,mqar,32,.*,2,[0-9]*,no$' "$T/acc/tasks_ropepp_ec.csv"; then ok "tasks takes --tasks --lengths --samples --scalings --depth --seed --task-bos --mqar-filler --mqar-kv"
+else bad "tasks with all its flags: $(tail -3 "$T/acc_tasks.txt")"; fi
+if ./eval noise --ckpt "$ck" --tasks mqar --seq 32 --samples 2 --sigmas 0,1 --relative --seed 2 --task-bos --mqar-filler blank --mqar-kv 2 --out "$T/acc" > "$T/acc_noise.txt" 2>&1 \
+   && grep -q "query RMS per layer" "$T/acc_noise.txt" && grep -q ',real,1.000,1,' "$T/acc/noise_ropepp_ec.csv"; then ok "noise takes --tasks --seq --samples --sigmas --relative --seed --task-bos --mqar-filler --mqar-kv"
+else bad "noise with all its flags: $(tail -3 "$T/acc_noise.txt")"; fi
+if ./eval patterns --ckpt "$ck" --data data/tinyshakespeare_val.bin --seq 16 --samples 2 --out "$T/acc" > "$T/acc_patterns.txt" 2>&1 \
+   && grep -q "queries in \[8, 16) of 2 disjoint windows" "$T/acc_patterns.txt"; then ok "patterns takes --data --seq --samples --out"
+else bad "patterns with all its flags: $(tail -3 "$T/acc_patterns.txt")"; fi
+
+# a model trained without --mix: eval noise says "(not trained)" in its table, note, CSV and plot title, as eval
+# tasks does; a model trained with the task in its mix does not
+grep -q "noise experiment: mqar (not trained)" "$T/noise.txt" && grep -q "^note: the model was trained without --mix" "$T/noise.txt" \
+  && grep -q "mqar (not trained) accuracy vs query noise.*(not trained): not in --mix" "$T/ev/noise_ropepp_ec.svg" \
+  && awk -F, 'NR > 1 && $16 != "no" { bad = 1 } END { exit bad }' "$T/ev/noise_ropepp_ec.csv" \
+  && ok "eval noise on a model trained without --mix marks the task (not trained) in the table, note, CSV and plot title" \
+  || bad "eval noise without --mix: $(grep -m1 'noise experiment' "$T/noise.txt")"
+if ./train $tiny --pe ropepp_ec --steps 2 --mix mqar:0.5 --out "$T/mixed" > "$T/mixed.txt" 2>&1 \
+   && ./eval noise --ckpt "$T/mixed" --tasks mqar --samples 2 --sigmas 0 --out "$T/mixed/ev" > "$T/mixed_noise.txt" 2>&1; then
+  ! grep -q "not trained" "$T/mixed_noise.txt" "$T/mixed/ev/noise_ropepp_ec.svg" && grep -q ',yes$' "$T/mixed/ev/noise_ropepp_ec.csv" \
+    && ok "eval noise on a model trained with --mix mqar: no (not trained) mark, in_training_mix yes" || bad "eval noise with --mix mqar: $(grep -m1 'noise experiment' "$T/mixed_noise.txt")"
+else bad "the --mix model or its noise eval failed: $(tail -2 "$T/mixed.txt" "$T/mixed_noise.txt")"; fi
+
+# progress: the closing line counts every window (the length windows + the sliding windows); tasks and noise count
+# their samples
+sliding=$(sed -nE 's/^sliding window .*, ([0-9]+) windows\).*/\1/p' "$T/ppl.txt")
+grep -q "^eval ppl: windows $((2 * 2 + sliding))/$((2 * 2 + sliding)) done in " "$T/ppl.txt" \
+  && ok "eval ppl's closing progress line counts 2 scalings x 2 lengths x 1 window + $sliding sliding windows" || bad "eval ppl progress: $(grep '^eval ppl:' "$T/ppl.txt")"
+grep -q "^eval tasks: samples 4/4 done in " "$T/tasks.txt" && ok "eval tasks' closing progress line: 4/4 samples (mqar at 32 and 64, 2 each)" || bad "eval tasks progress: $(grep '^eval tasks:' "$T/tasks.txt")"
+grep -q "^eval noise: samples 12/12 done in " "$T/noise.txt" && ok "eval noise's closing progress line: 12/12 samples (2 sigmas x 2 arms + 2 ablations, 2 each)" || bad "eval noise progress: $(grep '^eval noise:' "$T/noise.txt")"
+# a long run (stride 1 over the validation shard) shows progress with an ETA on stderr while it runs, and stdout is
+# line-buffered: killed then, its file already holds the table
+./eval ppl --ckpt "$ck" --lengths 32 --samples 1 --scalings none --stride 1 --out "$T/long" > "$T/long.out" 2> "$T/long.err" &
+pid=$!
+for i in $(seq 1 300); do grep -q "^eval ppl: windows [0-9]*/[0-9]* ([0-9]*%) | .*, ETA " "$T/long.err" && break; sleep 0.1; done
+kill -9 $pid 2> /dev/null; wait $pid 2> /dev/null
+grep -q "^eval ppl: windows [0-9]*/111539 ([0-9]*%) | [0-9.ms]*, ETA [0-9.hms]*$" "$T/long.err" && ok "a long eval ppl prints progress: $(grep -m1 '^eval ppl' "$T/long.err")" \
+  || bad "no progress line while eval ppl ran: $(head -c 300 "$T/long.err")"
+grep -q "^loss (nats/token)" "$T/long.out" && ok "killed mid-run, eval's redirected stdout already holds its table (line-buffered)" || bad "killed eval left stdout without its table: $(wc -c < "$T/long.out") bytes"
+
 finish test_eval

@@ -119,6 +119,20 @@ int main(void) {
         check(rc == 0 && stored.pi_factor == 1.0, "--pi-factor 1 given to eval/infer on a PI-4 model turns PI off (got %g)", stored.pi_factor);
     }
 
+    /* the rotary fraction is partial's only: what a model of any other PE uses (and a checkpoint stores) is 1,
+       whatever the field holds; partial uses its own */
+    {
+        int wrong = 0;
+        for (int pe = 0; pe < PE_COUNT; pe++) {
+            Config c = config_default();
+            c.pe = pe;
+            c.rotary_frac = 0.5;
+            double want = pe == PE_PARTIAL ? 0.5 : 1.0;
+            if (config_rotary_frac(&c) != want) { wrong++; printf("# %s: config_rotary_frac %g, want %g\n", pe_name(pe), config_rotary_frac(&c), want); }
+        }
+        check(wrong == 0, "config_rotary_frac: partial keeps its 0.5, each of the other %d PEs uses 1", PE_COUNT - 1);
+    }
+
     /* settings.txt: round trip with escapes, and a damaged file is refused */
     {
         const char *dir = "tests/tmp";
