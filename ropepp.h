@@ -342,7 +342,7 @@ typedef struct {
     floatM *ln1_rstd;   /* (L, B, T) */
     floatM *ln2_rstd;   /* (L, B, T) */
     floatM *lnf_rstd;   /* (B, T) */
-    floatM *softmax_saved;   /* (L, attention_softmax_saved_size(B, T, NA)): CPU probabilities, GPU log-sum-exp */
+    floatM *softmax_saved;   /* (L, attention_softmax_saved_size(B, T, NA)): the row log-sum-exp (CPU natural log, GPU base 2) */
     floatM *losses;     /* (B, T) */
     floatM *norm;       /* (1) squared gradient norm */
 } Activations;
@@ -1115,6 +1115,31 @@ const char *matmul_library(void) {
     return name;
 }
 #else
+/* The same product in plain loops (the build without BLAS): C (M, Nc) = op(A) op(B) + beta C, row-major. The
+   loop order keeps the innermost loop on contiguous memory: a dot over K when B is transposed, else rows of B
+   added into rows of C. */
+static void gemm_row_major(int trans_a, int trans_b, int M, int Nc, int K, const floatX *A, int lda,
+                           const floatX *B, int ldb, real beta, floatX *C, int ldc) {
+    for (int m = 0; m < M; m++) {
+        floatX *c = C + (size_t)m * ldc;
+        if (trans_b) {
+            for (int n = 0; n < Nc; n++) {
+                const floatX *b = B + (size_t)n * ldb;
+                real acc = 0;
+                for (int k = 0; k < K; k++) acc += (trans_a ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k]) * b[k];
+                c[n] = acc + (beta != 0 ? beta * c[n] : 0);
+            }
+        } else {
+            for (int n = 0; n < Nc; n++) c[n] = beta != 0 ? beta * c[n] : 0;
+            for (int k = 0; k < K; k++) {
+                real a = trans_a ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k];
+                const floatX *b = B + (size_t)k * ldb;
+                for (int n = 0; n < Nc; n++) c[n] += a * b[n];
+            }
+        }
+    }
+}
+
 void matmul_forward(floatX *out, const floatX *inp, const floatX *weight, int N, int IC, int OC) {
     matmul_forward_loops(out, inp, weight, N, IC, OC);
 }
@@ -1294,9 +1319,10 @@ void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *d
 
 /* Causal attention blocked over keys (flash-style), the CPU bodies of attention_forward / attention_backward: the
    equations of attention_core_forward / attention_core_backward above, without the (T, T) probabilities.
-   For each (b, kv head) a block of ATT_BK keys is transposed once (kT: (HD, ATT_BK)), then every query of the
-   group's heads at or after the block scores all its keys at once (a vector over the block's keys). Forward, the
-   online softmax (Milakov & Gimelshein 2018; FlashAttention, Dao et al. 2022): per query t a running max m_t, sum
+   For each (b, kv head), key block of ATT_BK keys and head a of the group, the query rows at or after the block
+   (t = j0 .. T-1) are one matrix: their scores against the block's keys are one product S = Q K_blk^T, and the
+   products with the values and the gradients below are matrix products too (gemm_row_major: BLAS, or the loops).
+   Forward, the online softmax (Milakov & Gimelshein 2018; FlashAttention, Dao et al. 2022): per query t a running max m_t, sum
    l_t and unnormalised output o_t; for each key block, with s_j = q_t . k_j / sqrt(HD) - slope_a (t - j):
        m' = max(m, max_j s_j),   c = exp(m - m'),   l = c l + sum_j exp(s_j - m'),   o = c o + sum_j exp(s_j - m') v_j
    and at the end out_t = o_t / l_t, lse_t = m_t + log(l_t) = log sum_j exp(s_j). lse (B, NA, T) is all that is
@@ -1304,39 +1330,16 @@ void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *d
        dv_j += p_j dout_t,   dp_j = dout_t . v_j,   ds_j = p_j (dp_j - D_t),
        dq_t += sum_j ds_j k_j / sqrt(HD),   dk_j += ds_j q_t / sqrt(HD)
    Threads own one (b, kv head) each: every dq, dk and dv row is written by one thread. Shapes as attention_core_*. */
-enum { ATT_BK = 64 };   /* keys per block: kT and vT hold 2 HD ATT_BK floats, well inside L1/L2 */
-
-static void attention_block_transpose(real *restrict xT, const floatX *restrict x, size_t row_stride, int n, int HD) {
-    /* xT[i, jj] = x[jj * row_stride + i]   xT (HD, ATT_BK), n <= ATT_BK rows of x */
-    for (int jj = 0; jj < n; jj++)
-        for (int i = 0; i < HD; i++) xT[(size_t)i * ATT_BK + jj] = x[(size_t)jj * row_stride + i];
-}
-
-/* y[i] += a x[i], i < n; restrict: y and x never overlap, so the compiler vectorizes without run-time checks */
-static inline void attention_axpy(floatX *restrict y, real a, const floatX *restrict x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-static void attention_block_scores(real *restrict s, const floatX *restrict qt, const real *restrict kT, int n,
-                                   int HD, real scale, real slope, int t, int j0) {
-    /* s[jj] = q_t . k_{j0+jj} * scale - slope (t - j0 - jj), jj < n */
-    for (int jj = 0; jj < n; jj++) s[jj] = 0;
-    for (int i = 0; i < HD; i++) {
-        real qi = qt[i];
-        const real *kr = kT + (size_t)i * ATT_BK;
-        for (int jj = 0; jj < n; jj++) s[jj] += qi * kr[jj];
-    }
-    for (int jj = 0; jj < n; jj++) s[jj] = s[jj] * scale - slope * (real)(t - j0 - jj);
-}
+enum { ATT_BK = 64 };   /* keys per block: the scores of a block are (T, ATT_BK) reals per thread */
 
 void attention_flash_forward(floatX *out, floatM *lse, const floatX *q, const floatX *k, const floatX *v,
                              size_t v_stride, const floatM *alibi, int B, int T, int NA, int KVH, int HD) {
     int group = NA / KVH;
     real scale = (real)(1.0 / sqrt((double)HD));
+    const int qs = NA * HD, ks = KVH * HD, vs = (int)v_stride;   /* row strides of q/out, k, v */
     #pragma omp parallel
     {
-        real *kT = (real *)mallocCheck((size_t)HD * ATT_BK * sizeof(real));
-        real *s = (real *)mallocCheck(ATT_BK * sizeof(real));
+        real *S = (real *)mallocCheck((size_t)T * ATT_BK * sizeof(real));   /* (Tq, ATT_BK) scores, then p */
         real *m = (real *)mallocCheck((size_t)group * T * sizeof(real));
         double *l = (double *)mallocCheck((size_t)group * T * sizeof(double));
         #pragma omp for collapse(2) schedule(dynamic)
@@ -1349,27 +1352,32 @@ void attention_flash_forward(floatX *out, floatM *lse, const floatX *q, const fl
                         memset(out + (((size_t)b * T + t) * NA + g * group + ai) * HD, 0, (size_t)HD * sizeof(floatX));
                     }
                 for (int j0 = 0; j0 < T; j0 += ATT_BK) {
-                    int nk = T - j0 < ATT_BK ? T - j0 : ATT_BK;
-                    attention_block_transpose(kT, k + (((size_t)b * T + j0) * KVH + g) * HD, (size_t)KVH * HD, nk, HD);
+                    int nk = T - j0 < ATT_BK ? T - j0 : ATT_BK, Tq = T - j0;
+                    const floatX *kb = k + (((size_t)b * T + j0) * KVH + g) * HD;   /* (nk, HD), row stride ks */
+                    const floatX *vb = v + ((size_t)b * T + j0) * v_stride + (size_t)g * HD;   /* (nk, HD), vs */
                     for (int ai = 0; ai < group; ai++) {
                         int a = g * group + ai;
                         real slope = alibi != NULL ? (real)alibi[a] : 0;
-                        for (int t = j0; t < T; t++) {
-                            int n = t - j0 + 1 < nk ? t - j0 + 1 : nk;   /* keys j0 .. j0+n-1, all <= t */
-                            const floatX *qt = q + (((size_t)b * T + t) * NA + a) * HD;
-                            attention_block_scores(s, qt, kT, n, HD, scale, slope, t, j0);
+                        const size_t row0 = (((size_t)b * T + j0) * NA + a) * HD;   /* query row t = j0 of head a */
+                        /* S (Tq, nk) = Q_rows (Tq, HD) K_blk^T */
+                        gemm_row_major(0, 1, Tq, nk, HD, q + row0, qs, kb, ks, 0, S, ATT_BK);
+                        for (int r = 0; r < Tq; r++) {
+                            int t = j0 + r, n = r + 1 < nk ? r + 1 : nk;   /* keys j0 .. j0+n-1, all <= t */
+                            real *sr = S + (size_t)r * ATT_BK;
+                            for (int jj = 0; jj < n; jj++) sr[jj] = sr[jj] * scale - slope * (real)(t - j0 - jj);
                             real mold = m[(size_t)ai * T + t], mx = mold;
-                            for (int jj = 0; jj < n; jj++) mx = s[jj] > mx ? s[jj] : mx;
-                            real c = exp_real(mold - mx);   /* first block: exp(-inf) ~ 0 times l = 0, o = 0 */
+                            for (int jj = 0; jj < n; jj++) mx = sr[jj] > mx ? sr[jj] : mx;
+                            real c = exp_real(mold - mx);   /* first block: exp(-inf) = 0 times l = 0, o = 0 */
                             double ls = 0.0;
-                            for (int jj = 0; jj < n; jj++) { s[jj] = exp_real(s[jj] - mx); ls += s[jj]; }
+                            for (int jj = 0; jj < n; jj++) { sr[jj] = exp_real(sr[jj] - mx); ls += sr[jj]; }
+                            for (int jj = n; jj < nk; jj++) sr[jj] = 0;   /* keys after t */
                             l[(size_t)ai * T + t] = c * l[(size_t)ai * T + t] + ls;
                             m[(size_t)ai * T + t] = mx;
-                            floatX *ot = out + (((size_t)b * T + t) * NA + a) * HD;
+                            floatX *ot = out + row0 + (size_t)r * qs;
                             for (int i = 0; i < HD; i++) ot[i] *= c;
-                            for (int jj = 0; jj < n; jj++)
-                                attention_axpy(ot, s[jj], v + ((size_t)b * T + j0 + jj) * v_stride + (size_t)g * HD, HD);
                         }
+                        /* out_rows (Tq, HD) += P (Tq, nk) V_blk (nk, HD) */
+                        gemm_row_major(0, 0, Tq, HD, nk, S, ATT_BK, vb, vs, 1, out + row0, qs);
                     }
                 }
                 for (int ai = 0; ai < group; ai++)
@@ -1383,7 +1391,7 @@ void attention_flash_forward(floatX *out, floatM *lse, const floatX *q, const fl
                     }
             }
         }
-        free(kT); free(s); free(m); free(l);
+        free(S); free(m); free(l);
     }
 }
 
@@ -1392,12 +1400,11 @@ void attention_flash_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *
                               const floatM *alibi, int B, int T, int NA, int KVH, int HD) {
     int group = NA / KVH;
     real scale = (real)(1.0 / sqrt((double)HD));
+    const int qs = NA * HD, ks = KVH * HD, vs = (int)v_stride;   /* row strides of q/dq/dout, k/dk, v/dv */
     #pragma omp parallel
     {
-        real *kT = (real *)mallocCheck((size_t)HD * ATT_BK * sizeof(real));
-        real *vT = (real *)mallocCheck((size_t)HD * ATT_BK * sizeof(real));
-        real *p = (real *)mallocCheck(ATT_BK * sizeof(real));
-        real *ds = (real *)mallocCheck(ATT_BK * sizeof(real));
+        real *P = (real *)mallocCheck((size_t)T * ATT_BK * sizeof(real));    /* (Tq, ATT_BK): scores, then p */
+        real *dS = (real *)mallocCheck((size_t)T * ATT_BK * sizeof(real));   /* (Tq, ATT_BK): dp, then ds */
         real *D = (real *)mallocCheck((size_t)group * T * sizeof(real));
         #pragma omp for collapse(2) schedule(dynamic)
         for (int b = 0; b < B; b++) {
@@ -1410,41 +1417,37 @@ void attention_flash_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *
                         D[(size_t)ai * T + t] = acc;
                     }
                 for (int j0 = 0; j0 < T; j0 += ATT_BK) {
-                    int nk = T - j0 < ATT_BK ? T - j0 : ATT_BK;
-                    attention_block_transpose(kT, k + (((size_t)b * T + j0) * KVH + g) * HD, (size_t)KVH * HD, nk, HD);
-                    attention_block_transpose(vT, v + ((size_t)b * T + j0) * v_stride + (size_t)g * HD, v_stride, nk, HD);
+                    int nk = T - j0 < ATT_BK ? T - j0 : ATT_BK, Tq = T - j0;
+                    const size_t krow0 = (((size_t)b * T + j0) * KVH + g) * HD;                  /* k, dk: (nk, HD) */
+                    const size_t vrow0 = ((size_t)b * T + j0) * v_stride + (size_t)g * HD;       /* v, dv: (nk, HD) */
                     for (int ai = 0; ai < group; ai++) {
                         int a = g * group + ai;
                         real slope = alibi != NULL ? (real)alibi[a] : 0;
-                        for (int t = j0; t < T; t++) {
-                            int n = t - j0 + 1 < nk ? t - j0 + 1 : nk;
-                            size_t row = (((size_t)b * T + t) * NA + a) * HD;
-                            const floatX *qt = q + row, *go = dout + row;
-                            floatX *dqt = dq + row;
-                            attention_block_scores(p, qt, kT, n, HD, scale, slope, t, j0);
-                            real lt = (real)lse[((size_t)b * NA + a) * T + t];
-                            for (int jj = 0; jj < n; jj++) p[jj] = exp_real(p[jj] - lt);
-                            /* dp_j = dout_t . v_j, a vector over the block's keys as the scores */
-                            for (int jj = 0; jj < n; jj++) ds[jj] = 0;
-                            for (int i = 0; i < HD; i++) {
-                                real gi = go[i];
-                                const real *vr = vT + (size_t)i * ATT_BK;
-                                for (int jj = 0; jj < n; jj++) ds[jj] += gi * vr[jj];
-                            }
-                            real Dt = D[(size_t)ai * T + t];
-                            for (int jj = 0; jj < n; jj++) ds[jj] = p[jj] * (ds[jj] - Dt) * scale;
+                        const size_t row0 = (((size_t)b * T + j0) * NA + a) * HD;   /* query row t = j0 of head a */
+                        /* S (Tq, nk) = Q_rows K_blk^T and dP (Tq, nk) = dO_rows V_blk^T (dp_j = dout_t . v_j) */
+                        gemm_row_major(0, 1, Tq, nk, HD, q + row0, qs, k + krow0, ks, 0, P, ATT_BK);
+                        gemm_row_major(0, 1, Tq, nk, HD, dout + row0, qs, v + vrow0, vs, 0, dS, ATT_BK);
+                        for (int r = 0; r < Tq; r++) {
+                            int t = j0 + r, n = r + 1 < nk ? r + 1 : nk;
+                            real *pr = P + (size_t)r * ATT_BK, *dr = dS + (size_t)r * ATT_BK;
+                            real lt = (real)lse[((size_t)b * NA + a) * T + t], Dt = D[(size_t)ai * T + t];
                             for (int jj = 0; jj < n; jj++) {
-                                size_t kv_row = (((size_t)b * T + j0 + jj) * KVH + g) * HD;
-                                attention_axpy(dqt, ds[jj], k + kv_row, HD);
-                                attention_axpy(dk + kv_row, ds[jj], qt, HD);
-                                attention_axpy(dv + ((size_t)b * T + j0 + jj) * v_stride + (size_t)g * HD, p[jj], go, HD);
+                                pr[jj] = exp_real(pr[jj] * scale - slope * (real)(t - j0 - jj) - lt);   /* p_j */
+                                dr[jj] = pr[jj] * (dr[jj] - Dt) * scale;                               /* ds_j / sqrt(HD) */
                             }
+                            for (int jj = n; jj < nk; jj++) { pr[jj] = 0; dr[jj] = 0; }   /* keys after t */
                         }
+                        /* dq_t += sum_j ds_j k_j / sqrt(HD):   dQ_rows (Tq, HD) += dS (Tq, nk) K_blk (nk, HD)
+                           dk_j += ds_j q_t / sqrt(HD):         dK_blk (nk, HD) += dS^T Q_rows
+                           dv_j += p_j dout_t:                  dV_blk (nk, HD) += P^T dO_rows */
+                        gemm_row_major(0, 0, Tq, HD, nk, dS, ATT_BK, k + krow0, ks, 1, dq + row0, qs);
+                        gemm_row_major(1, 0, nk, HD, Tq, dS, ATT_BK, q + row0, qs, 1, dk + krow0, ks);
+                        gemm_row_major(1, 0, nk, HD, Tq, P, ATT_BK, dout + row0, qs, 1, dv + vrow0, vs);
                     }
                 }
             }
         }
-        free(kT); free(vT); free(p); free(ds); free(D);
+        free(P); free(dS); free(D);
     }
 }
 

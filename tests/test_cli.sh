@@ -420,6 +420,13 @@ section_d() {
     if [ "$rows" -ge 20 ] && [ -z "$wrong" ]; then
         ok "--resume with each of the $rows run settings of docs/SETTINGS.md: applied (and stored in settings.txt) or refused as the table says"
     else bad "run settings on --resume ($rows rows):$wrong"; fi
+    # the table lists every run setting that train.c's run_rules knows (a new one cannot skip the docs)
+    local missing=""
+    for f in $(sed -n '/^static const SettingRule run_rules\[\]/,/^};/p' train.c | grep -o '{"--[a-z0-9-]*"' | tr -d '{"'); do
+        grep -q "^| \`$f\` |" docs/SETTINGS.md || missing="$missing $f"
+    done
+    if [ -z "$missing" ]; then ok "docs/SETTINGS.md lists every run setting of train.c's run_rules"
+    else bad "run settings of train.c missing from docs/SETTINGS.md:$missing"; fi
     # the model flags on --resume: each differing one is refused, naming it
     local f v
     wrong=""
