@@ -160,24 +160,39 @@ echo "steps: short $STEPS (batch $BATCH x $SEQ), long $LSTEPS (batch $LBATCH x $
 echo "$STEPS $LSTEPS" > "$OUT/steps.txt"
 [ "$STAGE" = probe ] && exit 0
 
-# run_train DIR STEPS SECONDS_PER_STEP ARGS...: train into DIR unless its final checkpoint exists; resume a partial one
+# progress within a stage: stage_start N (the stage's jobs), then job_tag before each job sets TAG to
+# "[i/N | elapsed in the stage, ETA]" (the ETA from the mean time of the jobs this invocation ran), job_ran after one
+stage_start() { STAGE_N=$1; STAGE_T0=$(date +%s); STAGE_RAN=0; STAGE_I=0; }
+fmt_s() { if [ "$1" -ge 60 ]; then printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); else printf '%ds' "$1"; fi; }
+job_tag() {
+  STAGE_I=$((STAGE_I + 1))
+  local el=$(( $(date +%s) - STAGE_T0 )) eta="?"
+  [ "$STAGE_RAN" -gt 0 ] && eta=$(fmt_s $(( el * (STAGE_N - STAGE_I + 1) / STAGE_RAN )))
+  TAG="[$STAGE_I/$STAGE_N | $(fmt_s $el) into the stage, ETA $eta]"
+}
+job_ran() { STAGE_RAN=$((STAGE_RAN + 1)); }
+
+# run_train DIR STEPS ARGS...: train into DIR unless its final checkpoint exists; resume a partial one
 run_train() {
   local dir=$1 steps=$2; shift 2
   local final; final=$(printf "%s/model_%08d.ckpt" "$dir" "$steps")
-  if [ -f "$final" ]; then echo "  done: $dir"; return 0; fi
+  job_tag
+  if [ -f "$final" ]; then echo "  done: $dir   $TAG"; return 0; fi
   local resume=""
   [ -f "$dir/settings.txt" ] && resume="--resume"   # the run folder exists: continue it (train never overwrites a run)
-  echo "  train: $dir $resume"
+  echo "  train: $dir $resume   $TAG"
   mkdir -p "$dir"
   $TRAIN "$@" --steps "$steps" --train "${DATA}_train.bin" --val "${DATA}_val.bin" --val-batches 8 --mix-loss $MIXLOSS $TASKFLAGS \
     --ckpt-dir "$dir" --ckpt-every $(( steps / 4 > 0 ? steps / 4 : 1 )) --keep 1 --log "$dir/train.jsonl" --sample 0 $resume \
     >> "$dir/train.txt" 2>&1 || { echo "error: training failed, see $dir/train.txt" >&2; tail -3 "$dir/train.txt" >&2; exit 1; }
+  job_ran
 }
 final_ckpt() { printf "%s/model_%08d.ckpt" "$1" "$2"; }
 est_train() { [ "$MAXMIN" -gt 0 ] && awk -v m=$TRAINMIN -v n=$1 -v f=$2 'BEGIN { printf "%d", m * 60 * f / n + 20 }' || echo 0; }
 
 if [ "$STAGE" = all ] || [ "$STAGE" = short ]; then
   echo "== stage 2: short context, T $SEQ, base $BASE (controls at base $CBASE: $CONTROL_PES)"
+  stage_start $N_SHORT
   for seed in $SEEDS; do for arm in $SHORT_ARMS; do
     base=$BASE; case $arm in *_b*) base=$CBASE ;; esac
     [ -f "$(final_ckpt "$OUT/seed$seed/$arm" $STEPS)" ] || out_of_time "$(est_train $N_SHORT 0.67)"
@@ -188,6 +203,7 @@ fi
 
 if [ "$STAGE" = all ] || [ "$STAGE" = long ]; then
   echo "== stage 3: continue $LONG_PES at T $LSEQ with base $LBASE"
+  stage_start $N_LONG
   for seed in $SEEDS; do for pe in $LONG_PES; do
     src=$(final_ckpt "$OUT/seed$seed/$pe" $STEPS)
     [ -f "$src" ] || { echo "error: $src is missing: run stage short first" >&2; exit 1; }
@@ -205,9 +221,10 @@ eval_run() {
   [ -f "$ck" ] || { echo "error: $ck is missing: run the training stages first" >&2; exit 1; }
   local ev="$dir/eval" pe; pe=$(arm_args $arm | awk '{ print $2 }')
   mkdir -p "$ev"
-  if [ -f "$ev/.done" ]; then echo "  done: $ev"; return 0; fi
+  job_tag
+  if [ -f "$ev/.done" ]; then echo "  done: $ev   $TAG"; return 0; fi
   out_of_time $([ "$MAXMIN" -gt 0 ] && echo 60 || echo 0)
-  echo "  eval: $dir"
+  echo "  eval: $dir   $TAG"
   local sc="none"; in_list $pe "$SCALABLE_PES" && sc="none,ntk:4"
   # attention: every arm of a claim PE (controls and rope_pm too); noise: the claim PEs' own arms and the long stage
   local attn=0 noise=0; in_list $pe "$MAIN_PES" && attn=1; { in_list $arm "$MAIN_PES" || [ "${arm%_long}" != "$arm" ]; } && noise=1
@@ -218,10 +235,12 @@ eval_run() {
     { [ $noise = 0 ] || $EVAL noise --ckpt "$ck" --relative --tasks $ntask --samples $NNS $TASKFLAGS --out "$ev"; }
   } > "$ev/eval.txt" 2>&1 || { echo "error: eval failed, see $ev/eval.txt" >&2; tail -3 "$ev/eval.txt" >&2; exit 1; }
   touch "$ev/.done"
+  job_ran
 }
 
 if [ "$STAGE" = all ] || [ "$STAGE" = eval ]; then
   echo "== stage 4: eval"
+  stage_start $((N_SHORT + N_LONG))
   for seed in $SEEDS; do
     for arm in $SHORT_ARMS; do eval_run "$OUT/seed$seed/$arm" $STEPS $SEQ $arm "$TASKS" $NOISE_TASK; done
     for pe in $LONG_PES; do eval_run "$OUT/seed$seed/${pe}_long" $LSTEPS $LSEQ ${pe}_long "$LTASKS" $LNOISE_TASK; done

@@ -28,6 +28,10 @@ n=$(grep -cE '^\| [a-z_]+_long \| 512 \| none \|' "$R")
 grep -q "summary: imaginary heads: sink" "$R" && grep -q "c_Re, c_Im at base 1250" "$R" && ok "attention summaries and c_Re/c_Im curves in the report" || bad "no attention summary or curves"
 grep -q "ablation" "$R" && grep -q "McNemar" "$R" && ok "noise section with the ablation" || bad "no noise section"
 grep -q "list hash" "$R" && ok "the report records the corpus list hash" || bad "no corpus hash"
+# progress: each job line carries its place in the stage, the elapsed time and an ETA once a job has run
+first=$(grep -m1 "  train: " "$T.log"); later=$(grep "  train: " "$T.log" | sed -n 2p)
+echo "$first" | grep -qE '\[1/[0-9]+ \| [0-9]+s into the stage, ETA \?\]$' && echo "$later" | grep -qE '\[2/[0-9]+ \| [0-9ms]+ into the stage, ETA [0-9ms]+\]$' &&
+  ok "job lines show [i/N | elapsed, ETA]: $(echo "$later" | grep -oE '\[.*\]')" || bad "no progress on the job lines: '$first' / '$later'"
 OMP_NUM_THREADS=1 bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log2" 2>&1
 done_n=$(grep -c "  done:" "$T.log2"); trained=$(grep -c "  train:" "$T.log2")
 [ "$trained" -eq 0 ] && [ "$done_n" -eq 36 ] && ok "a second run redoes nothing (36 stages done)" || bad "second run: $trained trained, $done_n done"

@@ -49,15 +49,19 @@ if wait_for "$W/t1.out" '^step +3/1000' 300; then
   for f in settings.txt command.txt; do [ -s "runs/$run/$f" ] && ok "the run folder holds $f" || bad "no $f in runs/$run"; done
   grep -q "step .* | [0-9.]*s, ETA [0-9]" "$W/t1.out" && ok "step lines show the elapsed time and the ETA" || bad "no elapsed/ETA: $(grep -m1 '^step' "$W/t1.out")"
   # resume the run just interrupted (runs/latest), interrupt again, twice in a row: the second exits at once
-  ./train --resume > "$W/t2.out" 2> "$W/t2.err" < /dev/null &
+  # (--val-every 1: a validation after every step keeps the run busy between the two signals; a step alone takes
+  # ~60 ms, and the run could finish it and exit before a second signal arrives)
+  ./train --resume --val-every 1 > "$W/t2.out" 2> "$W/t2.err" < /dev/null &
   pid=$!
   if wait_for "$W/t2.out" "^step +$((n + 2))/1000" 300; then
-    kill -INT $pid; sleep 0.05; kill -INT $pid; wait $pid; rc=$?
+    kill -INT $pid
+    for ((i = 0; i < 500; i++)); do grep -q "^interrupt: finishing" "$W/t2.err" && break; sleep 0.01; done   # the first was taken
+    kill -INT $pid; wait $pid; rc=$?
     [ "$rc" -eq 130 ] && grep -q "second interrupt: exiting now" "$W/t2.err" && ok "a second Ctrl-C exits at once (exit 130)" || bad "second Ctrl-C: exit $rc $(cat "$W/t2.err")"
   else bad "./train --resume did not reach step $((n + 2)): $(tail -3 "$W/t2.err")"; kill $pid 2>/dev/null; fi
   grep -q "resumed from runs/latest/model_$(printf %08d "$n") at step $n" "$W/t2.out" && ok "./train --resume continues runs/latest from step $n" \
     || bad "resume: $(head -2 "$W/t2.out") $(head -2 "$W/t2.err")"
-  ./train --resume "runs/$run" --steps 1000 > "$W/t3.out" 2> "$W/t3.err" < /dev/null &
+  ./train --resume "runs/$run" --steps 1000 --val-every 100 > "$W/t3.out" 2> "$W/t3.err" < /dev/null &
   pid=$!
   wait_for "$W/t3.out" "^step +$((n + 2))/1000" 300 && kill -INT $pid; wait $pid; rc=$?
   last=$(sed -nE 's/^interrupted at step ([0-9]+) of.*/\1/p' "$W/t3.out")
