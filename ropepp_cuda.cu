@@ -859,7 +859,7 @@ void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_save
     AttnArgs A = attn_args(pe, B, T, HQ, KVH, HD);
     /* keys: rotated once, stored (the KV cache's content); the attention kernel reads kr */
     rotary_forward(kr, qkv + (size_t)HQ * HD, A.stride, pe, 0, 1, B, T, KVH, HD);
-    A.qkv = qkv; A.out = out; A.qr = qr; A.kr = kr; A.stats = softmax_saved;
+    A.qkv = qkv; A.out = out; A.qr = qr; A.kr = kr; A.lse2 = softmax_saved;
     A.kptr = kr; A.k_bstride = (size_t)T * KVH * HD; A.k_rstride = (size_t)KVH * HD;
     A.vptr = qkv + (size_t)(HQ + KVH) * HD; A.v_bstride = (size_t)T * A.stride; A.v_rstride = A.stride;
     A.qpos0 = 0; A.nkeys = T;
@@ -875,7 +875,7 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     float *D = (float *)scratch_get(SCR_D, rows * sizeof(float));
     attn_rowdot_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(D, dout, out, B, T, A.NA, HD);
     cudaCheckLaunch();
-    A.qkv = qkv; A.qr = (floatX *)qr; A.kr = kr; A.stats_in = softmax_saved; A.dout = dout; A.D = D; A.dqkv = dqkv;
+    A.qkv = qkv; A.qr = (floatX *)qr; A.kr = kr; A.lse2_in = softmax_saved; A.dout = dout; A.D = D; A.dqkv = dqkv;
 #ifndef ROPEPP_FP32
     if (tc_bwd_ok(&A)) { tc_bwd_launch(&A); return; }
 #endif
@@ -976,7 +976,7 @@ void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const
     } else {
         /* prefill: the flash kernel with absolute query positions (pos0: prefill is never captured) and the cache
            as keys and values */
-        A.qkv = qkv; A.out = out; A.qr = NULL; A.stats = NULL;
+        A.qkv = qkv; A.out = out; A.qr = NULL; A.lse2 = NULL;
         A.kptr = kcache; A.k_bstride = (size_t)Tmax * KVH * HD; A.k_rstride = (size_t)KVH * HD;
         A.vptr = vcache; A.v_bstride = A.k_bstride; A.v_rstride = A.k_rstride;
         A.qpos0 = pos0; A.nkeys = pos0 + Tn;

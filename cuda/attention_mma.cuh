@@ -320,13 +320,13 @@ template <int HD, int BM> __global__ void __launch_bounds__(BM * 2, 256 / (BM * 
         bf16 *op = A.out + ((row0 + tA) * NA + a) * HD + col;
 #pragma unroll
         for (int n = 0; n < NO; n++) *reinterpret_cast<uint32_t *>(op + n * 8) = pack_bf16(o[n][0] * iA, o[n][1] * iA);
-        if ((lane & 3) == 0 && A.stats != NULL) A.stats[((size_t)b * NA + a) * T + tA] = mA + log2f(lA);
+        if ((lane & 3) == 0 && A.lse2 != NULL) A.lse2[((size_t)b * NA + a) * T + tA] = mA + log2f(lA);
     }
     if (tB < T) {
         bf16 *op = A.out + ((row0 + tB) * NA + a) * HD + col;
 #pragma unroll
         for (int n = 0; n < NO; n++) *reinterpret_cast<uint32_t *>(op + n * 8) = pack_bf16(o[n][2] * iB, o[n][3] * iB);
-        if ((lane & 3) == 0 && A.stats != NULL) A.stats[((size_t)b * NA + a) * T + tB] = mB + log2f(lB);
+        if ((lane & 3) == 0 && A.lse2 != NULL) A.lse2[((size_t)b * NA + a) * T + tB] = mB + log2f(lB);
     }
 }
 
@@ -430,7 +430,7 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ker
     const float scale2 = A.scale2, slope2 = pe.alibi != NULL ? pe.alibi[a] * LOG2E_F : 0.0f;
     const size_t sA = ((size_t)b * NA + a) * T + tA, sB = sA + 8;
     const bool vA = tA < T, vB = tB < T;
-    const float lseA = vA ? A.stats_in[sA] : 0.0f, lseB = vB ? A.stats_in[sB] : 0.0f;
+    const float lseA = vA ? A.lse2_in[sA] : 0.0f, lseB = vB ? A.lse2_in[sB] : 0.0f;
     const float DA = vA ? A.D[sA] : 0.0f, DB = vB ? A.D[sB] : 0.0f;
     const uint32_t qrow = smem_u32(Qs), drow = smem_u32(dOs);
 
@@ -592,7 +592,7 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
             const int n = tid & (TC_BQ - 1);
             const bool ok = q0 + n < T;
             const size_t si = ((size_t)b * NA + a) * T + (ok ? q0 + n : q0);
-            if (tid < TC_BQ) cp_async4(smem_u32(LSEs + st * TC_BQ + n), A.stats_in + si, ok);
+            if (tid < TC_BQ) cp_async4(smem_u32(LSEs + st * TC_BQ + n), A.lse2_in + si, ok);
             else cp_async4(smem_u32(Ds + st * TC_BQ + n), A.D + si, ok);
         }
     };

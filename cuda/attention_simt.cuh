@@ -16,8 +16,8 @@ struct AttnArgs {
     floatX *out;           /* (B, T, NA, HD) */
     floatX *qr;            /* (B, T, NA, HD) */
     const floatX *kr;      /* (B, T, KVH, HD) */
-    float *stats;          /* (B, NA, T) log2-sum-exp of the scaled logits */
-    const float *stats_in;
+    float *lse2;           /* (B, NA, T) log2-sum-exp of the scaled logits (softmax_saved) */
+    const float *lse2_in;
     const floatX *dout;    /* (B, T, NA, HD) */
     const float *D;        /* (B, NA, T) rowsum(dout * out) */
     floatX *dqkv;          /* (B, T, QKV) */
@@ -247,7 +247,7 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_fwd_kerne
                 int d = tile_col<HDP>(tx, k);
                 if (d < HD) op[d] = f2x(o[i][k] * inv);
             }
-            if (tx == 0 && A.stats != NULL) A.stats[((size_t)b * A.NA + a) * T + t] = m[i] + log2f(l[i]);
+            if (tx == 0 && A.lse2 != NULL) A.lse2[((size_t)b * A.NA + a) * T + t] = m[i] + log2f(l[i]);
         }
     }
 }
@@ -295,7 +295,7 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dq_ke
         for (int i = 0; i < 4; i++) {
             const int t = q0 + ty * 4 + i;
             size_t si = ((size_t)b * NA + a) * T + t;
-            lse[i] = t < T ? A.stats_in[si] : 0.0f;
+            lse[i] = t < T ? A.lse2_in[si] : 0.0f;
             Dr[i] = t < T ? A.D[si] : 0.0f;
         }
         float dq[4][CPT];
@@ -390,7 +390,7 @@ template <int HDP> __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dkv_k
             if (tid < ATT_B) {
                 const int t = q0 + tid;
                 size_t si = ((size_t)b * NA + a) * T + t;
-                LSEs[tid] = t < T ? A.stats_in[si] : 0.0f;
+                LSEs[tid] = t < T ? A.lse2_in[si] : 0.0f;
                 Ds[tid] = t < T ? A.D[si] : 0.0f;
             }
             __syncthreads();

@@ -22,7 +22,7 @@ Semantics are those of tc_fwd_kernel (cuda/attention_mma.cuh), which stays the r
   transposed (MN-major) descriptor). Pipelined inside each warpgroup: S of tile kt and P V of tile kt-1 are issued
   together and the softmax of tile kt runs while the tensor cores do that P V; and the two warpgroups take turns
   (named barriers) to issue, so that one's softmax overlaps the other's products.
-  Then out = O / l and stats = m + log2(l) (the log2-sum-exp the backward and the decoding read), each written once
+  Then out = O / l and lse2 = m + log2(l) (the log2-sum-exp the backward and the decoding read), each written once
   by its owner thread: deterministic.
 Dims: B batch, T sequence, NA attention heads, KVH kv heads, HD head dim (64 or 128).
 */
@@ -435,13 +435,13 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
         bf16 *op = A.out + ((row0 + tA) * NA + a) * HD + col;
 #pragma unroll
         for (int n = 0; n < NO / 4; n++) *reinterpret_cast<uint32_t *>(op + n * 8) = pack_bf16(o[4 * n] * iA, o[4 * n + 1] * iA);
-        if ((lane & 3) == 0 && A.stats != NULL) A.stats[((size_t)b * NA + a) * T + tA] = mA + log2f(lA);
+        if ((lane & 3) == 0 && A.lse2 != NULL) A.lse2[((size_t)b * NA + a) * T + tA] = mA + log2f(lA);
     }
     if (tB < T) {
         bf16 *op = A.out + ((row0 + tB) * NA + a) * HD + col;
 #pragma unroll
         for (int n = 0; n < NO / 4; n++) *reinterpret_cast<uint32_t *>(op + n * 8) = pack_bf16(o[4 * n + 2] * iB, o[4 * n + 3] * iB);
-        if ((lane & 3) == 0 && A.stats != NULL) A.stats[((size_t)b * NA + a) * T + tB] = mB + log2f(lB);
+        if ((lane & 3) == 0 && A.lse2 != NULL) A.lse2[((size_t)b * NA + a) * T + tB] = mB + log2f(lB);
     }
 #endif
 }
