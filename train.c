@@ -147,7 +147,7 @@ static void usage(const Options *d) {
            "  --weight-decay WD    decoupled, not on RMSNorm weights (%g)\n"
            "  --clip G             global gradient-norm clipping (0 = off) (%g)\n\n"
            "run folder, evaluation, checkpoints, logs\n"
-           "  --out DIR            the run folder (runs/<pe>-<date>-<time>; runs/latest points to it; \"\" = write nothing)\n"
+           "  --out DIR            the run folder (runs/<pe>-<date>-<time>; runs/latest points to the newest one in runs/; \"\" = write nothing)\n"
            "                       a new run refuses a folder that already holds a run\n"
            "  --ckpt-dir DIR       the old name of --out\n"
            "  --resume [DIR]       continue the run in DIR (or --out; alone: runs/latest) with every setting it was\n"
@@ -504,8 +504,8 @@ static int mkdir_p(const char *dir, char *err, size_t errlen) {
     return 0;
 }
 
-/* a new run's folder: runs/<pe>-<date>-<time>[-N], claimed with mkdir so that two runs never share one; then
-   runs/latest points to it */
+/* a new run's folder: runs/<pe>-<date>-<time>[-N], claimed with mkdir so that two runs never share one
+   (runs/latest is pointed at it once the folder is known to be usable: point_latest) */
 static void new_run_folder(char *out, size_t n, int pe) {
     mkdir("runs", 0755);
     time_t now = time(NULL);
@@ -519,10 +519,20 @@ static void new_run_folder(char *out, size_t n, int pe) {
         if (mkdir(out, 0755) == 0) break;
         if (errno != EEXIST) { fprintf(stderr, "error: cannot create the run folder '%s': %s\n", out, strerror(errno)); exit(1); }
     }
+}
+
+/* runs/latest -> the new run's folder when that folder sits directly in runs/ (the default one, or --out runs/NAME);
+   a run folder elsewhere leaves it alone */
+static void point_latest(const char *out) {
+    if (strncmp(out, "runs/", 5) != 0) return;
+    char name[4096];
+    snprintf(name, sizeof(name), "%s", out + 5);
+    size_t len = strlen(name);
+    while (len > 0 && name[len - 1] == '/') name[--len] = '\0';
+    if (len == 0 || strchr(name, '/') != NULL || strcmp(name, "latest") == 0) return;
     char link_path[] = RUN_LATEST;
     unlink(link_path);
-    if (symlink(out + strlen("runs/"), link_path) != 0)
-        fprintf(stderr, "warning: cannot point %s at %s: %s\n", link_path, out, strerror(errno));
+    if (symlink(name, link_path) != 0) fprintf(stderr, "warning: cannot point %s at %s: %s\n", link_path, out, strerror(errno));
 }
 
 /* a folder that a new run must not write into: it holds another run's settings, checkpoints or log */
@@ -883,6 +893,7 @@ int main(int argc, char **argv) {
                             "HINT: continue it with --resume %s, or pick another --out (or leave --out out for a new folder under runs/)\n", o.out, o.out);
             goto out;
         }
+        if (!o.resume) point_latest(o.out);
         char path[4200];
         snprintf(path, sizeof(path), "%s/settings.txt", o.out);
         if (write_settings(path, &o, c, err, sizeof(err)) != 0) { fprintf(stderr, "error: cannot write the run folder: %s\n", err); goto out; }

@@ -85,6 +85,10 @@ echo "$out" | grep -q "^runs/$run_b/model_00000002.ckpt | rope " && ok "./infer 
 echo "$out" | grep -qE '^prompt [0-9]+ tokens' && ok "infer's statistics start their own line after the generated text" || bad "statistics not on their own line: $out"
 ./train --out "runs/$run_b" --steps 2 > "$W/d.out" 2> "$W/d.err" < /dev/null; rc=$?
 [ "$rc" -ne 0 ] && grep -q "already holds a run" "$W/d.err" && ok "a new run refuses --out of an existing run: $(grep -m1 error: "$W/d.err" | cut -c1-100)" || bad "--out onto a run: exit $rc"
+./train --pe rope --steps 1 --val-batches 1 --sample 0 --out runs/named > /dev/null 2>&1 < /dev/null
+[ "$(readlink runs/latest)" = named ] && ok "a new run with --out runs/NAME is what runs/latest points to" || bad "--out runs/named: runs/latest -> $(readlink runs/latest)"
+./train --pe rope --steps 1 --val-batches 1 --sample 0 --out "$W/outside" > /dev/null 2>&1 < /dev/null
+[ "$(readlink runs/latest)" = named ] && [ -f "$W/outside/model_00000001.ckpt" ] && ok "a run folder outside runs/ leaves runs/latest alone" || bad "--out outside runs/: runs/latest -> $(readlink runs/latest)"
 
 # ---- fault 2: errors name real flags; folders are reported as folders
 ./train --seq 200000 --batch 1 --steps 1 --out "$W/e1" > /dev/null 2> "$W/e1.err"; grep -q "lower --batch or --seq" "$W/e1.err" && ok "too little data names --batch or --seq" || bad "$(cat "$W/e1.err")"
