@@ -46,6 +46,37 @@ static double nice_step(double range, int ticks) {
     return (f < 1.5 ? 1.0 : f < 3.0 ? 2.0 : f < 7.0 ? 5.0 : 10.0) * mag;
 }
 
+/* Output files (tables, plots) are written to PATH.tmp and renamed over PATH once closed whole (atomic_open /
+   atomic_close of ropepp.h, as checkpoints): an eval stopped half way (Ctrl-C, kill, a crash) leaves the previous
+   file as it was instead of an empty or cut one. */
+enum { OUT_MAX = 8 };
+static struct { FILE *fp; char path[4200]; } out_files[OUT_MAX];
+static FILE *out_open(const char *path) {
+    for (int i = 0; i < OUT_MAX; i++) {
+        if (out_files[i].fp != NULL) continue;
+        char tmp[4300], err[4600];
+        FILE *fp = atomic_open(path, tmp, sizeof(tmp), err, sizeof(err));
+        if (fp == NULL) { fprintf(stderr, "error: %s\n", err); return NULL; }
+        out_files[i].fp = fp;
+        snprintf(out_files[i].path, sizeof(out_files[i].path), "%s", path);
+        return fp;
+    }
+    fprintf(stderr, "error: more than %d output files open at once\n", OUT_MAX);
+    exit(1);
+}
+/* closes an out_open file and puts it in place; 0, or -1 with the reason printed */
+static int out_close(FILE *fp) {
+    for (int i = 0; i < OUT_MAX; i++) {
+        if (out_files[i].fp != fp) continue;
+        char tmp[4300], err[4600];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", out_files[i].path);
+        out_files[i].fp = NULL;
+        if (atomic_close(fp, tmp, out_files[i].path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return -1; }
+        return 0;
+    }
+    return fclose(fp);
+}
+
 /* A line plot with axes, ticks, grid and a legend. logx: x on a log scale (ticks at powers of 10, or of 2 when the
    x range is narrower than 3 decades). */
 static void svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel, int logx,
@@ -64,7 +95,7 @@ static void svg_plot(const char *path, const char *title, const char *xlabel, co
     if (!(y1 > y0)) { y0 -= 1; y1 += 1; }
     double ypad = 0.05 * (y1 - y0);
     y0 -= ypad; y1 += ypad;
-    FILE *fp = fopen(path, "w");
+    FILE *fp = out_open(path);
     if (fp == NULL) { fprintf(stderr, "warning: cannot write plot %s: %s\n", path, strerror(errno)); return; }
     double pw = W - ml - mr, ph = H - mt - mb;
 #define PX(x) (ml + ((x) - x0) / (x1 - x0) * pw)
@@ -116,7 +147,7 @@ static void svg_plot(const char *path, const char *title, const char *xlabel, co
 #undef PX
 #undef PY
     fprintf(fp, "</svg>\n");
-    fclose(fp);
+    if (out_close(fp) != 0) return;
     printf("wrote %s\n", path);
 }
 
@@ -500,12 +531,12 @@ static int mode_ppl(Options *o) {
     ensure_dir(o->out);
     char path[4200];
     snprintf(path, sizeof(path), "%s/ppl_%s.csv", o->out, pe_name(c.pe));
-    FILE *csv = fopen(path, "w");
+    FILE *csv = out_open(path);
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
     fprintf(csv, "pe,scaling,length,band,band_start,band_end,loss,ppl,tokens,windows\n");
     if (o->docs) {
         snprintf(path, sizeof(path), "%s/ppl_docs_%s.csv", o->out, pe_name(c.pe));
-        dcsv = fopen(path, "w");
+        dcsv = out_open(path);
         if (dcsv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
         fprintf(dcsv, "pe,scaling,length,doc_start,loss\n");
         snprintf(path, sizeof(path), "%s/ppl_%s.csv", o->out, pe_name(c.pe));
@@ -588,7 +619,7 @@ static int mode_ppl(Options *o) {
         fprintf(csv, "%s,none,%d,sliding,0,%d,%.6f,%.6f,%zu,%zu\n", pe_name(c.pe), L, L, nll / scored, exp(nll / scored), scored, windows);
     }
     progress_end(&progress);
-    fclose(csv);
+    out_close(csv);
     printf("wrote %s\n", path);
     Series s[8];
     for (int si = 0; si < ns; si++) { s[si].name = sc[si].label; s[si].n = nl; s[si].x = plot_x + si * nl; s[si].y = plot_y + si * nl; }
@@ -597,7 +628,7 @@ static int mode_ppl(Options *o) {
     snprintf(path, sizeof(path), "%s/ppl_%s.svg", o->out, pe_name(c.pe));
     svg_plot(path, title, "eval length (tokens)", "perplexity", 1, s, ns);
     free(plot_x); free(plot_y); free(tok); free(params); free(starts); free(docs);
-    if (dcsv != NULL) fclose(dcsv);
+    if (dcsv != NULL) out_close(dcsv);
     model_free(&m);
     return 0;
 }
@@ -644,7 +675,7 @@ static int mode_patterns(Options *o) {
     ensure_dir(o->out);
     char path[4200];
     snprintf(path, sizeof(path), "%s/patterns_%s.csv", o->out, pe_name(c.pe));
-    FILE *csv = fopen(path, "w");
+    FILE *csv = out_open(path);
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
     fprintf(csv, "pe,layer,head,kind,windows,queries,mean_distance,first4_mass");
     for (int b = 0; b < nb; b++) fprintf(csv, ",mass_d%d", b == 0 ? 0 : (1 << (b - 1)));
@@ -669,7 +700,7 @@ static int mode_patterns(Options *o) {
             fprintf(csv, "\n");
             kind_sum[imag] += md; kind_sink[imag] += sk; kind_n[imag]++;
         }
-    fclose(csv);
+    out_close(csv);
     printf("\nsummary: real heads mean distance %.2f, first-4 mass %.4f", kind_sum[0] / kind_n[0], kind_sink[0] / kind_n[0]);
     if (kind_n[1]) printf(" | imaginary heads mean distance %.2f, first-4 mass %.4f", kind_sum[1] / kind_n[1], kind_sink[1] / kind_n[1]);
     printf("\nwrote %s\n", path);
@@ -836,7 +867,7 @@ static int mode_tasks(Options *o) {
     ensure_dir(o->out);
     char path[4200];
     snprintf(path, sizeof(path), "%s/tasks_%s.csv", o->out, pe_name(c.pe));
-    FILE *csv = fopen(path, "w");
+    FILE *csv = out_open(path);
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
     fprintf(csv, "pe,scaling,task,length,accuracy,ci_low,ci_high,correct,scored,samples,seed,in_training_mix\n");
     /* a task the model never saw in training scores about 0%: say so, instead of a silent 0% panel */
@@ -884,7 +915,7 @@ static int mode_tasks(Options *o) {
         printf("\n");
     }
     progress_end(&progress);
-    fclose(csv);
+    out_close(csv);
     print_training_note(untrained, mix_known, mix);
     printf("wrote %s\n", path);
     Series s[TASK_COUNT];
@@ -983,7 +1014,7 @@ static int mode_noise(Options *o) {
     ensure_dir(o->out);
     char path[4200], err[512];
     snprintf(path, sizeof(path), "%s/noise_%s.csv", o->out, pe_name(c.pe));
-    FILE *csv = fopen(path, "w");
+    FILE *csv = out_open(path);
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
     fprintf(csv, "pe,task,length,target,sigma,relative,accuracy,ci_low,ci_high,correct,scored,real_only,imag_only,p_mcnemar,seed,in_training_mix\n");
     const char *in_mix = trained < 0 ? "unknown" : trained ? "yes" : "no";
@@ -1043,7 +1074,7 @@ static int mode_noise(Options *o) {
         }
     }
     progress_end(&progress);
-    fclose(csv);
+    out_close(csv);
     print_training_note(trained == 0, mix_known, mix);
     printf("wrote %s\n", path);
     Series s[2] = {{"noise on real queries", ns, sig, ys}, {"noise on imaginary queries", ns, sig, ys + ns}};
@@ -1133,7 +1164,7 @@ static int mode_attn(Options *o) {
     ensure_dir(o->out);
     char path[4200];
     snprintf(path, sizeof(path), "%s/attn_%s.csv", o->out, pe_name(c.pe));
-    FILE *csv = fopen(path, "w");
+    FILE *csv = out_open(path);
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
     fprintf(csv, "pe,length,layer,head,qhead,kind,sink_mass,far_ratio,retrieval,retrieval_n,windows\n");
     printf("\nattention (paper Fig. 5) at T %d: %d BOS-started documents, queries in [%d, %d); retrieval on %d %s samples (%ld answer tokens)\n",
@@ -1149,7 +1180,7 @@ static int mode_attn(Options *o) {
             fprintf(csv, "%s,%d,%d,%d,%d,%s,%.6f,%.6f,%.6f,%ld,%d\n", pe_name(c.pe), T, l, a, m.d.imag ? a / 2 : a, imag ? "imag" : "real", sk, fr, rt, n_answer, nwin);
             ksum[imag][0] += sk; ksum[imag][1] += fr; ksum[imag][2] += rt; kn[imag]++;
         }
-    fclose(csv);
+    out_close(csv);
     for (int k = 0; k < 2; k++)
         if (kn[k]) printf("summary: %s heads: sink %.4f, far/uniform %.4f, retrieval %.4f (means over %d heads)\n", k ? "imaginary" : "real",
                           ksum[k][0] / kn[k], ksum[k][1] / kn[k], ksum[k][2] / kn[k], kn[k]);
@@ -1326,7 +1357,7 @@ static int mode_curves(Options *o) {
     ensure_dir(o->out);
     char path[4200];
     snprintf(path, sizeof(path), "%s/curves.csv", o->out);
-    FILE *csv = fopen(path, "w");
+    FILE *csv = out_open(path);
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
     fprintf(csv, "dt,c_re,c_im,c_re_closed,c_im_closed\n");
     printf("characteristic curves, head dim %d, base %g (closed forms: (Ci(dt) - Ci(dt/b)) / ln b, (Si(dt) - Si(dt/b)) / ln b)\n", HD, o->base);
@@ -1341,7 +1372,7 @@ static int mode_curves(Options *o) {
         fprintf(csv, "%.6g,%.9f,%.9f,%.9f,%.9f\n", dt, cr, cim, y[2 * n + i], y[3 * n + i]);
         if (i % 40 == 0) printf("%10.3g %9.5f %9.5f %9.5f %9.5f\n", dt, cr, y[2 * n + i], cim, y[3 * n + i]);
     }
-    fclose(csv);
+    out_close(csv);
     printf("wrote %s\n", path);
     Series s[4] = {{"c_Re (sum)", n, x, y}, {"c_Im (sum)", n, x, y + n}, {"Ci closed form", n, x, y + 2 * n}, {"Si closed form", n, x, y + 3 * n}};
     char title[256];

@@ -127,7 +127,10 @@ grep -q "^eval ppl: windows $((2 * 2 + sliding))/$((2 * 2 + sliding)) done in " 
 grep -q "^eval tasks: samples 4/4 done in " "$T/tasks.txt" && ok "eval tasks' closing progress line: 4/4 samples (mqar at 32 and 64, 2 each)" || bad "eval tasks progress: $(grep '^eval tasks:' "$T/tasks.txt")"
 grep -q "^eval noise: samples 12/12 done in " "$T/noise.txt" && ok "eval noise's closing progress line: 12/12 samples (2 sigmas x 2 arms + 2 ablations, 2 each)" || bad "eval noise progress: $(grep '^eval noise:' "$T/noise.txt")"
 # a long run (stride 1 over the validation shard) shows progress with an ETA on stderr while it runs, and stdout is
-# line-buffered: killed then, its file already holds the table
+# line-buffered: killed then, its file already holds the table; and the CSV of the previous run in the same --out
+# is still whole (tables are written to .tmp and renamed when complete)
+./eval ppl --ckpt "$ck" --lengths 32 --samples 1 --scalings none --out "$T/long" > /dev/null 2>&1
+before=$(md5sum < "$T/long/ppl_ropepp_ec.csv" 2>/dev/null)
 ./eval ppl --ckpt "$ck" --lengths 32 --samples 1 --scalings none --stride 1 --out "$T/long" > "$T/long.out" 2> "$T/long.err" &
 pid=$!
 for i in $(seq 1 300); do grep -q "^eval ppl: windows [0-9]*/[0-9]* ([0-9]*%) | .*, ETA " "$T/long.err" && break; sleep 0.1; done
@@ -135,5 +138,7 @@ kill -9 $pid 2> /dev/null; wait $pid 2> /dev/null
 grep -q "^eval ppl: windows [0-9]*/111539 ([0-9]*%) | [0-9.ms]*, ETA [0-9.hms]*$" "$T/long.err" && ok "a long eval ppl prints progress: $(grep -m1 '^eval ppl' "$T/long.err")" \
   || bad "no progress line while eval ppl ran: $(head -c 300 "$T/long.err")"
 grep -q "^loss (nats/token)" "$T/long.out" && ok "killed mid-run, eval's redirected stdout already holds its table (line-buffered)" || bad "killed eval left stdout without its table: $(wc -c < "$T/long.out") bytes"
+[ -n "$before" ] && [ "$(md5sum < "$T/long/ppl_ropepp_ec.csv")" = "$before" ] && [ "$(wc -l < "$T/long/ppl_ropepp_ec.csv")" -gt 1 ] \
+  && ok "killed mid-run, eval ppl left the previous run's CSV in the same --out whole" || bad "the killed eval damaged the previous CSV: $(wc -c < "$T/long/ppl_ropepp_ec.csv") bytes"
 
 finish test_eval
