@@ -1271,7 +1271,7 @@ void *backend_malloc(size_t bytes) {
         cudaMemGetInfo(&free_b, &total_b);
         fprintf(stderr, "error: cudaMalloc of %zu bytes failed (%s); the GPU has %zu of %zu MiB free\n", bytes,
                 cudaGetErrorString(e), free_b >> 20, total_b >> 20);
-        fprintf(stderr, "HINT: lower the batch size (--batch) or sequence length (--seq), or use a smaller model\n");
+        fprintf(stderr, "HINT: %s\n", cuda_hint(e));   /* out of memory, or no usable device (no GPU, old driver) */
         exit(1);
     }
     mem_note_alloc(p, bytes > 0 ? bytes : 16);
