@@ -234,7 +234,7 @@ static void usage(const char *mode) {
     if (mode == NULL || strcmp(mode, "attn") == 0)
         printf("eval attn: paper Fig. 5 per layer and head: sink mass, far ratio, retrieval score (analysis.h)\n"
                "  --ckpt FILE --out DIR --seed N   as above\n"
-               "  --data FILE        held-out shard with BOS-started documents (scripts/make_corpus.sh)\n"
+               "  --data FILE        held-out shard with BOS-started documents (scripts/make_corpus.sh; default: the run's --val)\n"
                "  --seq T            window length (the training length)\n"
                "  --samples N        documents and task samples (64)\n"
                "  --tasks NAME       the text task of the retrieval score (niah_multikey, else niah_single, else passkey)\n"
@@ -249,7 +249,7 @@ static void usage(const char *mode) {
     if (mode == NULL || strcmp(mode, "ppl") == 0)
         printf("eval ppl: loss and perplexity vs context length (docs/MATH.md, Sliding-window perplexity)\n"
                "  --ckpt FILE|DIR    checkpoint, or a run folder (runs/latest)\n"
-               "  --data FILE        token shard to score (data/tinyshakespeare_val.bin)\n"
+               "  --data FILE        token shard to score (the run's --val from its settings.txt; else data/tinyshakespeare_val.bin)\n"
                "  --lengths LIST     eval lengths, comma-separated (L/2,L,2L,4L,8L with L the training length)\n"
                "  --samples N        windows per length (8)\n"
                "  --scalings LIST    none, ntk:F, pi:F, yarn:F, comma-separated (none,ntk:4 for rotary models); each on\n"
@@ -1383,6 +1383,27 @@ static int mode_curves(Options *o) {
     return 0;
 }
 
+/* The --val of the run that holds checkpoint `ckpt` (a file or run folder, NULL = runs/latest), from the
+   settings.txt beside it, into out. 0 when there is one, non-empty and readable; -1 otherwise (no run folder,
+   no settings, a run without validation data, or the file gone). */
+static int run_validation_data(const char *ckpt, char *out, size_t outlen) {
+    char path[4200], err[512];
+    if (checkpoint_resolve(ckpt, path, sizeof(path), err, sizeof(err)) != 0) return -1;
+    char *slash = strrchr(path, '/');
+    if (slash != NULL) snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "settings.txt");
+    else snprintf(path, sizeof(path), "settings.txt");
+    char **flags = NULL, **values = NULL;
+    int n = 0, found = -1;
+    if (settings_read(path, &flags, &values, &n, err, sizeof(err)) != 0) return -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(flags[i], "--val") == 0 && values[i][0] != '\0' && access(values[i], R_OK) == 0) {
+            snprintf(out, outlen, "%s", values[i]);
+            found = 0;
+        }
+    settings_free(flags, values, n);
+    return found;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines reach a file or pipe even when the eval is killed (as train) */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) { usage(NULL); return argc < 2 ? 1 : 0; }
@@ -1466,6 +1487,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (o.head_dim % 2 != 0) { fprintf(stderr, "error: --head-dim must be even\n"); return 1; }
+    /* the modes that read text score the run's own validation data by default (settings.txt beside the checkpoint,
+       its --val), not Tiny Shakespeare's, which a model trained on other tokens cannot be scored on */
+    static char run_val[4096];
+    if ((strcmp(mode, "ppl") == 0 || strcmp(mode, "patterns") == 0 || strcmp(mode, "attn") == 0) && !flag_given(&o, "--data") &&
+        run_validation_data(o.ckpt, run_val, sizeof(run_val)) == 0 && strcmp(run_val, o.data) != 0) {
+        printf("data: %s, the run's validation data (its --val; --data FILE scores other data)\n", run_val);
+        o.data = run_val;
+    }
     if (strcmp(mode, "ppl") == 0) return mode_ppl(&o);
     if (strcmp(mode, "patterns") == 0) return mode_patterns(&o);
     if (strcmp(mode, "tasks") == 0) return mode_tasks(&o);

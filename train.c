@@ -731,7 +731,21 @@ int main(int argc, char **argv) {
 
     /* ---- settings: the command line, or (--resume) the run's settings with the command line on top */
     if (o.resume && o.init_from != NULL) { fprintf(stderr, "error: --resume and --init-from cannot be combined: a resumed run already has its weights\n"); goto out; }
-    if (o.resume && !o.out_given) { o.out = RUN_LATEST; o.out_given = 1; }
+    char latest_dir[4200];
+    if (o.resume && !o.out_given) {
+        /* the run runs/latest points to, by its own name: what this run prints (and its hints) stays true after
+           another run moves runs/latest */
+        char name[4096];
+        ssize_t nl = readlink(RUN_LATEST, name, sizeof(name) - 1);
+        if (nl > 0 && nl < (ssize_t)sizeof(name) - 1 && name[0] != '/') {
+            name[nl] = '\0';
+            snprintf(latest_dir, sizeof(latest_dir), "runs/%s", name);
+            o.out = latest_dir;
+        } else {
+            o.out = RUN_LATEST;
+        }
+        o.out_given = 1;
+    }
     if (o.resume && o.out[0] == '\0') {
         fprintf(stderr, "error: --resume needs a run folder, but --out is \"\"\nHINT: pass the folder the run wrote to: --resume DIR\n");
         goto out;

@@ -26,6 +26,18 @@ if awk -F, 'NR > 1 { d = exp($7) - $8; if (d < 0) d = -d; if (d > 1e-3 * $8) exi
 grep -q "sliding window" "$T/ppl.txt" && ok "the sliding-window perplexity is reported" || bad "no sliding-window line"
 [ -s "$T/ev/ppl_ropepp_ec.svg" ] && grep -q "<svg" "$T/ev/ppl_ropepp_ec.svg" && ok "ppl plot written" || bad "no ppl plot"
 
+# a run trained on other validation data is scored on it by default (its settings.txt's --val), --data overrides
+printf 'To be, or not to be, that is the question: whether tis nobler in the mind to suffer the slings and arrows.\n%.0s' $(seq 1 30) > "$T/other.txt"
+if ./data/text2shards "$T/other.txt" --out "$T/other" --val-frac 0.5 > "$T/shards.txt" 2>&1 && [ -f "$T/other_val.bin" ]; then
+  ./train $tiny --pe rope --steps 2 --val "$T/other_val.bin" --out "$T/runval" > "$T/runval.txt" 2>&1
+  out=$(./eval ppl --ckpt "$T/runval" --lengths 32 --samples 1 --out "$T/ev_runval" 2>&1)
+  echo "$out" | grep -q "^data: $T/other_val.bin, the run's validation data" && echo "$out" | grep -q "windows of each length from $T/other_val.bin" \
+    && ok "eval ppl on a run folder scores the run's own --val by default" || bad "eval ppl did not take the run's --val: $(echo "$out" | head -3)"
+  out=$(./eval ppl --ckpt "$T/runval" --data data/tinyshakespeare_val.bin --lengths 32 --samples 1 --out "$T/ev_runval" 2>&1)
+  ! echo "$out" | grep -q "the run's validation data" && echo "$out" | grep -q "from data/tinyshakespeare_val.bin" \
+    && ok "--data overrides the run's --val" || bad "--data did not override: $(echo "$out" | head -3)"
+else bad "text2shards for the other-data run: $(tail -2 "$T/shards.txt")"; fi
+
 # the other modes write their files
 for mode in tasks noise patterns; do
   args="--ckpt $ck --samples 2 --out $T/ev"

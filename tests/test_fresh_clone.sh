@@ -59,7 +59,7 @@ if wait_for "$W/t1.out" '^step +3/1000' 300; then
     kill -INT $pid; wait $pid; rc=$?
     [ "$rc" -eq 130 ] && grep -q "second interrupt: exiting now" "$W/t2.err" && ok "a second Ctrl-C exits at once (exit 130)" || bad "second Ctrl-C: exit $rc $(cat "$W/t2.err")"
   else bad "./train --resume did not reach step $((n + 2)): $(tail -3 "$W/t2.err")"; kill $pid 2>/dev/null; fi
-  grep -q "resumed from runs/latest/model_$(printf %08d "$n") at step $n" "$W/t2.out" && ok "./train --resume continues runs/latest from step $n" \
+  grep -q "resumed from runs/$run/model_$(printf %08d "$n") at step $n" "$W/t2.out" && ok "./train --resume continues the run runs/latest points to (runs/$run, named as such) from step $n" \
     || bad "resume: $(head -2 "$W/t2.out") $(head -2 "$W/t2.err")"
   ./train --resume "runs/$run" --steps 1000 --val-every 100 > "$W/t3.out" 2> "$W/t3.err" < /dev/null &
   pid=$!
