@@ -2,6 +2,7 @@
 #   make                 CPU programs (train, data/text2shards, data/docs2shards), the default data shards, the test programs
 #   make test            gradient checks, PyTorch parity fixtures, resume and bad-input tests (CPU only)
 #   make train_gpu       the CUDA build of train.c (needs nvcc)      make test_gpu   CPU<->GPU parity (needs a GPU)
+#   make gpu             every GPU program: train_gpu, train_gpu_fp32, infer_gpu, eval_gpu and the GPU tests (compile only)
 #   make fuzz            libFuzzer on the shard and checkpoint readers (needs clang)
 #   make fixtures        regenerate tests/fixtures from the PyTorch reference (needs torch)
 # Options: NO_OMP=1 (no OpenMP), NO_BLAS=1 (plain matmul loops instead of OpenBLAS), CC=clang, GPU_ARCH=90 (compute

@@ -82,12 +82,12 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--prompt") == 0) o.prompt = v;
         else if (strcmp(f, "--prompt-tokens") == 0) o.prompt_tokens = v;
         else if (strcmp(f, "--tokenizer") == 0) o.tokenizer = v;
-        else if (strcmp(f, "--max-new") == 0) o.max_new = (int)flag_number("./infer", f, v, 0, 1 << 24);
+        else if (strcmp(f, "--max-new") == 0) o.max_new = flag_int("./infer", f, v, 0, 1 << 24);
         else if (strcmp(f, "--temperature") == 0) o.temperature = flag_number("./infer", f, v, 0, 100);
-        else if (strcmp(f, "--top-k") == 0) o.top_k = (int)flag_number("./infer", f, v, 0, 1 << 30);
+        else if (strcmp(f, "--top-k") == 0) o.top_k = flag_int("./infer", f, v, 0, 1 << 30);
         else if (strcmp(f, "--top-p") == 0) o.top_p = flag_number("./infer", f, v, 1e-9, 1.0);
         else if (strcmp(f, "--seed") == 0) o.seed = (uint64_t)flag_number("./infer", f, v, 0, 9007199254740992.0);
-        else if (strcmp(f, "--ctx") == 0) o.ctx = (int)flag_number("./infer", f, v, 1, 1 << 24);
+        else if (strcmp(f, "--ctx") == 0) o.ctx = flag_int("./infer", f, v, 1, 1 << 24);
         else if (strcmp(f, "--ntk-factor") == 0) o.scaling.ntk_factor = flag_number("./infer", f, v, 1, 1e6);
         else if (strcmp(f, "--pi-factor") == 0) o.scaling.pi_factor = flag_number("./infer", f, v, 1, 1e6);
         else if (strcmp(f, "--yarn-factor") == 0) o.scaling.yarn_factor = flag_number("./infer", f, v, 1, 1e6);

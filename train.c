@@ -757,6 +757,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < stored_n; i++) parse_flag(&before, stored_flags[i], stored_values[i]);
     }
     finish_schedule(&o);
+    if (o.lr == 0.0 && o.steps > 0) fprintf(stderr, "warning: --lr 0: the weights will not change (the steps only measure the loss)\n");
 
     /* vocabulary: flag, or from the data */
     int vocab = o.vocab;
