@@ -290,7 +290,7 @@ static void usage(const char *mode) {
                "  --where COL=VALUE  keep only matching rows (repeatable)    --logx   log x axis\n"
                "  --title T --xlabel T --ylabel T\n"
                "  --run DIR          a run folder: plot its train.jsonl (repeatable: one line per run); with\n"
-               "  --y COL            loss (default) or val_loss; --x is step; --out defaults to the first run's loss.svg\n\n");
+               "  --y COL            loss (default) or val_loss; --x is step; --out defaults to the first run's loss.svg (loss_vs_runs.svg for several runs)\n\n");
     if (mode == NULL || strcmp(mode, "curves") == 0)
         printf("eval curves: c_Re(dt), c_Im(dt) of paper Eq. 5 and 7 with their closed forms\n"
                "  --head-dim D       head dim (128)\n"
@@ -1341,7 +1341,8 @@ static int mode_plot_runs(const PlotArgs *a) {
         else {
             struct stat st;
             int dir = stat(a->runs[0], &st) == 0 && S_ISDIR(st.st_mode);
-            snprintf(out, sizeof(out), "%s/%s.svg", dir ? a->runs[0] : ".", key);
+            /* one run: RUN/loss.svg; several: RUN/loss_vs_runs.svg, so that the first run's own plot stays */
+            snprintf(out, sizeof(out), "%s/%s%s.svg", dir ? a->runs[0] : ".", key, a->n_runs > 1 ? "_vs_runs" : "");
         }
         svg_plot(out, a->title ? a->title : key, a->xlabel ? a->xlabel : "step", a->ylabel ? a->ylabel : key, a->logx, s, a->n_runs);
     }

@@ -110,6 +110,10 @@ grep -q "pass --ctx N$" "$W/g.err" && ! grep -q ntk "$W/g.err" && ok "infer on a
 grep -q "band=all" "$W/i.err" && ok "eval plot refuses a line that would zigzag through per-band rows and names --where band=all" || bad "$(cat "$W/i.err")"
 ./eval plot --run "runs/$run" --run "runs/$run_b" --out "$W/loss.svg" > /dev/null 2>&1 && [ "$(grep -c '<polyline' "$W/loss.svg")" -eq 2 ] \
   && ok "eval plot --run A --run B draws both runs' loss curves on one plot" || bad "eval plot --run"
+./eval plot --run "runs/$run_b" > /dev/null 2>&1; single=$(md5sum < "runs/$run_b/loss.svg" 2>/dev/null)
+./eval plot --run "runs/$run_b" --run "runs/$run" > /dev/null 2>&1
+[ -n "$single" ] && [ "$(md5sum < "runs/$run_b/loss.svg")" = "$single" ] && [ "$(grep -c '<polyline' "runs/$run_b/loss_vs_runs.svg")" -eq 2 ] \
+  && ok "without --out, a plot of several runs goes to loss_vs_runs.svg and leaves the first run's loss.svg" || bad "eval plot's default output for several runs"
 ./eval bogus 2> "$W/j.err"; grep -q "plot" "$W/j.err" && ok "./eval bogus lists plot among the modes" || bad "$(cat "$W/j.err")"
 ./eval tasks --ckpt "runs/$run_b" --tasks mqar --lengths 32 --samples 2 > "$W/k.out" 2>&1
 grep -q "mqar (not trained)" "$W/k.out" && grep -q "trained without --mix" "$W/k.out" && ok "eval tasks says when the model was never trained on the task" || bad "$(tail -4 "$W/k.out")"
