@@ -1076,6 +1076,10 @@ static int mode_noise(Options *o) {
     progress_end(&progress);
     out_close(csv);
     print_training_note(trained == 0, mix_known, mix);
+    for (int i = 0; i < ns; i++)   /* nothing to lose: the rows with noise cannot show an effect */
+        if (sig[i] == 0.0 && ys[i] == 0.0)
+            printf("note: without noise (sigma 0) the accuracy is already 0%%: the model does not solve %s at length %d, so the "
+                   "noise rows cannot show an effect (train longer, or with --mix %s:...)\n", task_name(task), T, task_name(task));
     printf("wrote %s\n", path);
     Series s[2] = {{"noise on real queries", ns, sig, ys}, {"noise on imaginary queries", ns, sig, ys + ns}};
     char title[256];

@@ -130,6 +130,12 @@ if ./train $tiny --pe ropepp_ec --steps 2 --mix mqar:0.5 --out "$T/mixed" > "$T/
   ! grep -q "not trained" "$T/mixed_noise.txt" "$T/mixed/ev/noise_ropepp_ec.svg" && grep -q ',yes$' "$T/mixed/ev/noise_ropepp_ec.csv" \
     && ok "eval noise on a model trained with --mix mqar: no (not trained) mark, in_training_mix yes" || bad "eval noise with --mix mqar: $(grep -m1 'noise experiment' "$T/mixed_noise.txt")"
 else bad "the --mix model or its noise eval failed: $(tail -2 "$T/mixed.txt" "$T/mixed_noise.txt")"; fi
+# the note on a zero baseline appears exactly when the sigma-0 row of the real arm scores 0% (read from the CSV)
+acc0=$(awk -F, 'NR > 1 && $4 == "real" && $5 + 0 == 0 { print $7 }' "$T/ev/noise_ropepp_ec.csv")
+if [ -n "$acc0" ]; then
+  if awk -v a="$acc0" 'BEGIN { exit !(a == 0) }'; then grep -q "^note: without noise (sigma 0) the accuracy is already 0%" "$T/noise.txt"; else ! grep -q "^note: without noise" "$T/noise.txt"; fi \
+    && ok "eval noise notes a 0% baseline exactly when sigma 0 scores 0% (here $acc0)" || bad "eval noise's zero-baseline note disagrees with its CSV (sigma-0 accuracy $acc0)"
+else bad "no sigma-0 real row in $T/ev/noise_ropepp_ec.csv"; fi
 
 # progress: the closing line counts every window (the length windows + the sliding windows); tasks and noise count
 # their samples
