@@ -303,7 +303,7 @@ static void usage(const char *mode) {
 static char ckpt_path_buf[4200], out_buf[4300];
 static void read_checkpoint(Config *c_out, double **params_out, Options *o) {
     char err[8800];
-    if (checkpoint_resolve(o->ckpt, ckpt_path_buf, sizeof(ckpt_path_buf), err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
+    if (checkpoint_resolve(o->ckpt, "--ckpt", ckpt_path_buf, sizeof(ckpt_path_buf), err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
     const char *ck = ckpt_path_buf;
     o->ckpt = ck;
     size_t np;
@@ -1393,7 +1393,7 @@ static int mode_curves(Options *o) {
    no settings, a run without validation data, or the file gone). */
 static int run_validation_data(const char *ckpt, char *out, size_t outlen) {
     char path[4200], err[512];
-    if (checkpoint_resolve(ckpt, path, sizeof(path), err, sizeof(err)) != 0) return -1;
+    if (checkpoint_resolve(ckpt, "--ckpt", path, sizeof(path), err, sizeof(err)) != 0) return -1;
     char *slash = strrchr(path, '/');
     if (slash != NULL) snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "settings.txt");
     else snprintf(path, sizeof(path), "settings.txt");

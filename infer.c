@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
         if (rule >= 0) o.given |= 1ull << rule;
     }
     char path[4200], err[8800];
-    if (checkpoint_resolve(o.ckpt, path, sizeof(path), err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    if (checkpoint_resolve(o.ckpt, "--ckpt", path, sizeof(path), err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
     o.ckpt = path;
     Config c;
     double *params;

@@ -542,9 +542,10 @@ typedef struct { int step; int64_t shard; int64_t pos; uint64_t rng; } TrainStat
 int state_write(Model *m, const TrainState *s, const char *path, char *err, size_t errlen);
 int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errlen);
 /* The checkpoint a user names: a model file, or a run folder (its newest model_*.ckpt); NULL = RUN_LATEST, the
-   run ./train started last. Writes the file's path to out. Returns 0, or -1 with a one-line message in err. */
+   run ./train started last. flag: the flag that named it (--ckpt, --init-from), which the hints name. Writes the
+   file's path to out. Returns 0, or -1 with a one-line message in err. */
 #define RUN_LATEST "runs/latest"
-int checkpoint_resolve(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+int checkpoint_resolve(const char *path, const char *flag, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Settings: what a checkpoint or a run folder stores, against a flag given now (docs/SETTINGS.md). One rule for
    every program: each stored field with a flag is, per use, applied on top (the flag's value replaces the stored
@@ -2977,12 +2978,12 @@ int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errl
     return 0;
 }
 
-int checkpoint_resolve(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
+int checkpoint_resolve(const char *path, const char *flag, char *out, size_t outlen, char *err, size_t errlen) {
     const char *p = path != NULL ? path : RUN_LATEST;
     struct stat st;
     if (stat(p, &st) != 0) {
         if (path == NULL)
-            set_err(err, errlen, "no run to read: %s does not exist; train one with ./train (it writes runs/<pe>-<date>-<time>), or pass --ckpt FILE or a run folder", RUN_LATEST);
+            set_err(err, errlen, "no run to read: %s does not exist; train one with ./train (it writes runs/<pe>-<date>-<time>), or pass %s FILE or a run folder", RUN_LATEST, flag);
         else
             set_err(err, errlen, "cannot open checkpoint '%s': %s", p, strerror(errno));
         return -1;
@@ -2991,7 +2992,7 @@ int checkpoint_resolve(const char *path, char *out, size_t outlen, char *err, si
     int steps[4096];
     int n = checkpoint_list(p, 0, steps, 4096);
     if (n == 0) {
-        set_err(err, errlen, "no checkpoint (model_*.ckpt) in the folder '%s'; pass a run folder that has one, or --ckpt FILE", p);
+        set_err(err, errlen, "no checkpoint (model_*.ckpt) in the folder '%s'; pass a run folder that has one, or a checkpoint file: %s DIR/model_NNNNNNNN.ckpt", p, flag);
         return -1;
     }
     snprintf(out, outlen, "%s/model_%08d.ckpt", p, steps[n - 1]);

@@ -803,13 +803,7 @@ int main(int argc, char **argv) {
     }
     if (!resumed && o.init_from != NULL) {
         char path[4200];
-        struct stat ist;
-        int isteps[1];
-        if (stat(o.init_from, &ist) == 0 && S_ISDIR(ist.st_mode) && checkpoint_list(o.init_from, 0, isteps, 1) == 0) {   /* train's own words */
-            fprintf(stderr, "error: --init-from: no checkpoint (model_*.ckpt) in the folder '%s'; pass a run folder that has one, or a checkpoint file: --init-from DIR/model_NNNNNNNN.ckpt\n", o.init_from);
-            goto out;
-        }
-        if (checkpoint_resolve(o.init_from, path, sizeof(path), err, sizeof(err)) != 0) { fprintf(stderr, "error: --init-from: %s\n", err); goto out; }
+        if (checkpoint_resolve(o.init_from, "--init-from", path, sizeof(path), err, sizeof(err)) != 0) { fprintf(stderr, "error: --init-from: %s\n", err); goto out; }
         Config ck;
         double *params;
         size_t np;
