@@ -344,25 +344,11 @@ typedef struct {
     double frac_last;          /* fraction done at the last line */
 } Progress;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* seconds as 42.1s, 3m07s or 2h05m (train's format) */
-static void fmt_duration(char *out, size_t n, double secs) {
-    if (!(secs >= 0)) secs = 0;
-    if (secs < 60) snprintf(out, n, "%.1fs", secs);
-    else if (secs < 3600) snprintf(out, n, "%dm%02ds", (int)(secs / 60), (int)secs % 60);
-    else snprintf(out, n, "%dh%02dm", (int)(secs / 3600), (int)(secs / 60) % 60);
-}
-
 static void progress_start(Progress *p, const char *what, int64_t total, double work_total) {
     p->what = what;
     p->done = 0; p->total = total;
     p->work_done = 0.0; p->work_total = work_total;
-    p->t0 = now_s(); p->t_last = p->t0;
+    p->t0 = wall_seconds(); p->t_last = p->t0;
     p->frac_last = 0.0;
 }
 
@@ -371,7 +357,7 @@ static void progress_step(Progress *p, double work) {
     if (p == NULL) return;
     p->done++;
     p->work_done += work;
-    double t = now_s(), frac = p->work_total > 0 ? p->work_done / p->work_total : 1.0;
+    double t = wall_seconds(), frac = p->work_total > 0 ? p->work_done / p->work_total : 1.0;
     if (p->done >= p->total || t - p->t_last < 1.0 || (frac - p->frac_last < 0.05 && t - p->t_last < 10.0)) return;
     char el[32], eta[32];
     fmt_duration(el, sizeof(el), t - p->t0);
@@ -384,7 +370,7 @@ static void progress_step(Progress *p, double work) {
 /* the closing line: every item done, in how long */
 static void progress_end(const Progress *p) {
     char el[32];
-    fmt_duration(el, sizeof(el), now_s() - p->t0);
+    fmt_duration(el, sizeof(el), wall_seconds() - p->t0);
     fprintf(stderr, "%s %lld/%lld done in %s\n", p->what, (long long)p->done, (long long)p->total, el);
 }
 

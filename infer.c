@@ -48,12 +48,6 @@ static void usage(void) {
            "  --help               this text\n", scalable);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static char *read_stdin(void) {
     size_t cap = 4096, n = 0;
     char *buf = (char *)mallocCheck(cap);
@@ -188,23 +182,23 @@ int main(int argc, char **argv) {
     if (c.tokenizer == TOKENIZER_BYTES) fwrite(text, 1, strlen(text), stdout);
     fflush(stdout);
 
-    double t0 = now_s();
+    double t0 = wall_seconds();
     model_decode(&m, &kv, prompt, n_prompt);
     /* then the device loop: tokens, position and sampling stay on the backend (a CUDA graph per step on the GPU);
        each new token is copied back only to be printed */
     model_sample(&m, &kv, n_prompt - 1, &smp);
     int tok = 0;
     model_tokens_to_host(&m, &kv, &tok);
-    double t_prompt = now_s() - t0;
+    double t_prompt = wall_seconds() - t0;
     int generated = 0;
     double t_gen = 0.0;
     while (generated < o.max_new) {
         if (generated > 0) {
             if (kv.pos >= total) break;
-            double t1 = now_s();
+            double t1 = wall_seconds();
             model_decode_next(&m, &kv, &smp, 1);
             model_tokens_to_host(&m, &kv, &tok);
-            t_gen += now_s() - t1;
+            t_gen += wall_seconds() - t1;
         }
         const char *piece = tokenizer_decode(&tok_text, tok);   /* NULL without --tokenizer */
         if (c.tokenizer == TOKENIZER_BYTES) putchar(tok);

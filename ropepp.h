@@ -85,6 +85,10 @@ void fclose_check(FILE *fp, const char *file, int line);
    PROGRAM --help" (flag_int: an integer). */
 double flag_number(const char *program, const char *flag, const char *text, double lo, double hi);
 int flag_int(const char *program, const char *flag, const char *text, int lo, int hi);
+/* Progress lines (train's steps, eval's windows): a monotonic wall clock in seconds, and a duration as 42.1s,
+   3m07s or 2h05m. */
+double wall_seconds(void);
+void fmt_duration(char *out, size_t n, double secs);
 #define fopenCheck(path, mode) fopen_check(path, mode, __FILE__, __LINE__)
 #define freadCheck(ptr, size, nmemb, fp) fread_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
 #define fwriteCheck(ptr, size, nmemb, fp) fwrite_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
@@ -710,6 +714,19 @@ double flag_number(const char *program, const char *flag, const char *text, doub
         exit(1);
     }
     return x;
+}
+
+double wall_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void fmt_duration(char *out, size_t n, double secs) {
+    if (!(secs >= 0)) secs = 0;
+    if (secs < 60) snprintf(out, n, "%.1fs", secs);
+    else if (secs < 3600) snprintf(out, n, "%dm%02ds", (int)(secs / 60), (int)secs % 60);
+    else snprintf(out, n, "%dh%02dm", (int)(secs / 3600), (int)(secs / 60) % 60);
 }
 
 int flag_int(const char *program, const char *flag, const char *text, int lo, int hi) {

@@ -599,19 +599,9 @@ static void on_signal(int sig) {
 }
 
 /* ------------------------------------------------------------------------------------------------- helpers */
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
+static double now_ms(void) { return wall_seconds() * 1e3; }
 
 /* seconds as 42.1s, 3m07s or 2h05m */
-static void fmt_duration(char *out, size_t n, double secs) {
-    if (!(secs >= 0)) secs = 0;
-    if (secs < 60) snprintf(out, n, "%.1fs", secs);
-    else if (secs < 3600) snprintf(out, n, "%dm%02ds", (int)(secs / 60), (int)secs % 60);
-    else snprintf(out, n, "%dh%02dm", (int)(secs / 3600), (int)(secs / 60) % 60);
-}
 
 /* Mean validation loss over up to `batches` (B, T) batches from the start of the validation shards, each target at
    most once: the loader would wrap around to the first batch again when the shards hold fewer batches, so it
