@@ -856,7 +856,8 @@ size_t attention_param_count(const Config *c) {
 }
 
 double config_rotary_frac(const Config *c) {
-    return c->pe == PE_PARTIAL ? c->rotary_frac : 1.0;
+    const PeInfo *pe = pe_info(c->pe);
+    return pe != NULL && pe->partial ? c->rotary_frac : 1.0;
 }
 
 int config_validate(const Config *c, char *err, size_t errlen) {

@@ -323,7 +323,7 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
     PUT_F("--kv-heads", "%d", c->n_kv_heads);
     PUT_F("--ffn", "%d", c->ffn_dim);
     /* partial's own setting: another PE has no rotary fraction, so none is recorded (the flag would be refused) */
-    if (c->pe == PE_PARTIAL) PUT_F("--rotary-frac", "%.17g", config_rotary_frac(c));
+    if (pe_info(c->pe)->partial) PUT_F("--rotary-frac", "%.17g", c->rotary_frac);
     PUT_F("--rope-base", "%.17g", c->rope_base);
     PUT_F("--pi-factor", "%.17g", c->pi_factor);
     PUT_F("--yarn-factor", "%.17g", c->yarn_factor);
@@ -441,7 +441,7 @@ static int check_schedule_kept(const Options *old, const Options *o, int done, c
    alike. pe: the model's; whose: where that PE comes from. 0, or -1 with err. */
 static int check_rotary_frac(const Options *o, int pe, const char *whose, char *err, size_t errlen) {
     int i = settings_find(config_rules, config_rule_count, "--rotary-frac");
-    if (!(o->model_given >> i & 1u) || pe == PE_PARTIAL) return 0;
+    if (!(o->model_given >> i & 1u) || pe_info(pe)->partial) return 0;
     snprintf(err, errlen, "--rotary-frac %g is used by --pe partial only, and this model is %s (%s), which has no rotary fraction; "
              "drop the flag, or train --pe partial", o->model.rotary_frac, pe_name(pe), whose);
     return -1;
