@@ -2524,7 +2524,9 @@ void model_attention_probs(Model *m, int l, float *out) {
     double slopes[4096];
     if (m->cfg.pe == PE_ALIBI) alibi_slopes(slopes, NA);
     double scale = 1.0 / sqrt((double)HD);
-    #pragma omp parallel for collapse(2)
+    /* one row per iteration, dealt out dynamically: a row costs t + 1 dot products, and with B 1 the heads alone
+       would leave most cores idle */
+    #pragma omp parallel for collapse(3) schedule(dynamic, 8)
     for (int b = 0; b < B; b++) {
         for (int a = 0; a < NA; a++) {
             for (int t = 0; t < T; t++) {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# bench/compare/h200_run.sh — one device call of the compare v2 run on one H200: build (a no-op when the machine
+# kept the last call's build), then scripts/compare.sh --max-minutes M, which stops before a job that would not fit
+# and continues where the last call stopped; then everything but the checkpoints goes to $OUT/compare2.tgz.
+#   bash bench/compare/h200_run.sh [M]      M: minutes for compare.sh (default 8); repeat until "all stages done"
+# The checkpoints stay on the machine, so the calls must follow each other while it is held. Extra flags for
+# compare.sh go in COMPARE_FLAGS.
+set -u -o pipefail
+cd "$(dirname "$0")/../.."
+M=${1:-8}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+nvcc --version | tail -1
+echo "gcc $(gcc -dumpfullversion), $(nproc) cores, $(date -u +%FT%TZ)"
+t0=$(date +%s)
+make -j16 -s 2>&1 | grep -v '^make' | tail -4
+make -j16 -s train_gpu eval_gpu 2>&1 | grep -v '^make' | tail -4
+[ -x ./train_gpu ] && [ -x ./eval_gpu ] || { echo "error: build failed"; exit 1; }
+echo "build: $(( $(date +%s) - t0 )) s"
+timeout $(( M * 60 + 60 )) scripts/compare.sh --max-minutes "$M" ${COMPARE_FLAGS:-}
+rc=$?
+echo "compare.sh exit $rc after $(( $(date +%s) - t0 )) s in this call"
+if [ -n "${OUT:-}" ]; then
+  tar czf "$OUT/compare2.tgz" --exclude='*.ckpt' results/compare2 data/code_info.txt 2>/dev/null
+  ls -la "$OUT"
+fi
+exit $rc
