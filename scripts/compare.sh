@@ -12,7 +12,8 @@
 #   4. eval    per checkpoint: ppl on held-out documents at 1-8x, with NTK 4 too for the PEs whose scalable column
 #              is 1; tasks (200 fixed samples per cell, Wilson intervals); for rope and the RoPE++ PEs attention sink
 #              / far ratio / retrieval (64 documents) and noise relative to each layer's query RMS (300 fixed
-#              samples, McNemar) with the zeroed-heads ablation
+#              samples, McNemar) with the zeroed-heads ablation; each run's eval/eval.txt holds the results,
+#              eval/eval.log the progress and any error
 #   5. report  report.md opening with the verdict table (rules written before the numbers)
 # Task rows (~40%: passkey, NIAH, vt, MQAR with blank filler) have their loss on the answer tokens only and start
 # with BOS. Every stage skips what is done and resumes what was interrupted; --max-minutes M stops before a run
@@ -105,6 +106,12 @@ for p in $CONTROL_PES; do
 done
 mkdir -p "$OUT"
 T0=$(date +%s)
+# machine.txt: one line per invocation that can train or evaluate (the report names the machines from it)
+if [ "$STAGE" != report ]; then
+  if [ $CPU -eq 0 ] && command -v nvidia-smi > /dev/null; then mach=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | sed 's/, / (driver /; s/$/)/')
+  else mach="CPU $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')"; fi
+  echo "$(date -u +%FT%TZ) | stage $STAGE | $mach, $(nproc) cores | commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >> "$OUT/machine.txt"
+fi
 echo "compare v2: size $SIZE, seeds '$SEEDS', stage $STAGE, $TRAIN, results in $OUT$([ "$MAXMIN" -gt 0 ] && echo ", at most $MAXMIN min")"
 out_of_time() {   # out_of_time SECONDS: 1 (and exit 3) if a job of that length would pass --max-minutes
   [ "$MAXMIN" -gt 0 ] || return 0
@@ -122,7 +129,9 @@ arm_args() {   # arm_args ARM: the --pe and shape of an arm
 SHORT_ARMS="$PES $(for p in $CONTROL_PES; do printf '%s_b%s ' $p $CBASE; done)"
 
 # ---- 0. corpus
-if [ ! -s "${DATA}_val.bin" ] || [ ! -s "${DATA}_info.txt" ]; then
+# the report needs only the corpus's description (the results may come from another machine)
+if [ "$STAGE" = report ] && [ $SIZE != tiny ] && [ -s "${DATA}_info.txt" ]; then :
+elif [ ! -s "${DATA}_val.bin" ] || [ ! -s "${DATA}_info.txt" ]; then
   if [ $SIZE = tiny ]; then
     DATA=$OUT/corpus/code; mkdir -p "$OUT/corpus"
     if [ ! -s "${DATA}_val.bin" ]; then
@@ -233,7 +242,7 @@ eval_run() {
     $EVAL tasks --ckpt "$ck" --tasks "$tasks" --samples $NS $TASKFLAGS --out "$ev" --lengths $seq &&
     { [ $attn = 0 ] || $EVAL attn --ckpt "$ck" --data "${DATA}_val.bin" --samples $NATT --tasks $ntask $ATTNFLAGS --out "$ev"; } &&
     { [ $noise = 0 ] || $EVAL noise --ckpt "$ck" --relative --tasks $ntask --samples $NNS $TASKFLAGS --out "$ev"; }
-  } > "$ev/eval.txt" 2>&1 || { echo "error: eval failed, see $ev/eval.txt" >&2; tail -3 "$ev/eval.txt" >&2; exit 1; }
+  } > "$ev/eval.txt" 2> "$ev/eval.log" || { echo "error: eval failed, see $ev/eval.log" >&2; tail -3 "$ev/eval.log" >&2; exit 1; }
   touch "$ev/.done"
   job_ran
 }

@@ -47,23 +47,29 @@ verdict_sign() {   # verdict_sign CLAIM METRIC < "seed diff" lines
   local pos neg seeds_ok mean
   read -r pos neg seeds_ok mean <<< "$(echo "$lines" | awk '{ if ($2 > 0) p++; else if ($2 < 0) n++; sum[$1] += $2; cnt[$1]++; t += $2; m++ }
     END { ok = 1; neg = 1; for (s in sum) { if (sum[s] <= 0) ok = 0; if (sum[s] >= 0) neg = 0 } printf "%d %d %s %.4g\n", p, n, ok ? "all" : (neg ? "none" : "mixed"), t / m }')"
+  local seeds; seeds=$(echo "$lines" | awk '{ print $1 }' | sort -un | tr '\n' ' ')
   local p; p=$(pvalue sign $pos $neg) || exit 1
   local v=inconclusive
   if [ "$seeds_ok" = all ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }' && [ $pos -gt $neg ]; then v=supported
   elif [ $neg -gt $pos ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }'; then v=refuted; fi
-  echo "| $1 | $2 | mean diff $mean; $pos in the claimed direction, $neg against; sign in every seed: $seeds_ok; sign test p = $p | **$v** |"
+  local why=""; [ $((pos + neg)) -eq 0 ] && why=" — every pair is tied"
+  echo "| $1 | $2 | mean diff $mean; $pos in the claimed direction, $neg against; sign in every seed: $seeds_ok; sign test p = $p (seeds ${seeds% })$why | **$v** |"
 }
 verdict_mcnemar() {   # verdict_mcnemar CLAIM METRIC < "seed b c" lines (b > c is the claimed direction)
   local lines; lines=$(cat)
   [ -n "$lines" ] || { echo "| $1 | $2 | no data | inconclusive |"; return; }
   local b c seeds_ok
   read -r b c seeds_ok <<< "$(echo "$lines" | awk '{ b += $2; c += $3; if ($2 <= $3) bad = 1; if ($2 >= $3) nb = 1 } END { printf "%d %d %s\n", b, c, bad ? (nb ? "mixed" : "none") : "all" }')"
+  local seeds; seeds=$(echo "$lines" | awk '{ print $1 }' | sort -un | tr '\n' ' ')
   local p; p=$(pvalue mcnemar $b $c) || exit 1
   local v=inconclusive
   if [ "$seeds_ok" = all ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }' && [ $b -gt $c ]; then v=supported
   elif [ $c -gt $b ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }'; then v=refuted; fi
-  echo "| $1 | $2 | discordant samples $b for the claim, $c against (pooled over seeds); in every seed: $seeds_ok; McNemar p = $p | **$v** |"
+  local why=""; [ $((b + c)) -eq 0 ] && why=" — no sample differs between the two arms (is the task solved at all? see the tasks table)"
+  echo "| $1 | $2 | discordant samples $b for the claim, $c against (pooled over seeds); in every seed: $seeds_ok; McNemar p = $p (seeds ${seeds% })$why | **$v** |"
 }
+# eval.txt without eval's progress lines (stderr; runs before the stdout/stderr split interleaved them with the results)
+eval_text() { perl -0pe 's/eval [a-z]+: [a-z ]+ \d+\/\d+ (?:\(\d+%\) \| [^\n]*ETA [^\n]*|done in [^\n]*)\n//g' "$1"; }
 mean_sd() {   # mean_sd "v1 v2 ...": "m ± sd" (sample sd over seeds)
   echo "$1" | awk '{ for (i = 1; i <= NF; i++) { s += $i; q += $i * $i } n = NF; if (n == 0) { printf "-"; exit } m = s / n
     if (n == 1) printf "%.3f", m; else printf "%.3f ± %.3f", m, sqrt((q - n * m * m) / (n - 1) > 0 ? (q - n * m * m) / (n - 1) : 0) }'
@@ -83,7 +89,15 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   echo "# compare v2: can a small run confirm or refute RoPE++'s claims?"
   [ "$SIZE" != full ] && echo && echo "**Smoke test (--$SIZE): a few training steps at a tiny size check that the pipeline runs end to end; the verdicts below say nothing about the position embeddings.**"
   echo
-  echo "Command: \`scripts/compare.sh$([ $SIZE != full ] && echo " --$SIZE")$([ $CPU -eq 1 ] && echo " --cpu")\` · seeds: $SEEDS · $(date -u +%Y-%m-%d) · $(command -v nvidia-smi > /dev/null && [ $CPU -eq 0 ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo "CPU") · commit ${ROPEPP_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+  # the machines and commits of the runs (machine.txt, written by compare.sh), else this machine
+  if [ -s "$OUT/machine.txt" ]; then
+    ran_on=$(awk -F' [|] ' '{ print $3 }' "$OUT/machine.txt" | sort -u | paste -sd ';' -)
+    commits=$(awk -F' [|] ' '{ sub(/^commit /, "", $4); print $4 }' "$OUT/machine.txt" | sort -u | paste -sd ',' -)
+  else
+    ran_on=$(command -v nvidia-smi > /dev/null && [ $CPU -eq 0 ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo "CPU")
+    commits=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  fi
+  echo "Command: \`scripts/compare.sh$([ $SIZE != full ] && echo " --$SIZE")$([ $CPU -eq 1 ] && echo " --cpu")\` · seeds: $SEEDS · runs on $ran_on, commit $commits · report $(date -u +%Y-%m-%d)"
   echo
   echo "## Decision rules (fixed before any number)"
   echo
@@ -111,6 +125,14 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
     docs_diff rope_long ${pe}_long $((LSEQ * (last_mult < 4 ? last_mult : 4))) | verdict_sign "After the long stage, ${pe#ropepp_} extrapolates better than RoPE" "loss(rope_long) - loss(${pe}_long) per document at $((LSEQ * (last_mult < 4 ? last_mult : 4)))"
   done
   noise_counts ropepp_ec_long imag 1 | verdict_mcnemar "Long stage: noise on imaginary queries hurts more" "$LNOISE_TASK at T $LSEQ, sigma 1 x query RMS, EC after the long stage"
+  missing=""
+  for s in $SEEDS; do for arm in $SHORT_ARMS $(for p in $LONG_PES; do echo ${p}_long; done); do
+    [ -f "$OUT/seed$s/$arm/eval/.done" ] || missing="$missing seed$s/$arm"
+  done; done
+  if [ -n "$missing" ]; then
+    echo
+    echo "**Not evaluated:**$missing. The rows above pool the seeds that have data (each row names them)."
+  fi
   echo
   echo "## Setup"
   echo
@@ -147,7 +169,7 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   echo
   for arm in rope ropepp_eh ropepp_ec rope_long ropepp_eh_long ropepp_ec_long; do
     f="$OUT/seed$first_seed/$arm/eval/eval.txt"
-    [ -f "$f" ] && grep -q "^summary:" "$f" && { echo "$arm:"; echo; grep -hE "^(summary:|characteristic curves)" "$f" | sed 's/^/    /'; echo; }
+    [ -f "$f" ] && grep -q "^summary:" "$f" && { echo "$arm:"; echo; eval_text "$f" | grep -E "^(summary:|characteristic curves)" | sed 's/^/    /'; echo; }
   done
   for b in $BASE $LBASE; do
     ./eval curves --head-dim $HD --base $b --out "$OUT/curves/base$b" > "$OUT/curves/base$b.txt" 2>&1 &&
@@ -157,7 +179,7 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   echo
   for arm in ropepp_ec ropepp_eh ropepp_ec_long; do
     f="$OUT/seed$first_seed/$arm/eval/eval.txt"
-    [ -f "$f" ] && grep -q "noise experiment" "$f" && { echo "$arm:"; echo; sed -n '/^noise experiment/,/^wrote/p' "$f" | grep -v '^wrote' | sed 's/^/    /'; echo; }
+    [ -f "$f" ] && grep -q "noise experiment" "$f" && { echo "$arm:"; echo; eval_text "$f" | sed -n '/^noise experiment/,/^wrote/p' | grep -v '^wrote' | sed 's/^/    /'; echo; }
   done
   echo "Data behind every number: each run's \`eval/\` (ppl_docs_*, tasks_*, attn_*, noise_* CSVs) and \`train.jsonl\`."
 } > "$R"

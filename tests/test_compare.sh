@@ -17,7 +17,7 @@ rules=$(grep -n "^## Decision rules" "$R" | cut -d: -f1); verd=$(grep -n "^## Ve
   ok "the decision rules come first, then the verdict table, then the numbers" || bad "report order: rules $rules verdicts $verd setup $setup"
 n=$(grep -cE '^\| .* \| \*\*(supported|refuted|inconclusive)\*\* \|$' "$R")
 [ "$n" -ge 11 ] && ok "verdict table: $n claims, each with a verdict" || bad "verdict rows: $n"
-n=$(grep -cE '^\| [^|]+ \| [^|]+ \| mean diff [-0-9.e]+; [0-9]+ in the claimed direction, [0-9]+ against; sign in every seed: (all|none|mixed); sign test p = [0-9.e-]+ \|' "$R")
+n=$(grep -cE '^\| [^|]+ \| [^|]+ \| mean diff [-0-9.e]+; [0-9]+ in the claimed direction, [0-9]+ against; sign in every seed: (all|none|mixed); sign test p = [0-9.e-]+ \(seeds 1 2\)( — every pair is tied)? \|' "$R")
 [ "$n" -ge 8 ] && ok "paired verdicts carry their counts, per-seed sign and p ($n rows)" || bad "paired verdict rows with numbers: $n"
 n=$(grep -cE '^\| [^|]+ \| [^|]+ \| discordant samples [0-9]+ for the claim, [0-9]+ against' "$R")
 [ "$n" -ge 3 ] && ok "McNemar verdicts (noise, ablation) carry their discordant counts ($n rows)" || bad "McNemar rows: $n"
@@ -35,6 +35,15 @@ echo "$first" | grep -qE '\[1/[0-9]+ \| [0-9]+s into the stage, ETA \?\]$' && ec
 OMP_NUM_THREADS=1 bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log2" 2>&1
 done_n=$(grep -c "  done:" "$T.log2"); trained=$(grep -c "  train:" "$T.log2")
 [ "$trained" -eq 0 ] && [ "$done_n" -eq 36 ] && ok "a second run redoes nothing (36 stages done)" || bad "second run: $trained trained, $done_n done"
+grep -q "^\*\*Not evaluated" "$R" && bad "the complete run's report lists runs as not evaluated" || ok "the complete run's report lists no run as not evaluated"
+[ "$(wc -l < "$T/machine.txt")" -eq 2 ] && grep -q "| stage all | CPU .*, [0-9]* cores | commit " "$T/machine.txt" &&
+  grep -q "^Command: .* · runs on CPU .* cores, commit " "$R" && ok "machine.txt names the machine of each invocation and the report says it" || bad "machine.txt: $(cat "$T/machine.txt")"
+# a run whose evaluation is missing: the report says so, and the long-stage rows pool the seed that has data
+rm -rf "$T/seed2/ropepp_ec_long/eval"
+OMP_NUM_THREADS=1 bash scripts/compare.sh --cpu --tiny --out "$T" --stage report > "$T.log2" 2>&1 || bad "--stage report failed: $(tail -3 "$T.log2")"
+grep -q "^\*\*Not evaluated:\*\* seed2/ropepp_ec_long\. " "$R" && ok "the report lists the run without an evaluation" || bad "no 'Not evaluated' line: $(grep -i 'not eval' "$R")"
+grep -E '^\| After the long stage, ec extrapolates' "$R" | grep -q '(seeds 1) |' && ok "that run's claim row pools seed 1 only and says so" || bad "long ec row: $(grep 'After the long stage, ec' "$R")"
+[ "$(wc -l < "$T/machine.txt")" -eq 2 ] && ok "--stage report adds no machine line" || bad "machine.txt after --stage report: $(cat "$T/machine.txt")"
 out=$(bash scripts/compare.sh --bogus 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "error: unknown flag" && ok "unknown flag is refused" || bad "unknown flag: $out"
 out=$(bash scripts/compare.sh --cpu --tiny --steps abc --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "non-negative integers" && ok "a bad --steps is refused" || bad "bad --steps: $out"
 out=$(bash scripts/compare.sh --cpu --tiny --mix-loss some --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "answer or all" && ok "a bad --mix-loss is refused" || bad "bad --mix-loss: $out"

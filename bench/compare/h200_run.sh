@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/compare/h200_run.sh — one device call of the compare v2 run on one H200: build (a no-op when the machine
 # kept the last call's build), then scripts/compare.sh --max-minutes M, which stops before a job that would not fit
-# and continues where the last call stopped; then everything but the checkpoints goes to $OUT/compare2.tgz.
+# and continues where the last call stopped; then everything but the checkpoints goes to $OUT/compare2.tgz (~4 MB).
 #   bash bench/compare/h200_run.sh [M]      M: minutes for compare.sh (default 8); repeat until "all stages done"
-# The checkpoints stay on the machine, so the calls must follow each other while it is held. Extra flags for
+# The checkpoints stay on the machine, so the calls must follow each other while it is held (the device machine
+# goes back 30 s after a call, and after 30 minutes held). Extra flags for
 # compare.sh go in COMPARE_FLAGS.
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +21,9 @@ timeout $(( M * 60 + 60 )) scripts/compare.sh --max-minutes "$M" ${COMPARE_FLAGS
 rc=$?
 echo "compare.sh exit $rc after $(( $(date +%s) - t0 )) s in this call"
 if [ -n "${OUT:-}" ]; then
-  tar czf "$OUT/compare2.tgz" --exclude='*.ckpt' results/compare2 data/code_info.txt 2>/dev/null
+  # the checkpoints (.ckpt and .state, ~230 MB a run) stay: only files under 4 MB (logs, CSVs, the report) travel
+  find results/compare2 -type f -size -4M > /tmp/compare2_files.txt
+  tar czf "$OUT/compare2.tgz" -T /tmp/compare2_files.txt data/code_info.txt
   ls -la "$OUT"
 fi
 exit $rc
