@@ -261,12 +261,14 @@ void sample_forward(int *tokens, uint64_t *rng, const floatX *logits, size_t row
 void swiglu_forward(floatX *out, const floatX *inp, int N, int F);
 void swiglu_backward(floatX *dinp, const floatX *dout, const floatX *inp, int N, int F);
 /* cross-entropy: losses[n] = -log softmax(logits[n])[targets[n]], 0 where targets[n] < 0 (ignored).
-   Backward WRITES dlogits = dloss * (softmax - onehot) (not +=), so that it may overwrite logits in place. */
+   Backward WRITES dlogits = dloss w[n] (softmax - onehot) (not +=), so that it may overwrite logits in place;
+   weights (N) gives each target's factor w[n] (the loss mean over rows, train --mix-weight row), NULL: 1. */
 void crossentropy_forward(floatM *losses, const floatX *logits, const int *targets, int N, int V);
-void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, double dloss, int N, int V);
+void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, const floatM *weights, double dloss,
+                           int N, int V);
 /* both at once, as a training step needs them (one pass over the logits on the GPU); dlogits may be logits */
 void crossentropy_forward_backward(floatM *losses, floatX *dlogits, const floatX *logits, const int *targets,
-                                   double dloss, int N, int V);
+                                   const floatM *weights, double dloss, int N, int V);
 /* AdamW (torch.optim.AdamW), on grads scaled by grad_scale (clipping); updates master and its floatX copy. */
 void adamw_update(floatX *params, floatM *master, const floatX *grads, floatM *m, floatM *v, size_t n, double lr,
                   double beta1, double beta2, double eps, double weight_decay, double grad_scale, int step);
@@ -398,6 +400,12 @@ typedef struct {
     int *inputs;            /* (B, T) backend */
     int *targets;           /* (B, T) backend */
     floatM *losses_host;    /* (B, T) host */
+    /* the loss over the batch: 0 the mean over its targets; 1 (train --mix-weight row) the mean over the rows that
+       have targets of each row's mean over its targets, so that a task row with a few answer targets weighs as
+       much as a text row: target n of row b has the factor 1 / (rows with targets x targets of row b) */
+    int loss_rows;
+    floatM *target_w;       /* (B, T) backend: those factors, 0 for ignored targets (with loss_rows) */
+    floatM *target_w_host;  /* (B, T) host */
     /* position-embedding tables, for T_table positions */
     int T_table;
     floatM *pe_cos;         /* (L or 1, G, T_table, rot/2); L only for FoPE, G = KVH for FoPE else 1 */
@@ -1634,14 +1642,16 @@ void crossentropy_forward(floatM *losses, const floatX *logits, const int *targe
     }
 }
 
-void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, double dloss, int N, int V) {
-    /* forward: loss_n = logsumexp(x) - x_y  =>  dx_i = dloss (softmax(x)_i - [i == y]); 0 for ignored rows.
-       Written (=), not accumulated: dlogits may be logits. The body is the one below, without the losses. */
-    crossentropy_forward_backward(NULL, dlogits, logits, targets, dloss, N, V);
+void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, const floatM *weights, double dloss,
+                           int N, int V) {
+    /* forward: loss = sum_n w_n loss_n, loss_n = logsumexp(x) - x_y  =>  dx_i = dloss w_n (softmax(x)_i - [i == y]);
+       0 for ignored rows. Written (=), not accumulated: dlogits may be logits. The body is the one below, without
+       the losses. */
+    crossentropy_forward_backward(NULL, dlogits, logits, targets, weights, dloss, N, V);
 }
 
 void crossentropy_forward_backward(floatM *losses, floatX *dlogits, const floatX *logits, const int *targets,
-                                   double dloss, int N, int V) {
+                                   const floatM *weights, double dloss_all, int N, int V) {
     /* the two above in one sweep over the rows (losses may be NULL); each row is read three times:
          mx = max_i x_i,   sum = sum_i exp(x_i - mx),   loss = mx + log(sum) - x_y
          dx_i = dloss (exp(x_i - mx) / sum - [i == y])
@@ -1656,7 +1666,7 @@ void crossentropy_forward_backward(floatM *losses, floatX *dlogits, const floatX
             for (int i = 0; i < V; i++) dx[i] = 0;
             continue;
         }
-        double xy = x[y];
+        double xy = x[y], dloss = weights != NULL ? dloss_all * (double)weights[n] : dloss_all;
         real mx;
         double sum = softmax_row_sum(x, V, &mx);
         if (losses != NULL) losses[n] = (floatM)((double)mx + log(sum) - xy);
@@ -1854,6 +1864,7 @@ void model_free(Model *m) {
     backend_free(m->adam_m); backend_free(m->adam_v);
     backend_free(m->acts_memory); backend_free(m->actsM_memory); backend_free(m->acts.logits);
     backend_free(m->inputs); backend_free(m->targets); free(m->losses_host);
+    backend_free(m->target_w); free(m->target_w_host);
     backend_free(m->pe_cos); backend_free(m->pe_sin); backend_free(m->pe_alibi);
     memset(m, 0, sizeof(*m));
 }
@@ -1992,6 +2003,7 @@ static size_t scratch_a_size(const Model *m, size_t N) {
 static void model_alloc_acts(Model *m, int B, int T) {
     backend_free(m->acts_memory); backend_free(m->actsM_memory); backend_free(m->acts.logits);
     backend_free(m->inputs); backend_free(m->targets); free(m->losses_host);
+    backend_free(m->target_w); free(m->target_w_host);
     m->acts.logits = NULL;
     m->logits_cap = 0;
     size_t N = (size_t)B * T, L = m->cfg.n_layers, C = m->cfg.dim, F = m->cfg.ffn_dim;
@@ -2016,6 +2028,8 @@ static void model_alloc_acts(Model *m, int B, int T) {
     m->inputs = (int *)backend_malloc(N * sizeof(int));
     m->targets = (int *)backend_malloc(N * sizeof(int));
     m->losses_host = (floatM *)mallocCheck(N * sizeof(floatM));
+    m->target_w = (floatM *)backend_malloc(N * sizeof(floatM));
+    m->target_w_host = (floatM *)mallocCheck(N * sizeof(floatM));
     m->B_cap = B;
     m->T_cap = T;
 }
@@ -2185,13 +2199,38 @@ static void model_classifier(Model *m) {
     profile_mark(m->profile, "matmul lm head");
 }
 
-/* the mean of the losses of the last forward over its non-ignored targets */
+/* the loss of the last forward: the mean over its non-ignored targets, or with loss_rows the sum of the losses
+   times their factors (the mean over rows of the row means) */
 static double model_mean_loss(Model *m, const int *targets, size_t N) {
     backend_to_host(m->losses_host, m->acts.losses, N * sizeof(floatM));
     double sum = 0.0;
+    if (m->loss_rows) {
+        for (size_t i = 0; i < N; i++) if (targets[i] >= 0) sum += (double)m->target_w_host[i] * m->losses_host[i];
+        m->loss = sum;
+        return m->loss;
+    }
     for (size_t i = 0; i < N; i++) if (targets[i] >= 0) sum += m->losses_host[i];
     m->loss = m->n_targets > 0 ? sum / (double)m->n_targets : 0.0;
     return m->loss;
+}
+
+/* loss_rows: target_w[b, t] = 1 / (rows with targets x targets of row b) where targets[b, t] >= 0, else 0 */
+static void model_row_weights(Model *m, const int *targets, int B, int T) {
+    int rows = 0;
+    for (int b = 0; b < B; b++) {
+        int64_t nb = 0;
+        for (int t = 0; t < T; t++) nb += targets[(size_t)b * T + t] >= 0;
+        rows += nb > 0;
+    }
+    for (int b = 0; b < B; b++) {
+        int64_t nb = 0;
+        for (int t = 0; t < T; t++) nb += targets[(size_t)b * T + t] >= 0;
+        for (int t = 0; t < T; t++) {
+            size_t n = (size_t)b * T + t;
+            m->target_w_host[n] = targets[n] >= 0 ? (floatM)(1.0 / ((double)rows * (double)nb)) : (floatM)0;
+        }
+    }
+    backend_from_host(m->target_w, m->target_w_host, (size_t)B * T * sizeof(floatM));
 }
 
 /* the start of model_forward and model_forward_loss: checks, room, the tokens (and targets) to the backend, then
@@ -2206,6 +2245,7 @@ static void model_run_body(Model *m, const int *inputs, const int *targets, int 
     if (targets != NULL) {
         backend_from_host(m->targets, targets, N * sizeof(int));
         for (size_t i = 0; i < N; i++) m->n_targets += targets[i] >= 0;
+        if (m->loss_rows) model_row_weights(m, targets, B, T);
     }
     profile_mark(m->profile, "host: token upload");
     model_forward_body(m, NULL);
@@ -2235,7 +2275,9 @@ double model_forward_loss(Model *m, const int *inputs, const int *targets, int B
     if (R > 64) R -= R % 64;
     if (m->head_rows > 0 && (size_t)m->head_rows < R) R = (size_t)m->head_rows;
     if (R > N) R = N;
-    double dloss = m->n_targets > 0 ? m->loss_weight / (double)m->n_targets : 0.0;
+    /* d(loss_weight x loss) / d(loss_n): loss_weight / n_targets, or with loss_rows loss_weight x target_w[n] */
+    double dloss = m->loss_rows ? m->loss_weight : m->n_targets > 0 ? m->loss_weight / (double)m->n_targets : 0.0;
+    const floatM *w = m->loss_rows ? m->target_w : NULL;
     for (size_t r0 = 0; r0 < N; r0 += R) {
         int rows = (int)(N - r0 < R ? N - r0 : R);
         matmul_forward(a->scratch_a, a->lnf + r0 * C, m->params.lmw, rows, C, V);
@@ -2245,7 +2287,7 @@ double model_forward_loss(Model *m, const int *inputs, const int *targets, int B
             profile_mark(m->profile, "crossentropy");
             continue;
         }
-        crossentropy_forward_backward(a->losses + r0, a->scratch_a, a->scratch_a, m->targets + r0, dloss, rows, V);
+        crossentropy_forward_backward(a->losses + r0, a->scratch_a, a->scratch_a, m->targets + r0, w ? w + r0 : NULL, dloss, rows, V);
         profile_mark(m->profile, "crossentropy fwd+bwd");
         matmul_backward(a->scratch_b + r0 * C, m->grads.lmw, a->scratch_a, a->lnf + r0 * C, m->params.lmw, rows, C, V);
         profile_mark(m->profile, "matmul lm head bwd");
@@ -2384,9 +2426,9 @@ void model_backward(Model *m) {
     const ParamTensors *p = &m->params;
     ParamTensors *g = &m->grads;
     Activations *a = &m->acts;
-    double dloss = m->n_targets > 0 ? m->loss_weight / (double)m->n_targets : 0.0;
+    double dloss = m->loss_rows ? m->loss_weight : m->n_targets > 0 ? m->loss_weight / (double)m->n_targets : 0.0;
 
-    /* loss = mean over targets: dlogits overwrites logits (after model_forward_loss with backward the classifier's
+    /* loss = mean over targets (or the weighted sum, loss_rows): dlogits overwrites logits (after model_forward_loss with backward the classifier's
        backward is done and dlnf waits in scratch_b). The scratch buffers need no clearing: every op below that
        writes one WRITES it (=); only the residual gradient dres is accumulated into. */
     Profile *pr = m->profile;
@@ -2395,7 +2437,7 @@ void model_backward(Model *m) {
     if (m->lm_head_backward_done) {
         dlnf = sb;
     } else {
-        crossentropy_backward(a->logits, a->logits, m->targets, dloss, N, V);
+        crossentropy_backward(a->logits, a->logits, m->targets, m->loss_rows ? m->target_w : NULL, dloss, N, V);
         profile_mark(pr, "crossentropy bwd");
         matmul_backward(sa, g->lmw, a->logits, a->lnf, p->lmw, N, C, V);
         profile_mark(pr, "matmul lm head bwd");

@@ -1137,9 +1137,10 @@ __global__ void crossentropy_forward_kernel(float *losses, const floatX *logits,
    the block-wide max and sum, so dlogits may be logits. With losses (the fused op) also the row's loss, from the
    target logit read before any write. */
 __global__ void crossentropy_backward_kernel(floatX *dlogits, float *losses, const floatX *logits, const int *targets,
-                                             float dloss, int V, bool vec) {
+                                             const float *weights, float dloss_all, int V, bool vec) {
     int n = blockIdx.x;
     int y = targets[n];
+    const float dloss = weights != NULL ? dloss_all * weights[n] : dloss_all;
     const floatX *x = logits + (size_t)n * V;
     floatX *dx = dlogits + (size_t)n * V;
     if (y < 0) {
@@ -1174,17 +1175,18 @@ void crossentropy_forward(floatM *losses, const floatX *logits, const int *targe
     cudaCheckLaunch();
 }
 
-void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, double dloss, int N, int V) {
+void crossentropy_backward(floatX *dlogits, const floatX *logits, const int *targets, const floatM *weights, double dloss,
+                           int N, int V) {
     if (N <= 0) return;
-    crossentropy_backward_kernel<<<N, 256>>>(dlogits, NULL, logits, targets, (float)dloss, V,
+    crossentropy_backward_kernel<<<N, 256>>>(dlogits, NULL, logits, targets, weights, (float)dloss, V,
                                              vec_ok(logits, (size_t)V) && vec_ok(dlogits, (size_t)V));
     cudaCheckLaunch();
 }
 
 void crossentropy_forward_backward(floatM *losses, floatX *dlogits, const floatX *logits, const int *targets,
-                                   double dloss, int N, int V) {
+                                   const floatM *weights, double dloss, int N, int V) {
     if (N <= 0) return;
-    crossentropy_backward_kernel<<<N, 256>>>(dlogits, losses, logits, targets, (float)dloss, V,
+    crossentropy_backward_kernel<<<N, 256>>>(dlogits, losses, logits, targets, weights, (float)dloss, V,
                                              vec_ok(logits, (size_t)V) && vec_ok(dlogits, (size_t)V));
     cudaCheckLaunch();
 }

@@ -36,6 +36,7 @@ typedef struct {
     int batch, seq, steps, warmup, schedule, decay_steps, val_every, val_batches, ckpt_every, keep, resume, profile;
     int sample_len, sample_every, init;
     int mix_all_targets, task_bos, mqar_blank, mqar_kv;   /* --mix-loss all, --task-bos, --mqar-filler blank, --mqar-kv */
+    int mix_row_mean;           /* --mix-weight row (1) or token (0) */
     int grad_accum;             /* micro-batches per optimizer step */
     double lr, beta1, beta2, eps, weight_decay, clip, temperature, peak_tflops;
     uint64_t seed;
@@ -56,6 +57,7 @@ static const SettingRule run_rules[] = {
     {"--seq",          'i', offsetof(Options, seq),           {'r', '-', '-'}},
     {"--mix",          's', offsetof(Options, mix),           {'r', '-', '-'}},
     {"--mix-loss",     'i', offsetof(Options, mix_all_targets), {'r', '-', '-'}},
+    {"--mix-weight",   'i', offsetof(Options, mix_row_mean),  {'r', '-', '-'}},
     {"--task-bos",     'i', offsetof(Options, task_bos),      {'r', '-', '-'}},
     {"--mqar-filler",  'i', offsetof(Options, mqar_blank),    {'r', '-', '-'}},
     {"--mqar-kv",      'i', offsetof(Options, mqar_kv),       {'r', '-', '-'}},
@@ -95,7 +97,7 @@ static Options default_options(void) {
     o.vocab = 0;
     o.batch = 16; o.seq = 128; o.steps = 1000; o.warmup = -1; o.schedule = SCHED_WSD; o.decay_steps = -1;
     o.val_every = 100; o.val_batches = 20; o.ckpt_every = 0; o.keep = 3; o.resume = 0; o.profile = 0;
-    o.sample_len = 300; o.sample_every = 0; o.init = INIT_TORCH_DEFAULT; o.grad_accum = 1;
+    o.sample_len = 300; o.sample_every = 0; o.init = INIT_TORCH_DEFAULT; o.grad_accum = 1; o.mix_row_mean = 1;
     o.lr = 3e-3; o.beta1 = 0.95; o.beta2 = 0.99; o.eps = 1e-8; o.weight_decay = 0.1; o.clip = 0.0;
     o.temperature = 0.8; o.seed = 42;
     o.peak_tflops = 770.0;   /* bf16 8192^3 matmul measured on an H100: bench/peak/2026-11-24.txt */
@@ -134,6 +136,9 @@ static void usage(const Options *d) {
            "  --mix SPEC           rows of generated long-context tasks mixed into the batches, e.g. passkey:0.2,mqar:0.1\n"
            "                       (tasks: passkey niah_single niah_multikey niah_multivalue vt mqar; text tasks need a long --seq)\n"
            "  --mix-loss WHICH     task rows' targets: answer (the answer tokens only, the rest ignored) or all (answer)\n"
+           "  --mix-weight HOW     the batch's loss with --mix: row (each row's mean over its targets, then the mean over\n"
+           "                       the rows: a task row weighs as much as a text row) or token (the mean over every target,\n"
+           "                       where a task row's few answer targets are ~1%% of the gradient) (row)\n"
            "  --task-bos [0|1]     task rows start with the BOS token 0, as the documents of data/docs2shards do\n"
            "  --mqar-filler KIND   MQAR's non-query positions: random (uniform tokens) or blank (token 0) (random)\n"
            "  --mqar-kv N          MQAR key-value pairs per row (0 = seq/16)\n\n"
@@ -189,7 +194,7 @@ static const char *const value_flags[] = {
     "--yarn-factor", "--yarn-orig-len", "--ntk-factor", "--norm-eps", "--vocab", "--init", "--seed", "--train", "--val",
     "--batch", "--seq", "--steps", "--lr", "--warmup", "--schedule", "--decay-steps", "--beta1", "--beta2", "--eps",
     "--weight-decay", "--clip", "--val-every", "--val-batches", "--out", "--ckpt-dir", "--ckpt-every", "--keep",
-    "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--temperature", "--peak-tflops", "--mix", "--mix-loss", "--mqar-filler", "--mqar-kv", "--grad-accum"};
+    "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--temperature", "--peak-tflops", "--mix", "--mix-loss", "--mix-weight", "--mqar-filler", "--mqar-kv", "--grad-accum"};
 
 static void mark_given(Options *o, const char *f) {
     int i = settings_find(config_rules, config_rule_count, f);
@@ -248,6 +253,10 @@ static int parse_flag(Options *o, const char *f, const char *v) {
         if (strcmp(v, "answer") == 0) o->mix_all_targets = 0;
         else if (strcmp(v, "all") == 0) o->mix_all_targets = 1;
         else die_flag(f, v, "answer or all");
+    } else if (strcmp(f, "--mix-weight") == 0) {
+        if (strcmp(v, "row") == 0) o->mix_row_mean = 1;
+        else if (strcmp(v, "token") == 0) o->mix_row_mean = 0;
+        else die_flag(f, v, "row or token");
     } else if (strcmp(f, "--mqar-filler") == 0) {
         if (strcmp(v, "random") == 0) o->mqar_blank = 0;
         else if (strcmp(v, "blank") == 0) o->mqar_blank = 1;
@@ -339,6 +348,7 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
     PUT_F("--seq", "%d", o->seq);
     if (o->mix != NULL) PUT_S("--mix", o->mix);
     PUT_S("--mix-loss", o->mix_all_targets ? "all" : "answer");
+    PUT_S("--mix-weight", o->mix_row_mean ? "row" : "token");
     PUT_F("--task-bos", "%d", o->task_bos);
     PUT_S("--mqar-filler", o->mqar_blank ? "blank" : "random");
     PUT_F("--mqar-kv", "%d", o->mqar_kv);
@@ -383,6 +393,7 @@ static int merge_resume(Options *o, char ***keep_flags, char ***keep_values, int
     }
     if (settings_read(path, keep_flags, keep_values, keep_n, err, errlen) != 0) return -1;
     Options s = default_options();
+    s.mix_row_mean = 0;   /* a settings.txt from before --mix-weight: those runs trained with the token mean */
     for (int i = 0; i < *keep_n; i++)
         if (parse_flag(&s, (*keep_flags)[i], (*keep_values)[i]) != 0) {
             snprintf(err, errlen, "%s: unknown setting '%s' (written by another version?)", path, (*keep_flags)[i]);
@@ -611,13 +622,16 @@ static double now_ms(void) { return wall_seconds() * 1e3; }
 static int evaluate(Model *m, DataLoader *val, int batches, double *loss, int *used, char *err, size_t errlen) {
     loader_reset(val);
     double sum[2] = {0.0, 0.0};   /* loss sum, batches */
+    int loss_rows = m->loss_rows;
+    m->loss_rows = 0;   /* the validation loss is the mean over its targets, whatever --mix-weight */
     const int64_t first_end = (int64_t)val->world_size * val->B * val->T;   /* pos after the first global batch */
     for (int k = 0; k * val->world_size + val->rank < batches; k++) {
-        if (loader_next(val, err, errlen) != 0) return -1;
+        if (loader_next(val, err, errlen) != 0) { m->loss_rows = loss_rows; return -1; }
         if (k > 0 && val->shard == 0 && val->pos == first_end) break;   /* back at the first batch */
         sum[0] += model_forward_loss(m, val->inputs, val->targets, val->B, val->T, 0);
         sum[1] += 1.0;
     }
+    m->loss_rows = loss_rows;
     dist_sum(m->dist, sum, 2);
     *loss = sum[0] / sum[1];
     *used = (int)sum[1];
@@ -864,6 +878,7 @@ int main(int argc, char **argv) {
         task_opt.bos = o.task_bos;
         task_opt.mqar_blank = o.mqar_blank;
         task_opt.mqar_kv = o.mqar_kv;
+        model.loss_rows = o.mix_row_mean;
         for (int i = 0; i < mix.n; i++) {
             int need = task_min_len(mix.item[i].task, &task_opt);
             if (need > o.seq) { fprintf(stderr, "error: --mix: task %s needs --seq >= %d (has %d)\n", task_name(mix.item[i].task), need, o.seq); goto out; }
@@ -950,7 +965,8 @@ int main(int argc, char **argv) {
            o.train_pattern, train_dl.n_files, train_dl.n_files == 1 ? "" : "s", o.batch, o.seq, accum_text, tokens_per_step, o.steps,
            o.lr, schedule_name(o.schedule), o.warmup, o.schedule == SCHED_WSD ? o.decay_steps : 0);
     if (mix.n > 0)
-        printf("mix: %s | task rows' loss on %s | %s | mqar filler %s\n", o.mix, o.mix_all_targets ? "every token" : "the answer tokens only",
+        printf("mix: %s | task rows' loss on %s, %s | %s | mqar filler %s\n", o.mix, o.mix_all_targets ? "every token" : "the answer tokens only",
+               o.mix_row_mean ? "each row weighs the same (--mix-weight row)" : "each target weighs the same (--mix-weight token)",
                o.task_bos ? "BOS first" : "no BOS", o.mqar_blank ? "blank" : "random");
 
     struct sigaction sa;

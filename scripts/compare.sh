@@ -30,7 +30,8 @@
 #   --long-pes "...", --long-seq N (2048), --long-base B (31250), --batch N, --long-batch N,
 #   --steps N / --long-steps N (fixed instead of probed), --lr LR, --mix SPEC, --long-mix SPEC, --data PREFIX
 #   (data/code), --samples N (200), --noise-samples N (300), --attn-samples N (64), --ppl-docs N (16),
-#   --mix-loss answer|all (answer). Use a new --out for a new setup.
+#   --mix-loss answer|all (answer), --mix-weight row|token (row: each row of a batch weighs the same, so the few
+#   answer targets of a task row count as much as a text row). Use a new --out for a new setup.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +41,7 @@ need() { [ $# -ge 2 ] || { echo "error: $1 needs a value; see scripts/compare.sh
 while [ $# -gt 0 ]; do
   case "$1" in
     --shape|--seq|--base|--control-base|--control-pes|--pes|--long-pes|--long-seq|--long-base|--batch|--long-batch|\
-    --steps|--long-steps|--lr|--mix|--long-mix|--data|--samples|--noise-samples|--attn-samples|--ppl-docs|--mix-loss|--train-minutes)
+    --steps|--long-steps|--lr|--mix|--long-mix|--data|--samples|--noise-samples|--attn-samples|--ppl-docs|--mix-loss|--mix-weight|--train-minutes)
       need "$@"; O[${1#--}]=$2; shift 2 ;;
     --out) need "$@"; OUT=$2; shift 2 ;;
     --seeds) need "$@"; SEEDS=$2; shift 2 ;;
@@ -72,7 +73,7 @@ OTHER_PES=$(for p in $ALL_PES; do in_list $p "$MAIN_PES" || printf '%s ' $p; don
 
 # defaults per size; every one can be overridden by its flag
 PES="$MAIN_PES rope_pm $OTHER_PES"; LONG_PES="$MAIN_PES"; CONTROL_PES="rope ropepp_ec"
-SEQ=512; BASE=1250; CBASE=10000; LSEQ=2048; LBASE=31250; LR=2e-3; MIXLOSS=answer; DATA=data/code
+SEQ=512; BASE=1250; CBASE=10000; LSEQ=2048; LBASE=31250; LR=2e-3; MIXLOSS=answer; MIXWEIGHT=row; DATA=data/code
 MIX="passkey:0.1,niah_single:0.1,vt:0.1,mqar:0.1"          # niah_multikey needs T >= 579 with BOS: the long stage has it
 LMIX="passkey:0.1,niah_multikey:0.1,vt:0.1,mqar:0.1"
 NOISE_TASK=niah_single; LNOISE_TASK=niah_multikey; TASKS="passkey,niah_single,vt,mqar"; LTASKS="passkey,niah_multikey,vt,mqar"
@@ -91,11 +92,12 @@ SHAPE=${O[shape]:-$SHAPE}; SEQ=${O[seq]:-$SEQ}; BASE=${O[base]:-$BASE}; CBASE=${
 CONTROL_PES=${O[control-pes]-$CONTROL_PES}; PES=${O[pes]:-$PES}; LONG_PES=${O[long-pes]-$LONG_PES}; LSEQ=${O[long-seq]:-$LSEQ}
 LBASE=${O[long-base]:-$LBASE}; BATCH=${O[batch]:-$BATCH}; LBATCH=${O[long-batch]:-$LBATCH}; LR=${O[lr]:-$LR}; MIX=${O[mix]:-$MIX}
 LMIX=${O[long-mix]:-$LMIX}; DATA=${O[data]:-$DATA}; NS=${O[samples]:-$NS}; NNS=${O[noise-samples]:-$NNS}
-NATT=${O[attn-samples]:-$NATT}; NPPL=${O[ppl-docs]:-$NPPL}; MIXLOSS=${O[mix-loss]:-$MIXLOSS}; TRAINMIN=${O[train-minutes]:-$TRAINMIN}
+NATT=${O[attn-samples]:-$NATT}; NPPL=${O[ppl-docs]:-$NPPL}; MIXLOSS=${O[mix-loss]:-$MIXLOSS}; MIXWEIGHT=${O[mix-weight]:-$MIXWEIGHT}; TRAINMIN=${O[train-minutes]:-$TRAINMIN}
 for v in "$SEQ" "$LSEQ" "$BATCH" "$LBATCH" "$NS" "$NNS" "$NATT" "$NPPL" "$MAXMIN" "$TRAINMIN" ${O[steps]:-1} ${O[long-steps]:-1}; do
   case "$v" in ''|*[!0-9]*) echo "error: --seq, --long-seq, --batch, --long-batch, --steps, --long-steps, --samples, --noise-samples, --attn-samples, --ppl-docs, --max-minutes and --train-minutes take non-negative integers (got '$v')" >&2; exit 1 ;; esac
 done
 case "$MIXLOSS" in answer|all) ;; *) echo "error: --mix-loss must be answer or all" >&2; exit 1 ;; esac
+case "$MIXWEIGHT" in row|token) ;; *) echo "error: --mix-weight must be row or token" >&2; exit 1 ;; esac
 PES=$(echo $PES); LONG_PES=$(echo $LONG_PES); CONTROL_PES=$(echo $CONTROL_PES)   # one space between names
 unknown_pe() { echo "error: $1: unknown position embedding '$2'; $TRAIN --list-pe lists ${ALL_PES% }${3:-}" >&2; exit 1; }
 for p in $PES; do [ $p = rope_pm ] || in_list $p "$ALL_PES" || unknown_pe --pes $p " (and rope_pm)"; done
@@ -152,7 +154,7 @@ probe() {   # probe NAME SEQ BATCH BASE: sets PROBE_TOKS
   if [ ! -s "$f" ]; then
     echo "  probe: $1 (50 steps)"
     $TRAIN --pe ropepp_ec $SHAPE --seq $2 --batch $3 --rope-base $4 --steps 50 --train "${DATA}_train.bin" --val "" --mix "$MIX" \
-      --mix-loss $MIXLOSS $TASKFLAGS --ckpt-dir "" --log "$f" --sample 0 > "$OUT/probe_$1.txt" 2>&1 || { echo "error: probe failed, see $OUT/probe_$1.txt" >&2; exit 1; }
+      --mix-loss $MIXLOSS --mix-weight $MIXWEIGHT $TASKFLAGS --ckpt-dir "" --log "$f" --sample 0 > "$OUT/probe_$1.txt" 2>&1 || { echo "error: probe failed, see $OUT/probe_$1.txt" >&2; exit 1; }
   fi
   PROBE_TOKS=$(grep '"tok_s"' "$f" | tail -n 40 | sed -E 's/.*"tok_s": ([0-9.]+).*/\1/' | sort -g | awk '{ a[NR] = $1 } END { printf "%.0f", a[int((NR + 1) / 2)] }')
 }
@@ -191,7 +193,7 @@ run_train() {
   [ -f "$dir/settings.txt" ] && resume="--resume"   # the run folder exists: continue it (train never overwrites a run)
   echo "  train: $dir $resume   $TAG"
   mkdir -p "$dir"
-  $TRAIN "$@" --steps "$steps" --train "${DATA}_train.bin" --val "${DATA}_val.bin" --val-batches 8 --mix-loss $MIXLOSS $TASKFLAGS \
+  $TRAIN "$@" --steps "$steps" --train "${DATA}_train.bin" --val "${DATA}_val.bin" --val-batches 8 --mix-loss $MIXLOSS --mix-weight $MIXWEIGHT $TASKFLAGS \
     --ckpt-dir "$dir" --ckpt-every $(( steps / 4 > 0 ? steps / 4 : 1 )) --keep 1 --log "$dir/train.jsonl" --sample 0 $resume \
     >> "$dir/train.txt" 2>&1 || { echo "error: training failed, see $dir/train.txt" >&2; tail -3 "$dir/train.txt" >&2; exit 1; }
   job_ran

@@ -68,6 +68,8 @@ verdict_mcnemar() {   # verdict_mcnemar CLAIM METRIC < "seed b c" lines (b > c i
   local why=""; [ $((b + c)) -eq 0 ] && why=" — no sample differs between the two arms (is the task solved at all? see the tasks table)"
   echo "| $1 | $2 | discordant samples $b for the claim, $c against (pooled over seeds); in every seed: $seeds_ok; McNemar p = $p (seeds ${seeds% })$why | **$v** |"
 }
+# the --mix-weight the runs trained with (their settings.txt; runs from before the flag: token)
+run_mix_weight() { local f; f=$(ls "$OUT"/seed*/*/settings.txt 2>/dev/null | head -1); local w; w=$([ -n "$f" ] && awk '$1 == "--mix-weight" { print $2 }' "$f"); echo "${w:-token}"; }
 # eval.txt without eval's progress lines (stderr; runs before the stdout/stderr split interleaved them with the results)
 eval_text() { perl -0pe 's/eval [a-z]+: [a-z ]+ \d+\/\d+ (?:\(\d+%\) \| [^\n]*ETA [^\n]*|done in [^\n]*)\n//g' "$1"; }
 mean_sd() {   # mean_sd "v1 v2 ...": "m ± sd" (sample sd over seeds)
@@ -138,7 +140,7 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   echo
   echo "- Short stage: \`$SHAPE --seq $SEQ --batch $BATCH --steps $STEPS --lr $LR --schedule wsd --rope-base $BASE --mix $MIX\`; rope_pm: \`$PM_SHAPE\` (RoPE with EC's parameter count); controls \`_b$CBASE\` at base $CBASE."
   echo "- Long stage: $LONG_PES continued with \`--seq $LSEQ --batch $LBATCH --steps $LSTEPS --rope-base $LBASE --mix $LMIX --schedule cosine\`."
-  echo "- Task rows: loss on $([ "$MIXLOSS" = answer ] && echo "the answer tokens only" || echo "every token"), BOS first, MQAR with blank filler. Corpus:"
+  echo "- Task rows: loss on $([ "$MIXLOSS" = answer ] && echo "the answer tokens only" || echo "every token"), $([ "$(run_mix_weight)" = row ] && echo "each row of a batch weighing the same (--mix-weight row)" || echo "each target weighing the same (--mix-weight token)"), BOS first, MQAR with blank filler. Corpus:"
   echo
   sed 's/^/    /' "${DATA}_info.txt" 2>/dev/null
   echo

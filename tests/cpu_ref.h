@@ -41,9 +41,10 @@ void cpu_attention_cached_forward(float *out, float *kcache, float *vcache, cons
 void cpu_swiglu_forward(float *out, const float *inp, int N, int F);
 void cpu_swiglu_backward(float *dinp, const float *dout, const float *inp, int N, int F);
 void cpu_crossentropy_forward(float *losses, const float *logits, const int *targets, int N, int V);
-void cpu_crossentropy_backward(float *dlogits, const float *logits, const int *targets, double dloss, int N, int V);
-void cpu_crossentropy_forward_backward(float *losses, float *dlogits, const float *logits, const int *targets, double dloss,
-                                       int N, int V);
+void cpu_crossentropy_backward(float *dlogits, const float *logits, const int *targets, const float *weights, double dloss,
+                               int N, int V);
+void cpu_crossentropy_forward_backward(float *losses, float *dlogits, const float *logits, const int *targets,
+                                       const float *weights, double dloss, int N, int V);
 void cpu_adamw_update(float *params, float *master, const float *grads, float *m, float *v, size_t n, double lr,
                       double beta1, double beta2, double eps, double weight_decay, double grad_scale, int step);
 void cpu_global_norm_squared(float *out, const float *g, size_t n);

@@ -420,6 +420,14 @@ section_d() {
     if [ "$rows" -ge 20 ] && [ -z "$wrong" ]; then
         ok "--resume with each of the $rows run settings of docs/SETTINGS.md: applied (and stored in settings.txt) or refused as the table says"
     else bad "run settings on --resume ($rows rows):$wrong"; fi
+    # a settings.txt written before --mix-weight existed resumes with the token mean those runs trained with
+    dir=$D/legacy_mix_weight; mkdir -p "$dir"
+    cp "$base/model_00000002.ckpt" "$base/model_00000002.state" "$dir/"
+    grep -v '^--mix-weight ' "$base/settings.txt" > "$dir/settings.txt"
+    run rule_legacy --resume "$dir" --log ""
+    if [ "$rc" -eq 0 ] && grep -qxF -- "--mix-weight token" "$dir/settings.txt" && grep -qxF -- "--mix-weight row" "$base/settings.txt"; then
+        ok "a settings.txt without --mix-weight (older runs) resumes with --mix-weight token; new runs store row"
+    else bad "legacy --mix-weight: exit $rc, stored '$(grep mix-weight "$dir/settings.txt")' (base: '$(grep mix-weight "$base/settings.txt")')"; fi
     # the table lists every run setting that train.c's run_rules knows (a new one cannot skip the docs)
     local missing=""
     for f in $(sed -n '/^static const SettingRule run_rules\[\]/,/^};/p' train.c | grep -o '{"--[a-z0-9-]*"' | tr -d '{"'); do

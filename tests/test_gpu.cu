@@ -289,15 +289,21 @@ static void test_simple_ops(void) {
         cpu_crossentropy_forward(losses.data(), logits.data(), tg.data(), N, V);
         crossentropy_forward(d_loss, d_l, d_t, N, V);
         check_v("crossentropy_forward", tag, losses, down_f(d_loss, N), tol_of(1e-5, 0.01));
-        cpu_crossentropy_backward(dl.data(), logits.data(), tg.data(), 1.0 / (N - 1), N, V);
-        crossentropy_backward(d_l, d_l, d_t, 1.0 / (N - 1), N, V);
+        cpu_crossentropy_backward(dl.data(), logits.data(), tg.data(), NULL, 1.0 / (N - 1), N, V);
+        crossentropy_backward(d_l, d_l, d_t, NULL, 1.0 / (N - 1), N, V);
         check_v("crossentropy_backward(inplace)", tag, dl, down_x(d_l, dl.size()), TOL_ROUND1);
         /* the fused op of model_forward_loss: losses and dlogits (in place) in one pass */
         backend_free(d_l);
         d_l = up_x(logits);
         std::vector<float> losses2(N), dl2((size_t)N * V);
-        cpu_crossentropy_forward_backward(losses2.data(), dl2.data(), logits.data(), tg.data(), 0.25, N, V);
-        crossentropy_forward_backward(d_loss, d_l, d_l, d_t, 0.25, N, V);
+        /* with per-target weights (train --mix-weight row): dlogits of row n scaled by w[n] */
+        std::vector<float> w(N);
+        for (int n = 0; n < N; n++) w[n] = 0.5f + (float)(n % 7) / 4.0f;
+        float *d_w = (float *)backend_malloc((size_t)N * 4);
+        backend_from_host(d_w, w.data(), (size_t)N * 4);
+        cpu_crossentropy_forward_backward(losses2.data(), dl2.data(), logits.data(), tg.data(), w.data(), 0.25, N, V);
+        crossentropy_forward_backward(d_loss, d_l, d_l, d_t, d_w, 0.25, N, V);
+        backend_free(d_w);
         check_v("crossentropy_forward_backward.losses", tag, losses2, down_f(d_loss, N), tol_of(1e-5, 0.01));
         check_v("crossentropy_forward_backward.dlogits(inplace)", tag, dl2, down_x(d_l, dl2.size()), TOL_ROUND1);
         backend_free(d_l); backend_free(d_t); backend_free(d_loss);

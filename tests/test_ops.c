@@ -153,19 +153,25 @@ static void test_crossentropy(Rng *r) {
     c.targets[2] = -1;   /* ignored */
     real *dl = alloc_real((size_t)N * V);
     real *row = alloc_real(V);
-    for (int n = 0; n < N; n++) {   /* backward is per row with its own dloss: call it row by row */
-        crossentropy_backward(row, c.logits + (size_t)n * V, c.targets + n, 0.5 + n, 1, V);
-        memcpy(dl + (size_t)n * V, row, V * sizeof(real));
+    floatM w[5];
+    for (int n = 0; n < N; n++) w[n] = (floatM)(0.5 + n);   /* ce_loss's weights, as the weights argument */
+    crossentropy_backward(dl, c.logits, c.targets, w, 1.0, N, V);
+    track(fd_check("crossentropy dlogits with per-target weights (one target ignored)", c.logits, (size_t)N * V, dl, ce_loss, &c));
+    /* without weights, row by row with dloss = that weight: the same */
+    int same = 1;
+    for (int n = 0; n < N; n++) {
+        crossentropy_backward(row, c.logits + (size_t)n * V, c.targets + n, NULL, 0.5 + n, 1, V);
+        for (int i = 0; i < V; i++) same &= fabs((double)row[i] - (double)dl[(size_t)n * V + i]) <= 1e-6 * fabs((double)row[i]) + 1e-300;
     }
-    track(fd_check("crossentropy dlogits (one target ignored)", c.logits, (size_t)N * V, dl, ce_loss, &c));
+    check(same, "crossentropy backward: weights w[n] with dloss 1 = row n alone with dloss w[n] (within float rounding of w)");
     ce_loss(&c);
     check(c.losses[2] == 0.0, "crossentropy: an ignored target (-1) has loss 0");
     /* in place: dlogits may overwrite logits */
     real *copy = alloc_real((size_t)N * V);
     memcpy(copy, c.logits, (size_t)N * V * sizeof(real));
-    crossentropy_backward(copy, copy, c.targets, 1.0, N, V);
+    crossentropy_backward(copy, copy, c.targets, NULL, 1.0, N, V);
     real *ref = alloc_real((size_t)N * V);
-    crossentropy_backward(ref, c.logits, c.targets, 1.0, N, V);
+    crossentropy_backward(ref, c.logits, c.targets, NULL, 1.0, N, V);
     check(memcmp(copy, ref, (size_t)N * V * sizeof(real)) == 0, "crossentropy backward in place equals out of place");
     free(c.logits); free(c.losses); free(c.targets); free(dl); free(row); free(copy); free(ref);
 }

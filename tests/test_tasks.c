@@ -622,11 +622,13 @@ static void test_bos_and_blank(void) {
 }
 
 /* Gradients of one forward_loss + backward of (inputs, targets) (B, T) into g (num_params). */
-static void grads_of(Model *m, const int *inputs, const int *targets, int B, int T, double *g) {
+/* the parameter gradient of the batch's loss into g (num_params); returns the loss */
+static double grads_of(Model *m, const int *inputs, const int *targets, int B, int T, double *g) {
     model_zero_grad(m);
-    model_forward_loss(m, inputs, targets, B, T, 1);
+    double loss = model_forward_loss(m, inputs, targets, B, T, 1);
     model_backward(m);
     model_grads_to_host(m, g);
+    return loss;
 }
 
 /* Answer-only loss touches exactly the answer positions: in a batch of a text row (every target) and an MQAR row
@@ -669,6 +671,39 @@ static void test_answer_only_gradient(void) {
     check(rc == 0 && n_set == T - 1 + 3 && err_rel < 1e-4,
           "answer-only loss: the batch gradient is the mean of the %d single-target gradients (text row + 3 MQAR answers, no filler): rel err %.2e",
           n_set, err_rel);
+    /* --mix-weight row (loss_rows): each row's mean, then the mean over the 2 rows: the text row's T-1 targets
+       weigh 1 / (2 (T-1)) each and the 3 answers 1 / 6 each. The loss is that weighted sum of the single losses. */
+    double *rows_ref = (double *)calloc(np, sizeof(double)), want_loss = 0.0;
+    for (int p = 0; p < B * T; p++) {
+        if (targets[p] < 0) continue;
+        for (int t = 0; t < B * T; t++) single[t] = t == p ? targets[p] : -1;
+        double loss = grads_of(&m, inputs, single, B, T, gi);
+        double w = 1.0 / (2.0 * (p < T ? T - 1 : 3));
+        for (size_t i = 0; i < np; i++) rows_ref[i] += gi[i] * w;
+        want_loss += loss * w;
+    }
+    m.loss_rows = 1;
+    double got_loss = grads_of(&m, inputs, targets, B, T, gi);
+    m.loss_rows = 0;
+    err_rel = rel_err(gi, rows_ref, np, NULL);
+    check(err_rel < 1e-4 && fabs(got_loss - want_loss) < 1e-5 * want_loss,
+          "--mix-weight row: the gradient weighs each row's mean alike (text row 1/%d per target, MQAR answers 1/6): rel err %.2e; loss %.6f = %.6f",
+          2 * (T - 1), err_rel, got_loss, want_loss);
+    double rows_vs_tokens = rel_err(gi, g, np, NULL);
+    check(rows_vs_tokens > 1e-2, "... which differs from the token mean's gradient (rel diff %.3f)", rows_vs_tokens);
+    /* two text rows (as many targets each): the row mean is the token mean */
+    int text2[64];
+    for (int t = 0; t < B * T; t++) text2[t] = (t % T) + 1 < T ? inputs[t + 1] : -1;
+    for (int t = T; t < B * T; t++) inputs[t] = task_randint(&r, 0, 255);
+    for (int t = T; t < B * T; t++) text2[t] = (t % T) + 1 < T ? inputs[t + 1] : -1;
+    double tok_loss = grads_of(&m, inputs, text2, B, T, g);
+    m.loss_rows = 1;
+    double row_loss = grads_of(&m, inputs, text2, B, T, rows_ref);
+    m.loss_rows = 0;
+    double same = rel_err(rows_ref, g, np, NULL);
+    check(same < (sizeof(real) == 8 ? 1e-12 : 1e-5) && fabs(row_loss - tok_loss) < 1e-6 * tok_loss,
+          "rows with as many targets each: the row mean = the token mean (gradient rel err %.1e, loss %.6f = %.6f)", same, row_loss, tok_loss);
+    free(rows_ref);
     for (int t = 0; t < T; t++) targets[T + t] = t + 1 < T ? s.tokens[t + 1] : -1;
     grads_of(&m, inputs, targets, B, T, gi);
     double diff = rel_err(gi, g, np, NULL);
