@@ -643,7 +643,7 @@ static int mode_patterns(Options *o) {
     for (int64_t k = 0; k < nw; k++) {
         model_forward(&m, tok + starts[k], NULL, 1, T);
         for (int l = 0; l < Lyr; l++) {
-            model_attention_probs(&m, l, p);
+            model_attention_probs(&m, l, T / 2, T, p);   /* the queries read below */
             for (int a = 0; a < NA; a++)
                 for (int t = T / 2; t < T; t++) {
                     const float *row = p + ((size_t)a * T + t) * T;
@@ -1105,7 +1105,7 @@ static int mode_attn(Options *o) {
     for (int k = 0; k < nwin; k++) {
         model_forward(&m, tok + docs[(size_t)k * nd / nwin], NULL, 1, T);
         for (int l = 0; l < Lyr; l++) {
-            model_attention_probs(&m, l, p);
+            model_attention_probs(&m, l, T / 2, T, p);   /* the queries read below */
             for (int a = 0; a < NA; a++)
                 for (int t = T / 2; t < T; t++) {
                     const float *row = p + ((size_t)a * T + t) * T;
@@ -1140,7 +1140,7 @@ static int mode_attn(Options *o) {
             if (src < 0) continue;
             model_forward(&m, ts.tokens, NULL, 1, T);
             for (int l = 0; l < Lyr; l++) {
-                model_attention_probs(&m, l, p);
+                model_attention_probs(&m, l, ts.answer_start - 1, ts.answer_start - 1 + ts.answer_len, p);   /* the answer rows */
                 for (int a = 0; a < NA; a++)
                     for (int i = 0; i < ts.answer_len; i++) {
                         int t = ts.answer_start - 1 + i;

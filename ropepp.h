@@ -487,9 +487,11 @@ double model_flops_per_token(const Config *c, int T);
    (NOISE_REAL) or imaginary (NOISE_IMAG, RoPE++ only) queries of every layer, redrawn on every forward from
    seed. Forward only. Returns 0, or -1 with a message. */
 int model_set_noise(Model *m, int target, double sigma, uint64_t seed, char *err, size_t errlen);
-/* Attention probabilities of layer l of the last model_forward, (B, NA, T, T) on the host, recomputed there from
-   the saved rotated queries and keys (so any backend gives them, also one that never stores T x T). */
-void model_attention_probs(Model *m, int l, float *out);
+/* Attention probabilities of layer l of the last model_forward, out (B, NA, T, T) on the host, recomputed there from
+   the saved rotated queries and keys (so any backend gives them, also one that never stores T x T). Only the query
+   rows t0 <= t < t1 are written (the analyses read some rows; each costs t + 1 dot products); the rest of out is
+   left as it was. */
+void model_attention_probs(Model *m, int l, int t0, int t1, float *out);
 /* Copy the logits of row (b, t) of the last forward (before backward) to host. */
 void model_logits_row(Model *m, int b, int t, float *out);
 /* Parameters to host as double, in table order (num_params). */
@@ -2557,9 +2559,11 @@ static float *backend_floatX_to_host(const floatX *src, size_t n) {
     return out;
 }
 
-void model_attention_probs(Model *m, int l, float *out) {
+void model_attention_probs(Model *m, int l, int t0, int t1, float *out) {
     /* p[b, a, t, j] = softmax_j(q_t . k_j / sqrt(HD) - m_a (t - j)), j <= t, as in attention_core_forward */
     int B = m->B, T = m->T, NA = m->d.NA, KVH = m->d.KVH, HD = m->d.HD, group = NA / KVH;
+    if (t0 < 0) t0 = 0;
+    if (t1 > T) t1 = T;
     LayerActs la = layer_acts(m, l);
     float *q = backend_floatX_to_host(la.qr, (size_t)B * T * NA * HD);
     float *k = backend_floatX_to_host(la.kr, (size_t)B * T * KVH * HD);
@@ -2571,7 +2575,7 @@ void model_attention_probs(Model *m, int l, float *out) {
     #pragma omp parallel for collapse(3) schedule(dynamic, 8)
     for (int b = 0; b < B; b++) {
         for (int a = 0; a < NA; a++) {
-            for (int t = 0; t < T; t++) {
+            for (int t = t0; t < t1; t++) {
                 float *row = out + (((size_t)b * NA + a) * T + t) * T;
                 const float *qt = q + (((size_t)b * T + t) * NA + a) * HD;
                 double mx = -INFINITY, sum = 0.0;

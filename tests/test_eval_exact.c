@@ -184,7 +184,7 @@ static void check_patterns(Model *m, const char *ck, const char *shard, const in
     for (size_t k = 0; k < n; k++) {
         size_t start = (k * W / n) * (size_t)T;
         model_forward(m, tok + start, NULL, 1, T);
-        model_attention_probs(m, 0, p);
+        model_attention_probs(m, 0, 0, m->T, p);
         for (int a = 0; a < NA; a++)
             for (int t = T / 2; t < T; t++)
                 for (int j = 0; j <= t; j++) meand[a] += p[((size_t)a * T + t) * T + j] * (double)(t - j);

@@ -177,13 +177,25 @@ static void test_attention_probs(int pe) {
     double e = 0.0, eo = 0.0, omax = 0.0;
     for (int l = 0; l < c.n_layers; l++) {
         LayerActs la = layer_acts(&m, l);
-        model_attention_probs(&m, l, p);
+        model_attention_probs(&m, l, 0, T, p);
         attention_core_forward(out, att, la.qr, la.kr, la.qkv + (size_t)(HQ + KVH) * HD, (size_t)QKV, m.pe_alibi,
                                B, T, NA, KVH, HD);
         for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)p[i] - (double)att[i]));
         for (size_t i = 0; i < no; i++) { eo = fmax(eo, fabs((double)out[i] - (double)la.atty[i])); omax = fmax(omax, fabs((double)out[i])); }
     }
     check(e < 1e-6, "%-9s attention probabilities recomputed on the host = attention_core_forward's (max abs %.1e)", pe_name(pe), e);
+    /* a row range: rows [t0, t1) of every (b, head) as the whole call gives them (p holds the last layer's), the
+       other rows untouched */
+    float *p2 = (float *)mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) p2[i] = -7.0f;
+    int t0 = T / 2, t1 = T / 2 + 2, rows_ok = 1;
+    model_attention_probs(&m, c.n_layers - 1, t0, t1, p2);
+    for (size_t i = 0; i < n; i++) {
+        int t = (int)(i / T % T);
+        rows_ok &= t >= t0 && t < t1 ? p2[i] == p[i] : p2[i] == -7.0f;
+    }
+    check(rows_ok, "%-9s attention probabilities of rows [%d, %d) alone: those rows as the whole call's, the others untouched", pe_name(pe), t0, t1);
+    free(p2);
     check(eo <= (sizeof(real) == 8 ? 1e-12 : 1e-5) * omax, "%-9s the model's attention output = attention_core_forward's (max abs %.1e)", pe_name(pe), eo);
     free(p); free(att); free(out);
     model_free(&m);
