@@ -4,11 +4,12 @@
 # and continues where the last call stopped; then everything but the checkpoints goes to $OUT/compare2.tgz (~4 MB).
 #   bash bench/compare/h200_run.sh [M]      M: minutes for compare.sh (default 8); repeat until "all stages done"
 # The checkpoints stay on the machine, so the calls must follow each other while it is held (the device machine
-# goes back 30 s after a call, and after 30 minutes held). Extra flags for
-# compare.sh go in COMPARE_FLAGS.
+# goes back 30 s after a call, and after 30 minutes held). COMPARE_OUT names the results folder
+# (results/compare2); extra flags for compare.sh go in COMPARE_FLAGS.
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
 M=${1:-8}
+CO=${COMPARE_OUT:-results/compare2}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 nvcc --version | tail -1
 echo "gcc $(gcc -dumpfullversion), $(nproc) cores, $(date -u +%FT%TZ)"
@@ -17,12 +18,12 @@ make -j16 -s 2>&1 | grep -v '^make' | tail -4
 make -j16 -s train_gpu eval_gpu 2>&1 | grep -v '^make' | tail -4
 [ -x ./train_gpu ] && [ -x ./eval_gpu ] || { echo "error: build failed"; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
-timeout $(( M * 60 + 60 )) scripts/compare.sh --max-minutes "$M" ${COMPARE_FLAGS:-}
+timeout $(( M * 60 + 60 )) scripts/compare.sh --out "$CO" --max-minutes "$M" ${COMPARE_FLAGS:-}
 rc=$?
 echo "compare.sh exit $rc after $(( $(date +%s) - t0 )) s in this call"
 if [ -n "${OUT:-}" ]; then
   # the checkpoints (.ckpt and .state, ~230 MB a run) stay: only files under 4 MB (logs, CSVs, the report) travel
-  find results/compare2 -type f -size -4M > /tmp/compare2_files.txt
+  find "$CO" -type f -size -4M > /tmp/compare2_files.txt
   tar czf "$OUT/compare2.tgz" -T /tmp/compare2_files.txt data/code_info.txt
   ls -la "$OUT"
 fi
