@@ -570,6 +570,8 @@ typedef struct {
     char type;               /* 'i' int, 'd' double, 's' string (const char *), 'u' uint64_t */
     size_t offset;           /* of the field in the struct the table describes */
     char rule[USE_COUNT];    /* per use: 'a' applied on top, 'r' refused when it differs, '-' no such flag there */
+    const char *const *names;   /* an 'i' field that is a choice: names[v] as the user writes it, NULL-terminated
+                                   (NULL: the number) */
 } SettingRule;
 extern const SettingRule config_rules[];   /* the Config fields (a Config is what a checkpoint stores) */
 extern const int config_rule_count;
@@ -3068,22 +3070,22 @@ int checkpoint_resolve(const char *path, const char *flag, char *out, size_t out
 /* ---- settings (docs/SETTINGS.md holds this table in words; tests/test_settings.c checks the two agree) */
 const SettingRule config_rules[] = {
     /* flag               type offset                              resume, init-from, infer/eval */
-    {"--pe",              'i', offsetof(Config, pe),               {'r', 'r', '-'}},
-    {"--vocab",           'i', offsetof(Config, vocab_size),       {'r', 'r', '-'}},
-    {"--dim",             'i', offsetof(Config, dim),              {'r', 'r', '-'}},
-    {"--layers",          'i', offsetof(Config, n_layers),         {'r', 'r', '-'}},
-    {"--heads",           'i', offsetof(Config, n_heads),          {'r', 'r', '-'}},
-    {"--kv-heads",        'i', offsetof(Config, n_kv_heads),       {'r', 'r', '-'}},
-    {"--ffn",             'i', offsetof(Config, ffn_dim),          {'r', 'r', '-'}},
-    {"--init",            'i', offsetof(Config, init),             {'r', 'r', '-'}},
-    {"--seq",             'i', offsetof(Config, train_seq),        {'r', 'a', '-'}},
-    {"--rope-base",       'd', offsetof(Config, rope_base),        {'r', 'a', '-'}},
-    {"--rotary-frac",     'd', offsetof(Config, rotary_frac),      {'r', 'a', '-'}},
-    {"--pi-factor",       'd', offsetof(Config, pi_factor),        {'r', 'a', 'a'}},
-    {"--yarn-factor",     'd', offsetof(Config, yarn_factor),      {'r', 'a', 'a'}},
-    {"--yarn-orig-len",   'i', offsetof(Config, yarn_orig_len),    {'r', 'a', '-'}},
-    {"--ntk-factor",      'd', offsetof(Config, ntk_factor),       {'r', 'a', 'a'}},
-    {"--norm-eps",        'd', offsetof(Config, norm_eps),         {'r', 'a', '-'}},
+    {"--pe",              'i', offsetof(Config, pe),               {'r', 'r', '-'}, NULL},
+    {"--vocab",           'i', offsetof(Config, vocab_size),       {'r', 'r', '-'}, NULL},
+    {"--dim",             'i', offsetof(Config, dim),              {'r', 'r', '-'}, NULL},
+    {"--layers",          'i', offsetof(Config, n_layers),         {'r', 'r', '-'}, NULL},
+    {"--heads",           'i', offsetof(Config, n_heads),          {'r', 'r', '-'}, NULL},
+    {"--kv-heads",        'i', offsetof(Config, n_kv_heads),       {'r', 'r', '-'}, NULL},
+    {"--ffn",             'i', offsetof(Config, ffn_dim),          {'r', 'r', '-'}, NULL},
+    {"--init",            'i', offsetof(Config, init),             {'r', 'r', '-'}, NULL},
+    {"--seq",             'i', offsetof(Config, train_seq),        {'r', 'a', '-'}, NULL},
+    {"--rope-base",       'd', offsetof(Config, rope_base),        {'r', 'a', '-'}, NULL},
+    {"--rotary-frac",     'd', offsetof(Config, rotary_frac),      {'r', 'a', '-'}, NULL},
+    {"--pi-factor",       'd', offsetof(Config, pi_factor),        {'r', 'a', 'a'}, NULL},
+    {"--yarn-factor",     'd', offsetof(Config, yarn_factor),      {'r', 'a', 'a'}, NULL},
+    {"--yarn-orig-len",   'i', offsetof(Config, yarn_orig_len),    {'r', 'a', '-'}, NULL},
+    {"--ntk-factor",      'd', offsetof(Config, ntk_factor),       {'r', 'a', 'a'}, NULL},
+    {"--norm-eps",        'd', offsetof(Config, norm_eps),         {'r', 'a', '-'}, NULL},
 };
 const int config_rule_count = (int)(sizeof(config_rules) / sizeof(config_rules[0]));
 
@@ -3092,14 +3094,18 @@ int settings_find(const SettingRule *rules, int n, const char *flag) {
     return -1;
 }
 
-/* a field as the user writes it: names for --pe and --init, the shortest decimal that reads back the same double */
+/* a field as the user writes it: names for --pe, --init and the rules' choices (names), the shortest decimal that
+   reads back the same double */
 static void setting_text(char *out, size_t n, const void *base, const SettingRule *r) {
     const char *p = (const char *)base + r->offset;
     if (r->type == 'i') {
         int v;
         memcpy(&v, p, sizeof(v));
+        int n_names = 0;
+        while (r->names != NULL && r->names[n_names] != NULL) n_names++;
         if (strcmp(r->flag, "--pe") == 0) snprintf(out, n, "%s", pe_name(v));
         else if (strcmp(r->flag, "--init") == 0) snprintf(out, n, "%s", v == INIT_HF ? "hf" : "torch_default");
+        else if (v >= 0 && v < n_names) snprintf(out, n, "%s", r->names[v]);
         else snprintf(out, n, "%d", v);
     }
     else if (r->type == 'd') {

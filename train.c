@@ -48,40 +48,44 @@ typedef struct {
 /* The run's own settings (settings.txt in the run folder) and what a flag given on --resume does to each
    (docs/SETTINGS.md): 'a' applied, 'r' refused when it differs. The model's settings follow config_rules. The
    schedule flags are applied, then checked: the learning rate of every step already done must stay the same. */
+/* the names of the run settings that are a choice, by value (as parse_flag reads them) */
+static const char *const mix_loss_names[] = {"answer", "all", NULL};
+static const char *const mix_weight_names[] = {"token", "row", NULL};
+static const char *const mqar_filler_names[] = {"random", "blank", NULL};
 static const SettingRule run_rules[] = {
-    {"--train",        's', offsetof(Options, train_pattern), {'r', '-', '-'}},
-    {"--val",          's', offsetof(Options, val_pattern),   {'r', '-', '-'}},
-    {"--vocab",        'i', offsetof(Options, vocab),         {'r', '-', '-'}},
-    {"--batch",        'i', offsetof(Options, batch),         {'r', '-', '-'}},
-    {"--grad-accum",   'i', offsetof(Options, grad_accum),    {'r', '-', '-'}},
-    {"--seq",          'i', offsetof(Options, seq),           {'r', '-', '-'}},
-    {"--mix",          's', offsetof(Options, mix),           {'r', '-', '-'}},
-    {"--mix-loss",     'i', offsetof(Options, mix_all_targets), {'r', '-', '-'}},
-    {"--mix-weight",   'i', offsetof(Options, mix_row_mean),  {'r', '-', '-'}},
-    {"--task-bos",     'i', offsetof(Options, task_bos),      {'r', '-', '-'}},
-    {"--mqar-filler",  'i', offsetof(Options, mqar_blank),    {'r', '-', '-'}},
-    {"--mqar-kv",      'i', offsetof(Options, mqar_kv),       {'r', '-', '-'}},
-    {"--seed",         'u', offsetof(Options, seed),          {'r', '-', '-'}},
-    {"--init",         'i', offsetof(Options, init),          {'r', '-', '-'}},
-    {"--beta1",        'd', offsetof(Options, beta1),         {'r', '-', '-'}},
-    {"--beta2",        'd', offsetof(Options, beta2),         {'r', '-', '-'}},
-    {"--eps",          'd', offsetof(Options, eps),           {'r', '-', '-'}},
-    {"--weight-decay", 'd', offsetof(Options, weight_decay),  {'r', '-', '-'}},
-    {"--clip",         'd', offsetof(Options, clip),          {'r', '-', '-'}},
-    {"--steps",        'i', offsetof(Options, steps),         {'a', '-', '-'}},
-    {"--lr",           'd', offsetof(Options, lr),            {'a', '-', '-'}},
-    {"--warmup",       'i', offsetof(Options, warmup),        {'a', '-', '-'}},
-    {"--schedule",     'i', offsetof(Options, schedule),      {'a', '-', '-'}},
-    {"--decay-steps",  'i', offsetof(Options, decay_steps),   {'a', '-', '-'}},
-    {"--val-every",    'i', offsetof(Options, val_every),     {'a', '-', '-'}},
-    {"--val-batches",  'i', offsetof(Options, val_batches),   {'a', '-', '-'}},
-    {"--ckpt-every",   'i', offsetof(Options, ckpt_every),    {'a', '-', '-'}},
-    {"--keep",         'i', offsetof(Options, keep),          {'a', '-', '-'}},
-    {"--log",          's', offsetof(Options, log_path),      {'a', '-', '-'}},
-    {"--sample",       'i', offsetof(Options, sample_len),    {'a', '-', '-'}},
-    {"--sample-every", 'i', offsetof(Options, sample_every),  {'a', '-', '-'}},
-    {"--prompt",       's', offsetof(Options, prompt),        {'a', '-', '-'}},
-    {"--temperature",  'd', offsetof(Options, temperature),   {'a', '-', '-'}},
+    {"--train",        's', offsetof(Options, train_pattern), {'r', '-', '-'}, NULL},
+    {"--val",          's', offsetof(Options, val_pattern),   {'r', '-', '-'}, NULL},
+    {"--vocab",        'i', offsetof(Options, vocab),         {'r', '-', '-'}, NULL},
+    {"--batch",        'i', offsetof(Options, batch),         {'r', '-', '-'}, NULL},
+    {"--grad-accum",   'i', offsetof(Options, grad_accum),    {'r', '-', '-'}, NULL},
+    {"--seq",          'i', offsetof(Options, seq),           {'r', '-', '-'}, NULL},
+    {"--mix",          's', offsetof(Options, mix),           {'r', '-', '-'}, NULL},
+    {"--mix-loss",     'i', offsetof(Options, mix_all_targets), {'r', '-', '-'}, mix_loss_names},
+    {"--mix-weight",   'i', offsetof(Options, mix_row_mean),  {'r', '-', '-'}, mix_weight_names},
+    {"--task-bos",     'i', offsetof(Options, task_bos),      {'r', '-', '-'}, NULL},
+    {"--mqar-filler",  'i', offsetof(Options, mqar_blank),    {'r', '-', '-'}, mqar_filler_names},
+    {"--mqar-kv",      'i', offsetof(Options, mqar_kv),       {'r', '-', '-'}, NULL},
+    {"--seed",         'u', offsetof(Options, seed),          {'r', '-', '-'}, NULL},
+    {"--init",         'i', offsetof(Options, init),          {'r', '-', '-'}, NULL},
+    {"--beta1",        'd', offsetof(Options, beta1),         {'r', '-', '-'}, NULL},
+    {"--beta2",        'd', offsetof(Options, beta2),         {'r', '-', '-'}, NULL},
+    {"--eps",          'd', offsetof(Options, eps),           {'r', '-', '-'}, NULL},
+    {"--weight-decay", 'd', offsetof(Options, weight_decay),  {'r', '-', '-'}, NULL},
+    {"--clip",         'd', offsetof(Options, clip),          {'r', '-', '-'}, NULL},
+    {"--steps",        'i', offsetof(Options, steps),         {'a', '-', '-'}, NULL},
+    {"--lr",           'd', offsetof(Options, lr),            {'a', '-', '-'}, NULL},
+    {"--warmup",       'i', offsetof(Options, warmup),        {'a', '-', '-'}, NULL},
+    {"--schedule",     'i', offsetof(Options, schedule),      {'a', '-', '-'}, NULL},
+    {"--decay-steps",  'i', offsetof(Options, decay_steps),   {'a', '-', '-'}, NULL},
+    {"--val-every",    'i', offsetof(Options, val_every),     {'a', '-', '-'}, NULL},
+    {"--val-batches",  'i', offsetof(Options, val_batches),   {'a', '-', '-'}, NULL},
+    {"--ckpt-every",   'i', offsetof(Options, ckpt_every),    {'a', '-', '-'}, NULL},
+    {"--keep",         'i', offsetof(Options, keep),          {'a', '-', '-'}, NULL},
+    {"--log",          's', offsetof(Options, log_path),      {'a', '-', '-'}, NULL},
+    {"--sample",       'i', offsetof(Options, sample_len),    {'a', '-', '-'}, NULL},
+    {"--sample-every", 'i', offsetof(Options, sample_every),  {'a', '-', '-'}, NULL},
+    {"--prompt",       's', offsetof(Options, prompt),        {'a', '-', '-'}, NULL},
+    {"--temperature",  'd', offsetof(Options, temperature),   {'a', '-', '-'}, NULL},
 };
 static const int run_rule_count = (int)(sizeof(run_rules) / sizeof(run_rules[0]));
 
@@ -870,6 +874,18 @@ int main(int argc, char **argv) {
     if (resumed && loader_seek(&train_dl, resume_state.shard, resume_state.pos, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     /* long-context tasks mixed into the batches: a row is replaced by a generated sample with the task's
        proportion; the draws come from the run's RNG, which the state file saves, so resume stays exact */
+    /* the task-row flags act on the rows of --mix alone: without --mix they would be dropped, so they are refused */
+    if (o.mix == NULL) {
+        const char *const task_flags[] = {"--mix-loss", "--mix-weight", "--task-bos", "--mqar-filler", "--mqar-kv"};
+        for (int i = 0; i < (int)(sizeof(task_flags) / sizeof(task_flags[0])); i++) {
+            int k = settings_find(run_rules, run_rule_count, task_flags[i]);
+            if (k >= 0 && (o.run_given >> k & 1u)) {
+                fprintf(stderr, "error: %s acts on the task rows of --mix, and this run has none; add --mix TASK:FRACTION (./train --help) or drop %s\n",
+                        task_flags[i], task_flags[i]);
+                goto out;
+            }
+        }
+    }
     if (o.mix != NULL) {
         if (task_mix_parse(o.mix, &mix, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }   /* its messages name --mix */
         task_opt = task_options_default();

@@ -34,6 +34,7 @@
 #   answer targets of a task row count as much as a text row). Use a new --out for a new setup.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
+ARGS="$*"   # this invocation's flags, for machine.txt and the report
 
 OUT=results/compare2; SEEDS=""; STAGE=all; SIZE=full; CPU=0; MAXMIN=0
 declare -A O=()
@@ -108,11 +109,12 @@ for p in $CONTROL_PES; do
 done
 mkdir -p "$OUT"
 T0=$(date +%s)
-# machine.txt: one line per invocation that can train or evaluate (the report names the machines from it)
+# machine.txt: one line per invocation that can train or evaluate, with its machine, commit and command line (the
+# report names them from it)
 if [ "$STAGE" != report ]; then
   if [ $CPU -eq 0 ] && command -v nvidia-smi > /dev/null; then mach=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | sed 's/, / (driver /; s/$/)/')
   else mach="CPU $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')"; fi
-  echo "$(date -u +%FT%TZ) | stage $STAGE | $mach, $(nproc) cores | commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >> "$OUT/machine.txt"
+  echo "$(date -u +%FT%TZ) | stage $STAGE | $mach, $(nproc) cores | commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) | scripts/compare.sh $ARGS" >> "$OUT/machine.txt"
 fi
 echo "compare v2: size $SIZE, seeds '$SEEDS', stage $STAGE, $TRAIN, results in $OUT$([ "$MAXMIN" -gt 0 ] && echo ", at most $MAXMIN min")"
 out_of_time() {   # out_of_time SECONDS: 1 (and exit 3) if a job of that length would pass --max-minutes

@@ -95,11 +95,13 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   if [ -s "$OUT/machine.txt" ]; then
     ran_on=$(awk -F' [|] ' '{ print $3 }' "$OUT/machine.txt" | sort -u | paste -sd ';' -)
     commits=$(awk -F' [|] ' '{ sub(/^commit /, "", $4); print $4 }' "$OUT/machine.txt" | sort -u | paste -sd ',' -)
+    commands=$(awk -F' [|] ' 'NF >= 5 && !seen[$5]++ { printf "%s`%s`", n++ ? "; " : "", $5 }' "$OUT/machine.txt")
   else
     ran_on=$(command -v nvidia-smi > /dev/null && [ $CPU -eq 0 ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo "CPU")
     commits=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   fi
-  echo "Command: \`scripts/compare.sh$([ $SIZE != full ] && echo " --$SIZE")$([ $CPU -eq 1 ] && echo " --cpu")\` · seeds: $SEEDS · runs on $ran_on, commit $commits · report $(date -u +%Y-%m-%d)"
+  [ -n "${commands:-}" ] || commands="\`scripts/compare.sh$([ $SIZE != full ] && echo " --$SIZE")$([ $CPU -eq 1 ] && echo " --cpu")\`"
+  echo "Command: $commands · seeds: $SEEDS · runs on $ran_on, commit $commits · report $(date -u +%Y-%m-%d)"
   echo
   echo "## Decision rules (fixed before any number)"
   echo

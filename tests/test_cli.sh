@@ -428,6 +428,24 @@ section_d() {
     if [ "$rc" -eq 0 ] && grep -qxF -- "--mix-weight token" "$dir/settings.txt" && grep -qxF -- "--mix-weight row" "$base/settings.txt"; then
         ok "a settings.txt without --mix-weight (older runs) resumes with --mix-weight token; new runs store row"
     else bad "legacy --mix-weight: exit $rc, stored '$(grep mix-weight "$dir/settings.txt")' (base: '$(grep mix-weight "$base/settings.txt")')"; fi
+    # a refused choice is named as the user writes it, here and in settings.txt
+    dir=$D/choice_names; mkdir -p "$dir"
+    cp "$base/model_00000002.ckpt" "$base/model_00000002.state" "$base/settings.txt" "$dir/"
+    sed -i 's/^--mix-weight row$/--mix-weight token/' "$dir/settings.txt"
+    echo "--mix mqar:0.1" >> "$dir/settings.txt"
+    run rule_names --resume "$dir" --mix-weight row --log ""
+    if [ "$rc" -ne 0 ] && grep -q "error: --mix-weight row differs from the run .* (token there)" "$T/rule_names.err"; then
+        ok "a refused --mix-weight on --resume is named row / token, not 1 / 0"
+    else bad "refused --mix-weight message: $(head -2 "$T/rule_names.err")"; fi
+    # the task-row flags without --mix would be dropped: refused, naming the flag
+    local tf
+    wrong=""
+    for tf in "--mix-loss all" "--mix-weight token" "--task-bos 1" "--mqar-filler blank" "--mqar-kv 3"; do
+        run rule_nomix --pe rope "${TINY[@]}" --steps 1 --out "" --log "" $tf
+        if [ "$rc" -ne 0 ] && grep -q "error: ${tf% *} acts on the task rows of --mix, and this run has none" "$T/rule_nomix.err" &&
+            ! grep -q "^step" "$T/rule_nomix.out"; then :; else wrong="$wrong ${tf% *}(exit $rc)"; fi
+    done
+    [ -z "$wrong" ] && ok "the task-row flags without --mix are refused, each named" || bad "task flags without --mix:$wrong"
     # the table lists every run setting that train.c's run_rules knows (a new one cannot skip the docs)
     local missing=""
     for f in $(sed -n '/^static const SettingRule run_rules\[\]/,/^};/p' train.c | grep -o '{"--[a-z0-9-]*"' | tr -d '{"'); do

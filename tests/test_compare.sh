@@ -37,7 +37,8 @@ done_n=$(grep -c "  done:" "$T.log2"); trained=$(grep -c "  train:" "$T.log2")
 [ "$trained" -eq 0 ] && [ "$done_n" -eq 36 ] && ok "a second run redoes nothing (36 stages done)" || bad "second run: $trained trained, $done_n done"
 grep -q "^\*\*Not evaluated" "$R" && bad "the complete run's report lists runs as not evaluated" || ok "the complete run's report lists no run as not evaluated"
 [ "$(wc -l < "$T/machine.txt")" -eq 2 ] && grep -q "| stage all | CPU .*, [0-9]* cores | commit " "$T/machine.txt" &&
-  grep -q "^Command: .* · runs on CPU .* cores, commit " "$R" && ok "machine.txt names the machine of each invocation and the report says it" || bad "machine.txt: $(cat "$T/machine.txt")"
+  grep -qF "Command: \`scripts/compare.sh --cpu --tiny --out $T\` · seeds: 1 2 · runs on CPU " "$R" && grep -q " cores, commit [0-9a-f]* · report " "$R" &&
+  ok "machine.txt names the machine and command line of each invocation and the report says them" || bad "machine.txt: $(cat "$T/machine.txt"); report: $(grep '^Command' "$R")"
 # a run whose evaluation is missing: the report says so, and the long-stage rows pool the seed that has data
 rm -rf "$T/seed2/ropepp_ec_long/eval"
 OMP_NUM_THREADS=1 bash scripts/compare.sh --cpu --tiny --out "$T" --stage report > "$T.log2" 2>&1 || bad "--stage report failed: $(tail -3 "$T.log2")"
