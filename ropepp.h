@@ -128,6 +128,7 @@ int pe_scalable(int pe);
 const char *pe_names(char *buf, size_t n, const char *sep, int which);
 void pe_list(FILE *f);                       /* the table, one PE a line: name, facts, description */
 enum { INIT_TORCH_DEFAULT = 0, INIT_HF = 1 };
+extern const char *const init_names[];      /* by value: "torch_default", "hf", NULL (--init) */
 enum { TOKENIZER_BYTES = 0, TOKENIZER_GPT2 = 1, TOKENIZER_LLAMA3 = 2 };
 enum { NOISE_NONE = 0, NOISE_REAL = 1, NOISE_IMAG = 2 };
 
@@ -2220,22 +2221,25 @@ static double model_mean_loss(Model *m, const int *targets, size_t N) {
 
 /* loss_rows: target_w[b, t] = 1 / (rows with targets x targets of row b) where targets[b, t] >= 0, else 0 */
 static void model_row_weights(Model *m, const int *targets, int B, int T) {
+    int64_t *nb = (int64_t *)calloc((size_t)B, sizeof(int64_t));   /* (B) targets per row */
     int rows = 0;
     for (int b = 0; b < B; b++) {
-        int64_t nb = 0;
-        for (int t = 0; t < T; t++) nb += targets[(size_t)b * T + t] >= 0;
-        rows += nb > 0;
+        for (int t = 0; t < T; t++) nb[b] += targets[(size_t)b * T + t] >= 0;
+        rows += nb[b] > 0;
     }
-    for (int b = 0; b < B; b++) {
-        int64_t nb = 0;
-        for (int t = 0; t < T; t++) nb += targets[(size_t)b * T + t] >= 0;
-        for (int t = 0; t < T; t++) {
-            size_t n = (size_t)b * T + t;
-            m->target_w_host[n] = targets[n] >= 0 ? (floatM)(1.0 / ((double)rows * (double)nb)) : (floatM)0;
-        }
-    }
+    for (size_t n = 0; n < (size_t)B * T; n++)
+        m->target_w_host[n] = targets[n] >= 0 ? (floatM)(1.0 / ((double)rows * (double)nb[n / T])) : (floatM)0;
+    free(nb);
     backend_from_host(m->target_w, m->target_w_host, (size_t)B * T * sizeof(floatM));
 }
+
+/* the factor of each target's loss in the gradient of loss_weight x (the forward's loss): dloss times target_w[n]
+   with loss_rows (model_target_weights), else dloss alone = loss_weight / n_targets */
+static double model_dloss(const Model *m) {
+    if (m->loss_rows) return m->loss_weight;
+    return m->n_targets > 0 ? m->loss_weight / (double)m->n_targets : 0.0;
+}
+static const floatM *model_target_weights(const Model *m) { return m->loss_rows ? m->target_w : NULL; }
 
 /* the start of model_forward and model_forward_loss: checks, room, the tokens (and targets) to the backend, then
    the layers up to the final norm */
@@ -2279,9 +2283,8 @@ double model_forward_loss(Model *m, const int *inputs, const int *targets, int B
     if (R > 64) R -= R % 64;
     if (m->head_rows > 0 && (size_t)m->head_rows < R) R = (size_t)m->head_rows;
     if (R > N) R = N;
-    /* d(loss_weight x loss) / d(loss_n): loss_weight / n_targets, or with loss_rows loss_weight x target_w[n] */
-    double dloss = m->loss_rows ? m->loss_weight : m->n_targets > 0 ? m->loss_weight / (double)m->n_targets : 0.0;
-    const floatM *w = m->loss_rows ? m->target_w : NULL;
+    double dloss = model_dloss(m);
+    const floatM *w = model_target_weights(m);
     for (size_t r0 = 0; r0 < N; r0 += R) {
         int rows = (int)(N - r0 < R ? N - r0 : R);
         matmul_forward(a->scratch_a, a->lnf + r0 * C, m->params.lmw, rows, C, V);
@@ -2430,7 +2433,7 @@ void model_backward(Model *m) {
     const ParamTensors *p = &m->params;
     ParamTensors *g = &m->grads;
     Activations *a = &m->acts;
-    double dloss = m->loss_rows ? m->loss_weight : m->n_targets > 0 ? m->loss_weight / (double)m->n_targets : 0.0;
+    double dloss = model_dloss(m);
 
     /* loss = mean over targets (or the weighted sum, loss_rows): dlogits overwrites logits (after model_forward_loss with backward the classifier's
        backward is done and dlnf waits in scratch_b). The scratch buffers need no clearing: every op below that
@@ -2441,7 +2444,7 @@ void model_backward(Model *m) {
     if (m->lm_head_backward_done) {
         dlnf = sb;
     } else {
-        crossentropy_backward(a->logits, a->logits, m->targets, m->loss_rows ? m->target_w : NULL, dloss, N, V);
+        crossentropy_backward(a->logits, a->logits, m->targets, model_target_weights(m), dloss, N, V);
         profile_mark(pr, "crossentropy bwd");
         matmul_backward(sa, g->lmw, a->logits, a->lnf, p->lmw, N, C, V);
         profile_mark(pr, "matmul lm head bwd");
@@ -3068,6 +3071,8 @@ int checkpoint_resolve(const char *path, const char *flag, char *out, size_t out
 }
 
 /* ---- settings (docs/SETTINGS.md holds this table in words; tests/test_settings.c checks the two agree) */
+const char *const init_names[] = {"torch_default", "hf", NULL};
+
 const SettingRule config_rules[] = {
     /* flag               type offset                              resume, init-from, infer/eval */
     {"--pe",              'i', offsetof(Config, pe),               {'r', 'r', '-'}, NULL},
@@ -3077,7 +3082,7 @@ const SettingRule config_rules[] = {
     {"--heads",           'i', offsetof(Config, n_heads),          {'r', 'r', '-'}, NULL},
     {"--kv-heads",        'i', offsetof(Config, n_kv_heads),       {'r', 'r', '-'}, NULL},
     {"--ffn",             'i', offsetof(Config, ffn_dim),          {'r', 'r', '-'}, NULL},
-    {"--init",            'i', offsetof(Config, init),             {'r', 'r', '-'}, NULL},
+    {"--init",            'i', offsetof(Config, init),             {'r', 'r', '-'}, init_names},
     {"--seq",             'i', offsetof(Config, train_seq),        {'r', 'a', '-'}, NULL},
     {"--rope-base",       'd', offsetof(Config, rope_base),        {'r', 'a', '-'}, NULL},
     {"--rotary-frac",     'd', offsetof(Config, rotary_frac),      {'r', 'a', '-'}, NULL},
@@ -3094,8 +3099,8 @@ int settings_find(const SettingRule *rules, int n, const char *flag) {
     return -1;
 }
 
-/* a field as the user writes it: names for --pe, --init and the rules' choices (names), the shortest decimal that
-   reads back the same double */
+/* a field as the user writes it: the PE's name for --pe, a choice's name (the rule's names), the shortest decimal
+   that reads back the same double */
 static void setting_text(char *out, size_t n, const void *base, const SettingRule *r) {
     const char *p = (const char *)base + r->offset;
     if (r->type == 'i') {
@@ -3104,7 +3109,6 @@ static void setting_text(char *out, size_t n, const void *base, const SettingRul
         int n_names = 0;
         while (r->names != NULL && r->names[n_names] != NULL) n_names++;
         if (strcmp(r->flag, "--pe") == 0) snprintf(out, n, "%s", pe_name(v));
-        else if (strcmp(r->flag, "--init") == 0) snprintf(out, n, "%s", v == INIT_HF ? "hf" : "torch_default");
         else if (v >= 0 && v < n_names) snprintf(out, n, "%s", r->names[v]);
         else snprintf(out, n, "%d", v);
     }

@@ -66,7 +66,7 @@ static const SettingRule run_rules[] = {
     {"--mqar-filler",  'i', offsetof(Options, mqar_blank),    {'r', '-', '-'}, mqar_filler_names},
     {"--mqar-kv",      'i', offsetof(Options, mqar_kv),       {'r', '-', '-'}, NULL},
     {"--seed",         'u', offsetof(Options, seed),          {'r', '-', '-'}, NULL},
-    {"--init",         'i', offsetof(Options, init),          {'r', '-', '-'}, NULL},
+    {"--init",         'i', offsetof(Options, init),          {'r', '-', '-'}, init_names},
     {"--beta1",        'd', offsetof(Options, beta1),         {'r', '-', '-'}, NULL},
     {"--beta2",        'd', offsetof(Options, beta2),         {'r', '-', '-'}, NULL},
     {"--eps",          'd', offsetof(Options, eps),           {'r', '-', '-'}, NULL},
@@ -191,6 +191,18 @@ static void die_flag(const char *flag, const char *value, const char *want) {
     exit(1);
 }
 
+/* a choice flag: the index of v in names (NULL-terminated, as in the rules' names), or exit naming the choices */
+static int parse_choice(const char *flag, const char *v, const char *const *names) {
+    char want[256] = "";
+    for (int i = 0; names[i] != NULL; i++) {
+        if (strcmp(v, names[i]) == 0) return i;
+        size_t len = strlen(want);
+        snprintf(want + len, sizeof(want) - len, "%s%s", i == 0 ? "" : names[i + 1] != NULL ? ", " : " or ", names[i]);
+    }
+    die_flag(flag, v, want);
+    return -1;
+}
+
 /* every flag that takes a value (an unknown flag at the end of the line is reported as unknown, not as missing
    its value) */
 static const char *const value_flags[] = {
@@ -224,12 +236,7 @@ static int parse_flag(Options *o, const char *f, const char *v) {
     else if (strcmp(f, "--ntk-factor") == 0) c->ntk_factor = flag_number("./train", f, v, 1.0, 1e6);
     else if (strcmp(f, "--norm-eps") == 0) c->norm_eps = flag_number("./train", f, v, 1e-30, 0.5);
     else if (strcmp(f, "--vocab") == 0) { o->vocab = flag_int("./train", f, v, 0, 1 << 30); c->vocab_size = o->vocab; }
-    else if (strcmp(f, "--init") == 0) {
-        if (strcmp(v, "torch_default") == 0) o->init = INIT_TORCH_DEFAULT;
-        else if (strcmp(v, "hf") == 0) o->init = INIT_HF;
-        else die_flag(f, v, "torch_default or hf");
-        c->init = o->init;
-    }
+    else if (strcmp(f, "--init") == 0) { o->init = parse_choice(f, v, init_names); c->init = o->init; }
     else if (strcmp(f, "--seed") == 0) o->seed = (uint64_t)flag_number("./train", f, v, 0, 9007199254740992.0);
     else if (strcmp(f, "--train") == 0) o->train_pattern = v;
     else if (strcmp(f, "--val") == 0) o->val_pattern = v;
@@ -253,19 +260,10 @@ static int parse_flag(Options *o, const char *f, const char *v) {
     else if (strcmp(f, "--keep") == 0) o->keep = flag_int("./train", f, v, 1, 1 << 20);
     else if (strcmp(f, "--init-from") == 0) o->init_from = v;
     else if (strcmp(f, "--mix") == 0) o->mix = v;
-    else if (strcmp(f, "--mix-loss") == 0) {
-        if (strcmp(v, "answer") == 0) o->mix_all_targets = 0;
-        else if (strcmp(v, "all") == 0) o->mix_all_targets = 1;
-        else die_flag(f, v, "answer or all");
-    } else if (strcmp(f, "--mix-weight") == 0) {
-        if (strcmp(v, "row") == 0) o->mix_row_mean = 1;
-        else if (strcmp(v, "token") == 0) o->mix_row_mean = 0;
-        else die_flag(f, v, "row or token");
-    } else if (strcmp(f, "--mqar-filler") == 0) {
-        if (strcmp(v, "random") == 0) o->mqar_blank = 0;
-        else if (strcmp(v, "blank") == 0) o->mqar_blank = 1;
-        else die_flag(f, v, "random or blank");
-    } else if (strcmp(f, "--mqar-kv") == 0) o->mqar_kv = flag_int("./train", f, v, 0, 1 << 20);
+    else if (strcmp(f, "--mix-loss") == 0) o->mix_all_targets = parse_choice(f, v, mix_loss_names);
+    else if (strcmp(f, "--mix-weight") == 0) o->mix_row_mean = parse_choice(f, v, mix_weight_names);
+    else if (strcmp(f, "--mqar-filler") == 0) o->mqar_blank = parse_choice(f, v, mqar_filler_names);
+    else if (strcmp(f, "--mqar-kv") == 0) o->mqar_kv = flag_int("./train", f, v, 0, 1 << 20);
     else if (strcmp(f, "--task-bos") == 0) o->task_bos = flag_int("./train", f, v, 0, 1);   /* settings.txt: 0 or 1 */
     else if (strcmp(f, "--log") == 0) o->log_path = v;
     else if (strcmp(f, "--sample") == 0) o->sample_len = flag_int("./train", f, v, 0, 1 << 20);
@@ -343,7 +341,7 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
     PUT_F("--yarn-orig-len", "%d", c->yarn_orig_len);
     PUT_F("--ntk-factor", "%.17g", c->ntk_factor);
     PUT_F("--norm-eps", "%.17g", c->norm_eps);
-    PUT_S("--init", o->init == INIT_HF ? "hf" : "torch_default");
+    PUT_S("--init", init_names[o->init]);
     PUT_F("--seed", "%llu", (unsigned long long)o->seed);
     PUT_S("--train", o->train_pattern);
     PUT_S("--val", o->val_pattern);
@@ -351,10 +349,10 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
     PUT_F("--grad-accum", "%d", o->grad_accum);
     PUT_F("--seq", "%d", o->seq);
     if (o->mix != NULL) PUT_S("--mix", o->mix);
-    PUT_S("--mix-loss", o->mix_all_targets ? "all" : "answer");
-    PUT_S("--mix-weight", o->mix_row_mean ? "row" : "token");
+    PUT_S("--mix-loss", mix_loss_names[o->mix_all_targets]);
+    PUT_S("--mix-weight", mix_weight_names[o->mix_row_mean]);
     PUT_F("--task-bos", "%d", o->task_bos);
-    PUT_S("--mqar-filler", o->mqar_blank ? "blank" : "random");
+    PUT_S("--mqar-filler", mqar_filler_names[o->mqar_blank]);
     PUT_F("--mqar-kv", "%d", o->mqar_kv);
     PUT_F("--steps", "%d", o->steps);
     PUT_F("--lr", "%.17g", o->lr);
