@@ -12,6 +12,7 @@ pvalue() {   # pvalue KIND A B: ./eval stat's p, or exit: a verdict is never dra
   echo "$p"
 }
 first_seed=${SEEDS%% *}
+ALL_ARMS="$SHORT_ARMS $(for p in $LONG_PES; do printf '%s_long ' $p; done)"   # every run of a seed, short then long
 last_mult=${MULTS##* }
 far_len=$((SEQ * (last_mult < 4 ? last_mult : 4)))
 mkdir -p "$OUT/curves"
@@ -40,6 +41,7 @@ noise_counts() {   # noise_counts ARM TARGET SIGMA: "seed b c", b = right only i
     awk -F, -v t=$2 -v sg=$3 -v s=$s 'NR > 1 && $4 == t && $5 + 0 == sg + 0 { print s, $12, $13 }' "$f"
   done
 }
+seeds_of() { awk '{ print $1 }' | sort -un | paste -sd ' ' -; }   # the seeds (first column) of "seed ..." lines, once each
 # ---- verdicts (rules in the report text below)
 verdict_sign() {   # verdict_sign CLAIM METRIC < "seed diff" lines
   local lines; lines=$(cat)
@@ -47,26 +49,26 @@ verdict_sign() {   # verdict_sign CLAIM METRIC < "seed diff" lines
   local pos neg seeds_ok mean
   read -r pos neg seeds_ok mean <<< "$(echo "$lines" | awk '{ if ($2 > 0) p++; else if ($2 < 0) n++; sum[$1] += $2; cnt[$1]++; t += $2; m++ }
     END { ok = 1; neg = 1; for (s in sum) { if (sum[s] <= 0) ok = 0; if (sum[s] >= 0) neg = 0 } printf "%d %d %s %.4g\n", p, n, ok ? "all" : (neg ? "none" : "mixed"), t / m }')"
-  local seeds; seeds=$(echo "$lines" | awk '{ print $1 }' | sort -un | tr '\n' ' ')
+  local seeds; seeds=$(echo "$lines" | seeds_of)
   local p; p=$(pvalue sign $pos $neg) || exit 1
   local v=inconclusive
   if [ "$seeds_ok" = all ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }' && [ $pos -gt $neg ]; then v=supported
   elif [ $neg -gt $pos ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }'; then v=refuted; fi
   local why=""; [ $((pos + neg)) -eq 0 ] && why=" — every pair is tied"
-  echo "| $1 | $2 | mean diff $mean; $pos in the claimed direction, $neg against; sign in every seed: $seeds_ok; sign test p = $p (seeds ${seeds% })$why | **$v** |"
+  echo "| $1 | $2 | mean diff $mean; $pos in the claimed direction, $neg against; sign in every seed: $seeds_ok; sign test p = $p (seeds $seeds)$why | **$v** |"
 }
 verdict_mcnemar() {   # verdict_mcnemar CLAIM METRIC < "seed b c" lines (b > c is the claimed direction)
   local lines; lines=$(cat)
   [ -n "$lines" ] || { echo "| $1 | $2 | no data | inconclusive |"; return; }
   local b c seeds_ok
   read -r b c seeds_ok <<< "$(echo "$lines" | awk '{ b += $2; c += $3; if ($2 <= $3) bad = 1; if ($2 >= $3) nb = 1 } END { printf "%d %d %s\n", b, c, bad ? (nb ? "mixed" : "none") : "all" }')"
-  local seeds; seeds=$(echo "$lines" | awk '{ print $1 }' | sort -un | tr '\n' ' ')
+  local seeds; seeds=$(echo "$lines" | seeds_of)
   local p; p=$(pvalue mcnemar $b $c) || exit 1
   local v=inconclusive
   if [ "$seeds_ok" = all ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }' && [ $b -gt $c ]; then v=supported
   elif [ $c -gt $b ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }'; then v=refuted; fi
   local why=""; [ $((b + c)) -eq 0 ] && why=" — no sample differs between the two arms (is the task solved at all? see the tasks table)"
-  echo "| $1 | $2 | discordant samples $b for the claim, $c against (pooled over seeds); in every seed: $seeds_ok; McNemar p = $p (seeds ${seeds% })$why | **$v** |"
+  echo "| $1 | $2 | discordant samples $b for the claim, $c against (pooled over seeds); in every seed: $seeds_ok; McNemar p = $p (seeds $seeds)$why | **$v** |"
 }
 # the --mix-weight the runs trained with (their settings.txt; runs from before the flag: token)
 run_mix_weight() { local f; f=$(ls "$OUT"/seed*/*/settings.txt 2>/dev/null | head -1); local w; w=$([ -n "$f" ] && awk '$1 == "--mix-weight" { print $2 }' "$f"); echo "${w:-token}"; }
@@ -130,7 +132,7 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   done
   noise_counts ropepp_ec_long imag 1 | verdict_mcnemar "Long stage: noise on imaginary queries hurts more" "$LNOISE_TASK at T $LSEQ, sigma 1 x query RMS, EC after the long stage"
   missing=""
-  for s in $SEEDS; do for arm in $SHORT_ARMS $(for p in $LONG_PES; do echo ${p}_long; done); do
+  for s in $SEEDS; do for arm in $ALL_ARMS; do
     [ -f "$OUT/seed$s/$arm/eval/.done" ] || missing="$missing seed$s/$arm"
   done; done
   if [ -n "$missing" ]; then
@@ -150,7 +152,7 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   echo
   echo "| model | trained at | scaling |$(for m in $MULTS; do printf ' %sx |' $m; done)"
   echo "|---|---|---|$(for m in $MULTS; do printf -- '---|'; done)"
-  for arm in $SHORT_ARMS $(for p in $LONG_PES; do echo ${p}_long; done); do
+  for arm in $ALL_ARMS; do
     L=$SEQ; case $arm in *_long) L=$LSEQ ;; esac
     for sc in none ntk:4; do
       [ -n "$(ppl_at $arm $L $sc)" ] || continue
@@ -164,7 +166,7 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   echo
   echo "| model | trained at | passkey | NIAH | vt | MQAR (per query) |"
   echo "|---|---|---|---|---|---|"
-  for arm in $SHORT_ARMS $(for p in $LONG_PES; do echo ${p}_long; done); do
+  for arm in $ALL_ARMS; do
     L=$SEQ; niah=niah_single; case $arm in *_long) L=$LSEQ; niah=niah_multikey ;; esac
     echo "| $arm | $L | $(tasks_pooled $arm passkey $L) | $(tasks_pooled $arm $niah $L) | $(tasks_pooled $arm vt $L) | $(tasks_pooled $arm mqar $L) |"
   done
