@@ -661,27 +661,22 @@ static void test_answer_only_gradient(void) {
     double *g = (double *)mallocCheck(sizeof(double) * np), *ref = (double *)calloc(np, sizeof(double));
     double *gi = (double *)mallocCheck(sizeof(double) * np);
     grads_of(&m, inputs, targets, B, T, g);
-    for (int p = 0; p < B * T; p++) {
-        if (targets[p] < 0) continue;
-        for (int t = 0; t < B * T; t++) single[t] = t == p ? targets[p] : -1;
-        grads_of(&m, inputs, single, B, T, gi);
-        for (size_t i = 0; i < np; i++) ref[i] += gi[i] / n_set;
-    }
-    double err_rel = rel_err(g, ref, np, NULL);
-    check(rc == 0 && n_set == T - 1 + 3 && err_rel < 1e-4,
-          "answer-only loss: the batch gradient is the mean of the %d single-target gradients (text row + 3 MQAR answers, no filler): rel err %.2e",
-          n_set, err_rel);
-    /* --mix-weight row (loss_rows): each row's mean, then the mean over the 2 rows: the text row's T-1 targets
-       weigh 1 / (2 (T-1)) each and the 3 answers 1 / 6 each. The loss is that weighted sum of the single losses. */
+    /* from each single target's gradient and loss: the token mean's reference (ref, 1 / n_set each) and, for
+       --mix-weight row (loss_rows), each row's mean, then the mean over the 2 rows (rows_ref): the text row's T-1
+       targets weigh 1 / (2 (T-1)) each and the 3 answers 1 / 6 each; that loss is the same weighted sum */
     double *rows_ref = (double *)calloc(np, sizeof(double)), want_loss = 0.0;
     for (int p = 0; p < B * T; p++) {
         if (targets[p] < 0) continue;
         for (int t = 0; t < B * T; t++) single[t] = t == p ? targets[p] : -1;
         double loss = grads_of(&m, inputs, single, B, T, gi);
         double w = 1.0 / (2.0 * (p < T ? T - 1 : 3));
-        for (size_t i = 0; i < np; i++) rows_ref[i] += gi[i] * w;
+        for (size_t i = 0; i < np; i++) { ref[i] += gi[i] / n_set; rows_ref[i] += gi[i] * w; }
         want_loss += loss * w;
     }
+    double err_rel = rel_err(g, ref, np, NULL);
+    check(rc == 0 && n_set == T - 1 + 3 && err_rel < 1e-4,
+          "answer-only loss: the batch gradient is the mean of the %d single-target gradients (text row + 3 MQAR answers, no filler): rel err %.2e",
+          n_set, err_rel);
     m.loss_rows = 1;
     double got_loss = grads_of(&m, inputs, targets, B, T, gi);
     m.loss_rows = 0;
@@ -693,9 +688,8 @@ static void test_answer_only_gradient(void) {
     check(rows_vs_tokens > 1e-2, "... which differs from the token mean's gradient (rel diff %.3f)", rows_vs_tokens);
     /* two text rows (as many targets each): the row mean is the token mean */
     int text2[64];
-    for (int t = 0; t < B * T; t++) text2[t] = (t % T) + 1 < T ? inputs[t + 1] : -1;
     for (int t = T; t < B * T; t++) inputs[t] = task_randint(&r, 0, 255);
-    for (int t = T; t < B * T; t++) text2[t] = (t % T) + 1 < T ? inputs[t + 1] : -1;
+    for (int t = 0; t < B * T; t++) text2[t] = (t % T) + 1 < T ? inputs[t + 1] : -1;
     double tok_loss = grads_of(&m, inputs, text2, B, T, g);
     m.loss_rows = 1;
     double row_loss = grads_of(&m, inputs, text2, B, T, rows_ref);
