@@ -393,6 +393,8 @@ first_error() { grep -m1 '^error: ' "$T/$1.err"; }
 section_d() {
     local D=$T/rule base=$T/rule/base
     mkdir -p "$D"
+    # base_copy DIR: the base run at its step-2 checkpoint (checkpoint, state, settings.txt) in a new folder DIR
+    base_copy() { mkdir -p "$1" && cp "$base/model_00000002.ckpt" "$base/model_00000002.state" "$base/settings.txt" "$1/"; }
     # a run of 6 steps whose step-2 checkpoint every case resumes from (wsd: warmup 0, decay 1)
     run rule_base --pe rope "${TINY[@]}" --steps 6 --ckpt-every 2 --keep 5 --val-every 0 --out "$base" --log ""
     if [ "$rc" -ne 0 ] || [ ! -f "$base/model_00000002.ckpt" ] || [ ! -f "$base/settings.txt" ]; then
@@ -405,8 +407,7 @@ section_d() {
         [ "$flag" = "--log" ] && value="$D/other.jsonl"   # not the repository root
         rows=$((rows + 1))
         dir=$D/case$rows
-        mkdir -p "$dir"
-        cp "$base/model_00000002.ckpt" "$base/model_00000002.state" "$base/settings.txt" "$dir/"
+        base_copy "$dir"
         if [ "$flag" = "--log" ]; then run "rule_case$rows" --resume "$dir" "$flag" "$value"
         else run "rule_case$rows" --resume "$dir" "$flag" "$value" --log ""; fi
         if [ "$outcome" = applied ]; then
@@ -421,16 +422,14 @@ section_d() {
         ok "--resume with each of the $rows run settings of docs/SETTINGS.md: applied (and stored in settings.txt) or refused as the table says"
     else bad "run settings on --resume ($rows rows):$wrong"; fi
     # a settings.txt written before --mix-weight existed resumes with the token mean those runs trained with
-    dir=$D/legacy_mix_weight; mkdir -p "$dir"
-    cp "$base/model_00000002.ckpt" "$base/model_00000002.state" "$dir/"
-    grep -v '^--mix-weight ' "$base/settings.txt" > "$dir/settings.txt"
+    dir=$D/legacy_mix_weight; base_copy "$dir"
+    sed -i '/^--mix-weight /d' "$dir/settings.txt"
     run rule_legacy --resume "$dir" --log ""
     if [ "$rc" -eq 0 ] && grep -qxF -- "--mix-weight token" "$dir/settings.txt" && grep -qxF -- "--mix-weight row" "$base/settings.txt"; then
         ok "a settings.txt without --mix-weight (older runs) resumes with --mix-weight token; new runs store row"
     else bad "legacy --mix-weight: exit $rc, stored '$(grep mix-weight "$dir/settings.txt")' (base: '$(grep mix-weight "$base/settings.txt")')"; fi
     # a refused choice is named as the user writes it, here and in settings.txt
-    dir=$D/choice_names; mkdir -p "$dir"
-    cp "$base/model_00000002.ckpt" "$base/model_00000002.state" "$base/settings.txt" "$dir/"
+    dir=$D/choice_names; base_copy "$dir"
     sed -i 's/^--mix-weight row$/--mix-weight token/' "$dir/settings.txt"
     echo "--mix mqar:0.1" >> "$dir/settings.txt"
     run rule_names --resume "$dir" --mix-weight row --log ""
