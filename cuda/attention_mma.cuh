@@ -565,6 +565,43 @@ template <int HD> __global__ void __launch_bounds__(TC_THREADS, 1) tc_bwd_dq_ds_
     tc_dq_epilogue<HD>(A, P, dq, DQs, a0, q0, row0);
 }
 
+/* The end of both dk/dv kernels (this one and sm90_bwd_dkv_kernel): dk of kvalid key rows k0 .. (fp32 in DKs, row
+   stride ldk, already times the softmax scale) through the key rotary backward (the transpose of rotary_pair_forward
+   on the kr = rotate(k) line of attention_forward) into dqkv's k section of kv head g; threads tid of nthreads. */
+template <int HD> __device__ __forceinline__ void dk_rotary_store(const AttnArgs &A, const float *DKs, int ldk, int g,
+                                                                 int k0, int kvalid, size_t row0, int tid, int nthreads) {
+    constexpr int CH = HD / 8;
+    const PosEmb &pe = A.pe;
+    const int half = pe.rot / 2, hch = half / 8, rch = pe.rot / 8;
+    for (int i = tid; i < kvalid * CH; i += nthreads) {
+        const int r = i / CH, c = i % CH, t = k0 + r;
+        if (c >= hch && c < rch) continue;
+        const float *src = DKs + (size_t)r * ldk;
+        bf16 *dst = A.dqkv + (row0 + t) * A.stride + (size_t)(A.HQ + g) * HD;
+        float x[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        if (c < hch) {
+            float cs[8], sn[8], y[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            const size_t tab = rotary_table_index(pe, g, t, c * 8);
+            ld8f(cs, pe.cos + tab);
+            ld8f(sn, pe.sin + tab);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const float g1 = src[c * 8 + e], g2 = src[(c + hch) * 8 + e];
+                float c_e, s_e, da, db;
+                rotary_cs(c_e, s_e, cs[e], sn[e], 0);
+                rotary_pair_backward(da, db, g1, g2, c_e, s_e);
+                x[e] += da;
+                y[e] += db;
+            }
+            *reinterpret_cast<uint4 *>(dst + (c + hch) * 8) = pack8(y);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++) x[e] += src[c * 8 + e];
+        }
+        *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(x);
+    }
+}
+
 /* Backward dk, dv: grid (KVH, B, key tiles of BK), key tile 0 (the longest) first; BK / 16 warps. BK = 128 (8 warps),
    or 64 (4 warps, two blocks per SM) when 128-key tiles would leave SMs idle (few kv heads, short batches). */
 template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 2)) tc_bwd_dkv_kernel(AttnArgs A) {
@@ -723,37 +760,7 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
         }
     }
     __syncthreads();
-    {
-        constexpr int CH = HD / 8;
-        const int half = pe.rot / 2, hch = half / 8, rch = pe.rot / 8;
-        for (int i = tid; i < kvalid * CH; i += NT) {
-            const int r = i / CH, c = i % CH, t = k0 + r;
-            if (c >= hch && c < rch) continue;
-            const float *src = DKs + r * LDK;
-            bf16 *dst = A.dqkv + (row0 + t) * A.stride + (size_t)(A.HQ + g) * HD;
-            float x[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-            if (c < hch) {
-                float cs[8], sn[8], y[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-                const size_t tab = rotary_table_index(pe, g, t, c * 8);
-                ld8f(cs, pe.cos + tab);
-                ld8f(sn, pe.sin + tab);
-#pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    const float g1 = src[c * 8 + e], g2 = src[(c + hch) * 8 + e];
-                    float c_e, s_e, da, db;
-                    rotary_cs(c_e, s_e, cs[e], sn[e], 0);
-                    rotary_pair_backward(da, db, g1, g2, c_e, s_e);
-                    x[e] += da;
-                    y[e] += db;
-                }
-                *reinterpret_cast<uint4 *>(dst + (c + hch) * 8) = pack8(y);
-            } else {
-#pragma unroll
-                for (int e = 0; e < 8; e++) x[e] += src[c * 8 + e];
-            }
-            *reinterpret_cast<uint4 *>(dst + c * 8) = pack8(x);
-        }
-    }
+    dk_rotary_store<HD>(A, DKs, HD + 8, g, k0, kvalid, row0, tid, NT);
 }
 
 template <int HD, int BM> static size_t tc_fwd_smem() { return (size_t)(BM + 4 * TC_BN) * HD * sizeof(bf16); }
@@ -844,7 +851,10 @@ static size_t tc_ds_cap(void) {
     const char *e = getenv("ROPEPP_ATTN_DS_MB");
     return (e != NULL && e[0] != '\0' ? (size_t)atol(e) : (size_t)1024) << 20;
 }
+static bool sm90_dkv_launch(const AttnArgs *A, int ng, int nb);   /* cuda/attention_sm90.cuh */
+int attention_sm90_active(void);
 template <int HD> static void tc_dkv_launch(const AttnArgs *A, int ng, int nb, int BK) {
+    if (sm90_dkv_launch(A, ng, nb)) return;   /* Hopper (sm_90a): wgmma + TMA */
     dim3 gk((unsigned)ng, (unsigned)nb, (unsigned)((A->T + BK - 1) / BK));
     if (BK == 64) tc_bwd_dkv_kernel<HD, 64><<<gk, 128, tc_dkv_smem<HD, 64>()>>>(*A);
     else tc_bwd_dkv_kernel<HD, 128><<<gk, 256, tc_dkv_smem<HD, 128>()>>>(*A);
@@ -863,7 +873,8 @@ static int even_chunk(int n, size_t cap) {
    4.9 ms in chunks of one sequence, 3.7 ms recomputing), so they recompute too. */
 static size_t tc_ds_min_blocks(void) {
     const char *e = getenv("ROPEPP_ATTN_DS_MIN_BLOCKS");
-    return e != NULL && e[0] != '\0' ? (size_t)atol(e) : 512;
+    if (e != NULL && e[0] != '\0') return (size_t)atol(e);
+    return attention_sm90_active() ? 0 : 512;
 }
 template <int HD> static void tc_bwd_launch_hd(const AttnArgs *A) {
     const int P = tc_pack(A->agroup), BMpos = TC_BM / P, BK = tc_dkv_bk(A);

@@ -77,6 +77,14 @@ template <int N> __device__ __forceinline__ void reg_fence(float (&d)[N]) {
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
 }
 
+/* the same for A fragments in registers, which a wgmma reads until it is waited for */
+template <int N> __device__ __forceinline__ void reg_fence_u(uint32_t (&a)[N][4]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) asm volatile("" : "+r"(a[i][j])::"memory");
+}
+
 /* d (64 x 128 fp32, accumulator fragments) (+)= A (64 x 16, smem descriptor da, K-major) B (16 x 128, smem descriptor db,
    K-major); accumulate = 0 overwrites d */
 __device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
@@ -95,6 +103,20 @@ __device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t da, uint6
                    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
                    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
                    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(da), "l"(db), "r"(accumulate));
+}
+/* d (64 x 64 fp32, accumulator fragments) (+)= A (64 x 16, smem descriptor da, K-major) B (16 x 64, smem descriptor db,
+   K-major); accumulate = 0 overwrites d */
+__device__ __forceinline__ void wgmma_ss_n64(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
                  : "l"(da), "l"(db), "r"(accumulate));
 }
 /* d (64 x 128 fp32) += A (64 x 16 bf16, fragments a in registers) B (16 x 128, smem descriptor db, MN-major:
@@ -446,6 +468,252 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
 #endif
 }
 
+/* ------------------------------------------------------------------------------------------------ backward dk, dv */
+/* Backward dk, dv on Hopper: grid (kv heads of the chunk, sequences of the chunk, key tiles of 128), key tile 0 (the
+   longest) first; 384 threads. The semantics of tc_bwd_dkv_kernel (cuda/attention_mma.cuh), the reference on other
+   GPUs, with the same outputs: dv and dk (through the key rotary backward) into dqkv, and, where A.dS is set, each
+   64 x 64 dS^T tile (bf16) for tc_bwd_dq_ds_kernel.
+   producer (warpgroup 0): its thread 0 loads the block's 128 rotated keys (kr) and values (qkv) once, then for every
+   item (attention head a of the GQA group, 64-query tile at or after the block's first key) the rotated queries (qr)
+   and dout of that tile into a two-stage ring (4-D tensor maps; rows past T zero-filled by the copy engine); its
+   warp 1 puts the tile's 64 lse2 and D values beside them (plain loads: rows of T floats need not be 16-byte
+   aligned for a bulk copy).
+   consumers (warpgroups 1 and 2, 64 keys each; warp w of a warpgroup owns 16 keys, thread rows kA and kA + 8), per
+   item whose queries reach the warpgroup's keys, differentiating
+       S = Q K^T scale, P = exp(S - lse), O = P V        (attention_forward, per head):
+     S^T  = K Q^T            wgmma m64n64k16, K (smem, K-major) x Q tile (smem, K-major)
+     dP^T = V dO^T           the same with V and the dout tile; both issued together
+     P^T  = exp2(S^T scale2 - lse2) on the causal keys (ALiBi bias as in the forward), else 0
+     dV  += P^T dO           A = P^T from registers (bf16), B = the dout tile through a transposed descriptor
+     dS^T = P^T (dP^T - D)   D = rowsum(dout * out) (attn_rowdot_kernel)
+     dK  += dS^T Q           A = dS^T from registers, B = the query tile transposed
+   then dv into dqkv, dk times the softmax scale through shared memory (dk_rotary_store). Each output element has one
+   owner thread: deterministic. */
+#define SM90B_BK 128   /* keys of a block: 2 consumer warpgroups x 64 */
+#define SM90B_BQ 64    /* queries of a Q / dout tile */
+#define SM90B_STAGES 2 /* Q / dout ring depth */
+
+/* shared memory of the dk/dv kernel (bytes): K and V (128 rows), SM90B_STAGES query and dout tiles (64 rows), each
+   HD / 64 boxes of rows x 128 B; per stage 64 lse2 and 64 D floats; 1 + 2 x SM90B_STAGES mbarriers; 1024 B for the
+   swizzle alignment. The epilogue's fp32 dk (128 x (HD + 8)) overlays the tiles. */
+template <int HD> static size_t sm90_bwd_smem() {
+    const size_t tiles = (size_t)(2 * SM90B_BK + 2 * SM90B_STAGES * SM90B_BQ) * HD * 2 +
+                         (size_t)SM90B_STAGES * 2 * SM90B_BQ * sizeof(float) + (1 + 2 * SM90B_STAGES) * 8 + 1024;
+    const size_t dks = (size_t)SM90B_BK * (HD + 8) * sizeof(float) + 1024;
+    return tiles > dks ? tiles : dks;
+}
+
+template <int HD>
+__global__ void __launch_bounds__(SM90_THREADS, 1)
+sm90_bwd_dkv_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, const __grid_constant__ CUtensorMap tmap_v,
+                    const __grid_constant__ CUtensorMap tmap_q, const __grid_constant__ CUtensorMap tmap_do) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int NB = HD / 64;                         /* 128-byte boxes per row */
+    constexpr int NO = HD / 2;                          /* dk / dv accumulator registers per thread */
+    constexpr uint32_t KBOX = SM90B_BK * 128, QBOX = SM90B_BQ * 128;   /* bytes of one box */
+    constexpr uint32_t KV_BYTES = 2 * SM90B_BK * HD * 2, ITEM_BYTES = 2 * SM90B_BQ * HD * 2;
+    const uint32_t raw = smem_u32(sm90_smem), base = (raw + 1023u) & ~1023u;
+    float *DKs = reinterpret_cast<float *>(sm90_smem + (base - raw));   /* the epilogue's (BK, HD + 8) fp32 dk */
+    const uint32_t ks = base, vs = ks + NB * KBOX, qs = vs + NB * KBOX, dos = qs + SM90B_STAGES * NB * QBOX;
+    const uint32_t stats = dos + SM90B_STAGES * NB * QBOX;  /* per stage: lse2[64], D[64] */
+    float *stats_g = reinterpret_cast<float *>(sm90_smem + (stats - raw));
+    const uint32_t bars = stats + SM90B_STAGES * 2 * SM90B_BQ * 4;   /* kv_full, full[S], empty[S] */
+    const uint32_t kv_full = bars, full = bars + 8, empty = bars + 8 * (1 + SM90B_STAGES);
+    const int g = A.g0 + blockIdx.x, b = A.b0 + blockIdx.y, kt = blockIdx.z;
+    const int T = A.T, NA = A.NA;
+    const int k0 = kt * SM90B_BK, kvalid = min(SM90B_BK, T - k0);
+    const size_t row0 = (size_t)b * T;
+    const int qt_first = k0 / SM90B_BQ, nqi = (T + SM90B_BQ - 1) / SM90B_BQ - qt_first;
+    const int nitems = A.agroup * nqi;
+
+    if (threadIdx.x == 0) {
+        mbar_init(kv_full, 1);
+        for (int s = 0; s < SM90B_STAGES; s++) {
+            mbar_init(full + 8 * s, 2);    /* the tensor copies' arrival, the statistics warp's */
+            mbar_init(empty + 8 * s, 8);   /* one arrival per consumer warp */
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (threadIdx.x < 128) {
+        /* producer */
+        /* 24 + 2 x 240 = 3 x 168, the registers of the launch: setmaxnreg.inc waits for registers the other warpgroups
+           released, so a larger total would hang. (At 24 the statistics warp's loop spills 4 bytes.) */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+        if (threadIdx.x == 0) {
+            mbar_expect_tx(kv_full, KV_BYTES);
+            for (int bb = 0; bb < NB; bb++) {
+                tma_load_4d(ks + bb * KBOX, &tmap_k, kv_full, bb * 64, g, k0, b);
+                tma_load_4d(vs + bb * KBOX, &tmap_v, kv_full, bb * 64, g, k0, b);
+            }
+            for (int it = 0; it < nitems; it++) {
+                const int st = it % SM90B_STAGES;
+                const int a = g * A.agroup + it / nqi, q0 = (qt_first + it % nqi) * SM90B_BQ;
+                if (it >= SM90B_STAGES) mbar_wait(empty + 8 * st, ((it / SM90B_STAGES) - 1) & 1);
+                mbar_expect_tx(full + 8 * st, ITEM_BYTES);
+                for (int bb = 0; bb < NB; bb++) {
+                    tma_load_4d(qs + (st * NB + bb) * QBOX, &tmap_q, full + 8 * st, bb * 64, a, q0, b);
+                    tma_load_4d(dos + (st * NB + bb) * QBOX, &tmap_do, full + 8 * st, bb * 64, a, q0, b);
+                }
+            }
+        } else if (threadIdx.x >= 32 && threadIdx.x < 64) {
+            const int lane = threadIdx.x - 32;
+            for (int it = 0; it < nitems; it++) {
+                const int st = it % SM90B_STAGES;
+                const int a = g * A.agroup + it / nqi, q0 = (qt_first + it % nqi) * SM90B_BQ;
+                const size_t si = ((size_t)b * NA + a) * T;
+                if (it >= SM90B_STAGES) mbar_wait(empty + 8 * st, ((it / SM90B_STAGES) - 1) & 1);
+                for (int i = lane; i < 2 * SM90B_BQ; i += 32) {
+                    const int t = q0 + (i & (SM90B_BQ - 1));
+                    /* past T: lse2 = inf makes P = exp2(-inf) = 0 there */
+                    stats_g[st * 2 * SM90B_BQ + i] = i < SM90B_BQ ? (t < T ? A.lse2_in[si + t] : INFINITY)
+                                                                  : (t < T ? A.D[si + t] : 0.0f);
+                }
+                __syncwarp();
+                if (lane == 0) mbar_arrive(full + 8 * st);
+            }
+        }
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+    const int ctid = threadIdx.x - 128, lane = ctid & 31, cw = ctid >> 5, wgc = cw >> 2;
+    const int kwg = k0 + wgc * 64;                      /* this warpgroup's first key */
+    const int kA = kwg + (cw & 3) * 16 + (lane >> 2), kB = kA + 8;
+    const int col = (lane & 3) * 2;                     /* this thread's first query (S^T) or dim (dk, dv) column */
+    const uint32_t kwt = ks + wgc * 64 * 128, vwt = vs + wgc * 64 * 128;   /* its 64 rows inside each box */
+    const float scale2 = A.scale2;
+
+    float dk[NO], dv[NO];
+#pragma unroll
+    for (int n = 0; n < NO; n++) dk[n] = dv[n] = 0.0f;
+    mbar_wait(kv_full, 0);
+
+    for (int it = 0; it < nitems; it++) {
+        const int st = it % SM90B_STAGES;
+        const int a = g * A.agroup + it / nqi, q0 = (qt_first + it % nqi) * SM90B_BQ;
+        mbar_wait(full + 8 * st, (it / SM90B_STAGES) & 1);
+        if (kwg < T && q0 + SM90B_BQ - 1 >= kwg) {
+            const uint32_t qt = qs + st * NB * QBOX, dot = dos + st * NB * QBOX;
+            float s[32], dp[32];
+            /* S^T = K Q^T and dP^T = V dO^T, both K-major: k-step kk is 32 bytes into box kk / 4 */
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++)
+                wgmma_ss_n64(s, gmma_desc(kwt + (kk >> 2) * KBOX + (kk & 3) * 32, 16, 1024),
+                             gmma_desc(qt + (kk >> 2) * QBOX + (kk & 3) * 32, 16, 1024), kk > 0);
+            wgmma_commit();
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++)
+                wgmma_ss_n64(dp, gmma_desc(vwt + (kk >> 2) * KBOX + (kk & 3) * 32, 16, 1024),
+                             gmma_desc(dot + (kk >> 2) * QBOX + (kk & 3) * 32, 16, 1024), kk > 0);
+            wgmma_commit();
+            const float *lse = stats_g + st * 2 * SM90B_BQ, *Dq = lse + SM90B_BQ;   /* of queries q0 .. q0 + 63 */
+            const float slope2 = A.pe.alibi != NULL ? A.pe.alibi[a] * LOG2E_F : 0.0f;
+            wgmma_wait<1>();   /* S^T done, dP^T may still run */
+            reg_fence(s);
+            /* P^T: s[4n + e] is (key kA, query q0 + 8n + col + e), s[4n + 2 + e] the same query for key kB */
+#pragma unroll
+            for (int n = 0; n < 8; n++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int t = q0 + 8 * n + col + e;
+                    const float l = lse[8 * n + col + e];
+                    float xA = s[4 * n + e] * scale2 - l, xB = s[4 * n + 2 + e] * scale2 - l;
+                    if (slope2 != 0.0f) { xA -= slope2 * (float)(t - kA); xB -= slope2 * (float)(t - kB); }
+                    s[4 * n + e] = kA <= t ? exp2f(xA) : 0.0f;
+                    s[4 * n + 2 + e] = kB <= t ? exp2f(xB) : 0.0f;
+                }
+            /* dV += P^T dO: the accumulator layout of P^T is the A layout; dout rows kk*16 .. are 2048 bytes further */
+            uint32_t pa[4][4], da[4][4];
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+                pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+                pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+                pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+            }
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                const uint64_t db = gmma_desc(dot + kk * 2048, QBOX, 1024);
+                if constexpr (HD == 128) wgmma_rs_n128(dv, pa[kk], db);
+                else wgmma_rs_n64(dv, pa[kk], db);
+            }
+            wgmma_commit();
+            wgmma_wait<1>();   /* dP^T done, dV may still run */
+            reg_fence(dp);
+            /* dS^T = P^T (dP^T - D) */
+#pragma unroll
+            for (int n = 0; n < 8; n++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float d = Dq[8 * n + col + e];
+                    s[4 * n + e] *= dp[4 * n + e] - d;
+                    s[4 * n + 2 + e] *= dp[4 * n + 2 + e] - d;
+                }
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                da[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+                da[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+                da[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+                da[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+            }
+            /* dK += dS^T Q */
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                const uint64_t db = gmma_desc(qt + kk * 2048, QBOX, 1024);
+                if constexpr (HD == 128) wgmma_rs_n128(dk, da[kk], db);
+                else wgmma_rs_n64(dk, da[kk], db);
+            }
+            wgmma_commit();
+            /* dS^T of this (64-query tile, 64-key tile) pair for the dq kernel, as tc_bwd_dkv_kernel stores it: rows
+               keys, columns queries, while dK runs */
+            if (A.dS != NULL) {
+                const int qi = q0 / 64, kj = kwg / 64;
+                bf16 *dst = A.dS + (((size_t)blockIdx.y * A.nag + a - A.g0 * A.agroup) * A.ntri + (size_t)qi * (qi + 1) / 2 + kj) * 4096 +
+                            (size_t)(kA - kwg) * 64 + col;
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) {
+                    *reinterpret_cast<uint32_t *>(dst + kk * 16) = da[kk][0];
+                    *reinterpret_cast<uint32_t *>(dst + 8 * 64 + kk * 16) = da[kk][1];
+                    *reinterpret_cast<uint32_t *>(dst + kk * 16 + 8) = da[kk][2];
+                    *reinterpret_cast<uint32_t *>(dst + 8 * 64 + kk * 16 + 8) = da[kk][3];
+                }
+            }
+            wgmma_wait<0>();
+            reg_fence(dv);
+            reg_fence(dk);
+            reg_fence_u(pa);
+            reg_fence_u(da);
+        }
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty + 8 * st);   /* the stage is free (also for items this warpgroup skips) */
+    }
+
+    /* dv straight into dqkv; dk (times the softmax scale) through shared memory for the key rotary backward */
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");   /* both consumer warpgroups are done with the tiles */
+    constexpr int LDK = HD + 8;
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        const int c = rr ? kB : kA, r = c - k0;
+#pragma unroll
+        for (int n = 0; n < NO / 4; n++)
+            *reinterpret_cast<float2 *>(DKs + r * LDK + n * 8 + col) =
+                make_float2(dk[4 * n + 2 * rr] * A.scale, dk[4 * n + 2 * rr + 1] * A.scale);
+        if (c < T) {
+            bf16 *pv = A.dqkv + (row0 + c) * A.stride + (size_t)(A.HQ + A.KVH + g) * HD + col;
+#pragma unroll
+            for (int n = 0; n < NO / 4; n++)
+                *reinterpret_cast<uint32_t *>(pv + n * 8) = pack_bf16(dv[4 * n + 2 * rr], dv[4 * n + 2 * rr + 1]);
+        }
+    }
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    dk_rotary_store<HD>(A, DKs, LDK, g, k0, kvalid, row0, ctid, 256);
+#endif
+}
+
 /* 1 in a kernel compiled for sm_90a, else 0: whether this binary carries the Hopper kernels for the device */
 __global__ void sm90_probe_kernel(int *flag) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -501,14 +769,15 @@ static bool sm90_disabled(void) {
 /* 1 when attention_forward takes the Hopper kernels for bf16 head dims 64 and 128 here (tests report it) */
 int attention_sm90_active(void) { return !sm90_disabled() && sm90_available(); }
 
-/* A 4-D tensor map (HD, KVH, keys, B) over the keys (or values) of AttnArgs: element (d, g, j, b) at
-   base + b * bstride + j * rstride + g * HD + d; boxes of 64 dims x 1 kv head x SM90_BN keys x 1 sequence, 128-byte
-   swizzle; keys >= nkeys read as zero. */
-static bool sm90_tensor_map(CUtensorMap *map, const bf16 *base, int HD, int KVH, int nkeys, int B, size_t rstride,
-                            size_t bstride) {
-    const cuuint64_t dims[4] = {(cuuint64_t)HD, (cuuint64_t)KVH, (cuuint64_t)nkeys, (cuuint64_t)B};
+/* A 4-D tensor map (HD, NH, rows, B) over a bf16 tensor whose element (d, head h, row j, sequence b) sits at
+   base + b * bstride + j * rstride + h * HD + d (strides in elements): the forward's keys and values (NH = KVH), the
+   backward's rotated queries and dout (NH = NA); boxes of 64 dims x 1 head x box_rows rows x 1 sequence, 128-byte
+   swizzle; rows >= nrows read as zero. False if the driver refuses it. */
+static bool sm90_tensor_map(CUtensorMap *map, const bf16 *base, int HD, int NH, int nrows, int B, size_t rstride,
+                            size_t bstride, int box_rows) {
+    const cuuint64_t dims[4] = {(cuuint64_t)HD, (cuuint64_t)NH, (cuuint64_t)nrows, (cuuint64_t)B};
     const cuuint64_t strides[3] = {(cuuint64_t)HD * 2, (cuuint64_t)rstride * 2, (cuuint64_t)bstride * 2};
-    const cuuint32_t box[4] = {64, 1, SM90_BN, 1}, estr[4] = {1, 1, 1, 1};
+    const cuuint32_t box[4] = {64, 1, (cuuint32_t)box_rows, 1}, estr[4] = {1, 1, 1, 1};
     return sm90_encode_fn()(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, (void *)base, dims, strides, box, estr,
                             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
@@ -530,11 +799,37 @@ template <int HD> static void sm90_fwd_launch_t(const AttnArgs *A, const CUtenso
 static bool sm90_fwd_launch(const AttnArgs *A) {
     if (!tc_fwd_ok(A) || !attention_sm90_active()) return false;
     CUtensorMap tk, tv;
-    if (!sm90_tensor_map(&tk, A->kptr, A->HD, A->KVH, A->nkeys, A->B, A->k_rstride, A->k_bstride) ||
-        !sm90_tensor_map(&tv, A->vptr, A->HD, A->KVH, A->nkeys, A->B, A->v_rstride, A->v_bstride))
+    if (!sm90_tensor_map(&tk, A->kptr, A->HD, A->KVH, A->nkeys, A->B, A->k_rstride, A->k_bstride, SM90_BN) ||
+        !sm90_tensor_map(&tv, A->vptr, A->HD, A->KVH, A->nkeys, A->B, A->v_rstride, A->v_bstride, SM90_BN))
         return false;
     if (A->HD == 64) sm90_fwd_launch_t<64>(A, tk, tv);
     else sm90_fwd_launch_t<128>(A, tk, tv);
+    return true;
+}
+
+/* The Hopper dk/dv kernel for one chunk of the backward (ng kv heads from A->g0, nb sequences from A->b0; A->dS set
+   or NULL as tc_bwd_launch_hd decides) where it applies (tc_bwd_ok's shapes, the Hopper path active, encodable
+   tensor maps over the whole tensors), else false and nothing launched: tc_bwd_dkv_kernel runs instead. */
+static bool sm90_dkv_launch(const AttnArgs *A, int ng, int nb) {
+    if (!attention_sm90_active()) return false;
+    const int T = A->T, B = A->B, HD = A->HD;
+    CUtensorMap tk, tv, tq, tdo;
+    if (!sm90_tensor_map(&tk, A->kr, HD, A->KVH, T, B, (size_t)A->KVH * HD, (size_t)T * A->KVH * HD, SM90B_BK) ||
+        !sm90_tensor_map(&tv, A->qkv + (size_t)(A->HQ + A->KVH) * HD, HD, A->KVH, T, B, A->stride, (size_t)T * A->stride, SM90B_BK) ||
+        !sm90_tensor_map(&tq, A->qr, HD, A->NA, T, B, (size_t)A->NA * HD, (size_t)T * A->NA * HD, SM90B_BQ) ||
+        !sm90_tensor_map(&tdo, A->dout, HD, A->NA, T, B, (size_t)A->NA * HD, (size_t)T * A->NA * HD, SM90B_BQ))
+        return false;
+    dim3 grid((unsigned)ng, (unsigned)nb, (unsigned)((T + SM90B_BK - 1) / SM90B_BK));
+    if (HD == 64) {
+        static int done = 0;
+        if (!done) { cudaCheck(cudaFuncSetAttribute(sm90_bwd_dkv_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm90_bwd_smem<64>())); done = 1; }
+        sm90_bwd_dkv_kernel<64><<<grid, SM90_THREADS, sm90_bwd_smem<64>()>>>(*A, tk, tv, tq, tdo);
+    } else {
+        static int done = 0;
+        if (!done) { cudaCheck(cudaFuncSetAttribute(sm90_bwd_dkv_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm90_bwd_smem<128>())); done = 1; }
+        sm90_bwd_dkv_kernel<128><<<grid, SM90_THREADS, sm90_bwd_smem<128>()>>>(*A, tk, tv, tq, tdo);
+    }
+    cudaCheckLaunch();
     return true;
 }
 #endif /* !ROPEPP_FP32 */

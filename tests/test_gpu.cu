@@ -547,18 +547,21 @@ static void test_cached_case(int pe, int B, int H, int KV, int HD, int pos0, int
 
 static bool g_quick = false;
 
-/* defined in ropepp_cuda.cu: 1 when attention_forward runs the Hopper kernels (cuda/attention_sm90.cuh) here */
+/* defined in ropepp_cuda.cu: 1 when attention_forward and attention_backward's dk/dv run the Hopper kernels
+   (cuda/attention_sm90.cuh) here */
 int attention_sm90_active(void);
 
-/* The Hopper forward (bf16 build, head dims 64 and 128, on an H100/H200 with a binary built for sm_90a; elsewhere the
-   same cases run the mma.sync kernels): every position embedding x GQA group 1, 2, 4, 8 (EC doubles the attention
-   heads: packs of 1, 2, 4 heads) x head dim 64 and 128, lengths of one, two and three 128-key tiles with tails, against
-   the CPU ops with the bf16 tolerances; determinism for T >= 128 (test_attention_case). Then two long cases with the
-   Hopper path turned off (ROPEPP_ATTN_SM90=0), so the mma.sync forward stays tested on Hopper too.
+/* The Hopper forward and dk/dv (bf16 build, head dims 64 and 128, on an H100/H200 with a binary built for sm_90a;
+   elsewhere the same cases run the mma.sync kernels): every position embedding x GQA group 1, 2, 4, 8 (EC doubles the
+   attention heads: packs of 1, 2, 4 heads) x head dim 64 and 128, lengths of one, two and three 128-key tiles with
+   tails (the dk/dv kernel's second warpgroup past T at T 77 and 129), against the CPU ops with the bf16 tolerances;
+   determinism for T >= 128 (test_attention_case). The long cases of test_attention run before this with the Hopper
+   path active where it is, covering the backward's dS^T chunks and the recomputing dq. Then two long cases with the
+   Hopper path turned off (ROPEPP_ATTN_SM90=0), so the mma.sync kernels stay tested on Hopper too.
    ROPEPP_REQUIRE_SM90=1 makes a missing Hopper path a failure (bench/attention/sm90_run.sh sets it). */
 static void test_attention_sm90(void) {
     const int active = attention_sm90_active();
-    printf("\n-- Hopper attention forward (wgmma + TMA): %s\n", active ? "active" : "not active (mma.sync kernels)");
+    printf("\n-- Hopper attention forward and dk/dv (wgmma + TMA): %s\n", active ? "active" : "not active (mma.sync kernels)");
     const char *req = getenv("ROPEPP_REQUIRE_SM90");
     if (req != NULL && req[0] == '1') {
         n_checks++;
@@ -576,7 +579,7 @@ static void test_attention_sm90(void) {
     test_attention_case({PE_ROPEPP_EC, 2, 300, 8, 2, 128, 0.5, NOISE_IMAG});
     test_attention_case({PE_ROPE, 1, 300, 8, 2, 64, 0.5, NOISE_REAL});
     setenv("ROPEPP_ATTN_SM90", "0", 1);
-    printf("   (Hopper forward turned off for the next two cases: the mma.sync forward)\n");
+    printf("   (Hopper kernels turned off for the next two cases: the mma.sync ones)\n");
     test_attention_case({PE_ROPEPP_EC, 1, 1037, 8, 4, 128, 0.0, NOISE_NONE});
     test_attention_case({PE_ALIBI, 1, 1000, 8, 2, 64, 0.0, NOISE_NONE});
     unsetenv("ROPEPP_ATTN_SM90");

@@ -93,9 +93,9 @@ int main(int argc, char **argv) {
     const char *fbm = getenv("ROPEPP_ATTN_FWD_BM");
     if (fbm && fbm[0]) impl_s += std::string("_fwd") + fbm;   /* forward block rows forced (64 or 128) */
     const char *sm90 = getenv("ROPEPP_ATTN_SM90");
-    if (sm90 && sm90[0] == '0') impl_s += "_mma";   /* Hopper forward turned off: the mma.sync forward */
+    if (sm90 && sm90[0] == '0') impl_s += "_mma";   /* Hopper kernels turned off: the mma.sync ones */
     const char *impl = impl_s.c_str();
-    fprintf(stderr, "attention forward on the Hopper kernels (wgmma + TMA): %s\n", attention_sm90_active() ? "yes" : "no");
+    fprintf(stderr, "attention forward and dk/dv on the Hopper kernels (wgmma + TMA): %s\n", attention_sm90_active() ? "yes" : "no");
     cudaEvent_t e0, e1;
     ck(cudaEventCreate(&e0), "event");
     ck(cudaEventCreate(&e1), "event");

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # bench/attention/sm90_run.sh — the Hopper attention's whole check in one GPU call (repository root, H100/H200):
 #   0. binaries: prebuilt ones from $BIN (bench/attention/build.sh, sm_90a) if they start here, else built here
-#   1. tests/test_gpu (bf16) with ROPEPP_REQUIRE_SM90=1: the sm_90a forward for every PE / GQA group / HD 64, 128 /
-#      tails against the CPU ops, determinism; then tests/test_gpu_fp32 (unless SKIP_FP32=1)
+#   1. `tests/test_gpu --quick` first (60 s at most: a hang or failure there ends the call, saving GPU time), then
+#      tests/test_gpu (bf16) with ROPEPP_REQUIRE_SM90=1: the sm_90a forward and dk/dv for every PE / GQA group /
+#      HD 64, 128 / tails / backward path (dS^T stored, chunked, recomputed) against the CPU ops, determinism; then
+#      tests/test_gpu_fp32 (unless SKIP_FP32=1)
 #   2. compute-sanitizer memcheck and racecheck on `tests/test_gpu --quick` (includes sm_90a cases)
-#   3. bench_attention.py: ours (sm_90a forward, and the mma.sync forward beside it) vs SDPA flash and cuDNN
-#   4. ncu (--clock-control none) of one sm90_fwd_kernel launch per head dim at T 4096 (rope): the kernel's limiters
+#   3. bench_attention.py: ours (sm_90a kernels, and the mma.sync ones beside it) vs SDPA flash and cuDNN
+#   4. ncu (--clock-control none) of one sm90_fwd_kernel and one sm90_bwd_dkv_kernel launch per head dim at T 4096
+#      (rope): the kernels' limiters
 # Each step is bounded by `timeout`; logs and results under $OUT (default /tmp/sm90_out), packed into sm90_logs.tgz.
 # Usage: BIN=tests/tmp/attn_build bash bench/attention/sm90_run.sh   [STEPS="test sanitize bench ncu"] [BENCH_ARGS=..]
 set -u -o pipefail
@@ -36,6 +39,13 @@ else
 fi
 rc=0
 case " $STEPS " in *" test "*)
+  step "test_gpu --quick (bf16)"
+  if ! ROPEPP_REQUIRE_SM90=1 timeout 60 "$BIN/test_gpu" --quick > "$L/test_gpu_quick.txt" 2>&1; then
+    tail -40 "$L/test_gpu_quick.txt"; grep -h "FAIL" "$L/test_gpu_quick.txt" | head -20
+    step "quick checks failed or hung: stopping"
+    (cd "$RES" && tar czf "$RES/sm90_logs.tgz" logs bench); exit 1
+  fi
+  tail -1 "$L/test_gpu_quick.txt"
   step "test_gpu (bf16, ROPEPP_REQUIRE_SM90=1)"
   ROPEPP_REQUIRE_SM90=1 timeout ${TEST_TIMEOUT:-240} "$BIN/test_gpu" > "$L/test_gpu_bf16.txt" 2>&1 || rc=1
   tail -1 "$L/test_gpu_bf16.txt"
@@ -61,18 +71,22 @@ case " $STEPS " in *" bench "*)
 esac
 case " $STEPS " in *" ncu "*)
   step "ncu"
-  for hd in 128 64; do
-    timeout 150 ncu --clock-control none --kernel-name regex:sm90_fwd_kernel --launch-skip 1 --launch-count 1 --section SpeedOfLight \
+  for k in sm90_fwd_kernel sm90_bwd_dkv_kernel; do for hd in 128 64; do
+    timeout 150 ncu --clock-control none --kernel-name regex:$k --launch-skip 1 --launch-count 1 --section SpeedOfLight \
       --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
       --section LaunchStats --section SchedulerStats "$BIN/bench_attention" --T 4096 --modes rope --hd $hd --iters 2 --warmup 0 \
-      > "$L/ncu_hd$hd.txt" 2>&1 || rc=1
-    grep -E "Duration|Compute \(SM\) Throughput|No Eligible|Issued Warp|Warp Cycles Per Issued|DRAM Throughput" "$L/ncu_hd$hd.txt" | head -12
-  done
-  # the tensor pipe's busy share (metric names of Nsight Compute 2025.x; a missing one only fails this log)
-  timeout 100 ncu --clock-control none --kernel-name regex:sm90_fwd_kernel --launch-skip 1 --launch-count 1 \
-    --metrics sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_tensor_op_gmma.sum,smsp__average_warp_latency_issue_stalled_barrier,smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio,smsp__average_warps_issue_stalled_wait_per_issue_active.ratio,smsp__average_warps_issue_stalled_math_pipe_throttle_per_issue_active.ratio,smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio,smsp__average_warps_issue_stalled_membar_per_issue_active.ratio,smsp__average_warps_issue_stalled_short_scoreboard_per_issue_active.ratio \
-    "$BIN/bench_attention" --T 4096 --modes rope --hd 128 --iters 2 --warmup 0 > "$L/ncu_metrics.txt" 2>&1
-  grep -E "sm__|smsp__" "$L/ncu_metrics.txt" | head -12;;
+      > "$L/ncu_${k}_hd$hd.txt" 2>&1 || rc=1
+    echo "$k hd $hd:"
+    grep -E "Duration|Compute \(SM\) Throughput|No Eligible|Issued Warp|Warp Cycles Per Issued|DRAM Throughput|Registers Per|Shared Memory Configuration Size" "$L/ncu_${k}_hd$hd.txt" | head -14
+  done; done
+  # the tensor pipe's busy share and the stall reasons (metric names of Nsight Compute 2025.x; a missing one only
+  # fails this log)
+  for k in sm90_fwd_kernel sm90_bwd_dkv_kernel; do
+    timeout 100 ncu --clock-control none --kernel-name regex:$k --launch-skip 1 --launch-count 1 \
+      --metrics sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_tensor_op_gmma.sum,smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio,smsp__average_warps_issue_stalled_wait_per_issue_active.ratio,smsp__average_warps_issue_stalled_math_pipe_throttle_per_issue_active.ratio,smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio,smsp__average_warps_issue_stalled_membar_per_issue_active.ratio,smsp__average_warps_issue_stalled_short_scoreboard_per_issue_active.ratio,smsp__average_warps_issue_stalled_lg_throttle_per_issue_active.ratio,smsp__average_warps_issue_stalled_mio_throttle_per_issue_active.ratio,sm__cycles_elapsed.avg,smsp__inst_executed.sum \
+      "$BIN/bench_attention" --T 4096 --modes rope --hd 128 --iters 2 --warmup 0 > "$L/ncu_metrics_$k.txt" 2>&1
+    echo "$k metrics:"; grep -E "sm__|smsp__" "$L/ncu_metrics_$k.txt" | head -14
+  done;;
 esac
 step "done rc=$rc"
 (cd "$RES" && tar czf "$RES/sm90_logs.tgz" logs bench)
