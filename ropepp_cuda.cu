@@ -969,8 +969,9 @@ void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const
             attn_decode_kernel<1><<<grid, DEC_THREADS>>>(pm, pl, pacc, qkv, kcache, vcache, *pe, pos_dev, pos0, Tn, Tmax,
                                                          HQ, KVH, HD, nsplit, nchunk, A.scale2);
         cudaCheckLaunch();
-        if ((size_t)nsplit * sizeof(float) > 48 * 1024) fail("decode attention: more splits than the combine's shared memory holds", "lower the batch");
-        attn_decode_combine_kernel<<<(unsigned)(rows * A.NA), DEC_COMBINE_THREADS, (size_t)nsplit * sizeof(float)>>>(
+        const size_t comb_smem = ((size_t)nsplit + DEC_COMBINE_THREADS / 32) * sizeof(float);
+        if (comb_smem > 48 * 1024) fail("decode attention: more splits than the combine's shared memory holds", "lower the batch");
+        attn_decode_combine_kernel<<<(unsigned)(rows * A.NA), DEC_COMBINE_THREADS, comb_smem>>>(
             out, pm, pl, pacc, HD, nsplit);
         cudaCheckLaunch();
     } else {

@@ -330,16 +330,11 @@ template <int HD, int BM> __global__ void __launch_bounds__(BM * 2, 256 / (BM * 
     }
 }
 
-/* The end of both dq kernels: each head's dq (times the softmax scale), fp32 into DQs (which overlays the finished
-   tile stages), then per projected q head the rotary backward of each of its heads (real, then imaginary), summed,
-   written into dqkv once. */
-template <int HD> __device__ __forceinline__ void tc_dq_epilogue(const AttnArgs &A, int P, const float (&dq)[HD / 8][4],
-                                                                float *DQs, int a0, int q0, size_t row0) {
-    constexpr int CH = HD / 8, NO = HD / 8, LDQ = HD + 8;
-    const PosEmb &pe = A.pe;
-    const int BMpos = TC_BM / P, T = A.T;
-    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    /* each head's dq (times the softmax scale), fp32 into DQs */
+/* The end of the dq kernels, part 1: warp w's 16 rows of dq (fragments as mma.sync's accumulator, times the softmax
+   scale), fp32 into DQs (TC_BM rows of HD + 8, overlaying the finished tile stages). */
+template <int HD> __device__ __forceinline__ void tc_dq_to_smem(const AttnArgs &A, const float (&dq)[HD / 8][4],
+                                                               float *DQs, int w, int lane) {
+    constexpr int NO = HD / 8, LDQ = HD + 8;
     {
         const int col = (lane & 3) * 2, r = w * 16 + (lane >> 2);
 #pragma unroll
@@ -348,13 +343,21 @@ template <int HD> __device__ __forceinline__ void tc_dq_epilogue(const AttnArgs 
             *reinterpret_cast<float2 *>(DQs + (r + 8) * LDQ + n * 8 + col) = make_float2(dq[n][2] * A.scale, dq[n][3] * A.scale);
         }
     }
-    __syncthreads();
+}
+/* part 2, after a barrier over the threads that wrote DQs: per projected q head of the pack (P heads x TC_BM / P
+   positions from a0, q0) the rotary backward of each of its heads (real, then imaginary: the transpose of the q
+   rotation in attention_forward), summed, written into dqkv once; threads tid of nthreads. */
+template <int HD> __device__ __forceinline__ void tc_dq_rotary_store(const AttnArgs &A, int P, const float *DQs, int a0,
+                                                                    int q0, size_t row0, int tid, int nthreads) {
+    constexpr int CH = HD / 8, LDQ = HD + 8;
+    const PosEmb &pe = A.pe;
+    const int BMpos = TC_BM / P, T = A.T;
     /* per projected q head: the rotary backward of each of its heads (real, then imaginary), summed, into dqkv */
     {
         const int half = pe.rot / 2, hch = half / 8, rch = pe.rot / 8;
         const int nh = pe.imag ? P / 2 : P, per = pe.imag ? 2 : 1;
         const int hbase = pe.imag ? a0 >> 1 : a0;
-        for (int i = tid; i < nh * BMpos * CH; i += TC_THREADS) {
+        for (int i = tid; i < nh * BMpos * CH; i += nthreads) {
             const int c = i % CH, pl = (i / CH) % BMpos, hh = i / (CH * BMpos), t = q0 + pl;
             if (t >= T || (c >= hch && c < rch)) continue;
             const int h = hbase + hh;
@@ -398,6 +401,14 @@ template <int HD> __device__ __forceinline__ void tc_dq_epilogue(const AttnArgs 
             }
         }
     }
+}
+
+/* both parts for the mma.sync dq kernels (all TC_THREADS threads) */
+template <int HD> __device__ __forceinline__ void tc_dq_epilogue(const AttnArgs &A, int P, const float (&dq)[HD / 8][4],
+                                                                float *DQs, int a0, int q0, size_t row0) {
+    tc_dq_to_smem<HD>(A, dq, DQs, threadIdx.x >> 5, threadIdx.x & 31);
+    __syncthreads();
+    tc_dq_rotary_store<HD>(A, P, DQs, a0, q0, row0, threadIdx.x, TC_THREADS);
 }
 
 /* Backward dq: grid (NA / P, B, query tiles), as the forward. */
@@ -841,18 +852,23 @@ static int tc_dkv_bk(const AttnArgs *A) {
     const char *e = getenv("ROPEPP_ATTN_DKV_BK");
     return (e != NULL && atoi(e) == 128) ? 128 : 64;
 }
-/* bytes of dS^T tiles one sequence needs, and the most the backward may hold (ROPEPP_ATTN_DS_MB, default 1024;
-   0 = always recompute S and dP in the dq kernel) */
+int attention_sm90_active(void);   /* cuda/attention_sm90.cuh */
+/* bytes of dS^T tiles one sequence needs, and the most the backward may hold (ROPEPP_ATTN_DS_MB, default 1024,
+   4096 on Hopper; 0 = always recompute S and dP in the dq kernel) */
 static size_t tc_ds_bytes_per_seq(const AttnArgs *A) {
     const size_t n = (size_t)(A->T + 63) / 64;
     return (size_t)A->NA * (n * (n + 1) / 2) * 4096 * sizeof(bf16);
 }
 static size_t tc_ds_cap(void) {
     const char *e = getenv("ROPEPP_ATTN_DS_MB");
-    return (e != NULL && e[0] != '\0' ? (size_t)atol(e) : (size_t)1024) << 20;
+    if (e != NULL && e[0] != '\0') return (size_t)atol(e) << 20;
+    /* Hopper: 4096, where the wgmma dq from the tiles is much faster than recomputing, and one chunk then holds
+       rope / EH at T 16k and EC at T 8k (H200, bench/attention/2026-12-04-sm90-bwd: rope T 16k backward 4.37 ms
+       with 4096 against 7.36 ms in chunks of one kv head with 1024, dq then still on mma.sync) */
+    return (size_t)(attention_sm90_active() ? 4096 : 1024) << 20;
 }
 static bool sm90_dkv_launch(const AttnArgs *A, int ng, int nb);   /* cuda/attention_sm90.cuh */
-int attention_sm90_active(void);
+static bool sm90_dq_launch(const AttnArgs *C, int cb, size_t ds_bytes);   /* cuda/attention_sm90.cuh */
 template <int HD> static void tc_dkv_launch(const AttnArgs *A, int ng, int nb, int BK) {
     if (sm90_dkv_launch(A, ng, nb)) return;   /* Hopper (sm_90a): wgmma + TMA */
     dim3 gk((unsigned)ng, (unsigned)nb, (unsigned)((A->T + BK - 1) / BK));
@@ -895,6 +911,7 @@ template <int HD> static void tc_bwd_launch_hd(const AttnArgs *A) {
                 C.g0 = g0;
                 C.nag = cg * A->agroup;
                 tc_dkv_launch<HD>(&C, cg, cb, BK);
+                if (sm90_dq_launch(&C, cb, (size_t)nb * ng * per_g)) continue;   /* Hopper (sm_90a) */
                 tc_bwd_dq_ds_kernel<HD><<<dim3((unsigned)(C.nag / P), (unsigned)cb, nqt), TC_THREADS,
                                           tc_dq_ds_smem<HD>()>>>(C, P);
                 cudaCheckLaunch();

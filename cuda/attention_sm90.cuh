@@ -529,8 +529,11 @@ sm90_bwd_dkv_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k
     if (threadIdx.x == 0) {
         mbar_init(kv_full, 1);
         for (int s = 0; s < SM90B_STAGES; s++) {
-            mbar_init(full + 8 * s, 2);    /* the tensor copies' arrival, the statistics warp's */
-            mbar_init(empty + 8 * s, 8);   /* one arrival per consumer warp */
+            /* the tensor copies' arrival and one per thread of the statistics warp; one per consumer thread (each
+               thread's own release of what it wrote or read, which is also what compute-sanitizer's racecheck
+               follows) */
+            mbar_init(full + 8 * s, 1 + 32);
+            mbar_init(empty + 8 * s, 256);
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
@@ -570,8 +573,7 @@ sm90_bwd_dkv_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k
                     stats_g[st * 2 * SM90B_BQ + i] = i < SM90B_BQ ? (t < T ? A.lse2_in[si + t] : INFINITY)
                                                                   : (t < T ? A.D[si + t] : 0.0f);
                 }
-                __syncwarp();
-                if (lane == 0) mbar_arrive(full + 8 * st);
+                mbar_arrive(full + 8 * st);
             }
         }
         return;
@@ -688,8 +690,7 @@ sm90_bwd_dkv_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k
             reg_fence_u(pa);
             reg_fence_u(da);
         }
-        __syncwarp();
-        if (lane == 0) mbar_arrive(empty + 8 * st);   /* the stage is free (also for items this warpgroup skips) */
+        mbar_arrive(empty + 8 * st);   /* the stage is free (also for items this warpgroup skips) */
     }
 
     /* dv straight into dqkv; dk (times the softmax scale) through shared memory for the key rotary backward */
@@ -711,6 +712,171 @@ sm90_bwd_dkv_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k
     }
     asm volatile("bar.sync 1, 256;\n" ::: "memory");
     dk_rotary_store<HD>(A, DKs, LDK, g, k0, kvalid, row0, ctid, 256);
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------------ backward dq */
+/* Backward dq on Hopper from the dS^T tiles sm90_bwd_dkv_kernel stored: dQ = dS K scale, then the rotary backward of
+   each head and the real + imaginary sum (tc_dq_rotary_store), as tc_bwd_dq_ds_kernel (the reference on other GPUs).
+   Block (pack of P = 2 heads when the GQA group is even, else 1 head; sequence; query tile of 128 / P positions),
+   heaviest tiles first, 384 threads: consumer warpgroup w owns 64 rows, i.e. one head's 64-query tile (head a0 + w
+   for P = 2, positions q0 + 64 w for P = 1), so each of its dS tiles is one stored 64 x 64 dS^T tile.
+   producer (one thread): for each 64-key tile kt up to the block's last query, the rotated keys (kr) and the dS^T
+   tile of each warpgroup whose queries reach kt, into a three-stage ring (TMA, 128-byte swizzle).
+   consumers: dQ (64 x HD fp32) += dS (64 queries x 64 keys: the stored dS^T read through a transposed descriptor) K
+   (64 keys x HD, transposed descriptor), 4 wgmma k-steps per tile, the previous tile's stage released once its
+   products are done. Deterministic: one owner per output element. */
+#define SM90D_STAGES 3
+template <int HD> static size_t sm90_dq_smem() {
+    const size_t tiles = (size_t)SM90D_STAGES * (64 * HD * 2 + 2 * 4096 * 2) + 2 * SM90D_STAGES * 8 + 1024;
+    const size_t dqs = (size_t)TC_BM * (HD + 8) * sizeof(float) + 1024;
+    return tiles > dqs ? tiles : dqs;
+}
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* one box of a 2-D tensor map into shared memory, completing on mbarrier bar */
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *map, uint32_t bar, int c0, int c1) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n"
+                 ::"r"(dst), "l"((uint64_t)map), "r"(bar), "r"(c0), "r"(c1) : "memory");
+}
+/* d (64 x 128 fp32) += A (64 x 16, smem descriptor da, MN-major: transposed) B (16 x 128, smem descriptor db,
+   MN-major: transposed) */
+__device__ __forceinline__ void wgmma_tt_n128(float (&d)[64], uint64_t da, uint64_t db) {
+    asm volatile("{\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                 "}, %64, %65, 1, 1, 1, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(da), "l"(db));
+}
+/* the same with N = 64 */
+__device__ __forceinline__ void wgmma_tt_n64(float (&d)[32], uint64_t da, uint64_t db) {
+    asm volatile("{\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                 "}, %32, %33, 1, 1, 1, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "l"(da), "l"(db));
+}
+#endif
+
+/* tmap_ds: the chunk's dS buffer as rows of 64 bf16 (tile index * 64 + key), boxes of 64 x 64 */
+template <int HD>
+__global__ void __launch_bounds__(SM90_THREADS, 1)
+sm90_bwd_dq_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, const __grid_constant__ CUtensorMap tmap_ds,
+                   int P) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int NB = HD / 64, NO = HD / 2;
+    constexpr uint32_t KBOX = 64 * 128, KTILE = NB * KBOX, DTILE = 64 * 128;
+    constexpr uint32_t STAGE = KTILE + 2 * DTILE;
+    const uint32_t raw = smem_u32(sm90_smem), base = (raw + 1023u) & ~1023u;
+    float *DQs = reinterpret_cast<float *>(sm90_smem + (base - raw));   /* the epilogue's (TC_BM, HD + 8) fp32 dq */
+    const uint32_t bars = base + SM90D_STAGES * STAGE, full = bars, empty = bars + 8 * SM90D_STAGES;
+    const int BMpos = TC_BM / P;
+    const int qt = gridDim.z - 1 - blockIdx.z, a0 = A.g0 * A.agroup + blockIdx.x * P, b = A.b0 + blockIdx.y;
+    const int g = a0 / A.agroup, T = A.T;
+    const int q0 = qt * BMpos;
+    const size_t row0 = (size_t)b * T;
+    const int nkt = (min(q0 + BMpos, T) - 1) / 64 + 1;   /* key tiles up to the block's last query */
+    /* warpgroup w's head and first query; its dS^T tiles (qi, kj <= qi) start at tile row tbase[w] */
+    int pw[2], qi[2], tbase[2];
+#pragma unroll
+    for (int w = 0; w < 2; w++) {
+        const int a = a0 + (w * 64) / BMpos;
+        pw[w] = q0 + (w * 64) % BMpos;
+        qi[w] = pw[w] / 64;
+        tbase[w] = (int)((((size_t)blockIdx.y * A.nag + a - A.g0 * A.agroup) * A.ntri + (size_t)qi[w] * (qi[w] + 1) / 2) * 64);
+    }
+
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < SM90D_STAGES; s++) {
+            mbar_init(full + 8 * s, 1);
+            mbar_init(empty + 8 * s, 256);   /* one arrival per consumer thread */
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (threadIdx.x < 128) {
+        /* producer */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+        if (threadIdx.x == 0) {
+            for (int kt = 0; kt < nkt; kt++) {
+                const int st = kt % SM90D_STAGES;
+                const uint32_t sbase = base + st * STAGE, bar = full + 8 * st;
+                if (kt >= SM90D_STAGES) mbar_wait(empty + 8 * st, ((kt / SM90D_STAGES) - 1) & 1);
+                unsigned bytes = KTILE;
+#pragma unroll
+                for (int w = 0; w < 2; w++)
+                    if (pw[w] < T && kt <= qi[w]) bytes += DTILE;
+                mbar_expect_tx(bar, bytes);
+                for (int bb = 0; bb < NB; bb++) tma_load_4d(sbase + bb * KBOX, &tmap_k, bar, bb * 64, g, kt * 64, b);
+#pragma unroll
+                for (int w = 0; w < 2; w++)
+                    if (pw[w] < T && kt <= qi[w]) tma_load_2d(sbase + KTILE + w * DTILE, &tmap_ds, bar, 0, tbase[w] + kt * 64);
+            }
+        }
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+    const int ctid = threadIdx.x - 128, lane = ctid & 31, cw = ctid >> 5, wgc = cw >> 2;
+    const bool rows_valid = (wgc ? pw[1] : pw[0]) < T;
+    const int my_qi = wgc ? qi[1] : qi[0];
+    float d[NO];
+#pragma unroll
+    for (int n = 0; n < NO; n++) d[n] = 0.0f;
+    int prev = -1;   /* the stage whose products may still run */
+    for (int kt = 0; kt < nkt; kt++) {
+        const int st = kt % SM90D_STAGES;
+        mbar_wait(full + 8 * st, (kt / SM90D_STAGES) & 1);
+        if (rows_valid && kt <= my_qi) {
+            const uint32_t kts = base + st * STAGE, dts = kts + KTILE + wgc * DTILE;
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                /* keys kk*16 .. are rows of both tiles, 2048 bytes further; K's next 64 dims one box further */
+                const uint64_t da = gmma_desc(dts + kk * 2048, DTILE, 1024), db = gmma_desc(kts + kk * 2048, KBOX, 1024);
+                if constexpr (HD == 128) wgmma_tt_n128(d, da, db);
+                else wgmma_tt_n64(d, da, db);
+            }
+            wgmma_commit();
+            wgmma_wait<1>();   /* the previous tile's products are done */
+        } else {
+            wgmma_wait<0>();
+        }
+        reg_fence(d);
+        if (prev >= 0) mbar_arrive(empty + 8 * prev);
+        prev = st;
+    }
+    wgmma_wait<0>();
+    reg_fence(d);
+
+    /* the epilogue of tc_bwd_dq_ds_kernel: the accumulator rows of warp cw are rows cw * 16 .. as there */
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");   /* every consumer is done with the stages: DQs overlays them */
+    float dq[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) {
+        dq[n][0] = d[4 * n];
+        dq[n][1] = d[4 * n + 1];
+        dq[n][2] = d[4 * n + 2];
+        dq[n][3] = d[4 * n + 3];
+    }
+    tc_dq_to_smem<HD>(A, dq, DQs, cw, lane);
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    tc_dq_rotary_store<HD>(A, P, DQs, a0, q0, row0, ctid, 256);
 #endif
 }
 
@@ -828,6 +994,35 @@ static bool sm90_dkv_launch(const AttnArgs *A, int ng, int nb) {
         static int done = 0;
         if (!done) { cudaCheck(cudaFuncSetAttribute(sm90_bwd_dkv_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm90_bwd_smem<128>())); done = 1; }
         sm90_bwd_dkv_kernel<128><<<grid, SM90_THREADS, sm90_bwd_smem<128>()>>>(*A, tk, tv, tq, tdo);
+    }
+    cudaCheckLaunch();
+    return true;
+}
+
+/* The Hopper dq for one chunk of the backward (cb sequences from C->b0, C->nag heads from kv head C->g0, C->dS filled
+   by the dk/dv kernel) where it applies, else false and nothing launched: tc_bwd_dq_ds_kernel runs instead. */
+static bool sm90_dq_launch(const AttnArgs *C, int cb, size_t ds_bytes) {
+    if (!attention_sm90_active()) return false;
+    const int T = C->T, HD = C->HD, P = C->agroup % 2 == 0 ? 2 : 1, BMpos = TC_BM / P;
+    CUtensorMap tk, tds;
+    const size_t ds_rows = ds_bytes / 128;
+    const cuuint64_t dims[2] = {64, (cuuint64_t)ds_rows}, strides[1] = {128};
+    const cuuint32_t box[2] = {64, 64}, estr[2] = {1, 1};
+    if (ds_rows > 0x7fffffffull || C->nag % P != 0 ||
+        !sm90_tensor_map(&tk, C->kr, HD, C->KVH, T, C->B, (size_t)C->KVH * HD, (size_t)T * C->KVH * HD, 64) ||
+        sm90_encode_fn()(&tds, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)C->dS, dims, strides, box, estr,
+                         CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
+        return false;
+    dim3 grid((unsigned)(C->nag / P), (unsigned)cb, (unsigned)((T + BMpos - 1) / BMpos));
+    if (HD == 64) {
+        static int done = 0;
+        if (!done) { cudaCheck(cudaFuncSetAttribute(sm90_bwd_dq_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm90_dq_smem<64>())); done = 1; }
+        sm90_bwd_dq_kernel<64><<<grid, SM90_THREADS, sm90_dq_smem<64>()>>>(*C, tk, tds, P);
+    } else {
+        static int done = 0;
+        if (!done) { cudaCheck(cudaFuncSetAttribute(sm90_bwd_dq_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm90_dq_smem<128>())); done = 1; }
+        sm90_bwd_dq_kernel<128><<<grid, SM90_THREADS, sm90_dq_smem<128>()>>>(*C, tk, tds, P);
     }
     cudaCheckLaunch();
     return true;

@@ -198,8 +198,11 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(float *pm, flo
 #define DEC_COMBINE_THREADS 128
 __global__ void __launch_bounds__(DEC_COMBINE_THREADS) attn_decode_combine_kernel(floatX *out, const float *pm,
         const float *pl, const float *pacc, int HD, int nsplit) {
-    extern __shared__ float wsplit[];   /* (nsplit) */
-    __shared__ float red[DEC_COMBINE_THREADS / 32];
+    /* dynamic only: a static array beside it would put the dynamic part after the 1024-byte alignment that
+       sm90_smem's declaration gives every extern __shared__ array of this compilation unit, past the bytes the
+       launch asks for (compute-sanitizer memcheck, 2026-12-04) */
+    extern __shared__ float wsplit[];   /* (nsplit) weights, then (DEC_COMBINE_THREADS / 32) partial results */
+    float *red = wsplit + nsplit;
     const size_t base = (size_t)blockIdx.x * nsplit;
     const int tid = threadIdx.x, lane = tid & 31, wid = tid >> 5, nw = DEC_COMBINE_THREADS / 32;
     float M = -INFINITY;
