@@ -7,8 +7,9 @@
 #      tests/test_gpu_fp32 (unless SKIP_FP32=1)
 #   2. compute-sanitizer memcheck and racecheck on `tests/test_gpu --quick` (includes sm_90a cases)
 #   3. bench_attention.py: ours (sm_90a kernels, and the mma.sync ones beside it) vs SDPA flash and cuDNN
-#   4. ncu (--clock-control none) of one sm90_fwd_kernel and one sm90_bwd_dkv_kernel launch per head dim at T 4096
-#      (rope): the kernels' limiters
+#   4. ncu (--clock-control none) of one sm90_fwd_kernel, sm90_bwd_dkv_kernel and sm90_bwd_dq_kernel launch per head
+#      dim at T 4096 (rope): the kernels' limiters; and the duration of every kernel of one forward + backward (what
+#      the op's time is made of)
 # Each step is bounded by `timeout`; logs and results under $OUT (default /tmp/sm90_out), packed into sm90_logs.tgz.
 # Usage: BIN=tests/tmp/attn_build bash bench/attention/sm90_run.sh   [STEPS="test sanitize bench ncu"] [BENCH_ARGS=..]
 set -u -o pipefail
@@ -71,7 +72,11 @@ case " $STEPS " in *" bench "*)
 esac
 case " $STEPS " in *" ncu "*)
   step "ncu"
-  for k in sm90_fwd_kernel sm90_bwd_dkv_kernel; do for hd in 128 64; do
+  timeout 100 ncu --clock-control none --metrics gpu__time_duration.sum "$BIN/bench_attention" --T 4096 --modes rope \
+    --hd 128 --iters 1 --warmup 0 > "$L/ncu_durations.txt" 2>&1 || rc=1
+  echo "kernel durations (rope T 4096 HD 128, one warm-up + one timed call):"
+  grep -E "^  [a-z_]|gpu__time_duration" "$L/ncu_durations.txt" | paste - - | awk '{print $1, $(NF-1), $NF}' | head -40
+  for k in sm90_fwd_kernel sm90_bwd_dkv_kernel sm90_bwd_dq_kernel; do for hd in 128 64; do
     timeout 150 ncu --clock-control none --kernel-name regex:$k --launch-skip 1 --launch-count 1 --section SpeedOfLight \
       --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
       --section LaunchStats --section SchedulerStats "$BIN/bench_attention" --T 4096 --modes rope --hd $hd --iters 2 --warmup 0 \
@@ -81,7 +86,7 @@ case " $STEPS " in *" ncu "*)
   done; done
   # the tensor pipe's busy share and the stall reasons (metric names of Nsight Compute 2025.x; a missing one only
   # fails this log)
-  for k in sm90_fwd_kernel sm90_bwd_dkv_kernel; do
+  for k in sm90_fwd_kernel sm90_bwd_dkv_kernel sm90_bwd_dq_kernel; do
     timeout 100 ncu --clock-control none --kernel-name regex:$k --launch-skip 1 --launch-count 1 \
       --metrics sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_tensor_op_gmma.sum,smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio,smsp__average_warps_issue_stalled_wait_per_issue_active.ratio,smsp__average_warps_issue_stalled_math_pipe_throttle_per_issue_active.ratio,smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio,smsp__average_warps_issue_stalled_membar_per_issue_active.ratio,smsp__average_warps_issue_stalled_short_scoreboard_per_issue_active.ratio,smsp__average_warps_issue_stalled_lg_throttle_per_issue_active.ratio,smsp__average_warps_issue_stalled_mio_throttle_per_issue_active.ratio,sm__cycles_elapsed.avg,smsp__inst_executed.sum \
       "$BIN/bench_attention" --T 4096 --modes rope --hd 128 --iters 2 --warmup 0 > "$L/ncu_metrics_$k.txt" 2>&1
