@@ -68,11 +68,11 @@ __device__ __forceinline__ float2 unpack_bf16(uint32_t u) {
     __nv_bfloat162 v = *reinterpret_cast<__nv_bfloat162 *>(&u);
     return __bfloat1622float2(v);
 }
-__device__ __forceinline__ void ld8(float (&f)[8], const bf16 *p) {
-    uint4 u = *reinterpret_cast<const uint4 *>(p);
+__device__ __forceinline__ void unpack8(float (&f)[8], uint4 u) {
     float2 v0 = unpack_bf16(u.x), v1 = unpack_bf16(u.y), v2 = unpack_bf16(u.z), v3 = unpack_bf16(u.w);
     f[0] = v0.x; f[1] = v0.y; f[2] = v1.x; f[3] = v1.y; f[4] = v2.x; f[5] = v2.y; f[6] = v3.x; f[7] = v3.y;
 }
+__device__ __forceinline__ void ld8(float (&f)[8], const bf16 *p) { unpack8(f, *reinterpret_cast<const uint4 *>(p)); }
 __device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
     uint4 u;
     u.x = pack_bf16(f[0], f[1]); u.y = pack_bf16(f[2], f[3]); u.z = pack_bf16(f[4], f[5]); u.w = pack_bf16(f[6], f[7]);

@@ -32,7 +32,7 @@ Dims: B batch, T sequence, NA attention heads, KVH kv heads, HD head dim (64 or 
 #define SM90_THREADS 384      /* warpgroup 0: producer; warpgroups 1, 2: consumers */
 #define SM90_BM 128           /* rows of a block: 2 consumer warpgroups x 64 */
 #define SM90_BN 128           /* keys of a K/V tile */
-#define SM90_STAGES 2         /* K/V ring depth */
+#define SM90_STAGES 2         /* K/V ring depth (3 measured no faster on the H200, 2026-12-04) */
 
 /* shared memory of the forward (bytes): the q tile, SM90_STAGES K and V tiles (each HD / 64 boxes of rows x 128 B),
    4 mbarriers per stage, and 1024 B to align the tiles to the 128-byte swizzle's 1024-byte period */
@@ -168,45 +168,84 @@ template <int HD> __device__ __forceinline__ void sm90_pv(float (&o)[HD / 2], co
     }
 }
 
+/* 2^x as the MUFU instruction alone (ex2.approx.ftz.f32): exp2f adds a fix-up of three instructions per element for
+   subnormal results, which here (terms of a softmax sum whose largest term is 1, or probabilities rounded to bf16)
+   change nothing at fp32 precision; same approximation otherwise (2 ulp) */
+__device__ __forceinline__ float exp2_ftz(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+/* keeps the compiler from sinking the computation of v below the next asm volatile (a wgmma wait) */
+__device__ __forceinline__ void reg_fence1(float &v) { asm volatile("" : "+f"(v)::"memory"); }
+
 /* The online softmax of one 128-key tile for this thread's rows A and B (positions pA, pB): s holds the raw logits of
    keys k0 + 8n + 2(lane % 4) + e as s[4n + e] (row A) and s[4n + 2 + e] (row B); on return s holds exp2 of the scaled,
    biased, masked logits minus the new running max, l the running sums (rescaled), m the new max, and (cA, cB) the
    factors by which O (relative to the old max) must be rescaled. Every row sees key 0 in tile 0, so the running max
-   is finite from then on. */
+   is finite from then on. Compiled per case (MASK: the tile reaches past a row's position or past nkeys; ALIBI: a
+   bias slope2 (j - p) per key) because predicated-off instructions still take issue slots: without them a tile costs
+   the max, one FFMA (scale folded in: max(raw) * scale2 is the max of the scaled logits, scale2 > 0), the exp2 and
+   the sum per element. */
+template <bool MASK, bool ALIBI>
 __device__ __forceinline__ void sm90_softmax(float (&s)[64], float &cA, float &cB, float &mA, float &mB, float &lA,
-                                             float &lB, int k0, bool need_mask, int pA, int pB, int nkeys,
-                                             float scale2, float slope2, int lane) {
-    float mxA = -INFINITY, mxB = -INFINITY;
+                                             float &lB, int k0, int pA, int pB, int nkeys, float scale2, float slope2,
+                                             int lane) {
+    /* row max and row sum in 4 independent chains each (n % 4), combined at the end: one chain of 32 dependent
+       instructions per row would stall on their latency with only two consumer warps per scheduler */
+    float mxA[4], mxB[4], rsA[4], rsB[4];
+#pragma unroll
+    for (int c = 0; c < 4; c++) { mxA[c] = mxB[c] = -INFINITY; rsA[c] = rsB[c] = 0.0f; }
 #pragma unroll
     for (int n = 0; n < 16; n++)
 #pragma unroll
         for (int e = 0; e < 2; e++) {
             const int j = k0 + n * 8 + (lane & 3) * 2 + e;
-            float vA = s[4 * n + e] * scale2, vB = s[4 * n + 2 + e] * scale2;
-            if (slope2 != 0.0f) { vA -= slope2 * (float)(pA - j); vB -= slope2 * (float)(pB - j); }
-            if (need_mask) {
+            float vA = s[4 * n + e], vB = s[4 * n + 2 + e];
+            if constexpr (ALIBI) {   /* scaled and biased here; raw otherwise */
+                vA = vA * scale2 - slope2 * (float)(pA - j);
+                vB = vB * scale2 - slope2 * (float)(pB - j);
+            }
+            if constexpr (MASK) {
                 if (j > pA || j >= nkeys) vA = -INFINITY;
                 if (j > pB || j >= nkeys) vB = -INFINITY;
             }
             s[4 * n + e] = vA; s[4 * n + 2 + e] = vB;
-            mxA = fmaxf(mxA, vA); mxB = fmaxf(mxB, vB);
+            mxA[n & 3] = fmaxf(mxA[n & 3], vA); mxB[n & 3] = fmaxf(mxB[n & 3], vB);
         }
-    const float mnA = fmaxf(mA, quad_max(mxA)), mnB = fmaxf(mB, quad_max(mxB));
-    cA = exp2f(mA - mnA);
-    cB = exp2f(mB - mnB);
-    float rsA = 0.0f, rsB = 0.0f;
+    const float sc = ALIBI ? 1.0f : scale2;   /* what still multiplies s: exponent = s sc - m */
+    const float mxa = fmaxf(fmaxf(mxA[0], mxA[1]), fmaxf(mxA[2], mxA[3]));
+    const float mxb = fmaxf(fmaxf(mxB[0], mxB[1]), fmaxf(mxB[2], mxB[3]));
+    const float mnA = fmaxf(mA, quad_max(mxa) * sc), mnB = fmaxf(mB, quad_max(mxb) * sc);
+    cA = exp2_ftz(mA - mnA);
+    cB = exp2_ftz(mB - mnB);
 #pragma unroll
     for (int n = 0; n < 16; n++)
 #pragma unroll
         for (int e = 0; e < 2; e++) {
-            const float eA = exp2f(s[4 * n + e] - mnA), eB = exp2f(s[4 * n + 2 + e] - mnB);
+            const float eA = exp2_ftz(fmaf(s[4 * n + e], sc, -mnA)), eB = exp2_ftz(fmaf(s[4 * n + 2 + e], sc, -mnB));
             s[4 * n + e] = eA; s[4 * n + 2 + e] = eB;
-            rsA += eA; rsB += eB;
+            rsA[n & 3] += eA; rsB[n & 3] += eB;
         }
-    lA = lA * cA + rsA;
-    lB = lB * cB + rsB;
+    lA = lA * cA + ((rsA[0] + rsA[1]) + (rsA[2] + rsA[3]));
+    lB = lB * cB + ((rsB[0] + rsB[1]) + (rsB[2] + rsB[3]));
     mA = mnA;
     mB = mnB;
+}
+/* the softmax of one tile, its case chosen by warp-uniform branches; computed before the next wgmma wait (fenced),
+   so that it overlaps the P V the tensor cores are doing */
+__device__ __forceinline__ void sm90_softmax_tile(float (&s)[64], float &cA, float &cB, float &mA, float &mB, float &lA,
+                                                  float &lB, int k0, bool need_mask, bool alibi, int pA, int pB,
+                                                  int nkeys, float scale2, float slope2, int lane) {
+    if (need_mask) {
+        if (alibi) sm90_softmax<true, true>(s, cA, cB, mA, mB, lA, lB, k0, pA, pB, nkeys, scale2, slope2, lane);
+        else sm90_softmax<true, false>(s, cA, cB, mA, mB, lA, lB, k0, pA, pB, nkeys, scale2, slope2, lane);
+    } else {
+        if (alibi) sm90_softmax<false, true>(s, cA, cB, mA, mB, lA, lB, k0, pA, pB, nkeys, scale2, slope2, lane);
+        else sm90_softmax<false, false>(s, cA, cB, mA, mB, lA, lB, k0, pA, pB, nkeys, scale2, slope2, lane);
+    }
+    reg_fence(s);
+    reg_fence1(cA); reg_fence1(cB); reg_fence1(lA); reg_fence1(lB); reg_fence1(mA); reg_fence1(mB);
 }
 
 /* S (64 x 128 keys per warpgroup) = Q (this warpgroup's 64 rows of the q tile at qtile) K^T (the stage's tile at
@@ -301,33 +340,42 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
 
     /* 1. q rows of the pack: rotated (real, or imaginary for the odd heads of RoPE++) and rounded like qr, noised,
           written to qr and into the swizzled tile. Thread item: 16-byte chunk c of row r, with its rotated partner
-          chunk c + half/8 when c < half/8. */
+          chunk c + half/8 when c < half/8. Every load of the thread is issued before any is used (one global
+          latency per tile: waiting on each item in turn cost a quarter of the kernel's time at T 4096). */
     {
+        constexpr int NIT = SM90_BM * CH / 256;   /* items per thread: 8 (HD 128), 4 (HD 64) */
         const int half = pe.rot / 2, hch = half / 8, rch = pe.rot / 8;
         const bool noise_on = pe.noise_target != NOISE_NONE && pe.noise_sigma != 0.0;
-        for (int i = ctid; i < SM90_BM * CH; i += 256) {
-            const int r = i / CH, c = i % CH;
-            if (c >= hch && c < rch) continue;   /* second chunk of a rotated pair: done with its first */
+        uint4 raw[NIT][2];
+#pragma unroll
+        for (int it = 0; it < NIT; it++) {
+            const int i = ctid + it * 256, r = i / CH, c = i % CH;
             const int t = q0 + r % BMpos, a = a0 + r / BMpos, h = pe.imag ? a >> 1 : a;
+            raw[it][0] = raw[it][1] = make_uint4(0u, 0u, 0u, 0u);
+            if ((c >= hch && c < rch) || t >= T) continue;
+            const bf16 *src = A.qkv + (row0 + t) * A.stride + (size_t)h * HD;
+            raw[it][0] = *reinterpret_cast<const uint4 *>(src + c * 8);
+            if (c < hch) raw[it][1] = *reinterpret_cast<const uint4 *>(src + (c + hch) * 8);
+        }
+#pragma unroll
+        for (int it = 0; it < NIT; it++) {
+            const int i = ctid + it * 256, r = i / CH, c = i % CH;
+            if (c >= hch && c < rch) continue;   /* second chunk of a rotated pair: done with its first */
+            const int t = q0 + r % BMpos, a = a0 + r / BMpos;
             const int is_imag = pe.imag && (a & 1);
             const int npart = c < hch ? 2 : 1;
             float x[2][8];
+            unpack8(x[0], raw[it][0]);
+            unpack8(x[1], raw[it][1]);
+            if (t < T && npart == 2) {
+                const size_t tab = rotary_table_index(pe, g, A.qpos0 + t, c * 8);
 #pragma unroll
-            for (int e = 0; e < 8; e++) x[0][e] = x[1][e] = 0.0f;
-            if (t < T) {
-                const bf16 *src = A.qkv + (row0 + t) * A.stride + (size_t)h * HD;
-                ld8(x[0], src + c * 8);
-                if (npart == 2) {
-                    ld8(x[1], src + (c + hch) * 8);
-                    const size_t tab = rotary_table_index(pe, g, A.qpos0 + t, c * 8);
-#pragma unroll
-                    for (int e = 0; e < 8; e++) {
-                        float cs, sn, o1, o2;
-                        rotary_cs(cs, sn, pe, tab + e, is_imag);
-                        rotary_pair_forward(o1, o2, x[0][e], x[1][e], cs, sn);
-                        x[0][e] = roundx(o1);
-                        x[1][e] = roundx(o2);
-                    }
+                for (int e = 0; e < 8; e++) {
+                    float cs, sn, o1, o2;
+                    rotary_cs(cs, sn, pe, tab + e, is_imag);
+                    rotary_pair_forward(o1, o2, x[0][e], x[1][e], cs, sn);
+                    x[0][e] = roundx(o1);
+                    x[1][e] = roundx(o2);
                 }
             }
 #pragma unroll
@@ -361,7 +409,8 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
     /* key tiles this warpgroup needs: up to its last row's position (the block's last tile for the other) */
     const int wg_pl_max = (wgc * 64) % BMpos + (BMpos < 64 ? BMpos : 64) - 1;
     const int wg_nkt = min(nkt, (A.qpos0 + q0 + wg_pl_max + SM90_BN) / SM90_BN);
-    const float scale2 = A.scale2, slope2 = pe.alibi != NULL ? pe.alibi[a] * LOG2E_F : 0.0f;
+    const bool alibi = pe.alibi != NULL;
+    const float scale2 = A.scale2, slope2 = alibi ? pe.alibi[a] * LOG2E_F : 0.0f;
     const int nkeys = A.nkeys;
 
     float o[NO];
@@ -398,7 +447,8 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
     if (lane == 0) mbar_arrive(empty_k);
     {
         float cA, cB;
-        sm90_softmax(s, cA, cB, mA, mB, lA, lB, 0, true, pA, pB, nkeys, scale2, slope2, lane);
+        const bool need_mask = SM90_BN - 1 > pw_min || SM90_BN > nkeys;
+        sm90_softmax_tile(s, cA, cB, mA, mB, lA, lB, 0, need_mask, alibi, pA, pB, nkeys, scale2, slope2, lane);
         sm90_pack_p(pa, s);
     }
     for (int kt = 1; kt < wg_nkt; kt++) {
@@ -417,7 +467,7 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
         if (lane == 0) mbar_arrive(empty_k + 8 * st);
         const bool need_mask = k0 + SM90_BN - 1 > pw_min || k0 + SM90_BN > nkeys;
         float cA, cB;
-        sm90_softmax(s, cA, cB, mA, mB, lA, lB, k0, need_mask, pA, pB, nkeys, scale2, slope2, lane);
+        sm90_softmax_tile(s, cA, cB, mA, mB, lA, lB, k0, need_mask, alibi, pA, pB, nkeys, scale2, slope2, lane);
         wgmma_wait<0>();
         reg_fence(o);
         __syncwarp();
@@ -490,8 +540,33 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
    then dv into dqkv, dk times the softmax scale through shared memory (dk_rotary_store). Each output element has one
    owner thread: deterministic. */
 #define SM90B_BK 128   /* keys of a block: 2 consumer warpgroups x 64 */
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* P^T = exp2(S^T scale2 - lse2) of one (64 keys, 64 queries) item in place: s[4n + e] is (key kA, query
+   q0 + 8n + col + e), s[4n + 2 + e] the same query for key kB; lse2 of the tile's queries in shared memory. Compiled
+   per case as the forward's softmax (predicated-off instructions still take issue slots): MASK (P^T = 0 for keys
+   after the query, the diagonal item only) and ALIBI (the bias -slope2 (t - k) after the scale, as the forward). */
+template <bool MASK, bool ALIBI>
+__device__ __forceinline__ void sm90_bwd_p(float (&s)[32], const float *lse, int q0, int col, int kA, int kB,
+                                           float scale2, float slope2) {
+#pragma unroll
+    for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int t = q0 + 8 * n + col + e;
+            const float l = lse[8 * n + col + e];
+            float xA = fmaf(s[4 * n + e], scale2, -l), xB = fmaf(s[4 * n + 2 + e], scale2, -l);
+            if constexpr (ALIBI) { xA -= slope2 * (float)(t - kA); xB -= slope2 * (float)(t - kB); }
+            s[4 * n + e] = exp2_ftz(xA);
+            s[4 * n + 2 + e] = exp2_ftz(xB);
+            if constexpr (MASK) {
+                if (kA > t) s[4 * n + e] = 0.0f;
+                if (kB > t) s[4 * n + 2 + e] = 0.0f;
+            }
+        }
+}
+#endif
 #define SM90B_BQ 64    /* queries of a Q / dout tile */
-#define SM90B_STAGES 2 /* Q / dout ring depth */
+#define SM90B_STAGES 2 /* Q / dout ring depth (4 measured no faster on the H200, 2026-12-04) */
 
 /* shared memory of the dk/dv kernel (bytes): K and V (128 rows), SM90B_STAGES query and dout tiles (64 rows), each
    HD / 64 boxes of rows x 128 B; per stage 64 lse2 and 64 D floats; 1 + 2 x SM90B_STAGES mbarriers; 1024 B for the
@@ -614,18 +689,15 @@ sm90_bwd_dkv_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k
             const float slope2 = A.pe.alibi != NULL ? A.pe.alibi[a] * LOG2E_F : 0.0f;
             wgmma_wait<1>();   /* S^T done, dP^T may still run */
             reg_fence(s);
-            /* P^T: s[4n + e] is (key kA, query q0 + 8n + col + e), s[4n + 2 + e] the same query for key kB */
-#pragma unroll
-            for (int n = 0; n < 8; n++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int t = q0 + 8 * n + col + e;
-                    const float l = lse[8 * n + col + e];
-                    float xA = s[4 * n + e] * scale2 - l, xB = s[4 * n + 2 + e] * scale2 - l;
-                    if (slope2 != 0.0f) { xA -= slope2 * (float)(t - kA); xB -= slope2 * (float)(t - kB); }
-                    s[4 * n + e] = kA <= t ? exp2f(xA) : 0.0f;
-                    s[4 * n + 2 + e] = kB <= t ? exp2f(xB) : 0.0f;
-                }
+            /* P^T; the mask only on the diagonal item (queries and keys in the same 64 positions) */
+            const bool diag = q0 < kwg + 64;
+            if (diag) {
+                if (slope2 != 0.0f) sm90_bwd_p<true, true>(s, lse, q0, col, kA, kB, scale2, slope2);
+                else sm90_bwd_p<true, false>(s, lse, q0, col, kA, kB, scale2, slope2);
+            } else {
+                if (slope2 != 0.0f) sm90_bwd_p<false, true>(s, lse, q0, col, kA, kB, scale2, slope2);
+                else sm90_bwd_p<false, false>(s, lse, q0, col, kA, kB, scale2, slope2);
+            }
             /* dV += P^T dO: the accumulator layout of P^T is the A layout; dout rows kk*16 .. are 2048 bytes further */
             uint32_t pa[4][4], da[4][4];
 #pragma unroll

@@ -9,7 +9,8 @@
 #   3. bench_attention.py: ours (sm_90a kernels, and the mma.sync ones beside it) vs SDPA flash and cuDNN
 #   4. ncu (--clock-control none) of one sm90_fwd_kernel, sm90_bwd_dkv_kernel and sm90_bwd_dq_kernel launch per head
 #      dim at T 4096 (rope): the kernels' limiters; and the duration of every kernel of one forward + backward (what
-#      the op's time is made of)
+#      the op's time is made of); with STEPS including ncusrc, the hottest SASS instructions of the forward and
+#      the dk/dv kernel (bench/attention/ncu_hot.py)
 # Each step is bounded by `timeout`; logs and results under $OUT (default /tmp/sm90_out), packed into sm90_logs.tgz.
 # Usage: BIN=tests/tmp/attn_build bash bench/attention/sm90_run.sh   [STEPS="test sanitize bench ncu"] [BENCH_ARGS=..]
 set -u -o pipefail
@@ -91,6 +92,18 @@ case " $STEPS " in *" ncu "*)
       --metrics sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_tensor_op_gmma.sum,smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio,smsp__average_warps_issue_stalled_wait_per_issue_active.ratio,smsp__average_warps_issue_stalled_math_pipe_throttle_per_issue_active.ratio,smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio,smsp__average_warps_issue_stalled_membar_per_issue_active.ratio,smsp__average_warps_issue_stalled_short_scoreboard_per_issue_active.ratio,smsp__average_warps_issue_stalled_lg_throttle_per_issue_active.ratio,smsp__average_warps_issue_stalled_mio_throttle_per_issue_active.ratio,sm__cycles_elapsed.avg,smsp__inst_executed.sum \
       "$BIN/bench_attention" --T 4096 --modes rope --hd 128 --iters 2 --warmup 0 > "$L/ncu_metrics_$k.txt" 2>&1
     echo "$k metrics:"; grep -E "sm__|smsp__" "$L/ncu_metrics_$k.txt" | head -14
+  done;;
+esac
+case " $STEPS " in *" ncusrc "*)
+  # where the warps of the forward and the dk/dv kernel wait, per SASS instruction (rope, T 4096, HD 128)
+  step "ncu source counters"
+  for k in sm90_fwd_kernel sm90_bwd_dkv_kernel; do
+    timeout 150 ncu --clock-control none --kernel-name regex:$k --launch-skip 1 --launch-count 1 --section SourceCounters \
+      --section WarpStateStats -f -o "$L/src_$k" "$BIN/bench_attention" --T 4096 --modes rope --hd 128 --iters 2 \
+      --warmup 0 > "$L/ncusrc_$k.log" 2>&1 || rc=1
+    ncu -i "$L/src_$k.ncu-rep" --page source --csv --print-source sass > "$L/sass_$k.csv" 2>&1 || rc=1
+    echo "$k:"; python3 bench/attention/ncu_hot.py "$L/sass_$k.csv" 40 | tee "$L/hot_$k.txt" | head -45
+    rm -f "$L/src_$k.ncu-rep"
   done;;
 esac
 step "done rc=$rc"
