@@ -18,7 +18,7 @@ Files (one compilation unit: the headers in cuda/ are included from here, never 
                            by the same pair's backward
   cuda/attention_simt.cuh  the fp32-math fused attention kernels (any head dim <= 128, the fp32 build)
   cuda/attention_mma.cuh   the tensor-core (mma.sync bf16) fused attention kernels (head dims 64, 128)
-  cuda/attention_sm90.cuh  the Hopper (sm_90a: wgmma + TMA) attention forward, built where GPU_ARCH is 90a
+  cuda/attention_sm90.cuh  the Hopper (sm_90a: wgmma + TMA) attention forward and backward, built where GPU_ARCH is 90a
   cuda/decode.cuh          the decoding kernels (KV cache append, split-K cached attention, the split merge) and
                            sampling on the device
   cuda/dist.cuh            data parallelism over GPUs with NCCL (ZeRO-1), built where the Makefile finds NCCL
@@ -42,7 +42,8 @@ tensor cores instead (mma.sync bf16 -> fp32, see "tensor-core attention" below):
 of a GQA group (for RoPE++ the real and imaginary heads of each q head) so each K/V tile is loaded once for all of
 them. The fp32-math kernels stay for other head dims and the fp32 build (exact CPU parity); ROPEPP_ATTN_SIMT=1 forces
 them in the bf16 build. On a Hopper GPU with sm_90a code in the binary (`make gpu GPU_ARCH=90a`, the default on such
-a machine) the forward runs on wgmma + TMA instead (cuda/attention_sm90.cuh; ROPEPP_ATTN_SM90=0 turns it off).
+a machine) the forward, dk/dv and dq run on wgmma + TMA instead (cuda/attention_sm90.cuh; ROPEPP_ATTN_SM90=0 turns
+them off).
 
 Streams: built with nvcc --default-stream per-thread (the Makefile's NVCC_FLAGS), all work goes to the per-thread
 default stream (cuBLAS set to it too), which, unlike the legacy NULL stream, can be captured into a CUDA graph

@@ -1,13 +1,14 @@
 /*
-cuda/attention_sm90.cuh — the fused causal flash attention forward for Hopper (sm_90a): wgmma from shared-memory
-descriptors, K/V tiles by the bulk tensor copy engine (TMA) into a two-stage ring completing on mbarriers, one producer
-warp and two consumer warpgroups (setmaxnreg moves registers to the consumers), online softmax in fp32. Part of
-ropepp_cuda.cu's single compilation unit (included from it); compiled into kernels only for sm_90a
+cuda/attention_sm90.cuh — the fused causal flash attention for Hopper (sm_90a), forward and backward (dk/dv, dq):
+wgmma from shared-memory descriptors, tiles by the bulk tensor copy engine (TMA) into rings completing on mbarriers,
+one producer warp and two consumer warpgroups per block (setmaxnreg moves registers to the consumers), softmax in
+fp32. Part of ropepp_cuda.cu's single compilation unit (included from it); compiled into kernels only for sm_90a
 (-gencode=arch=compute_90a,code=sm_90a, `make gpu GPU_ARCH=90a`, the default on a Hopper machine); any other target
 gets empty kernels that the dispatch never launches (sm90_available() is false), so the mma.sync kernels of
 cuda/attention_mma.cuh run instead. ROPEPP_ATTN_SM90=0 in the environment turns this path off (comparisons).
+Design notes, checks and timings: bench/attention/README.md and bench/attention/2026-12-04-sm90-bwd/.
 
-Semantics are those of tc_fwd_kernel (cuda/attention_mma.cuh), which stays the reference on other GPUs:
+Forward (sm90_fwd_kernel); semantics of tc_fwd_kernel (cuda/attention_mma.cuh), the reference on other GPUs:
   block (head pack of P heads, b, query tile of 128 / P positions): the P attention heads that read one kv head are
   stacked along the 128 rows (P heads x 128/P positions), so each K/V tile is loaded once for the GQA group; RoPE++'s
   real head 2h and imaginary head 2h+1 are in the same pack and both come from the raw q of head h.
@@ -24,6 +25,9 @@ Semantics are those of tc_fwd_kernel (cuda/attention_mma.cuh), which stays the r
   (named barriers) to issue, so that one's softmax overlaps the other's products.
   Then out = O / l and lse2 = m + log2(l) (the log2-sum-exp the backward and the decoding read), each written once
   by its owner thread: deterministic.
+Backward: D = rowsum(dout * out) (attn_rowdot_kernel), then sm90_bwd_dkv_kernel (dk, dv, and the dS^T tiles into a
+  scratch buffer) and sm90_bwd_dq_kernel (dq = dS K from those tiles), each described at its definition; both
+  deterministic (one owner per output element, no atomics).
 Dims: B batch, T sequence, NA attention heads, KVH kv heads, HD head dim (64 or 128).
 */
 #ifndef ROPEPP_FP32
@@ -977,7 +981,7 @@ static PFN_cuTensorMapEncodeTiled_v12000 sm90_encode_fn(void) {
     return fn;
 }
 
-/* whether the Hopper forward can run here: a compute capability 9.0 device, sm_90a code in this binary, the tensor-map
+/* whether the Hopper kernels can run here: a compute capability 9.0 device, sm_90a code in this binary, the tensor-map
    encoder in the driver; checked once */
 static bool sm90_available(void) {
     static int v = -1;
@@ -1004,7 +1008,8 @@ static bool sm90_disabled(void) {
     const char *e = getenv("ROPEPP_ATTN_SM90");
     return e != NULL && e[0] == '0';
 }
-/* 1 when attention_forward takes the Hopper kernels for bf16 head dims 64 and 128 here (tests report it) */
+/* 1 when attention_forward and attention_backward take the Hopper kernels for bf16 head dims 64 and 128 here (tests
+   report it) */
 int attention_sm90_active(void) { return !sm90_disabled() && sm90_available(); }
 
 /* A 4-D tensor map (HD, NH, rows, B) over a bf16 tensor whose element (d, head h, row j, sequence b) sits at

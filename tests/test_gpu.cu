@@ -547,11 +547,11 @@ static void test_cached_case(int pe, int B, int H, int KV, int HD, int pos0, int
 
 static bool g_quick = false;
 
-/* defined in ropepp_cuda.cu: 1 when attention_forward and attention_backward's dk/dv run the Hopper kernels
+/* defined in ropepp_cuda.cu: 1 when attention_forward and attention_backward (dk/dv and dq) run the Hopper kernels
    (cuda/attention_sm90.cuh) here */
 int attention_sm90_active(void);
 
-/* The Hopper forward and dk/dv (bf16 build, head dims 64 and 128, on an H100/H200 with a binary built for sm_90a;
+/* The Hopper forward, dk/dv and dq (bf16 build, head dims 64 and 128, on an H100/H200 with a binary built for sm_90a;
    elsewhere the same cases run the mma.sync kernels): every position embedding x GQA group 1, 2, 4, 8 (EC doubles the
    attention heads: packs of 1, 2, 4 heads) x head dim 64 and 128, lengths of one, two and three 128-key tiles with
    tails (the dk/dv kernel's second warpgroup past T at T 77 and 129), against the CPU ops with the bf16 tolerances;
@@ -561,7 +561,7 @@ int attention_sm90_active(void);
    ROPEPP_REQUIRE_SM90=1 makes a missing Hopper path a failure (bench/attention/sm90_run.sh sets it). */
 static void test_attention_sm90(void) {
     const int active = attention_sm90_active();
-    printf("\n-- Hopper attention forward and dk/dv (wgmma + TMA): %s\n", active ? "active" : "not active (mma.sync kernels)");
+    printf("\n-- Hopper attention forward, dk/dv and dq (wgmma + TMA): %s\n", active ? "active" : "not active (mma.sync kernels)");
     const char *req = getenv("ROPEPP_REQUIRE_SM90");
     if (req != NULL && req[0] == '1') {
         n_checks++;

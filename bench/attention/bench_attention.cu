@@ -70,7 +70,7 @@ static double median(std::vector<float> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* defined in ropepp_cuda.cu: 1 when attention_forward runs the sm_90a kernels (cuda/attention_sm90.cuh) here */
+/* defined in ropepp_cuda.cu: 1 when attention_forward and attention_backward run the sm_90a kernels (cuda/attention_sm90.cuh) here */
 int attention_sm90_active(void);
 
 int main(int argc, char **argv) {
@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
     const char *sm90 = getenv("ROPEPP_ATTN_SM90");
     if (sm90 && sm90[0] == '0') impl_s += "_mma";   /* Hopper kernels turned off: the mma.sync ones */
     const char *impl = impl_s.c_str();
-    fprintf(stderr, "attention forward and dk/dv on the Hopper kernels (wgmma + TMA): %s\n", attention_sm90_active() ? "yes" : "no");
+    fprintf(stderr, "attention forward, dk/dv and dq on the Hopper kernels (wgmma + TMA): %s\n", attention_sm90_active() ? "yes" : "no");
     cudaEvent_t e0, e1;
     ck(cudaEventCreate(&e0), "event");
     ck(cudaEventCreate(&e1), "event");

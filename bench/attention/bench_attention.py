@@ -5,8 +5,9 @@ backends, in one invocation on one GPU. Writes results.json and results.md.
 
 FLOPs (the usual causal convention): forward 4 * B * NA * T^2 * HD / 2 (Q K^T and P V over the causal half),
 backward 2.5 x forward (five T x T products: S and dP recomputed, dV, dK, dQ). Ours does those five where the dk/dv
-kernel can store dS^T for the dq kernel (ROPEPP_ATTN_DS_MB, default 1024 MB: up to T 8k for rope here) and seven
-beyond (S and dP recomputed in the dq kernel too); both deterministic without atomics, both credited with 2.5 x. Times: medians over --iters iterations after --warmup, CUDA events around each call.
+kernel can store dS^T for the dq kernel (ROPEPP_ATTN_DS_MB, default 4096 MB on Hopper, 1024 MB elsewhere: every T
+here on Hopper) and seven beyond (S and dP recomputed in the dq kernel too); both deterministic without atomics, both
+credited with 2.5 x. Times: medians over --iters iterations after --warmup, CUDA events around each call.
 
 What each side times. ours: attention_forward = the key rotation kernel (writes kr) + the fused kernel (q rotation,
 real/imaginary heads, qr written, flash attention, out, lse); attention_backward = D = rowsum(dout * out) + the dq
@@ -17,9 +18,8 @@ accumulated into dqkv. PyTorch: F.scaled_dot_product_attention(q, k, v, is_causa
 Usage (repository root, GPU machine):
   python3 bench/attention/bench_attention.py --driver ./bench_attention [--out bench/attention/out] [--tokens 16384]
          [--T 1024,2048,4096,8192,16384] [--iters 30] [--warmup 5] [--simt-T 1024,4096] [--no-mma]
-On a Hopper GPU with a binary built for sm_90a, "ours" is the wgmma + TMA forward and dk/dv kernels
-(cuda/attention_sm90.cuh; dq from the stored dS^T tiles stays on mma.sync) and a second driver run with
-ROPEPP_ATTN_SM90=0 times the mma.sync kernels beside it.
+On a Hopper GPU with a binary built for sm_90a, "ours" is the wgmma + TMA forward, dk/dv and dq kernels
+(cuda/attention_sm90.cuh) and a second driver run with ROPEPP_ATTN_SM90=0 times the mma.sync kernels beside it.
 """
 import argparse, datetime, json, os, platform, statistics, subprocess, sys
 
@@ -159,8 +159,8 @@ def write_md(path, info, rows, args):
          f"- PyTorch {info.get('torch')} (CUDA {info.get('torch_cuda')}, cuDNN {info.get('cudnn')})",
          f"- command: `{info['command']}`", "",
          "Causal, bf16, head dim %d, B = %d / T sequences. TFLOP/s with forward FLOPs = 4·B·NA·T²·HD/2 and backward "
-         "= 2.5 × forward (ours does that work where the dk/dv kernel's dS^T tiles fit ROPEPP_ATTN_DS_MB, default 1024 "
-         "MB, and 3.5 × forward beyond, recomputing S and dP in the dq kernel; deterministic without atomics either way, "
+         "= 2.5 × forward (ours does that work where the dk/dv kernel's dS^T tiles fit ROPEPP_ATTN_DS_MB, default 4096 MB on "
+         "Hopper and 1024 MB elsewhere, and 3.5 × forward beyond, recomputing S and dP in the dq kernel; deterministic without atomics either way, "
          "credited 2.5 × like the others). Medians over "
          "%d iterations after %d warm-up, CUDA events. Ours includes the rotary work (q rotated in the kernel, qr/kr "
          "written, rotary backward into dqkv); PyTorch gets pre-rotated q/k." % (args.hd, args.tokens, args.iters,

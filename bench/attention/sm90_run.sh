@@ -2,7 +2,7 @@
 # bench/attention/sm90_run.sh — the Hopper attention's whole check in one GPU call (repository root, H100/H200):
 #   0. binaries: prebuilt ones from $BIN (bench/attention/build.sh, sm_90a) if they start here, else built here
 #   1. `tests/test_gpu --quick` first (60 s at most: a hang or failure there ends the call, saving GPU time), then
-#      tests/test_gpu (bf16) with ROPEPP_REQUIRE_SM90=1: the sm_90a forward and dk/dv for every PE / GQA group /
+#      tests/test_gpu (bf16) with ROPEPP_REQUIRE_SM90=1: the sm_90a forward, dk/dv and dq for every PE / GQA group /
 #      HD 64, 128 / tails / backward path (dS^T stored, chunked, recomputed) against the CPU ops, determinism; then
 #      tests/test_gpu_fp32 (unless SKIP_FP32=1)
 #   2. compute-sanitizer memcheck and racecheck on `tests/test_gpu --quick` (includes sm_90a cases)
