@@ -263,10 +263,12 @@ template <int HD> __device__ __forceinline__ void sm90_qk(float (&s)[64], uint32
         wgmma_ss_n128(s, da, db, kk > 0);
     }
 }
-/* P rounded to bf16 as wgmma A fragments, one per 16 keys (the accumulator layout of S is the A layout of P) */
-__device__ __forceinline__ void sm90_pack_p(uint32_t (&pa)[8][4], const float (&s)[64]) {
+/* an m64 accumulator (N = 8 x K columns) rounded to bf16 as the wgmma A fragments of K k-steps of 16: the
+   accumulator layout is the A layout (P for P V in the forward; P^T for dV and dS^T for dK in the backward) */
+template <int K>
+__device__ __forceinline__ void sm90_pack_a(uint32_t (&pa)[K][4], const float (&s)[8 * K]) {
 #pragma unroll
-    for (int kk = 0; kk < 8; kk++) {
+    for (int kk = 0; kk < K; kk++) {
         pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
         pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
         pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
@@ -453,7 +455,7 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
         float cA, cB;
         const bool need_mask = SM90_BN - 1 > pw_min || SM90_BN > nkeys;
         sm90_softmax_tile(s, cA, cB, mA, mB, lA, lB, 0, need_mask, alibi, pA, pB, nkeys, scale2, slope2, lane);
-        sm90_pack_p(pa, s);
+        sm90_pack_a<8>(pa, s);
     }
     for (int kt = 1; kt < wg_nkt; kt++) {
         const int st = kt % SM90_STAGES, sp = (kt - 1) % SM90_STAGES, k0 = kt * SM90_BN;
@@ -478,7 +480,7 @@ sm90_fwd_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k, co
         if (lane == 0) mbar_arrive(empty_v + 8 * sp);
 #pragma unroll
         for (int n = 0; n < NO / 4; n++) { o[4 * n] *= cA; o[4 * n + 1] *= cA; o[4 * n + 2] *= cB; o[4 * n + 3] *= cB; }
-        sm90_pack_p(pa, s);
+        sm90_pack_a<8>(pa, s);
     }
     {   /* the last tile's P V (every warpgroup has at least tile 0) */
         const int sp = (wg_nkt - 1) % SM90_STAGES;
@@ -704,13 +706,7 @@ sm90_bwd_dkv_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k
             }
             /* dV += P^T dO: the accumulator layout of P^T is the A layout; dout rows kk*16 .. are 2048 bytes further */
             uint32_t pa[4][4], da[4][4];
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) {
-                pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
-                pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-                pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-                pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
-            }
+            sm90_pack_a<4>(pa, s);
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
@@ -730,13 +726,7 @@ sm90_bwd_dkv_kernel(const AttnArgs A, const __grid_constant__ CUtensorMap tmap_k
                     s[4 * n + e] *= dp[4 * n + e] - d;
                     s[4 * n + 2 + e] *= dp[4 * n + 2 + e] - d;
                 }
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) {
-                da[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
-                da[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-                da[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-                da[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
-            }
+            sm90_pack_a<4>(da, s);
             /* dK += dS^T Q */
             wgmma_fence();
 #pragma unroll
