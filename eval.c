@@ -1438,7 +1438,17 @@ int main(int argc, char **argv) {
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(mode); return 0; }
         if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; see ./eval %s --help\n", f, mode); return 1; }
         int fi = eval_flag_find(f);
-        if (fi < 0) { fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode); return 1; }
+        if (fi < 0) {   /* naming the nearest flag of this mode (edit distance 2 at most) */
+            const char *best = NULL;
+            int best_d = 3;
+            for (int k = 0; k < eval_flag_count; k++) {
+                int d = name_distance(f, eval_flags[k].flag);
+                if ((eval_flags[k].modes & mode_bit) && d < best_d) { best_d = d; best = eval_flags[k].flag; }
+            }
+            if (best != NULL) fprintf(stderr, "error: unknown flag '%s' for mode %s (did you mean %s?); see ./eval %s --help\n", f, mode, best, mode);
+            else fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode);
+            return 1;
+        }
         if (!(eval_flags[fi].modes & mode_bit)) {   /* a flag this mode does not read would be dropped: refused */
             char modes[128];
             mode_list(modes, sizeof(modes), eval_flags[fi].modes);

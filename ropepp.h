@@ -85,6 +85,9 @@ void fclose_check(FILE *fp, const char *file, int line);
    PROGRAM --help" (flag_int: an integer). */
 double flag_number(const char *program, const char *flag, const char *text, double lo, double hi);
 int flag_int(const char *program, const char *flag, const char *text, int lo, int hi);
+/* The edit distance (Levenshtein: insertions, deletions, substitutions) between two flag names, for "did you mean"
+   on an unknown flag; names longer than 63 characters count as far from everything (returns 99). */
+int name_distance(const char *a, const char *b);
 /* Progress lines (train's steps, eval's windows): a monotonic wall clock in seconds, and a duration as 42.1s,
    3m07s or 2h05m. */
 double wall_seconds(void);
@@ -751,6 +754,24 @@ int flag_int(const char *program, const char *flag, const char *text, int lo, in
         exit(1);
     }
     return (int)x;
+}
+
+int name_distance(const char *a, const char *b) {
+    const int na = (int)strlen(a), nb = (int)strlen(b);
+    if (na > 63 || nb > 63) return 99;
+    int prev[64], cur[64];
+    for (int j = 0; j <= nb; j++) prev[j] = j;
+    for (int i = 1; i <= na; i++) {
+        cur[0] = i;
+        for (int j = 1; j <= nb; j++) {
+            int d = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < d) d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d) d = cur[j - 1] + 1;
+            cur[j] = d;
+        }
+        for (int j = 0; j <= nb; j++) prev[j] = cur[j];
+    }
+    return prev[nb];
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {

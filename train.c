@@ -212,6 +212,26 @@ static const char *const value_flags[] = {
     "--weight-decay", "--clip", "--val-every", "--val-batches", "--out", "--ckpt-dir", "--ckpt-every", "--keep",
     "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--temperature", "--peak-tflops", "--mix", "--mix-loss", "--mix-weight", "--mqar-filler", "--mqar-kv", "--grad-accum"};
 
+/* the flags that take no value, besides --help */
+static const char *const switch_flags[] = {"--resume", "--profile", "--task-bos", "--list-pe"};
+
+/* exit(1) on an unknown flag, naming the nearest known one (edit distance 2 at most) */
+static void die_unknown_flag(const char *f) {
+    const char *best = NULL;
+    int best_d = 3;
+    for (size_t k = 0; k < sizeof(value_flags) / sizeof(value_flags[0]); k++) {
+        int d = name_distance(f, value_flags[k]);
+        if (d < best_d) { best_d = d; best = value_flags[k]; }
+    }
+    for (size_t k = 0; k < sizeof(switch_flags) / sizeof(switch_flags[0]); k++) {
+        int d = name_distance(f, switch_flags[k]);
+        if (d < best_d) { best_d = d; best = switch_flags[k]; }
+    }
+    if (best != NULL) fprintf(stderr, "error: unknown flag '%s' (did you mean %s?); see ./train --help\n", f, best);
+    else fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f);
+    exit(1);
+}
+
 static void mark_given(Options *o, const char *f) {
     int i = settings_find(config_rules, config_rule_count, f);
     if (i >= 0) o->model_given |= 1ull << i;
@@ -297,12 +317,12 @@ static void parse_args(Options *o, int argc, char **argv) {
         if (i + 1 >= argc) {
             int known = 0;
             for (size_t k = 0; k < sizeof(value_flags) / sizeof(value_flags[0]); k++) known |= strcmp(f, value_flags[k]) == 0;
-            if (known) fprintf(stderr, "error: flag %s needs a value; see ./train --help\n", f);
-            else fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f);
+            if (!known) die_unknown_flag(f);
+            fprintf(stderr, "error: flag %s needs a value; see ./train --help\n", f);
             exit(1);
         }
         const char *v = argv[++i];
-        if (parse_flag(o, f, v) != 0) { fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f); exit(1); }
+        if (parse_flag(o, f, v) != 0) die_unknown_flag(f);
     }
 }
 

@@ -144,6 +144,9 @@ section_b() {
 
     # command line
     expect_error flag_unknown "unknown flag" --frobnicate 3
+    expect_error flag_misspelled "unknown flag '--stpes' (did you mean --steps?)" --stpes 3
+    expect_error flag_misspelled_switch "did you mean --resume?" "${TINY[@]}" --resme
+    if grep -q "did you mean" "$T/flag_unknown.err"; then bad "flag_unknown: a suggestion for a flag far from every name: $(cat "$T/flag_unknown.err")"; else ok "flag_unknown: no suggestion when no flag is within edit distance 2"; fi
     expect_error flag_unknown_last "unknown flag" "${TINY[@]}" --frobnicate
     expect_error flag_positional "unexpected argument" data/tinyshakespeare_train.bin
     expect_error flag_no_value "needs a value" "${TINY[@]}" --lr

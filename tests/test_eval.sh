@@ -60,6 +60,7 @@ if ./eval plot --csv "$T/ev/ppl_ropepp_ec.csv" --x length --y ppl --group scalin
 # bad input
 expect_error ./eval "unknown mode" "unknown mode" bogus
 expect_error ./eval "unknown flag" "unknown flag" ppl --bogus 1 --ckpt "$ck"
+expect_error ./eval "misspelled flag" "unknown flag '--sampels' for mode ppl (did you mean --samples?)" ppl --sampels 3 --ckpt "$ck"
 expect_error ./eval "missing checkpoint" "cannot open" ppl --ckpt "$T/nope.ckpt"
 head -c 100 data/tinyshakespeare.txt > "$T/short.ckpt"; head -c 4000 data/tinyshakespeare.txt > "$T/text.ckpt"
 expect_error ./eval "checkpoint shorter than its header" "truncated" ppl --ckpt "$T/short.ckpt"
