@@ -3077,7 +3077,8 @@ int checkpoint_resolve(const char *path, const char *flag, char *out, size_t out
         if (path == NULL)
             set_err(err, errlen, "no run to read: %s does not exist; train one with ./train (it writes runs/<pe>-<date>-<time>), or pass %s FILE or a run folder", RUN_LATEST, flag);
         else
-            set_err(err, errlen, "cannot open checkpoint '%s': %s", p, strerror(errno));
+            set_err(err, errlen, "cannot open checkpoint '%s': %s; pass %s a .ckpt file or a run folder (ls runs/)", p,
+                    strerror(errno), flag);
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) { snprintf(out, outlen, "%s", p); return 0; }

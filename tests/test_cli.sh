@@ -222,7 +222,7 @@ section_b() {
     expect_error resume_empty "no checkpoint" "${TINY[@]}" --steps 2 --resume --ckpt-dir "$D/empty_dir"
     mkdir -p "$D/empty_dir2"
     expect_error resume_empty2 "no checkpoint" "${TINY[@]}" --steps 2 --resume --ckpt-dir "$D/empty_dir2"
-    expect_error init_from_missing "cannot open" "${TINY[@]}" --steps 1 --init-from "$D/nope.ckpt"
+    expect_error init_from_missing "; pass --init-from a .ckpt file or a run folder" "${TINY[@]}" --steps 1 --init-from "$D/nope.ckpt"
     : >"$D/a_file"
     expect_error ckpt_dir_is_file "cannot write" "${TINY[@]}" --pe rope --steps 1 --ckpt-dir "$D/a_file/sub" "${V[@]}" --log ""
     expect_error log_unwritable "cannot write log" "${TINY[@]}" --steps 1 --log "$D/a_file/sub/log.jsonl" "${V[@]}"

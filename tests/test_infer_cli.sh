@@ -38,7 +38,7 @@ expect_error ./infer "byte prompt for a non-byte model" "not byte-level" --ckpt 
 expect_error ./infer "corrupt tokenizer file" "magic" --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5 --tokenizer "$T/ck300/model_00000002.ckpt"
 
 long=$(head -c 100 data/tinyshakespeare.txt)
-expect_error ./infer "missing checkpoint" "cannot open" --ckpt "$T/none.ckpt" --prompt x
+expect_error ./infer "missing checkpoint" "cannot open checkpoint .*; pass --ckpt a .ckpt file or a run folder" --ckpt "$T/none.ckpt" --prompt x
 head -c 100 data/tinyshakespeare.txt > "$T/short.ckpt"; head -c 4000 data/tinyshakespeare.txt > "$T/text.ckpt"
 expect_error ./infer "checkpoint shorter than its header" "truncated" --ckpt "$T/short.ckpt" --prompt x
 expect_error ./infer "text file as checkpoint" "not a ropepp checkpoint" --ckpt "$T/text.ckpt" --prompt x
