@@ -1439,12 +1439,10 @@ int main(int argc, char **argv) {
         if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; see ./eval %s --help\n", f, mode); return 1; }
         int fi = eval_flag_find(f);
         if (fi < 0) {   /* naming the nearest flag of this mode (edit distance 2 at most) */
-            const char *best = NULL;
-            int best_d = 3;
-            for (int k = 0; k < eval_flag_count; k++) {
-                int d = name_distance(f, eval_flags[k].flag);
-                if ((eval_flags[k].modes & mode_bit) && d < best_d) { best_d = d; best = eval_flags[k].flag; }
-            }
+            const char *names[sizeof(eval_flags) / sizeof(eval_flags[0])], *best = NULL;
+            int n = 0, best_d = 3;
+            for (int k = 0; k < eval_flag_count; k++) if (eval_flags[k].modes & mode_bit) names[n++] = eval_flags[k].flag;
+            name_nearest(f, names, n, &best, &best_d);
             if (best != NULL) fprintf(stderr, "error: unknown flag '%s' for mode %s (did you mean %s?); see ./eval %s --help\n", f, mode, best, mode);
             else fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode);
             return 1;

@@ -85,9 +85,10 @@ void fclose_check(FILE *fp, const char *file, int line);
    PROGRAM --help" (flag_int: an integer). */
 double flag_number(const char *program, const char *flag, const char *text, double lo, double hi);
 int flag_int(const char *program, const char *flag, const char *text, int lo, int hi);
-/* The edit distance (Levenshtein: insertions, deletions, substitutions) between two flag names, for "did you mean"
-   on an unknown flag; names longer than 63 characters count as far from everything (returns 99). */
-int name_distance(const char *a, const char *b);
+/* "did you mean" for an unknown flag s: the name of names[0..n) nearest to s by edit distance (Levenshtein), if
+   nearer than *best_d, goes into *best and its distance into *best_d; start with *best = NULL, *best_d = 3 (a
+   suggestion at distance 2 at most) and search several lists in turn. Names over 63 characters are never near. */
+void name_nearest(const char *s, const char *const *names, int n, const char **best, int *best_d);
 /* Progress lines (train's steps, eval's windows): a monotonic wall clock in seconds, and a duration as 42.1s,
    3m07s or 2h05m. */
 double wall_seconds(void);
@@ -756,7 +757,7 @@ int flag_int(const char *program, const char *flag, const char *text, int lo, in
     return (int)x;
 }
 
-int name_distance(const char *a, const char *b) {
+static int name_distance(const char *a, const char *b) {
     const int na = (int)strlen(a), nb = (int)strlen(b);
     if (na > 63 || nb > 63) return 99;
     int prev[64], cur[64];
@@ -772,6 +773,12 @@ int name_distance(const char *a, const char *b) {
         for (int j = 0; j <= nb; j++) prev[j] = cur[j];
     }
     return prev[nb];
+}
+void name_nearest(const char *s, const char *const *names, int n, const char **best, int *best_d) {
+    for (int k = 0; k < n; k++) {
+        int d = name_distance(s, names[k]);
+        if (d < *best_d) { *best_d = d; *best = names[k]; }
+    }
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {

@@ -219,14 +219,8 @@ static const char *const switch_flags[] = {"--resume", "--profile", "--task-bos"
 static void die_unknown_flag(const char *f) {
     const char *best = NULL;
     int best_d = 3;
-    for (size_t k = 0; k < sizeof(value_flags) / sizeof(value_flags[0]); k++) {
-        int d = name_distance(f, value_flags[k]);
-        if (d < best_d) { best_d = d; best = value_flags[k]; }
-    }
-    for (size_t k = 0; k < sizeof(switch_flags) / sizeof(switch_flags[0]); k++) {
-        int d = name_distance(f, switch_flags[k]);
-        if (d < best_d) { best_d = d; best = switch_flags[k]; }
-    }
+    name_nearest(f, value_flags, (int)(sizeof(value_flags) / sizeof(value_flags[0])), &best, &best_d);
+    name_nearest(f, switch_flags, (int)(sizeof(switch_flags) / sizeof(switch_flags[0])), &best, &best_d);
     if (best != NULL) fprintf(stderr, "error: unknown flag '%s' (did you mean %s?); see ./train --help\n", f, best);
     else fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f);
     exit(1);

@@ -11,7 +11,7 @@
 #define fclose_check cpu_fclose_check
 #define flag_number cpu_flag_number
 #define flag_int cpu_flag_int
-#define name_distance cpu_name_distance
+#define name_nearest cpu_name_nearest
 #define wall_seconds cpu_wall_seconds
 #define fmt_duration cpu_fmt_duration
 #define rng_u64 cpu_rng_u64
