@@ -124,8 +124,11 @@ out_of_time() {   # out_of_time SECONDS: 1 (and exit 3) if a job of that length 
   fi
 }
 DIM=$(echo "$SHAPE" | sed -nE 's/.*--dim ([0-9]+).*/\1/p'); FFN=$(echo "$SHAPE" | sed -nE 's/.*--ffn ([0-9]+).*/\1/p')
-# rope_pm: EC's o_proj takes 2H heads, C*C more weights per layer; a SwiGLU row of F costs 3C, so F + C/3
-PM_SHAPE=$(echo "$SHAPE" | sed -E "s/--ffn [0-9]+/--ffn $((FFN + (DIM + 1) / 3))/")
+# rope_pm: EC's o_proj takes 2H heads, C*C more weights per layer; a SwiGLU row of F costs 3C, so F + C/3, rounded
+# to a multiple of 8 (C 512: F + 168, 0.1% of the model short of EC): an odd F (1707) halved train_gpu's speed,
+# the bf16 rows no longer 16-byte aligned for cuBLASLt
+PM_ADD=$(( (DIM + 12) / 24 * 8 )); [ "$PM_ADD" -gt 0 ] || PM_ADD=8
+PM_SHAPE=$(echo "$SHAPE" | sed -E "s/--ffn [0-9]+/--ffn $((FFN + PM_ADD))/")
 TASKFLAGS="--task-bos --mqar-filler blank"; ATTNFLAGS="--task-bos"   # eval attn samples text tasks only: no MQAR filler
 arm_args() {   # arm_args ARM: the --pe and shape of an arm
   case $1 in rope_pm) echo "--pe rope $PM_SHAPE" ;; *_long) echo "--pe ${1%_long} $SHAPE" ;; *_b*) echo "--pe ${1%_b*} $SHAPE" ;; *) echo "--pe $1 $SHAPE" ;; esac
@@ -226,6 +229,12 @@ if [ "$STAGE" = all ] || [ "$STAGE" = long ]; then
   done; done
 fi
 
+timed() {   # timed NAME CMD...: run CMD, then "time: NAME S s" on stderr (eval.log: where an evaluation's time goes)
+  local name=$1 t0; t0=$(date +%s.%N); shift
+  "$@"; local rc=$?
+  echo "time: $name $(echo "$t0 $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }') s" >&2
+  return $rc
+}
 lengths() { local out=""; for m in $MULTS; do out="$out${out:+,}$(($1 * m))"; done; echo "$out"; }
 # eval_run DIR STEPS SEQ ARM TASKS NOISE_TASK: every analysis of one checkpoint into DIR/eval
 eval_run() {
@@ -242,10 +251,10 @@ eval_run() {
   # attention: every arm of a claim PE (controls and rope_pm too); noise: the claim PEs' own arms and the long stage
   local attn=0 noise=0; in_list $pe "$MAIN_PES" && attn=1; { in_list $arm "$MAIN_PES" || [ "${arm%_long}" != "$arm" ]; } && noise=1
   {
-    $EVAL ppl --ckpt "$ck" --data "${DATA}_val.bin" --docs --samples $NPPL --scalings $sc --out "$ev" --lengths "$(lengths $seq)" &&
-    $EVAL tasks --ckpt "$ck" --tasks "$tasks" --samples $NS $TASKFLAGS --out "$ev" --lengths $seq &&
-    { [ $attn = 0 ] || $EVAL attn --ckpt "$ck" --data "${DATA}_val.bin" --samples $NATT --tasks $ntask $ATTNFLAGS --out "$ev"; } &&
-    { [ $noise = 0 ] || $EVAL noise --ckpt "$ck" --relative --tasks $ntask --samples $NNS $TASKFLAGS --out "$ev"; }
+    timed ppl $EVAL ppl --ckpt "$ck" --data "${DATA}_val.bin" --docs --samples $NPPL --scalings $sc --out "$ev" --lengths "$(lengths $seq)" &&
+    timed tasks $EVAL tasks --ckpt "$ck" --tasks "$tasks" --samples $NS $TASKFLAGS --out "$ev" --lengths $seq &&
+    { [ $attn = 0 ] || timed attn $EVAL attn --ckpt "$ck" --data "${DATA}_val.bin" --samples $NATT --tasks $ntask $ATTNFLAGS --out "$ev"; } &&
+    { [ $noise = 0 ] || timed noise $EVAL noise --ckpt "$ck" --relative --tasks $ntask --samples $NNS $TASKFLAGS --out "$ev"; }
   } > "$ev/eval.txt" 2> "$ev/eval.log" || { echo "error: eval failed, see $ev/eval.log" >&2; tail -3 "$ev/eval.log" >&2; exit 1; }
   touch "$ev/.done"
   job_ran

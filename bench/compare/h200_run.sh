@@ -18,7 +18,7 @@ make -j16 -s 2>&1 | grep -v '^make' | tail -4
 make -j16 -s train_gpu eval_gpu 2>&1 | grep -v '^make' | tail -4
 [ -x ./train_gpu ] && [ -x ./eval_gpu ] || { echo "error: build failed"; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
-timeout $(( M * 60 + 60 )) scripts/compare.sh --out "$CO" --max-minutes "$M" ${COMPARE_FLAGS:-}
+timeout $(( M * 60 + 40 )) scripts/compare.sh --out "$CO" --max-minutes "$M" ${COMPARE_FLAGS:-}
 rc=$?
 echo "compare.sh exit $rc after $(( $(date +%s) - t0 )) s in this call"
 if [ -n "${OUT:-}" ]; then
