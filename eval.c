@@ -1454,6 +1454,18 @@ static int claims_read(const char *path, ClaimRow *rows, int *nrows) {
     return 0;
 }
 
+/* the colour index of a seed: its rank among every seed of every row (so one seed has one colour in the figure) */
+static int seed_colour(const ClaimRow *r, int n, int seed) {
+    int below = 0, seen[CL_MAX * CL_SEEDS], ns = 0;
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < r[i].ns; s++) {
+            int k = 0;
+            while (k < ns && seen[k] != r[i].seed[s]) k++;
+            if (k == ns) { seen[ns++] = r[i].seed[s]; below += r[i].seed[s] < seed; }
+        }
+    return below;
+}
+
 /* The per-seed effects, one strip per claim with values (its own scale): seeds as dots, the mean with its 95% CI,
    the null dashed. Each strip's label names the claim and its verdict. */
 static void svg_effects(const char *path, const ClaimRow *r, const Claim *c, int n, const char *const *verdict) {
@@ -1482,19 +1494,27 @@ static void svg_effects(const char *path, const ClaimRow *r, const Claim *c, int
         fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\"/>\n", x0, y + 8, x0 + pw, y + 8);
         fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"start\">%.3g</text>\n", x0, y + 20, lo);
         fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%.3g</text>\n", x0 + pw, y + 20, hi);
-        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-dasharray=\"4,3\"/>\n", EX(c[i].null), y - 16, EX(c[i].null), y + 12);
+        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\" stroke-dasharray=\"4,3\"/>\n", EX(c[i].null), y - 16, EX(c[i].null), y + 12);
+        if (EX(c[i].null) - x0 > 30 && x0 + pw - EX(c[i].null) > 30)   /* clear of the end labels */
+            fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" fill=\"#444\">%g</text>\n", EX(c[i].null), y + 20, c[i].null);
         if (isfinite(c[i].s.lo))
             fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-width=\"2\"/>\n", EX(c[i].s.lo), y, EX(c[i].s.hi), y);
         fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"6\" height=\"6\" fill=\"black\" transform=\"rotate(45 %.1f %.1f)\"/>\n", EX(c[i].s.mean) - 3, y - 3, EX(c[i].s.mean), y);
         for (int s = 0; s < r[i].ns; s++)
             fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\" fill-opacity=\"0.8\"><title>seed %d: %g</title></circle>\n",
-                    EX(r[i].d[s]), y - 9, palette[s % 10], r[i].seed[s], r[i].d[s]);
+                    EX(r[i].d[s]), y - 9, palette[seed_colour(r, n, r[i].seed[s]) % 10], r[i].seed[s], r[i].d[s]);
 #undef EX
         row++;
     }
-    fprintf(fp, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">each strip has its own scale (the ends are labelled); colours: seeds in ascending order</text>\n", ml, H - 14);
+    int most = 0;   /* the legend: the seeds of the row with the most */
+    for (int i = 1; i < n; i++) if (r[i].ns > r[most].ns) most = i;
+    fprintf(fp, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">each strip has its own scale (ends and null labelled); seeds:</text>\n", ml, H - 14);
+    for (int s = 0; s < r[most].ns; s++) {
+        double x = ml + 380 + 60 * s;
+        fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.0f\" font-size=\"11\">%d</text>\n", x, H - 18, palette[seed_colour(r, n, r[most].seed[s]) % 10], x + 7, H - 14, r[most].seed[s]);
+    }
     fprintf(fp, "</svg>\n");
-    if (out_close(fp) == 0) printf("wrote %s\n", path);
+    if (out_close(fp) == 0) fprintf(stderr, "wrote %s\n", path);   /* stdout is the report's markdown */
 }
 
 /* eval stat claims: the decision rules, then the verdict table and the controls' table, in markdown on stdout. */
