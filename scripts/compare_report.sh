@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # compare_report.sh — the report of a comparison (stage 5 of scripts/compare.sh, which exports the settings this reads:
 # OUT SEEDS SHORT_ARMS LONG_PES STEPS LSTEPS SEQ LSEQ BASE CBASE LBASE SHAPE PM_SHAPE BATCH LBATCH LR MIX LMIX MIXLOSS
-# DATA SIZE CPU MULTS NS NNS NATT NPPL NOISE_TASK LNOISE_TASK DIM EVAL; optional: REPORT, the file name (report.md),
-# and NOTE, a line under the title).
+# DATA SIZE CPU MULTS NS NNS NATT NPPL NOISE_TASK LNOISE_TASK DIM EVAL; optional: MISSING, the protocol's seeds not
+# present; REPORT, the file name (report.md); NOTE, a line under the title).
 # It writes one claims file (claim, seed, value: one line per document, head pair or task of a seed) from the runs'
 # CSVs; `./eval stat claims` does every test, Holm's correction and the verdict table (analysis.h, docs/STATS.md), and
 # draws the per-seed effects. The runs are OUT/seedS/ARM, or the archive OUT/runs.tar.gz (unpacked to a temporary
@@ -81,15 +81,16 @@ tasks_diff() {   # tasks_diff BASE NEW L: accuracy(NEW) - accuracy(BASE) per tex
   done
 }
 tasks_correct() { for s in $SEEDS; do for a in "$@"; do cat "$(ev $s $a)"/tasks_*.csv 2>/dev/null; done; done | awk -F, '$3 != "mqar" && $3 != "task" { n += $8 } END { print n + 0 }'; }
-repeat_diff() {   # repeat_diff BASE NEW: mean loss on repeated spans (ppl_repeat_*.csv, column loss), BASE - NEW
+repeat_diff() {   # repeat_diff BASE NEW L: repeat_loss(BASE) - repeat_loss(NEW) per document at length L (ppl_repeat_*.csv,
+  # docs/FORMATS.md "Far-repeat loss"; documents without a far repeat left out)
   for s in $SEEDS; do
     a=$(ls "$(ev $s $1)"/ppl_repeat_*.csv 2>/dev/null | head -1); b=$(ls "$(ev $s $2)"/ppl_repeat_*.csv 2>/dev/null | head -1)
     [ -n "$a" ] && [ -n "$b" ] || continue
-    awk -F, -v s=$s 'FNR == 1 { f++; c = 0; sc = 0; for (i = 1; i <= NF; i++) { if ($i == "loss") c = i; if ($i == "scaling") sc = i }; next }
-      c && (!sc || $sc == "none") { sum[f] += $c; n[f]++ } END { if (n[1] && n[2]) print s, sum[1] / n[1] - sum[2] / n[2] }' "$a" "$b"
+    awk -F, -v s=$s -v L=$3 'FNR == 1 { f++; for (i = 1; i <= NF; i++) c[$i] = i; next }
+      $c["length"] == L && $c["repeat_tokens"] > 0 && $c["repeat_loss"] != "nan" {
+        if (f == 1) base[$c["doc_start"]] = $c["repeat_loss"]; else if ($c["doc_start"] in base) print s, base[$c["doc_start"]] - $c["repeat_loss"] }' "$a" "$b"
   done
 }
-lseq4() { echo $((LSEQ * 4)); }
 
 # ---- the claims, worded as the paper states them (docs/STATS.md says why each metric)
 : > "$CLAIMS"
@@ -127,8 +128,8 @@ for st in short long; do
   else claim noise_$st test 0 "Fig. 5" "$what" "$task accuracy under real-query noise - under imaginary-query noise, sigma 1 x the layer's query RMS, EC at T $T"; noise_diff $arm $task | values noise_$st; fi
 done
 if have ropepp_ec 'ppl_repeat_*.csv' && have rope 'ppl_repeat_*.csv'; then
-  claim retrieval test 0 "Fig. 5 / Table 2 stand-in" "EC retrieves from far context better than RoPE (repeat-span loss stand-in)" "loss(rope) - loss(EC) on tokens repeating a span seen more than T/4 earlier (ppl_repeat_*.csv), held-out documents"
-  repeat_diff rope ropepp_ec | values retrieval
+  claim retrieval test 0 "Fig. 5 / Table 2 stand-in" "EC retrieves from far context better than RoPE (repeat-span loss stand-in)" "loss(rope) - loss(EC) on the targets ending a 16-gram last seen more than T/4 earlier (repeat_loss of ppl_repeat_*.csv), per held-out document at T $SEQ"
+  repeat_diff rope ropepp_ec $SEQ | values retrieval
 else
   claim retrieval unmeasurable 0 "Fig. 5 / Table 2 stand-in" "EC retrieves from far context better than RoPE (repeat-span loss stand-in)" "no ppl_repeat_*.csv (the repeat-span measure of compare v3) in these runs"
 fi
@@ -198,6 +199,10 @@ TABLE=$($EVAL stat claims "$CLAIMS" --svg "$OUT/$FIG") || { echo "error: $EVAL s
   for s in $SEEDS; do for arm in $ALL_ARMS; do
     ls "$(ev $s $arm)"/*.csv > /dev/null 2>&1 || missing="$missing seed$s/$arm"
   done; done
+  if [ -n "${MISSING:-}" ]; then   # compare.sh v3 exports the protocol's seeds that have no folder here
+    echo
+    echo "**Seeds missing:**$MISSING. The rows above use the seeds present: $SEEDS."
+  fi
   if [ -n "$missing" ]; then
     echo
     echo "**Not evaluated:**$missing. The rows above use the seeds that have data (each row's per-seed column lists them)."

@@ -57,4 +57,14 @@ out=$(bash scripts/compare.sh --bogus 2>&1); [ $? -ne 0 ] && echo "$out" | grep 
 out=$(bash scripts/compare.sh --cpu --tiny --steps abc --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "non-negative integers" && ok "a bad --steps is refused" || bad "bad --steps: $out"
 out=$(bash scripts/compare.sh --cpu --tiny --mix-loss some --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "answer or all" && ok "a bad --mix-loss is refused" || bad "bad --mix-loss: $out"
 rm -rf "$T.x"
+# the committed re-analysis of 2026-12-04 rebuilds from its archive (runs.tar.gz) with the same claims and table
+B=bench/compare/2026-12-04-h200; mkdir -p "$T.re"; cp "$B/runs.tar.gz" "$B/machine.txt" "$T.re/"
+(set -a; . "$B/report.env"; OUT=$T.re; set +a; bash scripts/compare_report.sh) > "$T.log2" 2>&1 || bad "the re-analysis failed: $(tail -3 "$T.log2")"
+cmp -s "$T.re/reanalysis_claims.tsv" "$B/reanalysis_claims.tsv" &&
+  diff <(grep -v '^Command: ' "$T.re/reanalysis.md") <(grep -v '^Command: ' "$B/reanalysis.md") > /dev/null &&
+  ok "the committed re-analysis rebuilds from runs.tar.gz: the same claims file and report" || bad "the re-analysis differs: $(diff "$T.re/reanalysis.md" "$B/reanalysis.md" | head -5)"
+grep -q 'm = 8\*\* tested claims' "$T.re/reanalysis.md" && [ "$(grep -c '\*\*inconclusive\*\* |$' "$T.re/reanalysis.md")" -eq 8 ] &&
+  grep -q '^| EC vs RoPE over every position .* | +0.8119 -0.01971 +0.0166 (16) |' "$T.re/reanalysis.md" &&
+  ok "2026-12-04: 8 tested claims, all inconclusive; v2's per-seed EC - RoPE +0.81 -0.02 +0.02 (issue 31)" || bad "re-analysis rows: $(grep -E 'm = |inconclusive' "$T.re/reanalysis.md" | head -3)"
+rm -rf "$T.re"
 finish test_compare
