@@ -41,6 +41,8 @@ position 0 the document's BOS (paper Fig. 5, measured on BOS-started windows):
 #ifndef ROPEPP_ANALYSIS_H
 #define ROPEPP_ANALYSIS_H
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 /* 95% Wilson score interval for k successes out of n (n <= 0: [0, 1]). */
 static inline void stat_wilson(double k, double n, double *lo, double *hi) {
@@ -136,9 +138,11 @@ static inline double stat_sign_flip(const double *d, int n, double null) {
 
 /* Holm's step-down adjustment (Holm 1979) of m p values: sorted ascending p_(1) <= ... <= p_(m), adj_(i) =
    max over j <= i of min(1, (m - j + 1) p_(j)); rejecting where adj < alpha is Holm's procedure at level alpha.
-   adj: (m) out, in the order of p. m <= 256. */
+   adj: (m) out, in the order of p. */
 static inline void stat_holm(const double *p, int m, double *adj) {
-    int order[256];
+    if (m <= 0) return;
+    int *order = (int *)malloc((size_t)m * sizeof(int));
+    if (order == NULL) { fprintf(stderr, "error: stat_holm: out of memory for %d p values\n", m); exit(1); }
     for (int i = 0; i < m; i++) order[i] = i;
     for (int i = 1; i < m; i++)   /* insertion sort of the indices by p */
         for (int j = i; j > 0 && p[order[j]] < p[order[j - 1]]; j--) { int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t; }
@@ -148,6 +152,7 @@ static inline void stat_holm(const double *p, int m, double *adj) {
         run = fmax(run, a);
         adj[order[i]] = run;
     }
+    free(order);
 }
 
 /* One claim's seeds: d[0..n) one number per seed, oriented so that d > null is the paper's direction. */
@@ -207,13 +212,14 @@ typedef struct {
 static inline int claims_decide(Claim *c, int nc, double alpha) {
     int m = 0;
     for (int i = 0; i < nc; i++) if (c[i].kind == CLAIM_TEST && c[i].n >= 2) m++;
-    double p[256], adj[256] = {0};
-    int idx[256], k = 0;
+    double *p = (double *)calloc((size_t)m + 1, sizeof(double)), *adj = (double *)calloc((size_t)m + 1, sizeof(double));
+    int *idx = (int *)calloc((size_t)m + 1, sizeof(int)), k = 0;
+    if (p == NULL || adj == NULL || idx == NULL) { fprintf(stderr, "error: claims_decide: out of memory for %d claims\n", m); exit(1); }
     for (int i = 0; i < nc; i++) {
         stat_seeds(c[i].d, c[i].n, c[i].null, m, alpha, &c[i].s);
         c[i].p_holm = NAN;
         c[i].verdict = c[i].kind == CLAIM_TEST ? VERDICT_INCONCLUSIVE : VERDICT_NONE;
-        if (c[i].kind == CLAIM_TEST && c[i].n >= 2 && k < 256) { idx[k] = i; p[k++] = c[i].s.p; }
+        if (c[i].kind == CLAIM_TEST && c[i].n >= 2) { idx[k] = i; p[k++] = c[i].s.p; }
     }
     stat_holm(p, k, adj);
     for (int j = 0; j < k; j++) {
@@ -221,6 +227,7 @@ static inline int claims_decide(Claim *c, int nc, double alpha) {
         ci->p_holm = adj[j];
         if (adj[j] < alpha) ci->verdict = ci->s.mean > ci->null ? VERDICT_SUPPORTED : VERDICT_REFUTED;
     }
+    free(p); free(adj); free(idx);
     return m;
 }
 
