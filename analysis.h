@@ -10,9 +10,24 @@ Statistics (two-sided, exact):
   stat_mcnemar(b, c)               exact McNemar for paired right/wrong outcomes: b = right in arm 1 only, c = right
                                    in arm 2 only; the sign test on the discordant pairs (Binomial(b + c, 1/2))
 
+Statistics at the unit of replication (one number per seed; docs/STATS.md has the rule and why):
+  stat_betai(a, b, x)              regularized incomplete beta I_x(a, b) (continued fraction, modified Lentz)
+  stat_t_cdf(t, df)                P(T <= t), T ~ Student t with df degrees of freedom
+  stat_t_quantile(p, df)           t with P(T <= t) = p (bisection on stat_t_cdf)
+  stat_sign_flip(d, n, null)       exact randomization test: P over the 2^n sign patterns of d_i - null that
+                                   |sum| is at least the observed one (two-sided); n <= 20
+  stat_holm(p, m, adj)             Holm's step-down adjusted p values
+  stat_seeds(d, n, null, m, s)     mean, sd, 95% CI, paired t-test against null, sign-flip p (n >= 6) and the
+                                   minimum detectable effect of n seeds
+  claims_decide(c, nc, alpha)      the report's rule over every claim: Holm over the tested ones, then
+                                   supported / refuted / inconclusive
+  ppl_growth(...)                  paper Fig. 6: loss of the bands past T minus the loss of [T/2, T)
+
 Attention measures on one row p[0..t] of a causal attention matrix (query t, keys j <= t, sum 1), window T,
 position 0 the document's BOS (paper Fig. 5, measured on BOS-started windows):
   attn_sink_mass(p, t)             p[0], the mass on the first position (the attention sink)
+  attn_first_k_mass(p, t, k)       p[0] + ... + p[k-1] (keys up to t), the mass on the first k positions, BOS
+                                   included (paper Fig. 5, "initial positions"; k = ATTN_FIRST_K)
   attn_far_ratio(p, t, T)          how far the non-BOS mass reaches: the share of the non-BOS mass (keys 1..t) on
                                    keys more than T/4 before the query (t - j > T/4), divided by the share uniform
                                    attention over keys 1..t would put there; 1 = as uniform, > 1 more global,
@@ -26,6 +41,8 @@ position 0 the document's BOS (paper Fig. 5, measured on BOS-started windows):
 #ifndef ROPEPP_ANALYSIS_H
 #define ROPEPP_ANALYSIS_H
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 /* 95% Wilson score interval for k successes out of n (n <= 0: [0, 1]). */
 static inline void stat_wilson(double k, double n, double *lo, double *hi) {
@@ -51,10 +68,182 @@ static inline double stat_sign_test(long n_pos, long n_neg) {
 /* Exact McNemar test on paired outcomes: b pairs right only in arm 1, c right only in arm 2. */
 static inline double stat_mcnemar(long b, long c) { return stat_sign_test(b, c); }
 
+/* Regularized incomplete beta I_x(a, b), a, b > 0, x in [0, 1]: the continued fraction of Numerical Recipes
+   (2nd ed., Sec. 6.4, betacf) evaluated by the modified Lentz method, on the side of x where it converges fast. */
+static inline double stat_betacf(double a, double b, double x) {
+    const double tiny = 1e-300;
+    double qab = a + b, qap = a + 1.0, qam = a - 1.0, c = 1.0, d = 1.0 - qab * x / qap;
+    if (fabs(d) < tiny) d = tiny;
+    d = 1.0 / d;
+    double h = d;
+    for (int m = 1; m <= 1000; m++) {
+        double m2 = 2.0 * m, aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1.0 + aa * d; if (fabs(d) < tiny) d = tiny;
+        c = 1.0 + aa / c; if (fabs(c) < tiny) c = tiny;
+        d = 1.0 / d; h *= d * c;
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1.0 + aa * d; if (fabs(d) < tiny) d = tiny;
+        c = 1.0 + aa / c; if (fabs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1.0) < 1e-15) break;
+    }
+    return h;
+}
+static inline double stat_betai(double a, double b, double x) {
+    if (x <= 0.0) return 0.0;
+    if (x >= 1.0) return 1.0;
+    double front = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x));
+    if (x < (a + 1.0) / (a + b + 2.0)) return front * stat_betacf(a, b, x) / a;
+    return 1.0 - front * stat_betacf(b, a, 1.0 - x) / b;
+}
+
+/* Student t CDF: P(|T| > |t|) = I_{df / (df + t^2)}(df / 2, 1 / 2), split by the sign of t. */
+static inline double stat_t_cdf(double t, double df) {
+    if (isinf(t)) return t > 0 ? 1.0 : 0.0;
+    double tail = 0.5 * stat_betai(0.5 * df, 0.5, df / (df + t * t));
+    return t > 0 ? 1.0 - tail : tail;
+}
+
+/* The t with stat_t_cdf(t, df) = p, 0 < p < 1: bisection (the CDF is monotone), to 1e-12 relative. */
+static inline double stat_t_quantile(double p, double df) {
+    if (p == 0.5) return 0.0;
+    if (p < 0.5) return -stat_t_quantile(1.0 - p, df);
+    double lo = 0.0, hi = 1.0;
+    while (stat_t_cdf(hi, df) < p && hi < 1e300) hi *= 2.0;
+    for (int i = 0; i < 400 && hi - lo > 1e-12 * hi; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (stat_t_cdf(mid, df) < p) lo = mid; else hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+/* Exact sign-flip (randomization) test of H0: the d_i - null are symmetric around 0: the share of the 2^n sign
+   patterns whose |sum| reaches the observed |sum| (two-sided; the observed pattern counts, so p >= 2 / 2^n).
+   n <= 20 (2^20 patterns); NaN beyond. */
+static inline double stat_sign_flip(const double *d, int n, double null) {
+    if (n < 1 || n > 20) return NAN;
+    double obs = 0.0, scale = 0.0;
+    for (int i = 0; i < n; i++) { obs += d[i] - null; scale += fabs(d[i] - null); }
+    obs = fabs(obs);
+    long hit = 0, total = 1L << n;
+    for (long s = 0; s < total; s++) {
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) sum += (s >> i & 1) ? -(d[i] - null) : d[i] - null;
+        if (fabs(sum) >= obs - 1e-12 * scale) hit++;   /* ties in floating point count as at least as extreme */
+    }
+    return (double)hit / (double)total;
+}
+
+/* Holm's step-down adjustment (Holm 1979) of m p values: sorted ascending p_(1) <= ... <= p_(m), adj_(i) =
+   max over j <= i of min(1, (m - j + 1) p_(j)); rejecting where adj < alpha is Holm's procedure at level alpha.
+   adj: (m) out, in the order of p. */
+static inline void stat_holm(const double *p, int m, double *adj) {
+    if (m <= 0) return;
+    int *order = (int *)malloc((size_t)m * sizeof(int));
+    if (order == NULL) { fprintf(stderr, "error: stat_holm: out of memory for %d p values\n", m); exit(1); }
+    for (int i = 0; i < m; i++) order[i] = i;
+    for (int i = 1; i < m; i++)   /* insertion sort of the indices by p */
+        for (int j = i; j > 0 && p[order[j]] < p[order[j - 1]]; j--) { int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t; }
+    double run = 0.0;
+    for (int i = 0; i < m; i++) {
+        double a = fmin(1.0, (double)(m - i) * p[order[i]]);
+        run = fmax(run, a);
+        adj[order[i]] = run;
+    }
+    free(order);
+}
+
+/* One claim's seeds: d[0..n) one number per seed, oriented so that d > null is the paper's direction. */
+typedef struct {
+    int n;
+    double mean, sd, lo, hi;   /* mean, sample sd over seeds, 95% Student t CI of the mean */
+    double t, p;               /* paired t-test of H0: mean = null (df n - 1), two-sided p */
+    double p_flip;             /* exact sign-flip p, two-sided (n >= 6; else NaN) */
+    double mde_m, mde_1;       /* smallest true effect detected with 80% power by the two-sided t-test at alpha / m
+                                  (Holm's first, most stringent step) and at alpha: (t_{1-a/2} + t_{0.8}) sd / sqrt(n),
+                                  df n - 1 (the usual approximation to the noncentral t); NaN for n < 3 */
+} SeedStat;
+
+/* The across-seed statistics of d (n values) against null; m claims share Holm's correction at level alpha. */
+static inline void stat_seeds(const double *d, int n, double null, int m, double alpha, SeedStat *s) {
+    double sum = 0.0, ss = 0.0;
+    for (int i = 0; i < n; i++) sum += d[i];
+    s->n = n;
+    s->mean = n > 0 ? sum / n : NAN;
+    for (int i = 0; i < n; i++) ss += (d[i] - s->mean) * (d[i] - s->mean);
+    s->sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
+    s->lo = s->hi = s->t = s->p = s->mde_m = s->mde_1 = NAN;
+    s->p_flip = n >= 6 ? stat_sign_flip(d, n, null) : NAN;
+    if (n < 2) return;
+    double se = s->sd / sqrt((double)n), df = n - 1, q = stat_t_quantile(0.975, df);
+    s->lo = s->mean - q * se;
+    s->hi = s->mean + q * se;
+    if (se > 0.0) {
+        s->t = (s->mean - null) / se;
+        s->p = 2.0 * stat_t_cdf(-fabs(s->t), df);
+    } else {   /* every seed the same number: exact */
+        s->t = s->mean == null ? 0.0 : (s->mean > null ? INFINITY : -INFINITY);
+        s->p = s->mean == null ? 1.0 : 0.0;
+    }
+    if (n >= 3) {
+        double pw = stat_t_quantile(0.8, df);
+        s->mde_m = (stat_t_quantile(1.0 - alpha / (2.0 * (m > 0 ? m : 1)), df) + pw) * se;
+        s->mde_1 = (stat_t_quantile(1.0 - alpha / 2.0, df) + pw) * se;
+    }
+}
+
+/* The report's rule (docs/STATS.md). Each claim: kind, null (0 for "better", -margin for "not worse by more than
+   margin"), its seeds d (oriented: d > null = the paper's direction). Tested claims (CLAIM_TEST with >= 2 seeds)
+   share Holm's correction at alpha; supported = Holm-adjusted p < alpha and mean > null, refuted = the same with
+   mean < null, inconclusive otherwise. Descriptive and unmeasurable claims get no verdict and do not count in m. */
+enum { CLAIM_TEST = 0, CLAIM_DESCRIBE = 1, CLAIM_UNMEASURABLE = 2 };
+enum { VERDICT_NONE = 0, VERDICT_INCONCLUSIVE = 1, VERDICT_SUPPORTED = 2, VERDICT_REFUTED = 3 };
+typedef struct {
+    int kind;
+    double null;
+    const double *d;   /* (n) one number per seed */
+    int n;
+    SeedStat s;        /* out */
+    double p_holm;     /* out: Holm-adjusted p (NaN if not tested) */
+    int verdict;       /* out: VERDICT_* */
+} Claim;
+static inline int claims_decide(Claim *c, int nc, double alpha) {
+    int m = 0;
+    for (int i = 0; i < nc; i++) if (c[i].kind == CLAIM_TEST && c[i].n >= 2) m++;
+    double *p = (double *)calloc((size_t)m + 1, sizeof(double)), *adj = (double *)calloc((size_t)m + 1, sizeof(double));
+    int *idx = (int *)calloc((size_t)m + 1, sizeof(int)), k = 0;
+    if (p == NULL || adj == NULL || idx == NULL) { fprintf(stderr, "error: claims_decide: out of memory for %d claims\n", m); exit(1); }
+    for (int i = 0; i < nc; i++) {
+        stat_seeds(c[i].d, c[i].n, c[i].null, m, alpha, &c[i].s);
+        c[i].p_holm = NAN;
+        c[i].verdict = c[i].kind == CLAIM_TEST ? VERDICT_INCONCLUSIVE : VERDICT_NONE;
+        if (c[i].kind == CLAIM_TEST && c[i].n >= 2) { idx[k] = i; p[k++] = c[i].s.p; }
+    }
+    stat_holm(p, k, adj);
+    for (int j = 0; j < k; j++) {
+        Claim *ci = &c[idx[j]];
+        ci->p_holm = adj[j];
+        if (adj[j] < alpha) ci->verdict = ci->s.mean > ci->null ? VERDICT_SUPPORTED : VERDICT_REFUTED;
+    }
+    free(p); free(adj); free(idx);
+    return m;
+}
+
 /* The mass on position 0 of a row (keys 0..t). */
 static inline double attn_sink_mass(const float *p, int t) {
     (void)t;
     return p[0];
+}
+
+/* The mass on the first k positions of a row, BOS included: p[0] + ... + p[min(k, t + 1) - 1]. k = 4 in eval attn:
+   StreamingLLM (Xiao et al. 2024) found four initial tokens enough to hold the attention sink. */
+enum { ATTN_FIRST_K = 4 };
+static inline double attn_first_k_mass(const float *p, int t, int k) {
+    double s = 0.0;
+    for (int j = 0; j < k && j <= t; j++) s += p[j];
+    return s;
 }
 
 /* Share of the non-BOS mass on keys with t - j > T/4, over the share uniform attention on keys 1..t puts there. */
@@ -84,5 +273,19 @@ static inline int copy_source(const int *tokens, int a, int n) {
         if (i == n) return s;
     }
     return -1;
+}
+/* Paper Fig. 6, how fast the loss grows past the training length T, from eval ppl's position bands at one eval
+   length: the token-weighted mean loss of the bands that start at or after T, minus the loss of the band [T/2, T).
+   Bands i: [start[i], end[i]) with mean loss[i] over tokens[i] targets. NaN when no band starts at T or later or
+   no band is exactly [T/2, T). Lower = slower growth. */
+static inline double ppl_growth(const double *start, const double *end, const double *loss, const double *tokens,
+                                int nb, double T) {
+    double past = 0.0, past_n = 0.0, ref = NAN;
+    for (int i = 0; i < nb; i++) {
+        if (start[i] >= T) { past += loss[i] * tokens[i]; past_n += tokens[i]; }
+        if (start[i] == T / 2 && end[i] == T) ref = loss[i];
+    }
+    if (!(past_n > 0.0) || isnan(ref)) return NAN;
+    return past / past_n - ref;
 }
 #endif

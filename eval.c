@@ -10,8 +10,9 @@ folder (its newest checkpoint); without it, the last run (runs/latest):
                                training length: exact match of the teacher-forced argmax, with 95% intervals
   ./eval noise    [--ckpt F]   the noise experiment: N(0, sigma^2) on the real or the imaginary queries, task
                                accuracy vs sigma (docs/MATH.md, The noise experiment)
-  ./eval attn     [--ckpt F]   paper Fig. 5 on BOS-started documents: sink mass, far ratio, retrieval score per head
-  ./eval stat sign|mcnemar|wilson A B   the report's exact tests from counts
+  ./eval attn     [--ckpt F]   paper Fig. 5 on BOS-started documents: sink mass, first-4 mass, far ratio, retrieval per head
+  ./eval stat sign|mcnemar|wilson A B   the report's exact tests from counts; stat growth, stat claims: the
+                               report's seed-level statistics and verdicts (docs/STATS.md)
   ./eval curves                the characteristic curves c_Re, c_Im vs dt with their Ci/Si closed forms (Eq. 5, 7)
   ./eval plot --csv F --x COL --y COL --group COL [--where COL=VAL]... --out FILE.svg
                                one line per value of --group from any of these CSVs (compare.sh's combined plots)
@@ -160,6 +161,7 @@ typedef struct {
     int task_bos, mqar_blank, mqar_kv;   /* how the task samples are made: as the model was trained (train's flags) */
     int docs, relative;                  /* ppl --docs, noise --relative */
     uint32_t given;                      /* bit i: eval_flags[i] was given */
+    int docs_from;                       /* ppl --docs: each document's loss from this position on */
 } Options;
 
 /* ------------------------------------------------------------------------------------------ flags per mode */
@@ -184,6 +186,7 @@ static const EvalFlag eval_flags[] = {
     {"--scalings",    1, M_PPL | M_TASKS},
     {"--stride",      1, M_PPL},
     {"--docs",        0, M_PPL},
+    {"--docs-from",   1, M_PPL},
     {"--seq",         1, M_NOISE | M_PATTERNS | M_ATTN},
     {"--tasks",       1, M_TASKS | M_NOISE | M_ATTN},
     {"--depth",       1, M_TASKS | M_NOISE | M_ATTN},
@@ -232,7 +235,7 @@ static void usage(const char *mode) {
            "--ckpt takes a checkpoint file or a run folder (its newest checkpoint); default: the last run (runs/latest).\n"
            "Scalings apply on top of what the checkpoint stores: \"none\" scores the model as trained (docs/SETTINGS.md).\n\n");
     if (mode == NULL || strcmp(mode, "attn") == 0)
-        printf("eval attn: paper Fig. 5 per layer and head: sink mass, far ratio, retrieval score (analysis.h)\n"
+        printf("eval attn: paper Fig. 5 per layer and head: sink mass, first-4 mass, far ratio, retrieval score (analysis.h)\n"
                "  --ckpt FILE --out DIR --seed N   as above\n"
                "  --data FILE        held-out shard with BOS-started documents (scripts/make_corpus.sh; default: the run's --val)\n"
                "  --seq T            window length (the training length)\n"
@@ -242,10 +245,16 @@ static void usage(const char *mode) {
                "  --task-bos         task samples start with the BOS token (as trained)\n"
                "  --mqar-filler K --mqar-kv N   as in tasks (train's flags, accepted by every task mode as one set)\n\n");
     if (mode == NULL || strcmp(mode, "stat") == 0)
-        printf("eval stat: two-sided exact tests from counts (analysis.h)\n"
-               "  eval stat sign POS NEG      sign test p\n"
+        printf("eval stat: the report's statistics (analysis.h; the rule: docs/STATS.md)\n"
+               "  eval stat sign POS NEG      two-sided exact sign test p\n"
                "  eval stat mcnemar B C       exact McNemar p from the discordant pairs\n"
-               "  eval stat wilson K N        95%% Wilson interval\n\n");
+               "  eval stat wilson K N        95%% Wilson interval\n"
+               "  eval stat growth PPL_CSV T [SCALING]   paper Fig. 6: loss of the bands past T minus the loss of [T/2, T), at\n"
+               "                              the CSV's longest length (SCALING: none)\n"
+               "  eval stat claims FILE [--alpha A] [--svg OUT.svg]   every claim of a report: one number per seed, paired t,\n"
+               "                              95%% CI, sign-flip (>= 6 seeds), Holm, the rule, the verdict table in markdown;\n"
+               "                              FILE: tab-separated 'claim ID test|describe|unmeasurable NULL SOURCE CLAIM METRIC'\n"
+               "                              and 'value ID SEED VALUE' lines (docs/STATS.md); alpha 0.05\n\n");
     if (mode == NULL || strcmp(mode, "ppl") == 0)
         printf("eval ppl: loss and perplexity vs context length (docs/MATH.md, Sliding-window perplexity)\n"
                "  --ckpt FILE|DIR    checkpoint, or a run folder (runs/latest)\n"
@@ -257,6 +266,8 @@ static void usage(const char *mode) {
                "  --stride S         sliding-window stride (L/8); the window is L\n"
                "  --docs             windows start at the BOS of documents longer than the longest length (a corpus\n"
                "                     of scripts/make_corpus.sh), the same documents at every length; no sliding window\n"
+               "  --docs-from P      with --docs: each document's loss (ppl_docs_*.csv, column from) over the targets from\n"
+               "                     position P on, past the start-of-document cost (64; 0 = every target)\n"
                "  --out DIR          results folder (the run folder's eval/)\n\n");
     if (mode == NULL || strcmp(mode, "patterns") == 0)
         printf("eval patterns: attention mass by query-key distance per layer and head (real vs imaginary heads)\n"
@@ -503,7 +514,10 @@ static int mode_ppl(Options *o) {
         for (int i = 0; i < nl; i++) if (lengths[i] > longest) longest = lengths[i];
         nd = doc_starts(tok, ntok, (size_t)longest + 1, &docs);
         if (nd == 0) { fprintf(stderr, "error: --docs: %s has no document (BOS token 0 first) of %d tokens or more\nHINT: build a corpus with scripts/make_corpus.sh\n", o->data, longest + 1); return 1; }
-        printf("windows start at the BOS of %d of the %zu documents of at least %d tokens\n", o->samples < (int)nd ? o->samples : (int)nd, nd, longest + 1);
+        printf("windows start at the BOS of %d of the %zu documents of at least %d tokens; each document's loss from position %d on (--docs-from)\n",
+               o->samples < (int)nd ? o->samples : (int)nd, nd, longest + 1, o->docs_from);
+        for (int i = 0; i < nl; i++)
+            if (lengths[i] <= o->docs_from) { fprintf(stderr, "error: --docs-from %d leaves no target at length %d: pass lengths above it or a smaller --docs-from\n", o->docs_from, lengths[i]); return 1; }
     }
     FILE *dcsv = NULL;   /* --docs: each document's loss, for paired tests between models */
     Scaling sc[8];
@@ -524,7 +538,7 @@ static int mode_ppl(Options *o) {
         snprintf(path, sizeof(path), "%s/ppl_docs_%s.csv", o->out, pe_name(c.pe));
         dcsv = out_open(path);
         if (dcsv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-        fprintf(dcsv, "pe,scaling,length,doc_start,loss\n");
+        fprintf(dcsv, "pe,scaling,length,doc_start,loss,from\n");
         snprintf(path, sizeof(path), "%s/ppl_%s.csv", o->out, pe_name(c.pe));
     }
     /* bands of positions: [0, L/2), [L/2, L), [L, 2L), [2L, 4L), [4L, 8L) */
@@ -572,9 +586,9 @@ static int mode_ppl(Options *o) {
                 model_forward_loss(&ms, tok + starts[k], tok + starts[k] + 1, 1, T, 0);
                 progress_step(&progress, T);
                 if (dcsv != NULL) {
-                    double dl = 0.0;
-                    for (int t = 0; t < T; t++) dl += ms.losses_host[t];
-                    fprintf(dcsv, "%s,%s,%d,%zu,%.6f\n", pe_name(c.pe), sc[si].label, T, starts[k], dl / T);
+                    double dl = 0.0;   /* the targets from --docs-from on: past the start-of-document cost */
+                    for (int t = o->docs_from; t < T; t++) dl += ms.losses_host[t];
+                    fprintf(dcsv, "%s,%s,%d,%zu,%.6f,%d\n", pe_name(c.pe), sc[si].label, T, starts[k], dl / (T - o->docs_from), o->docs_from);
                 }
                 for (int t = 0; t < T; t++) {
                     double l = ms.losses_host[t];
@@ -652,8 +666,8 @@ static int mode_patterns(Options *o) {
                         while (b < nb - 1 && dist >= (1 << b)) b++;
                         mass[((size_t)l * NA + a) * nb + b] += row[j];
                         meand[(size_t)l * NA + a] += row[j] * dist;
-                        if (j < 4) sink[(size_t)l * NA + a] += row[j];
                     }
+                    sink[(size_t)l * NA + a] += attn_first_k_mass(row, t, ATTN_FIRST_K);
                 }
         }
         nq += (size_t)(T - T / 2);
@@ -1080,8 +1094,8 @@ static int mode_noise(Options *o) {
 
 /* ------------------------------------------------------------------------------------------------ attn mode */
 /* Paper Fig. 5 measures per layer and attention head (analysis.h): on BOS-started windows of held-out documents,
-   queries in the second half, the sink mass (position 0) and the far ratio (non-BOS mass beyond T/4 over
-   uniform); on fixed text-task samples, the retrieval score (the fraction of answer tokens whose top key is the
+   queries in the second half, the sink mass (position 0), the mass on the first ATTN_FIRST_K positions (BOS
+   included: Fig. 5's "initial positions") and the far ratio (non-BOS mass beyond T/4 over uniform); on fixed text-task samples, the retrieval score (the fraction of answer tokens whose top key is the
    needle token being copied). Real head 2h and imaginary head 2h+1 share q head h (column qhead). */
 static int mode_attn(Options *o) {
     Model m;
@@ -1098,6 +1112,7 @@ static int mode_attn(Options *o) {
     int nwin = (size_t)o->samples > nd ? (int)nd : o->samples;
     size_t nh = (size_t)Lyr * NA;
     double *sink = (double *)calloc(nh, sizeof(double)), *far = (double *)calloc(nh, sizeof(double));
+    double *first = (double *)calloc(nh, sizeof(double));
     double *hits = (double *)calloc(nh, sizeof(double));
     long *far_n = (long *)calloc(nh, sizeof(long));
     float *p = (float *)mallocCheck((size_t)NA * T * T * sizeof(float));
@@ -1111,6 +1126,7 @@ static int mode_attn(Options *o) {
                     const float *row = p + ((size_t)a * T + t) * T;
                     size_t h = (size_t)l * NA + a;
                     sink[h] += attn_sink_mass(row, t);
+                    first[h] += attn_first_k_mass(row, t, ATTN_FIRST_K);
                     double r = attn_far_ratio(row, t, T);
                     if (!isnan(r)) { far[h] += r; far_n[h]++; }
                 }
@@ -1156,24 +1172,26 @@ static int mode_attn(Options *o) {
     snprintf(path, sizeof(path), "%s/attn_%s.csv", o->out, pe_name(c.pe));
     FILE *csv = out_open(path);
     if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
-    fprintf(csv, "pe,length,layer,head,qhead,kind,sink_mass,far_ratio,retrieval,retrieval_n,windows\n");
+    fprintf(csv, "pe,length,layer,head,qhead,kind,sink_mass,far_ratio,retrieval,retrieval_n,windows,first_k_mass,first_k\n");
     printf("\nattention (paper Fig. 5) at T %d: %d BOS-started documents, queries in [%d, %d); retrieval on %d %s samples (%ld answer tokens)\n",
            T, nwin, T / 2, T, task >= 0 ? o->samples : 0, task >= 0 ? task_name(task) : "(no text task fits)", n_answer);
     printf("%5s %5s %5s %5s %10s %10s %10s\n", "layer", "head", "qhead", "kind", "sink", "far/unif", "retrieval");
-    double ksum[2][3] = {{0}}; int kn[2] = {0, 0};
+    double ksum[2][4] = {{0}}; int kn[2] = {0, 0};
     for (int l = 0; l < Lyr; l++)
         for (int a = 0; a < NA; a++) {
             size_t h = (size_t)l * NA + a;
             int imag = m.d.imag && a % 2 == 1;
             double sk = sink[h] / nq, fr = far_n[h] ? far[h] / far_n[h] : NAN, rt = n_answer ? hits[h] / n_answer : NAN;
             printf("%5d %5d %5d %5s %10.4f %10.4f %10.4f\n", l, a, m.d.imag ? a / 2 : a, imag ? "imag" : "real", sk, fr, rt);
-            fprintf(csv, "%s,%d,%d,%d,%d,%s,%.6f,%.6f,%.6f,%ld,%d\n", pe_name(c.pe), T, l, a, m.d.imag ? a / 2 : a, imag ? "imag" : "real", sk, fr, rt, n_answer, nwin);
+            fprintf(csv, "%s,%d,%d,%d,%d,%s,%.6f,%.6f,%.6f,%ld,%d,%.6f,%d\n", pe_name(c.pe), T, l, a, m.d.imag ? a / 2 : a, imag ? "imag" : "real", sk, fr, rt,
+                    n_answer, nwin, first[h] / nq, ATTN_FIRST_K);
+            ksum[imag][3] += first[h] / nq;
             ksum[imag][0] += sk; ksum[imag][1] += fr; ksum[imag][2] += rt; kn[imag]++;
         }
     out_close(csv);
     for (int k = 0; k < 2; k++)
-        if (kn[k]) printf("summary: %s heads: sink %.4f, far/uniform %.4f, retrieval %.4f (means over %d heads)\n", k ? "imaginary" : "real",
-                          ksum[k][0] / kn[k], ksum[k][1] / kn[k], ksum[k][2] / kn[k], kn[k]);
+        if (kn[k]) printf("summary: %s heads: sink %.4f, far/uniform %.4f, retrieval %.4f, first %d %.4f (means over %d heads)\n", k ? "imaginary" : "real",
+                          ksum[k][0] / kn[k], ksum[k][1] / kn[k], ksum[k][2] / kn[k], ATTN_FIRST_K, ksum[k][3] / kn[k], kn[k]);
     if (pe_is_rotary(c.pe)) {   /* what the frequencies alone predict at these distances (paper Eq. 5, 7) */
         printf("characteristic curves, head dim %d, base %g:", m.d.HD, c.rope_base);
         for (int f = 8; f >= 1; f /= 2) {
@@ -1184,24 +1202,8 @@ static int mode_attn(Options *o) {
         printf("\n");
     }
     printf("wrote %s\n", path);
-    free(sink); free(far); free(far_n); free(hits); free(p); free(tok); free(docs); free(params);
+    free(sink); free(first); free(far); free(far_n); free(hits); free(p); free(tok); free(docs); free(params);
     model_free(&m);
-    return 0;
-}
-
-/* ------------------------------------------------------------------------------------------------ stat mode */
-/* The report's statistics from counts: eval stat sign POS NEG | mcnemar B C | wilson K N (analysis.h). */
-static int mode_stat(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage: eval stat sign POS NEG | mcnemar B C | wilson K N\n"); return 1; }
-    double a = flag_number("./eval", "stat", argv[3], 0, 1e15), b = flag_number("./eval", "stat", argv[4], 0, 1e15);
-    if (strcmp(argv[2], "sign") == 0) printf("%.6g\n", stat_sign_test((long)a, (long)b));
-    else if (strcmp(argv[2], "mcnemar") == 0) printf("%.6g\n", stat_mcnemar((long)a, (long)b));
-    else if (strcmp(argv[2], "wilson") == 0) {
-        if (a > b) { fprintf(stderr, "error: wilson K N needs K <= N\n"); return 1; }
-        double lo, hi;
-        stat_wilson(a, b, &lo, &hi);
-        printf("%.6f %.6f\n", lo, hi);
-    } else { fprintf(stderr, "error: eval stat takes sign, mcnemar or wilson\n"); return 1; }
     return 0;
 }
 
@@ -1340,6 +1342,328 @@ static int mode_plot_runs(const PlotArgs *a) {
     return rc;
 }
 
+/* ------------------------------------------------------------------------------------------------ stat mode */
+/* The report's statistics (analysis.h; the rule and its reasons: docs/STATS.md):
+     eval stat sign POS NEG | mcnemar B C | wilson K N     exact tests from counts
+     eval stat growth PPL_CSV T [SCALING]                  paper Fig. 6 growth past T of one run (ppl_growth)
+     eval stat claims FILE [--alpha A] [--svg OUT.svg]     every claim of a report: rules, verdict table, figure
+   A claims file is tab-separated, '#' lines ignored; every claim is declared before its values:
+     claim  ID  test|describe|unmeasurable  NULL  SOURCE  CLAIM  METRIC (unmeasurable: the reason)
+     value  ID  SEED  VALUE        one per unit (document, head pair, sample); a seed's number is their mean */
+enum { CL_MAX = 64, CL_SEEDS = 20 };
+typedef struct {
+    char id[48], source[160], text[400], metric[800];
+    int kind, ns;
+    double null;
+    int seed[CL_SEEDS];
+    long units[CL_SEEDS];
+    double sum[CL_SEEDS], d[CL_SEEDS];
+} ClaimRow;
+
+/* splits line at tabs into at most max fields (the newline dropped); returns the count */
+static int tab_split(char *line, char **f, int max) {
+    int n = 0;
+    char *nl = strpbrk(line, "\r\n");
+    if (nl) *nl = '\0';
+    for (char *p = line; n < max; ) {
+        f[n++] = p;
+        char *tab = strchr(p, '\t');
+        if (tab == NULL) break;
+        *tab = '\0';
+        p = tab + 1;
+    }
+    return n;
+}
+
+/* a finite number that is the whole of text, else -1 */
+static int parse_finite(const char *text, double *out) {
+    char *end;
+    errno = 0;
+    *out = strtod(text, &end);
+    return (end == text || *end != '\0' || errno != 0 || !isfinite(*out)) ? -1 : 0;
+}
+
+/* Reads a claims file into rows (at most CL_MAX); 0, or -1 with the line and reason printed. */
+static int claims_read(const char *path, ClaimRow *rows, int *nrows) {
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) { fprintf(stderr, "error: cannot open claims file '%s': %s\n", path, strerror(errno)); return -1; }
+    static const char *kinds[3] = {"test", "describe", "unmeasurable"};
+    char line[4096], *f[8];
+    long ln = 0;
+    int n = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), fp) != NULL) {
+        ln++;
+        if (strchr(line, '\n') == NULL && !feof(fp)) { fprintf(stderr, "error: %s line %ld is longer than %zu characters\n", path, ln, sizeof(line) - 2); rc = -1; break; }
+        if (line[0] == '#' || line[0] == '\n' || line[0] == '\0') continue;
+        int nf = tab_split(line, f, 8);
+        for (int i = 0; i < nf; i++)
+            if (strchr(f[i], '|')) { fprintf(stderr, "error: %s line %ld: a '|' would break the report's table\n", path, ln); rc = -1; }
+        if (rc) break;
+        if (strcmp(f[0], "claim") == 0) {
+            if (nf != 7) { fprintf(stderr, "error: %s line %ld: a claim line has 7 tab-separated fields (claim ID KIND NULL SOURCE CLAIM METRIC), not %d\n", path, ln, nf); rc = -1; break; }
+            if (n == CL_MAX) { fprintf(stderr, "error: %s: more than %d claims\n", path, CL_MAX); rc = -1; break; }
+            ClaimRow *c = &rows[n];
+            memset(c, 0, sizeof(*c));
+            c->kind = -1;
+            for (int k = 0; k < 3; k++) if (strcmp(f[2], kinds[k]) == 0) c->kind = k;
+            if (c->kind < 0) { fprintf(stderr, "error: %s line %ld: kind '%s' is not test, describe or unmeasurable\n", path, ln, f[2]); rc = -1; break; }
+            if (parse_finite(f[3], &c->null) != 0) { fprintf(stderr, "error: %s line %ld: null '%s' is not a finite number\n", path, ln, f[3]); rc = -1; break; }
+            if (f[1][0] == '\0' || strlen(f[1]) >= sizeof(c->id) || strlen(f[4]) >= sizeof(c->source) || strlen(f[5]) >= sizeof(c->text) || strlen(f[6]) >= sizeof(c->metric)) {
+                fprintf(stderr, "error: %s line %ld: an empty ID or a field too long (ID %zu, source %zu, claim %zu, metric %zu characters at most)\n",
+                        path, ln, sizeof(c->id) - 1, sizeof(c->source) - 1, sizeof(c->text) - 1, sizeof(c->metric) - 1);
+                rc = -1; break;
+            }
+            for (int k = 0; k < n; k++) if (strcmp(rows[k].id, f[1]) == 0) { fprintf(stderr, "error: %s line %ld: claim '%s' declared twice\n", path, ln, f[1]); rc = -1; }
+            if (rc) break;
+            snprintf(c->id, sizeof(c->id), "%s", f[1]); snprintf(c->source, sizeof(c->source), "%s", f[4]);
+            snprintf(c->text, sizeof(c->text), "%s", f[5]); snprintf(c->metric, sizeof(c->metric), "%s", f[6]);
+            n++;
+        } else if (strcmp(f[0], "value") == 0) {
+            if (nf != 4) { fprintf(stderr, "error: %s line %ld: a value line has 4 tab-separated fields (value ID SEED VALUE), not %d\n", path, ln, nf); rc = -1; break; }
+            int k = 0;
+            while (k < n && strcmp(rows[k].id, f[1]) != 0) k++;
+            if (k == n) { fprintf(stderr, "error: %s line %ld: value for claim '%s', which no earlier claim line declares\n", path, ln, f[1]); rc = -1; break; }
+            ClaimRow *c = &rows[k];
+            double seed, v;
+            if (parse_finite(f[2], &seed) != 0 || seed != floor(seed) || seed < 0 || seed > 1e9) { fprintf(stderr, "error: %s line %ld: seed '%s' is not an integer in [0, 1e9]\n", path, ln, f[2]); rc = -1; break; }
+            if (parse_finite(f[3], &v) != 0) { fprintf(stderr, "error: %s line %ld: value '%s' is not a finite number\n", path, ln, f[3]); rc = -1; break; }
+            if (c->kind == 2) { fprintf(stderr, "error: %s line %ld: claim '%s' is unmeasurable and takes no values\n", path, ln, f[1]); rc = -1; break; }
+            int s = 0;
+            while (s < c->ns && c->seed[s] != (int)seed) s++;
+            if (s == c->ns) {
+                if (c->ns == CL_SEEDS) { fprintf(stderr, "error: %s line %ld: claim '%s' has more than %d seeds\n", path, ln, f[1], CL_SEEDS); rc = -1; break; }
+                c->seed[c->ns++] = (int)seed;
+            }
+            c->sum[s] += v;
+            c->units[s]++;
+        } else { fprintf(stderr, "error: %s line %ld: '%s' is not claim or value\n", path, ln, f[0]); rc = -1; }
+    }
+    fclose(fp);
+    if (rc) return -1;
+    for (int k = 0; k < n; k++) {   /* seeds in ascending order, each its units' mean */
+        ClaimRow *c = &rows[k];
+        for (int i = 1; i < c->ns; i++)
+            for (int j = i; j > 0 && c->seed[j] < c->seed[j - 1]; j--) {
+                int ts = c->seed[j]; c->seed[j] = c->seed[j - 1]; c->seed[j - 1] = ts;
+                long tu = c->units[j]; c->units[j] = c->units[j - 1]; c->units[j - 1] = tu;
+                double tv = c->sum[j]; c->sum[j] = c->sum[j - 1]; c->sum[j - 1] = tv;
+            }
+        for (int s = 0; s < c->ns; s++) c->d[s] = c->sum[s] / (double)c->units[s];
+    }
+    *nrows = n;
+    return 0;
+}
+
+/* the colour index of a seed: its rank among every seed of every row (so one seed has one colour in the figure) */
+static int seed_colour(const ClaimRow *r, int n, int seed) {
+    int below = 0, seen[CL_MAX * CL_SEEDS], ns = 0;
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < r[i].ns; s++) {
+            int k = 0;
+            while (k < ns && seen[k] != r[i].seed[s]) k++;
+            if (k == ns) { seen[ns++] = r[i].seed[s]; below += r[i].seed[s] < seed; }
+        }
+    return below;
+}
+
+/* The per-seed effects, one strip per claim with values (its own scale): seeds as dots, the mean with its 95% CI,
+   the null dashed. Each strip's label names the claim and its verdict. */
+static void svg_effects(const char *path, const ClaimRow *r, const Claim *c, int n, const char *const *verdict) {
+    const double ml = 20, lw = 420, pw = 380, rh = 46, top = 40, W = ml + lw + pw + 60;
+    int rows = 0;
+    for (int i = 0; i < n; i++) rows += r[i].kind != CLAIM_UNMEASURABLE && r[i].ns > 0;
+    double H = top + rh * rows + 40;
+    FILE *fp = out_open(path);
+    if (fp == NULL) return;
+    fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(fp, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(fp, "<text x=\"%.0f\" y=\"22\" font-size=\"15\">per-seed effects (dots: seeds; black: mean and 95%% CI; dashed: the null; right = the paper's direction)</text>\n", ml);
+    int row = 0;
+    for (int i = 0; i < n; i++) {
+        if (r[i].kind == CLAIM_UNMEASURABLE || r[i].ns == 0) continue;
+        double lo = c[i].null, hi = c[i].null;
+        for (int s = 0; s < r[i].ns; s++) { lo = fmin(lo, r[i].d[s]); hi = fmax(hi, r[i].d[s]); }
+        if (isfinite(c[i].s.lo)) { lo = fmin(lo, c[i].s.lo); hi = fmax(hi, c[i].s.hi); }
+        double pad = 0.08 * (hi - lo > 0 ? hi - lo : 1.0);
+        lo -= pad; hi += pad;
+        double y = top + rh * row + rh / 2, x0 = ml + lw;
+#define EX(v) (x0 + ((v) - lo) / (hi - lo) * pw)
+        if (row % 2 == 0) fprintf(fp, "<rect x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"#f4f4f4\"/>\n", y - rh / 2, W, rh);
+        fprintf(fp, "<text x=\"%.0f\" y=\"%.1f\">%s: %s</text>\n", ml, y - 3, r[i].id, verdict[i]);
+        fprintf(fp, "<text x=\"%.0f\" y=\"%.1f\" fill=\"#555\" font-size=\"10\">%.60s</text>\n", ml, y + 11, r[i].source);
+        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\"/>\n", x0, y + 8, x0 + pw, y + 8);
+        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"start\">%.3g</text>\n", x0, y + 20, lo);
+        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%.3g</text>\n", x0 + pw, y + 20, hi);
+        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\" stroke-dasharray=\"4,3\"/>\n", EX(c[i].null), y - 16, EX(c[i].null), y + 12);
+        if (EX(c[i].null) - x0 > 30 && x0 + pw - EX(c[i].null) > 30)   /* clear of the end labels */
+            fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" fill=\"#444\">%g</text>\n", EX(c[i].null), y + 20, c[i].null);
+        if (isfinite(c[i].s.lo))
+            fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-width=\"2\"/>\n", EX(c[i].s.lo), y, EX(c[i].s.hi), y);
+        fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"6\" height=\"6\" fill=\"black\" transform=\"rotate(45 %.1f %.1f)\"/>\n", EX(c[i].s.mean) - 3, y - 3, EX(c[i].s.mean), y);
+        for (int s = 0; s < r[i].ns; s++)
+            fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\" fill-opacity=\"0.8\"><title>seed %d: %g</title></circle>\n",
+                    EX(r[i].d[s]), y - 9, palette[seed_colour(r, n, r[i].seed[s]) % 10], r[i].seed[s], r[i].d[s]);
+#undef EX
+        row++;
+    }
+    int most = 0;   /* the legend: the seeds of the row with the most */
+    for (int i = 1; i < n; i++) if (r[i].ns > r[most].ns) most = i;
+    fprintf(fp, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">each strip has its own scale (ends and null labelled); seeds:</text>\n", ml, H - 14);
+    for (int s = 0; s < r[most].ns; s++) {
+        double x = ml + 380 + 60 * s;
+        fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.0f\" font-size=\"11\">%d</text>\n", x, H - 18, palette[seed_colour(r, n, r[most].seed[s]) % 10], x + 7, H - 14, r[most].seed[s]);
+    }
+    fprintf(fp, "</svg>\n");
+    if (out_close(fp) == 0) fprintf(stderr, "wrote %s\n", path);   /* stdout is the report's markdown */
+}
+
+/* eval stat claims: the decision rules, then the verdict table and the controls' table, in markdown on stdout. */
+static int stat_claims(const char *path, double alpha, const char *svg) {
+    static ClaimRow r[CL_MAX];
+    Claim c[CL_MAX];
+    int n;
+    if (claims_read(path, r, &n) != 0) return 1;
+    if (n == 0) { fprintf(stderr, "error: %s declares no claim\n", path); return 1; }
+    for (int i = 0; i < n; i++) c[i] = (Claim){.kind = r[i].kind, .null = r[i].null, .d = r[i].d, .n = r[i].ns};
+    int m = claims_decide(c, n, alpha), max_seeds = 0;
+    for (int i = 0; i < n; i++) if (r[i].kind == CLAIM_TEST && r[i].ns > max_seeds) max_seeds = r[i].ns;
+    char margins[1024] = "";
+    for (int i = 0; i < n; i++)
+        if (r[i].kind == CLAIM_TEST && r[i].null < 0)
+            snprintf(margins + strlen(margins), sizeof(margins) - strlen(margins), "%s%.47s %g", margins[0] ? ", " : "", r[i].id, -r[i].null);
+    printf("## Decision rules (fixed before any number)\n\n");
+    printf("- The unit of replication is the trained model: each claim is **one number per seed** (the seed's mean over its\n"
+           "  documents, head pairs or samples), oriented so that larger is the paper's direction. Across the seeds: the mean,\n"
+           "  its 95%% Student t interval and the paired t-test of H0: mean = null (two-sided, df = seeds - 1); from 6 seeds on\n"
+           "  also the exact sign-flip test over the 2^n sign patterns (shown beside the t-test: with n seeds it cannot go\n"
+           "  below 2 / 2^n, so it does not decide).\n");
+    printf("- Holm's correction over the **m = %d** tested claims of this report, at alpha = %g. **supported**: the\n"
+           "  Holm-adjusted p < alpha with the mean on the paper's side of the null; **refuted**: the same on the other side;\n"
+           "  **inconclusive** otherwise, and with fewer than 2 seeds. The rule is symmetric: the same test decides both.\n", m, alpha);
+    printf("- The null is 0 for a claim that one arm is better. For a non-inferiority claim (\"not worse by more than a margin\")\n"
+           "  the metric is baseline - new and the null is -margin: supported = significantly above -margin (not worse; with\n"
+           "  m = 1 the 95%% CI lies above -margin), refuted = significantly below (worse by more than the margin). Margins:\n"
+           "  %s.\n", margins[0] ? margins : "none in this report");
+    printf("- \"Detectable\" is the true effect the t-test finds with 80%% power at two-sided alpha / m (Holm's first, most\n"
+           "  stringent step) and at alpha, from the observed seed sd: (t_{1-a/2,n-1} + t_{0.8,n-1}) sd / sqrt(n); not\n"
+           "  estimable below 3 seeds. A metric that cannot be measured says why instead of a verdict; controls are described\n"
+           "  without verdicts and are not in m.\n\n");
+    printf("## Verdicts\n\n");
+    if (max_seeds < 6) printf("**%d seeds at most: below 6 seeds no verdict here can be read as a finding; each row's \"detectable\" says how large an effect would have been needed.**\n\n", max_seeds);
+    printf("| claim (paper) | metric (larger = the paper's direction) | per seed (units) | mean [95%% CI] | null | t-test p (Holm) | sign-flip p | detectable at 80%% (alpha/m; alpha) | verdict |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
+    const char *verdict[CL_MAX];
+    static char vbuf[CL_MAX][64];
+    for (int i = 0; i < n; i++) {
+        verdict[i] = c[i].verdict == VERDICT_SUPPORTED ? "supported" : c[i].verdict == VERDICT_REFUTED ? "refuted" :
+                     c[i].verdict == VERDICT_INCONCLUSIVE ? "inconclusive" : r[i].kind == CLAIM_DESCRIBE ? "descriptive" : "not measurable";
+        if (r[i].kind == CLAIM_DESCRIBE) continue;
+        if (r[i].kind == CLAIM_UNMEASURABLE) {
+            printf("| %s (%s) | — | — | — | — | — | — | — | not measurable: %s |\n", r[i].text, r[i].source, r[i].metric);
+            continue;
+        }
+        char seeds[512] = "", mean[128], pcol[128], flip[64], mde[128];
+        for (int s = 0; s < r[i].ns; s++)
+            snprintf(seeds + strlen(seeds), sizeof(seeds) - strlen(seeds), "%s%+.4g", s ? " " : "", r[i].d[s]);
+        int same = 1;
+        for (int s = 1; s < r[i].ns; s++) same &= r[i].units[s] == r[i].units[0];
+        if (r[i].ns > 0) snprintf(seeds + strlen(seeds), sizeof(seeds) - strlen(seeds), same ? " (%ld each)" : " (units differ)", r[i].units[0]);
+        else snprintf(seeds, sizeof(seeds), "no data");
+        if (r[i].ns >= 2) snprintf(mean, sizeof(mean), "%+.4g [%+.4g, %+.4g]", c[i].s.mean, c[i].s.lo, c[i].s.hi);
+        else if (r[i].ns == 1) snprintf(mean, sizeof(mean), "%+.4g", c[i].s.mean);
+        else snprintf(mean, sizeof(mean), "—");
+        if (r[i].ns >= 2) snprintf(pcol, sizeof(pcol), "%.3g (%.3g)", c[i].s.p, c[i].p_holm);
+        else snprintf(pcol, sizeof(pcol), "untested (%d seed%s)", r[i].ns, r[i].ns == 1 ? "" : "s");
+        if (isnan(c[i].s.p_flip)) snprintf(flip, sizeof(flip), "— (< 6 seeds)"); else snprintf(flip, sizeof(flip), "%.3g", c[i].s.p_flip);
+        if (isnan(c[i].s.mde_m)) snprintf(mde, sizeof(mde), "not estimable (< 3 seeds)");
+        else snprintf(mde, sizeof(mde), "%.3g; %.3g", c[i].s.mde_m, c[i].s.mde_1);
+        snprintf(vbuf[i], sizeof(vbuf[i]), "**%s**", verdict[i]);
+        printf("| %s (%s) | %s | %s | %s | %g | %s | %s | %s | %s |\n", r[i].text, r[i].source, r[i].metric, seeds, mean, r[i].null, pcol, flip, mde, vbuf[i]);
+    }
+    int nd = 0;
+    for (int i = 0; i < n; i++) nd += r[i].kind == CLAIM_DESCRIBE;
+    if (nd > 0) {
+        printf("\n## Controls and other arms (descriptive: no test, no verdict, not in m)\n\n");
+        printf("| quantity | metric | per seed (units) | mean [95%% CI] |\n|---|---|---|---|\n");
+        for (int i = 0; i < n; i++) {
+            if (r[i].kind != CLAIM_DESCRIBE) continue;
+            char seeds[512] = "", mean[128] = "—";
+            for (int s = 0; s < r[i].ns; s++) snprintf(seeds + strlen(seeds), sizeof(seeds) - strlen(seeds), "%s%+.4g", s ? " " : "", r[i].d[s]);
+            if (r[i].ns > 0) snprintf(seeds + strlen(seeds), sizeof(seeds) - strlen(seeds), " (%ld)", r[i].units[0]); else snprintf(seeds, sizeof(seeds), "no data");
+            if (r[i].ns >= 2) snprintf(mean, sizeof(mean), "%+.4g [%+.4g, %+.4g]", c[i].s.mean, c[i].s.lo, c[i].s.hi);
+            else if (r[i].ns == 1) snprintf(mean, sizeof(mean), "%+.4g", c[i].s.mean);
+            printf("| %s (%s) | %s | %s | %s |\n", r[i].text, r[i].source, r[i].metric, seeds, mean);
+        }
+    }
+    if (svg) svg_effects(svg, r, c, n, verdict);
+    return 0;
+}
+
+/* eval stat growth: ppl_growth on the position bands of a ppl_*.csv (eval ppl), at its longest length for SCALING. */
+static int stat_growth(const char *path, double T, const char *scaling) {
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) { fprintf(stderr, "error: cannot open '%s': %s\n", path, strerror(errno)); return 1; }
+    char hline[4096], line[4096], *hdr[32], *col[32];
+    if (fgets(hline, sizeof(hline), fp) == NULL) { fprintf(stderr, "error: '%s' is empty\n", path); fclose(fp); return 1; }
+    int nh = csv_split(hline, hdr, 32);
+    int ic[6];
+    const char *names[6] = {"scaling", "length", "band", "band_start", "band_end", "loss"};
+    for (int k = 0; k < 6; k++) if ((ic[k] = col_index(hdr, nh, names[k])) < 0) { fprintf(stderr, "error: '%s' has no column '%s' (not an eval ppl CSV)\n", path, names[k]); fclose(fp); return 1; }
+    int it = col_index(hdr, nh, "tokens");
+    if (it < 0) { fprintf(stderr, "error: '%s' has no column 'tokens' (not an eval ppl CSV)\n", path); fclose(fp); return 1; }
+    enum { NB = 32 };
+    double st[NB], en[NB], lo[NB], tk[NB], longest = -1;
+    int nb = 0;
+    long ln = 1;
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        ln++;
+        int nc = csv_split(line, col, 32);
+        if (nc < nh) { fprintf(stderr, "error: %s line %ld has %d columns, the header %d\n", path, ln, nc, nh); fclose(fp); return 1; }
+        if (strcmp(col[ic[0]], scaling) != 0 || strcmp(col[ic[2]], "band") != 0) continue;
+        double L, s, e, l, t;
+        if (parse_finite(col[ic[1]], &L) || parse_finite(col[ic[3]], &s) || parse_finite(col[ic[4]], &e) || parse_finite(col[ic[5]], &l) || parse_finite(col[it], &t)) {
+            fprintf(stderr, "error: %s line %ld: a number column is not a finite number\n", path, ln); fclose(fp); return 1;
+        }
+        if (L < longest) continue;
+        if (L > longest) { longest = L; nb = 0; }
+        if (nb == NB) { fprintf(stderr, "error: %s: more than %d bands at length %g\n", path, NB, L); fclose(fp); return 1; }
+        st[nb] = s; en[nb] = e; lo[nb] = l; tk[nb] = t; nb++;
+    }
+    fclose(fp);
+    double g = ppl_growth(st, en, lo, tk, nb, T);
+    if (isnan(g)) { fprintf(stderr, "error: %s: at length %g (scaling %s) no band starts at or past %g, or none is [%g, %g)\n", path, longest, scaling, T, T / 2, T); return 1; }
+    printf("%.6f\n", g);
+    return 0;
+}
+
+static int mode_stat(int argc, char **argv) {
+    const char *usage_line = "usage: eval stat sign POS NEG | mcnemar B C | wilson K N | growth PPL_CSV T [SCALING] | claims FILE [--alpha A] [--svg OUT.svg]";
+    if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) { usage("stat"); return 0; }
+    if (argc >= 4 && strcmp(argv[2], "claims") == 0) {
+        double alpha = 0.05;
+        const char *svg = NULL;
+        for (int i = 4; i < argc; i++) {
+            if (i + 1 < argc && strcmp(argv[i], "--alpha") == 0) alpha = flag_number("./eval", "--alpha", argv[++i], 1e-6, 0.5);
+            else if (i + 1 < argc && strcmp(argv[i], "--svg") == 0) svg = argv[++i];
+            else { fprintf(stderr, "error: eval stat claims takes --alpha A and --svg FILE, not '%s'\n%s\n", argv[i], usage_line); return 1; }
+        }
+        return stat_claims(argv[3], alpha, svg);
+    }
+    if ((argc == 5 || argc == 6) && strcmp(argv[2], "growth") == 0)
+        return stat_growth(argv[3], flag_number("./eval", "stat growth T", argv[4], 2, 1e9), argc == 6 ? argv[5] : "none");
+    if (argc != 5) { fprintf(stderr, "%s\n", usage_line); return 1; }
+    double a = flag_number("./eval", "stat", argv[3], 0, 1e15), b = flag_number("./eval", "stat", argv[4], 0, 1e15);
+    if (strcmp(argv[2], "sign") == 0) printf("%.6g\n", stat_sign_test((long)a, (long)b));
+    else if (strcmp(argv[2], "mcnemar") == 0) printf("%.6g\n", stat_mcnemar((long)a, (long)b));
+    else if (strcmp(argv[2], "wilson") == 0) {
+        if (a > b) { fprintf(stderr, "error: wilson K N needs K <= N\n"); return 1; }
+        double lo, hi;
+        stat_wilson(a, b, &lo, &hi);
+        printf("%.6f %.6f\n", lo, hi);
+    } else { fprintf(stderr, "error: eval stat takes sign, mcnemar, wilson, growth or claims\n%s\n", usage_line); return 1; }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------- curves mode */
 static int mode_curves(Options *o) {
     if (o->out == NULL) o->out = "results/eval";
@@ -1429,7 +1753,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, attn, curves, plot, stat (see ./eval --help)\n", mode);
         return 1;
     }
-    Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0, 0, 0, 0};
+    Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0, 0, 0, 0, 64};
     o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : strcmp(mode, "attn") == 0 ? 64 : 20;
     int mode_bit = 0;
     for (int k = 0; k < M_COUNT; k++) if (strcmp(mode, mode_names[k]) == 0) mode_bit = 1 << k;
@@ -1467,6 +1791,7 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--samples") == 0) o.samples = (int)flag_number("./eval", f, v, 1, 1e6);
         else if (strcmp(f, "--seq") == 0) o.seq = (int)flag_number("./eval", f, v, 2, 1 << 20);
         else if (strcmp(f, "--stride") == 0) o.stride = (int)flag_number("./eval", f, v, 1, 1 << 24);
+        else if (strcmp(f, "--docs-from") == 0) o.docs_from = flag_int("./eval", f, v, 0, 1 << 24);
         else if (strcmp(f, "--head-dim") == 0) o.head_dim = (int)flag_number("./eval", f, v, 2, 1 << 20);
         else if (strcmp(f, "--base") == 0) o.base = flag_number("./eval", f, v, 1.0000001, 1e30);
         else if (strcmp(f, "--tasks") == 0) o.tasks = v;
@@ -1481,6 +1806,10 @@ int main(int argc, char **argv) {
         }
     }
     /* within a mode: a flag whose only use the other flags turn off */
+    if (!o.docs && flag_given(&o, "--docs-from")) {
+        fprintf(stderr, "error: --docs-from sets where eval ppl --docs starts each document's loss; without --docs there are no documents: add --docs or drop it\n");
+        return 1;
+    }
     if (o.docs && flag_given(&o, "--stride")) {
         fprintf(stderr, "error: --stride is not used by eval ppl --docs (it sets the sliding window over the whole shard, which --docs leaves out); drop one of them\n");
         return 1;

@@ -1,77 +1,162 @@
 #!/usr/bin/env bash
-# compare_report.sh — the report of compare v2 (stage 5 of scripts/compare.sh, which exports the settings this reads:
+# compare_report.sh — the report of a comparison (stage 5 of scripts/compare.sh, which exports the settings this reads:
 # OUT SEEDS SHORT_ARMS LONG_PES STEPS LSTEPS SEQ LSEQ BASE CBASE LBASE SHAPE PM_SHAPE BATCH LBATCH LR MIX LMIX MIXLOSS
-# DATA SIZE CPU MULTS NS NNS NATT NPPL NOISE_TASK LNOISE_TASK DIM EVAL). Writes $OUT/report.md: the decision rules, then
-# the verdict table, then the tables behind it. The statistics come from ./eval stat (analysis.h).
+# DATA SIZE CPU MULTS NS NNS NATT NPPL NOISE_TASK LNOISE_TASK DIM EVAL; optional: MISSING, the protocol's seeds not
+# present; REPORT, the file name (report.md); NOTE, a line under the title).
+# It writes one claims file (claim, seed, value: one line per document, head pair or task of a seed) from the runs'
+# CSVs; `./eval stat claims` does every test, Holm's correction and the verdict table (analysis.h, docs/STATS.md), and
+# draws the per-seed effects. The runs are OUT/seedS/ARM, or the archive OUT/runs.tar.gz (unpacked to a temporary
+# folder) when OUT holds no seed folder. Writes OUT/REPORT, OUT/${REPORT%.md}_effects.svg and OUT/${REPORT%.md}_claims.tsv.
 set -u -o pipefail
 : "${EVAL:?compare_report.sh is run by scripts/compare.sh, which sets EVAL and the rest}"
-R="$OUT/report.md"
-pvalue() {   # pvalue KIND A B: ./eval stat's p, or exit: a verdict is never drawn from a missing p
-  local p; p=$($EVAL stat "$@") || { echo "error: $EVAL stat $* failed" >&2; exit 1; }
-  case "$p" in ''|*[!0-9.e+-]*) echo "error: $EVAL stat $* gave '$p'" >&2; exit 1 ;; esac
-  echo "$p"
-}
+REPORT=${REPORT:-report.md}
+R="$OUT/$REPORT"; CLAIMS="$OUT/${REPORT%.md}_claims.tsv"; FIG="${REPORT%.md}_effects.svg"
+RUNS="$OUT"
+if ! ls -d "$OUT"/seed*/ > /dev/null 2>&1 && [ -f "$OUT/runs.tar.gz" ]; then
+  RUNS=$(mktemp -d) || exit 1
+  trap 'rm -rf "$RUNS"' EXIT
+  tar -xzf "$OUT/runs.tar.gz" -C "$RUNS" || { echo "error: cannot unpack $OUT/runs.tar.gz" >&2; exit 1; }
+fi
 first_seed=${SEEDS%% *}
 ALL_ARMS="$SHORT_ARMS $(for p in $LONG_PES; do printf '%s_long ' $p; done)"   # every run of a seed, short then long
-last_mult=${MULTS##* }
-far_len=$((SEQ * (last_mult < 4 ? last_mult : 4)))
-mkdir -p "$OUT/curves"
+CURVES="$OUT/curves"; [ "$RUNS" != "$OUT" ] && CURVES="$RUNS/curves"   # an archived run keeps its committed curves/
+mkdir -p "$CURVES"
 HD=$(( DIM / $(echo "$SHAPE" | sed -nE 's/.*--heads ([0-9]+).*/\1/p') ))
+MARGIN=0.02   # non-inferiority margin of EH vs RoPE in nats per token (issue 31; docs/STATS.md)
+ev() { echo "$RUNS/seed$1/$2/eval"; }   # ev SEED ARM: a run's eval folder
+ppl_csv() { ls "$(ev $1 $2)"/ppl_*.csv 2>/dev/null | grep -v -e /ppl_docs_ -e /ppl_repeat_ | head -1; }   # ppl_csv SEED ARM: its bands
 
-# ---- paired differences, one line "seed diff" each (diff > 0: the claimed direction)
-docs_diff() {   # docs_diff BASELINE_ARM CLAIMED_ARM LENGTH: per held-out document, loss(baseline) - loss(claimed)
+# ---- the claims file: "claim ID KIND NULL SOURCE CLAIM METRIC" and "value ID SEED VALUE" lines, tab-separated
+claim() { local IFS=$'\t'; echo "claim$IFS$*" >> "$CLAIMS"; }
+values() { awk -v id="$1" '{ printf "value\t%s\t%s\t%s\n", id, $1, $2 }' >> "$CLAIMS"; }   # values ID < "seed value" lines
+have() { local s; for s in $SEEDS; do ls "$(ev $s $1)"/$2 > /dev/null 2>&1 && return 0; done; return 1; }   # have ARM GLOB: some seed has the file
+# per-document loss of BASE minus NEW at length L: from position `from` on where ppl_docs has that column (one line
+# per document), else the band [L/2, L) of ppl_*.csv (the v2 CSVs: one line per seed, their 16 documents pooled)
+docs_from() { local f; f=$(ls "$(ev $first_seed $1)"/ppl_docs_*.csv 2>/dev/null | head -1); [ -n "$f" ] && head -1 "$f" | grep -q ',from$' && awk -F, 'NR == 2 { print $6 }' "$f"; }
+docs_diff() {   # docs_diff SEED BASE NEW L: "seed diff" per document of ppl_docs_*.csv at length L
+  local a b; a=$(ev $1 $2); b=$(ev $1 $3); [ -d "$a" ] && [ -d "$b" ] || return 0
+  awk -F, -v L=$4 -v s=$1 'FNR == 1 { f++; next } $2 == "none" && $3 == L { if (f == 1) base[$4] = $5; else if ($4 in base) print s, base[$4] - $5 }' "$a"/ppl_docs_*.csv "$b"/ppl_docs_*.csv
+}
+loss_diff() {   # loss_diff BASE NEW L
+  local from; from=$(docs_from $1)
   for s in $SEEDS; do
-    a="$OUT/seed$s/$1/eval"; b="$OUT/seed$s/$2/eval"
-    [ -d "$a" ] && [ -d "$b" ] || continue
-    awk -F, -v L=$3 -v s=$s 'FNR == 1 { f++; next } $2 == "none" && $3 == L { if (f == 1) base[$4] = $5; else if ($4 in base) print s, base[$4] - $5 }' \
-      "$a"/ppl_docs_*.csv "$b"/ppl_docs_*.csv
+    if [ -n "$from" ]; then docs_diff $s $1 $2 $3
+    else
+      fa=$(ppl_csv $s $1); fb=$(ppl_csv $s $2); [ -n "$fa" ] && [ -n "$fb" ] || continue
+      awk -F, -v L=$3 -v s=$s 'FNR == 1 { f++; next } $2 == "none" && $3 == L && $4 == "band" && $5 == L / 2 { if (f == 1) base = $7; else if (base != "") print s, base - $7 }' "$fa" "$fb"
+    fi
+  done
+}
+loss_metric() { local from; from=$(docs_from $1); [ -n "$from" ] && echo "per document, from position $from on" || echo "band [$(($2 / 2)), $2) of the documents (the nearest the v2 CSVs come to 'from position 64 on')"; }
+growth_diff() {   # growth_diff BASE NEW T: growth(BASE) - growth(NEW), one per seed (eval stat growth)
+  for s in $SEEDS; do
+    a=$(ppl_csv $s $1); b=$(ppl_csv $s $2)
+    [ -n "$a" ] && [ -n "$b" ] || continue
+    ga=$($EVAL stat growth "$a" $3) && gb=$($EVAL stat growth "$b" $3) || { echo "error: $EVAL stat growth failed on $a or $b" >&2; exit 1; }
+    awk -v s=$s -v a=$ga -v b=$gb 'BEGIN { print s, a - b }'
   done
 }
 heads_diff() {   # heads_diff ARM COLUMN: per layer and q head, imaginary - real
   for s in $SEEDS; do
-    f=$(ls "$OUT/seed$s/$1/eval"/attn_*.csv 2>/dev/null | head -1); [ -n "$f" ] || continue
+    f=$(ls "$(ev $s $1)"/attn_*.csv 2>/dev/null | head -1); [ -n "$f" ] || continue
     awk -F, -v col=$2 -v s=$s 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-      { k = $3 "," $5; if ($6 == "real") re[k] = $c; else im[k] = $c }
+      c { k = $3 "," $5; if ($6 == "real") re[k] = $c; else im[k] = $c }
       END { for (k in im) if ((k in re) && im[k] != "nan" && re[k] != "nan") print s, im[k] - re[k] }' "$f"
   done
 }
-noise_counts() {   # noise_counts ARM TARGET SIGMA: "seed b c", b = right only in the real arm, c = only in the other
+has_column() { local f; f=$(ls "$(ev $first_seed $1)"/$2 2>/dev/null | head -1); [ -n "$f" ] && head -1 "$f" | tr , '\n' | grep -qx "$3"; }   # has_column ARM GLOB COL
+noise_diff() {   # noise_diff ARM TASK: accuracy under real-query noise - under imaginary-query noise, sigma 1 x query RMS
   for s in $SEEDS; do
-    f=$(ls "$OUT/seed$s/$1/eval"/noise_*.csv 2>/dev/null | head -1); [ -n "$f" ] || continue
-    awk -F, -v t=$2 -v sg=$3 -v s=$s 'NR > 1 && $4 == t && $5 + 0 == sg + 0 { print s, $12, $13 }' "$f"
+    f=$(ls "$(ev $s $1)"/noise_*.csv 2>/dev/null | head -1); [ -n "$f" ] || continue
+    awk -F, -v t=$2 -v s=$s 'NR > 1 && $2 == t && $5 + 0 == 1 { a[$4] = $7 } END { if (("real" in a) && ("imag" in a)) print s, a["real"] - a["imag"] }' "$f"
   done
 }
-seeds_of() { awk '{ print $1 }' | sort -un | paste -sd ' ' -; }   # the seeds (first column) of "seed ..." lines, once each
-# ---- verdicts (rules in the report text below)
-verdict_sign() {   # verdict_sign CLAIM METRIC < "seed diff" lines
-  local lines; lines=$(cat)
-  [ -n "$lines" ] || { echo "| $1 | $2 | no data | inconclusive |"; return; }
-  local pos neg seeds_ok mean
-  read -r pos neg seeds_ok mean <<< "$(echo "$lines" | awk '{ if ($2 > 0) p++; else if ($2 < 0) n++; sum[$1] += $2; cnt[$1]++; t += $2; m++ }
-    END { ok = 1; neg = 1; for (s in sum) { if (sum[s] <= 0) ok = 0; if (sum[s] >= 0) neg = 0 } printf "%d %d %s %.4g\n", p, n, ok ? "all" : (neg ? "none" : "mixed"), t / m }')"
-  local seeds; seeds=$(echo "$lines" | seeds_of)
-  local p; p=$(pvalue sign $pos $neg) || exit 1
-  local v=inconclusive
-  if [ "$seeds_ok" = all ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }' && [ $pos -gt $neg ]; then v=supported
-  elif [ $neg -gt $pos ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }'; then v=refuted; fi
-  local why=""; [ $((pos + neg)) -eq 0 ] && why=" — every pair is tied"
-  echo "| $1 | $2 | mean diff $mean; $pos in the claimed direction, $neg against; sign in every seed: $seeds_ok; sign test p = $p (seeds $seeds)$why | **$v** |"
+noise_clean_correct() {   # the correct answers without noise, summed over seeds (0: the task is not solved)
+  for s in $SEEDS; do cat "$(ev $s $1)"/noise_*.csv 2>/dev/null; done | awk -F, -v t=$2 '$2 == t && $5 + 0 == 0 { n += $10 } END { print n + 0 }'
 }
-verdict_mcnemar() {   # verdict_mcnemar CLAIM METRIC < "seed b c" lines (b > c is the claimed direction)
-  local lines; lines=$(cat)
-  [ -n "$lines" ] || { echo "| $1 | $2 | no data | inconclusive |"; return; }
-  local b c seeds_ok
-  read -r b c seeds_ok <<< "$(echo "$lines" | awk '{ b += $2; c += $3; if ($2 <= $3) bad = 1; if ($2 >= $3) nb = 1 } END { printf "%d %d %s\n", b, c, bad ? (nb ? "mixed" : "none") : "all" }')"
-  local seeds; seeds=$(echo "$lines" | seeds_of)
-  local p; p=$(pvalue mcnemar $b $c) || exit 1
-  local v=inconclusive
-  if [ "$seeds_ok" = all ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }' && [ $b -gt $c ]; then v=supported
-  elif [ $c -gt $b ] && awk -v p=$p 'BEGIN { exit !(p < 0.05) }'; then v=refuted; fi
-  local why=""; [ $((b + c)) -eq 0 ] && why=" — no sample differs between the two arms (is the task solved at all? see the tasks table)"
-  echo "| $1 | $2 | discordant samples $b for the claim, $c against (pooled over seeds); in every seed: $seeds_ok; McNemar p = $p (seeds $seeds)$why | **$v** |"
+tasks_diff() {   # tasks_diff BASE NEW L: accuracy(NEW) - accuracy(BASE) per text task at length L (MQAR left out)
+  for s in $SEEDS; do
+    a=$(ev $s $1); b=$(ev $s $2); [ -d "$a" ] && [ -d "$b" ] || continue
+    awk -F, -v L=$3 -v s=$s 'FNR == 1 { f++; next } $4 == L && $3 != "mqar" && $2 == "none" { if (f == 1) base[$3] = $5; else if ($3 in base) print s, $5 - base[$3] }' "$a"/tasks_*.csv "$b"/tasks_*.csv
+  done
 }
-# the --mix-weight the runs trained with (their settings.txt; runs from before the flag: token)
-run_mix_weight() { local f; f=$(ls "$OUT"/seed*/*/settings.txt 2>/dev/null | head -1); local w; w=$([ -n "$f" ] && awk '$1 == "--mix-weight" { print $2 }' "$f"); echo "${w:-token}"; }
+tasks_correct() { for s in $SEEDS; do for a in "$@"; do cat "$(ev $s $a)"/tasks_*.csv 2>/dev/null; done; done | awk -F, '$3 != "mqar" && $3 != "task" { n += $8 } END { print n + 0 }'; }
+repeat_diff() {   # repeat_diff BASE NEW L: repeat_loss(BASE) - repeat_loss(NEW) per document at length L (ppl_repeat_*.csv,
+  # docs/FORMATS.md "Far-repeat loss"; documents without a far repeat left out)
+  for s in $SEEDS; do
+    a=$(ls "$(ev $s $1)"/ppl_repeat_*.csv 2>/dev/null | head -1); b=$(ls "$(ev $s $2)"/ppl_repeat_*.csv 2>/dev/null | head -1)
+    [ -n "$a" ] && [ -n "$b" ] || continue
+    awk -F, -v s=$s -v L=$3 'FNR == 1 { f++; for (i = 1; i <= NF; i++) c[$i] = i; next }
+      $c["length"] == L && $c["repeat_tokens"] > 0 && $c["repeat_loss"] != "nan" {
+        if (f == 1) base[$c["doc_start"]] = $c["repeat_loss"]; else if ($c["doc_start"] in base) print s, base[$c["doc_start"]] - $c["repeat_loss"] }' "$a" "$b"
+  done
+}
+
+# ---- the claims, worded as the paper states them (docs/STATS.md says why each metric)
+: > "$CLAIMS"
+claim ec_ppl test 0 "Table 1" "EC has lower perplexity than RoPE" "loss(rope) - loss(EC), nats/token at T $SEQ, $(loss_metric rope $SEQ)"
+loss_diff rope ropepp_ec $SEQ | values ec_ppl
+claim ec_ppl_pm test 0 "Table 1, at EC's parameter count" "EC has lower perplexity than RoPE with as many parameters (rope_pm)" "loss(rope_pm) - loss(EC), as above"
+loss_diff rope_pm ropepp_ec $SEQ | values ec_ppl_pm
+claim eh_ppl test -$MARGIN "Table 1" "EH is not worse than RoPE, at half the KV cache (non-inferiority, margin $MARGIN)" "loss(rope) - loss(EH), as above; null -$MARGIN"
+loss_diff rope ropepp_eh $SEQ | values eh_ppl
+for st in short long; do
+  sfx=""; T=$SEQ; [ $st = long ] && { sfx=_long; T=$LSEQ; }
+  for pe in ropepp_ec ropepp_eh; do
+    [ $st = long ] && ! echo " $LONG_PES " | grep -q " $pe " && continue
+    PE=$(echo ${pe#ropepp_} | tr a-z A-Z)
+    claim growth_${pe#ropepp_}_$st test 0 "Fig. 6$([ $st = long ] && echo ", after the long stage" || echo ", without the long stage")" \
+      "$PE's perplexity grows more slowly than RoPE's beyond the training length" \
+      "growth(rope$sfx) - growth(${pe}$sfx); growth = loss of the bands past T $T (up to the longest length) - loss of [$((T / 2)), $T)"
+    growth_diff rope$sfx $pe$sfx $T | values growth_${pe#ropepp_}_$st
+  done
+done
+if has_column ropepp_ec 'attn_*.csv' first_k_mass; then
+  claim first_k test 0 "Fig. 5" "Imaginary heads put more mass on the initial positions" "mass on the first 4 positions (BOS included), imaginary - real head, per (layer, q head), EC, queries in [T/2, T)"
+  heads_diff ropepp_ec first_k_mass | values first_k
+else
+  claim first_k unmeasurable 0 "Fig. 5" "Imaginary heads put more mass on the initial positions" "not in these CSVs: eval attn wrote no first_k_mass column before issue 31 (the mass on position 0 alone is described below)"
+fi
+claim far_ratio test 0 "Sec. 3.2" "Imaginary heads attend farther (the characteristic-curve argument)" "far ratio (non-BOS mass beyond T/4 over uniform), imaginary - real head, per (layer, q head), EC"
+heads_diff ropepp_ec far_ratio | values far_ratio
+for st in short long; do
+  arm=ropepp_ec; task=$NOISE_TASK; T=$SEQ; [ $st = long ] && { arm=ropepp_ec_long; task=$LNOISE_TASK; T=$LSEQ; }
+  [ $st = long ] && ! echo " $LONG_PES " | grep -q " ropepp_ec " && continue
+  what="Noise on imaginary queries hurts long-context accuracy more than on real ones$([ $st = long ] && echo ", after the long stage")"
+  if ! have $arm 'noise_*.csv'; then claim noise_$st unmeasurable 0 "Fig. 5" "$what" "no noise CSV in these runs"
+  elif [ "$(noise_clean_correct $arm $task)" -eq 0 ]; then claim noise_$st unmeasurable 0 "Fig. 5" "$what" "$task is not solved: 0 correct without noise in every seed, so noise cannot lower it"
+  else claim noise_$st test 0 "Fig. 5" "$what" "$task accuracy under real-query noise - under imaginary-query noise, sigma 1 x the layer's query RMS, EC at T $T"; noise_diff $arm $task | values noise_$st; fi
+done
+if have ropepp_ec 'ppl_repeat_*.csv' && have rope 'ppl_repeat_*.csv'; then
+  claim retrieval test 0 "Fig. 5 / Table 2 stand-in" "EC retrieves from far context better than RoPE (repeat-span loss stand-in)" "loss(rope) - loss(EC) on the targets ending a 16-gram last seen more than T/4 earlier (repeat_loss of ppl_repeat_*.csv), per held-out document at T $SEQ"
+  repeat_diff rope ropepp_ec $SEQ | values retrieval
+else
+  claim retrieval unmeasurable 0 "Fig. 5 / Table 2 stand-in" "EC retrieves from far context better than RoPE (repeat-span loss stand-in)" "no ppl_repeat_*.csv (the repeat-span measure of compare v3) in these runs"
+fi
+if [ "$(tasks_correct rope ropepp_ec)" -eq 0 ]; then
+  claim tasks unmeasurable 0 "Table 2" "EC is more accurate than RoPE on the long-context tasks" "0 correct in both arms, every text task and seed: the tasks were not learned"
+else
+  claim tasks test 0 "Table 2" "EC is more accurate than RoPE on the long-context tasks" "accuracy(EC) - accuracy(rope) per text task at T $SEQ (MQAR left out)"
+  tasks_diff rope ropepp_ec $SEQ | values tasks
+fi
+# descriptive: v2's whole-document loss where the runs have no loss from position 64, every other short arm
+# against rope, and the v2 sink measure
+if [ -z "$(docs_from rope)" ]; then
+  for pe in ropepp_ec ropepp_eh; do
+    claim v2_$pe describe 0 "Table 1, v2's metric" "$(echo ${pe#ropepp_} | tr a-z A-Z) vs RoPE over every position (start of document included)" "loss(rope) - loss($pe) per document at T $SEQ, all $SEQ positions (ppl_docs)"
+    for s in $SEEDS; do docs_diff $s rope $pe $SEQ; done | values v2_$pe
+  done
+fi
+for arm in $SHORT_ARMS; do
+  case " rope ropepp_ec ropepp_eh rope_pm " in *" $arm "*) continue ;; esac
+  claim ctl_$arm describe 0 "control" "$arm" "loss(rope) - loss($arm), $(loss_metric rope $SEQ)"
+  loss_diff rope $arm $SEQ | values ctl_$arm
+done
+claim sink describe 0 "Fig. 5, v2's reading" "Mass on position 0 (the BOS), imaginary - real head, EC" "per (layer, q head); a sink is a large share of the mass there"
+heads_diff ropepp_ec sink_mass | values sink
+
+# the run's description
+run_mix_weight() { local f; f=$(ls "$RUNS"/seed*/*/settings.txt 2>/dev/null | head -1); local w; w=$([ -n "$f" ] && awk '$1 == "--mix-weight" { print $2 }' "$f"); echo "${w:-token}"; }
 # eval.txt without eval's progress lines (stderr; runs before the stdout/stderr split interleaved them with the results)
 eval_text() { perl -0pe 's/eval [a-z]+: [a-z ]+ \d+\/\d+ (?:\(\d+%\) \| [^\n]*ETA [^\n]*|done in [^\n]*)\n//g' "$1"; }
 mean_sd() {   # mean_sd "v1 v2 ...": "m ± sd" (sample sd over seeds)
@@ -79,18 +164,20 @@ mean_sd() {   # mean_sd "v1 v2 ...": "m ± sd" (sample sd over seeds)
     if (n == 1) printf "%.3f", m; else printf "%.3f ± %.3f", m, sqrt((q - n * m * m) / (n - 1) > 0 ? (q - n * m * m) / (n - 1) : 0) }'
 }
 ppl_at() {   # ppl_at ARM LENGTH SCALING: the seeds' ppl values on the documents
-  for s in $SEEDS; do awk -F, -v L=$2 -v sc=$3 '$2 == sc && $3 == L && $4 == "all" { printf "%s ", $8 }' "$OUT/seed$s/$1/eval"/ppl_[a-z]*.csv 2>/dev/null; done
+  for s in $SEEDS; do f=$(ppl_csv $s $1); [ -n "$f" ] && awk -F, -v L=$2 -v sc=$3 '$2 == sc && $3 == L && $4 == "all" { printf "%s ", $8 }' "$f"; done
 }
 tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds with its Wilson interval
-  local kn; kn=$(for s in $SEEDS; do awk -F, -v t=$2 -v L=$3 '$3 == t && $4 == L { print $8, $9 }' "$OUT/seed$s/$1/eval"/tasks_*.csv 2>/dev/null; done | awk '{ k += $1; n += $2 } END { print k + 0, n + 0 }')
+  local kn; kn=$(for s in $SEEDS; do awk -F, -v t=$2 -v L=$3 '$3 == t && $4 == L { print $8, $9 }' "$(ev $s $1)"/tasks_*.csv 2>/dev/null; done | awk '{ k += $1; n += $2 } END { print k + 0, n + 0 }')
   set -- $kn
   [ "$2" -gt 0 ] 2>/dev/null || { printf -- "-"; return; }
   local ci; ci=$($EVAL stat wilson $1 $2)
   awk -v k=$1 -v n=$2 -v ci="$ci" 'BEGIN { split(ci, c, " "); printf "%.1f%% [%.1f, %.1f] (n %d)", 100 * k / n, 100 * c[1], 100 * c[2], n }'
 }
+TABLE=$($EVAL stat claims "$CLAIMS" --svg "$OUT/$FIG") || { echo "error: $EVAL stat claims $CLAIMS failed" >&2; exit 1; }
 
 {
-  echo "# compare v2: can a small run confirm or refute RoPE++'s claims?"
+  echo "# Can a small run confirm or refute RoPE++'s claims?"
+  [ -n "${NOTE:-}" ] && echo && echo "$NOTE"
   [ "$SIZE" != full ] && echo && echo "**Smoke test (--$SIZE): a few training steps at a tiny size check that the pipeline runs end to end; the verdicts below say nothing about the position embeddings.**"
   echo
   # the machines and commits of the runs (machine.txt, written by compare.sh), else this machine
@@ -103,41 +190,22 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
     commits=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   fi
   [ -n "${commands:-}" ] || commands="\`scripts/compare.sh$([ $SIZE != full ] && echo " --$SIZE")$([ $CPU -eq 1 ] && echo " --cpu")\`"
-  echo "Command: $commands · seeds: $SEEDS · runs on $ran_on, commit $commits · report $(date -u +%Y-%m-%d)"
+  echo "Command: $commands · seeds: $SEEDS · runs on $ran_on, commit $commits · report $(date -u +%Y-%m-%d) (statistics of commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown))"
   echo
-  echo "## Decision rules (fixed before any number)"
+  echo "$TABLE"
   echo
-  echo "Each claim has a paired metric with its sign fixed in advance (diff > 0 = the paper's direction). **supported**: the"
-  echo "per-seed mean difference has the claimed sign in every seed and the pooled two-sided exact test gives p < 0.05;"
-  echo "**refuted**: the pooled test is significant (p < 0.05) in the opposite direction; otherwise **inconclusive**. Pairs:"
-  echo "perplexity per held-out document (same documents, both models), attention per (layer, q head) real vs imaginary"
-  echo "head (sign test over heads x seeds), task outcomes per fixed sample (the same samples and noise seeds in both arms,"
-  echo "exact McNemar on the discordant samples pooled over seeds). The noise verdict uses sigma = 1 x the layer's query RMS."
-  echo
-  echo "## Verdicts"
-  echo
-  echo "| claim | metric | result | verdict |"
-  echo "|---|---|---|---|"
-  docs_diff rope ropepp_ec $SEQ | verdict_sign "EC has lower perplexity than RoPE at the training length" "loss(rope) - loss(EC) per held-out document at T $SEQ"
-  docs_diff rope_pm ropepp_ec $SEQ | verdict_sign "EC beats RoPE at equal parameters" "loss(rope_pm) - loss(EC) per document at T $SEQ"
-  docs_diff rope ropepp_eh $SEQ | verdict_sign "EH (half the KV cache) has lower perplexity than RoPE" "loss(rope) - loss(EH) per document at T $SEQ"
-  docs_diff rope ropepp_ec $far_len | verdict_sign "EC extrapolates better than RoPE" "loss(rope) - loss(EC) per document at $far_len ($((far_len / SEQ))x, no scaling)"
-  heads_diff ropepp_ec far_ratio | verdict_sign "Imaginary heads attend more globally (Fig. 5)" "far ratio (non-BOS mass beyond T/4 over uniform), imaginary - real head, EC"
-  heads_diff ropepp_ec sink_mass | verdict_sign "Imaginary heads put more mass on the initial position (Fig. 5, read as the attention sink on the BOS)" "mass on position 0 (BOS), imaginary - real head, EC"
-  heads_diff ropepp_ec retrieval | verdict_sign "Imaginary heads retrieve more" "retrieval score ($NOISE_TASK), imaginary - real head, EC"
-  noise_counts ropepp_ec imag 1 | verdict_mcnemar "Noise on imaginary queries hurts more than on real ones (Fig. 5)" "$NOISE_TASK right under real-query noise only vs imaginary only, sigma 1 x query RMS, EC"
-  noise_counts ropepp_ec zero_imag_heads 0 | verdict_mcnemar "Imaginary heads matter more than real ones" "$NOISE_TASK right with real heads zeroed only vs imaginary zeroed only, EC"
-  for pe in $LONG_PES; do [ $pe = rope ] && continue
-    docs_diff rope_long ${pe}_long $((LSEQ * (last_mult < 4 ? last_mult : 4))) | verdict_sign "After the long stage, ${pe#ropepp_} extrapolates better than RoPE" "loss(rope_long) - loss(${pe}_long) per document at $((LSEQ * (last_mult < 4 ? last_mult : 4)))"
-  done
-  noise_counts ropepp_ec_long imag 1 | verdict_mcnemar "Long stage: noise on imaginary queries hurts more" "$LNOISE_TASK at T $LSEQ, sigma 1 x query RMS, EC after the long stage"
+  echo "Per-seed effects: [\`$FIG\`]($FIG). The claims file behind the table: \`$(basename "$CLAIMS")\`."
   missing=""
   for s in $SEEDS; do for arm in $ALL_ARMS; do
-    [ -f "$OUT/seed$s/$arm/eval/.done" ] || missing="$missing seed$s/$arm"
+    ls "$(ev $s $arm)"/*.csv > /dev/null 2>&1 || missing="$missing seed$s/$arm"
   done; done
+  if [ -n "${MISSING:-}" ]; then   # compare.sh v3 exports the protocol's seeds that have no folder here
+    echo
+    echo "**Seeds missing:**$MISSING. The rows above use the seeds present: $SEEDS."
+  fi
   if [ -n "$missing" ]; then
     echo
-    echo "**Not evaluated:**$missing. The rows above pool the seeds that have data (each row names them)."
+    echo "**Not evaluated:**$missing. The rows above use the seeds that have data (each row's per-seed column lists them)."
   fi
   echo
   echo "## Setup"
@@ -148,7 +216,7 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   echo
   sed 's/^/    /' "${DATA}_info.txt" 2>/dev/null
   echo
-  echo "## Perplexity on held-out documents (mean ± sd over seeds; $NPPL documents longer than 8x)"
+  echo "## Perplexity on held-out documents (mean ± sd over seeds; $NPPL documents longer than 8x; every position)"
   echo
   echo "| model | trained at | scaling |$(for m in $MULTS; do printf ' %sx |' $m; done)"
   echo "|---|---|---|$(for m in $MULTS; do printf -- '---|'; done)"
@@ -174,19 +242,19 @@ tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds wi
   echo "## Attention (Fig. 5), seed $first_seed summaries, with the characteristic curves of head dim $HD"
   echo
   for arm in rope ropepp_eh ropepp_ec rope_long ropepp_eh_long ropepp_ec_long; do
-    f="$OUT/seed$first_seed/$arm/eval/eval.txt"
+    f="$(ev $first_seed $arm)/eval.txt"
     [ -f "$f" ] && grep -q "^summary:" "$f" && { echo "$arm:"; echo; eval_text "$f" | grep -E "^(summary:|characteristic curves)" | sed 's/^/    /'; echo; }
   done
   for b in $BASE $LBASE; do
-    ./eval curves --head-dim $HD --base $b --out "$OUT/curves/base$b" > "$OUT/curves/base$b.txt" 2>&1 &&
-      { echo "c_Re, c_Im at base $b (paper Eq. 5, 7):"; echo; sed -n '2,9p' "$OUT/curves/base$b.txt" | sed 's/^/    /'; echo; }
+    ./eval curves --head-dim $HD --base $b --out "$CURVES/base$b" > "$CURVES/base$b.txt" 2>&1 &&
+      { echo "c_Re, c_Im at base $b (paper Eq. 5, 7):"; echo; sed -n '2,9p' "$CURVES/base$b.txt" | sed 's/^/    /'; echo; }
   done
   echo "## Noise relative to each layer's query RMS and the ablation (seed $first_seed; every seed's CSV in eval/)"
   echo
   for arm in ropepp_ec ropepp_eh ropepp_ec_long; do
-    f="$OUT/seed$first_seed/$arm/eval/eval.txt"
+    f="$(ev $first_seed $arm)/eval.txt"
     [ -f "$f" ] && grep -q "noise experiment" "$f" && { echo "$arm:"; echo; eval_text "$f" | sed -n '/^noise experiment/,/^wrote/p' | grep -v '^wrote' | sed 's/^/    /'; echo; }
   done
-  echo "Data behind every number: each run's \`eval/\` (ppl_docs_*, tasks_*, attn_*, noise_* CSVs) and \`train.jsonl\`."
+  echo "Data behind every number: each run's \`eval/\` (ppl_docs_*, ppl_*, tasks_*, attn_*, noise_* CSVs) and \`train.jsonl\`$([ "$RUNS" != "$OUT" ] && echo ", packed in \`runs.tar.gz\`")."
 } > "$R"
 echo "wrote $R"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_compare.sh — scripts/compare.sh (compare v2) end to end on the CPU at its tiny size (a corpus from this
 # repository's sources, 2 seeds, 4 + 2 steps): every stage runs, the report opens with the decision rules and the
-# verdict table (one verdict per claim, each supported / refuted / inconclusive), has a perplexity row per arm and
-# the attention and noise sections, and a second run finds everything done. Run from the repository root.
+# verdict table (one verdict per claim from the seed-level statistics of eval stat claims, or 'not measurable: why'),
+# has a perplexity row per arm and the attention and noise sections, and a second run finds everything done. Run from the repository root.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -15,12 +15,20 @@ grep -q "^\*\*Smoke test (--tiny)" "$R" && ok "the --tiny report says it is a sm
 rules=$(grep -n "^## Decision rules" "$R" | cut -d: -f1); verd=$(grep -n "^## Verdicts" "$R" | cut -d: -f1); setup=$(grep -n "^## Setup" "$R" | cut -d: -f1)
 [ -n "$rules" ] && [ -n "$verd" ] && [ -n "$setup" ] && [ "$rules" -lt "$verd" ] && [ "$verd" -lt "$setup" ] &&
   ok "the decision rules come first, then the verdict table, then the numbers" || bad "report order: rules $rules verdicts $verd setup $setup"
-n=$(grep -cE '^\| .* \| \*\*(supported|refuted|inconclusive)\*\* \|$' "$R")
-[ "$n" -ge 11 ] && ok "verdict table: $n claims, each with a verdict" || bad "verdict rows: $n"
-n=$(grep -cE '^\| [^|]+ \| [^|]+ \| mean diff [-0-9.e]+; [0-9]+ in the claimed direction, [0-9]+ against; sign in every seed: (all|none|mixed); sign test p = [0-9.e-]+ \(seeds 1 2\)( — every pair is tied)? \|' "$R")
-[ "$n" -ge 8 ] && ok "paired verdicts carry their counts, per-seed sign and p ($n rows)" || bad "paired verdict rows with numbers: $n"
-n=$(grep -cE '^\| [^|]+ \| [^|]+ \| discordant samples [0-9]+ for the claim, [0-9]+ against' "$R")
-[ "$n" -ge 3 ] && ok "McNemar verdicts (noise, ablation) carry their discordant counts ($n rows)" || bad "McNemar rows: $n"
+n=$(grep -cE '^\| .* \| (\*\*(supported|refuted|inconclusive)\*\*|not measurable: [^|]+) \|$' "$R")
+[ "$n" -ge 13 ] && ok "verdict table: $n claims, each with a verdict or 'not measurable: why'" || bad "verdict rows: $n"
+n=$(grep -cE '^\| [^|]+ \| [^|]+ \| [-+0-9.e ]+ \([0-9]+ each\) \| [-+0-9.e]+ \[[-+0-9.e]+, [-+0-9.e]+\] \| -?[0-9.]+ \| [0-9.e-]+ \([0-9.e-]+\) \| — \(< 6 seeds\) \| not estimable \(< 3 seeds\) \| \*\*(supported|refuted|inconclusive)\*\* \|$' "$R")
+[ "$n" -ge 8 ] && ok "tested rows carry per-seed values, mean [95% CI], null, p (Holm), no sign-flip and no detectable effect at 2 seeds ($n rows)" || bad "tested rows with numbers: $n"
+grep -q 'Holm.s correction over the \*\*m = [0-9]*\*\* tested claims' "$R" && grep -qE '^\| EH is not worse than RoPE.* \| -0.02 \|' "$R" &&
+  grep -qE '^\| Imaginary heads put more mass on the initial positions \(Fig. 5\) \| mass on the first 4 positions' "$R" &&
+  grep -qE '^\| EC is more accurate than RoPE on the long-context tasks \(Table 2\) .* not measurable: 0 correct' "$R" &&
+  ok "the rules name m; EH is tested against -0.02; Fig. 5's first-4 mass is tested; the unlearned tasks are not measurable" || bad "rules or claim rows: $(grep -E 'm = |^\| (EH|Imaginary heads put|EC is more)' "$R")"
+[ -s "$T/report_claims.tsv" ] && grep -q "<svg" "$T/report_effects.svg" && grep -q 'report_effects.svg' "$R" && ok "the claims file and the per-seed effects figure are written and linked" || bad "no claims file or figure"
+f=$(ls "$T"/seed1/ropepp_ec/eval/ppl_docs_*.csv | head -1)
+head -1 "$f" | grep -q ',from$' && awk -F, 'NR > 1 && $6 != 64 { exit 1 }' "$f" && ok "ppl_docs scores each document from position 64 on (column from)" || bad "ppl_docs: $(head -2 "$f")"
+f=$(ls "$T"/seed1/ropepp_ec/eval/attn_*.csv | head -1)
+awk -F, 'NR == 1 { if ($12 != "first_k_mass" || $13 != "first_k") exit 1; next } { if ($12 + 1e-6 < $7 || $12 > 1 + 1e-6 || $13 != 4) exit 1 }' "$f" &&
+  ok "attn CSV: first_k_mass (k 4) in [sink_mass, 1] on every head" || bad "attn CSV: $(head -3 "$f")"
 n=$(grep -cE '^\| (rope|ropepp_eh|ropepp_ec|rope_pm|alibi|rope_b10000) \| 256 \| none \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ ± [0-9.]+ \|' "$R")
 [ "$n" -eq 6 ] && ok "perplexity table: every short arm at 1x and 2x, mean ± sd over 2 seeds" || bad "perplexity rows: $n"
 n=$(grep -cE '^\| [a-z_]+_long \| 512 \| none \|' "$R")
@@ -43,10 +51,20 @@ grep -q "^\*\*Not evaluated" "$R" && bad "the complete run's report lists runs a
 rm -rf "$T/seed2/ropepp_ec_long/eval"
 OMP_NUM_THREADS=1 bash scripts/compare.sh --cpu --tiny --out "$T" --stage report > "$T.log2" 2>&1 || bad "--stage report failed: $(tail -3 "$T.log2")"
 grep -q "^\*\*Not evaluated:\*\* seed2/ropepp_ec_long\. " "$R" && ok "the report lists the run without an evaluation" || bad "no 'Not evaluated' line: $(grep -i 'not eval' "$R")"
-grep -E '^\| After the long stage, ec extrapolates' "$R" | grep -q '(seeds 1) |' && ok "that run's claim row pools seed 1 only and says so" || bad "long ec row: $(grep 'After the long stage, ec' "$R")"
+grep -E "^\| EC's perplexity grows more slowly .*after the long stage" "$R" | grep -q '| +\?-\?[0-9.e]* (1 each) | .* | untested (1 seed) |' && ok "that run's claim row has seed 1 only and is untested" || bad "long ec row: $(grep "EC's perplexity grows more slowly.*after the long" "$R")"
 [ "$(wc -l < "$T/machine.txt")" -eq 2 ] && ok "--stage report adds no machine line" || bad "machine.txt after --stage report: $(cat "$T/machine.txt")"
 out=$(bash scripts/compare.sh --bogus 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "error: unknown flag" && ok "unknown flag is refused" || bad "unknown flag: $out"
 out=$(bash scripts/compare.sh --cpu --tiny --steps abc --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "non-negative integers" && ok "a bad --steps is refused" || bad "bad --steps: $out"
 out=$(bash scripts/compare.sh --cpu --tiny --mix-loss some --out "$T.x" 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "answer or all" && ok "a bad --mix-loss is refused" || bad "bad --mix-loss: $out"
 rm -rf "$T.x"
+# the committed re-analysis of 2026-12-04 rebuilds from its archive (runs.tar.gz) with the same claims and table
+B=bench/compare/2026-12-04-h200; mkdir -p "$T.re"; cp "$B/runs.tar.gz" "$B/machine.txt" "$T.re/"
+(set -a; . "$B/report.env"; OUT=$T.re; set +a; bash scripts/compare_report.sh) > "$T.log2" 2>&1 || bad "the re-analysis failed: $(tail -3 "$T.log2")"
+cmp -s "$T.re/reanalysis_claims.tsv" "$B/reanalysis_claims.tsv" &&
+  diff <(grep -v '^Command: ' "$T.re/reanalysis.md") <(grep -v '^Command: ' "$B/reanalysis.md") > /dev/null &&
+  ok "the committed re-analysis rebuilds from runs.tar.gz: the same claims file and report" || bad "the re-analysis differs: $(diff "$T.re/reanalysis.md" "$B/reanalysis.md" | head -5)"
+grep -q 'm = 8\*\* tested claims' "$T.re/reanalysis.md" && [ "$(grep -c '\*\*inconclusive\*\* |$' "$T.re/reanalysis.md")" -eq 8 ] &&
+  grep -q '^| EC vs RoPE over every position .* | +0.8119 -0.01971 +0.0166 (16) |' "$T.re/reanalysis.md" &&
+  ok "2026-12-04: 8 tested claims, all inconclusive; v2's per-seed EC - RoPE +0.81 -0.02 +0.02 (issue 31)" || bad "re-analysis rows: $(grep -E 'm = |inconclusive' "$T.re/reanalysis.md" | head -3)"
+rm -rf "$T.re"
 finish test_compare

@@ -86,6 +86,7 @@ expect_error ./eval "attn refuses --lengths" "--lengths is not used by eval attn
 expect_error ./eval "curves refuses --ckpt" "--ckpt is not used by eval curves" curves --ckpt "$ck"
 # ... and a flag that the other flags leave without a use
 expect_error ./eval "ppl --docs refuses --stride" "--stride is not used by eval ppl --docs" ppl --ckpt "$ck" --docs --stride 3
+expect_error ./eval "ppl refuses --docs-from without --docs" "--docs-from sets where eval ppl --docs starts each document" ppl --ckpt "$ck" --docs-from 8
 expect_error ./eval "tasks: --depth with mqar only" "--depth is not used by eval tasks on these tasks" tasks --ckpt "$ck" --tasks mqar --depth 0.5
 expect_error ./eval "noise: --depth with mqar" "--depth is not used by eval noise on these tasks" noise --ckpt "$ck" --tasks mqar --depth 0.2
 expect_error ./eval "tasks takes one --scalings item" "too many items" tasks --ckpt "$ck" --scalings none,pi:2
@@ -93,7 +94,7 @@ expect_error ./eval "tasks takes one --scalings item" "too many items" tasks --c
 wrong=""; nchecked=0
 for mode in ppl tasks noise patterns attn curves; do
   help=$(./eval $mode --help | grep -- '^  --')
-  for fv in "--ckpt $T/nope.ckpt" "--data x" "--out $T/flags" "--samples 1" "--lengths 32" "--scalings none" "--stride 1" "--docs" \
+  for fv in "--ckpt $T/nope.ckpt" "--data x" "--out $T/flags" "--samples 1" "--lengths 32" "--scalings none" "--stride 1" "--docs" "--docs-from 0" \
             "--seq 32" "--tasks mqar" "--depth 0.5" "--seed 1" "--task-bos" "--mqar-filler blank" "--mqar-kv 2" "--sigmas 0" \
             "--relative" "--head-dim 8" "--base 100"; do
     f=${fv%% *}
@@ -176,5 +177,36 @@ if ./train $mqar --steps 800 --lr 0.003 --warmup 0 --seed 42 --val-batches 1 --v
   if awk -v a="$acc" 'BEGIN { exit !(a != "" && a >= 0.90) }'; then ok "a small MQAR-only training (800 steps) reaches >= 90% MQAR accuracy at length 24: $acc"
   else bad "the small MQAR-only training reaches MQAR accuracy '$acc' at length 24, below 0.90 (issue 18's threshold): $(grep -m1 '^mqar' "$T/mqar_eval.txt")"; fi
 else bad "the small MQAR-only training or its eval failed: $(tail -2 "$T/mqar_train.txt" "$T/mqar_eval.txt")"; fi
+
+# eval stat claims / growth on hand-built files (the statistics themselves: tests/test_analysis.c)
+tab=$'\t'
+{ echo "claim${tab}ec${tab}test${tab}0${tab}Table 1${tab}EC below RoPE${tab}loss(rope) - loss(EC)"
+  echo "claim${tab}na${tab}unmeasurable${tab}0${tab}Table 2${tab}tasks${tab}0% in every arm"
+  for s in 1 2 3 4 5 6; do echo "value${tab}ec${tab}$s${tab}0.$s"; echo "value${tab}ec${tab}$s${tab}0.$((s + 1))"; done; } > "$T/claims.tsv"
+if ./eval stat claims "$T/claims.tsv" --svg "$T/effects.svg" > "$T/claims.md" 2>&1; then
+  row=$(grep '^| EC below RoPE (Table 1) |' "$T/claims.md")
+  # per seed the mean of its two units: 0.15 .. 0.65; m = 1; sign-flip of 6 positive seeds 2/64
+  echo "$row" | grep -q '| +0.15 +0.25 +0.35 +0.45 +0.55 +0.65 (2 each) | +0.4 \[' && echo "$row" | grep -q '| 0.0312 |' && echo "$row" | grep -q '\*\*supported\*\* |$' &&
+    grep -q '^| tasks (Table 2) | .* | not measurable: 0% in every arm |$' "$T/claims.md" && grep -q 'm = 1\*\* tested claims' "$T/claims.md" &&
+    grep -q "<svg" "$T/effects.svg" && ok "eval stat claims: per-seed means of the units, sign-flip 2/64, supported, the unmeasurable row, m 1, the figure" ||
+    bad "eval stat claims table: $(cat "$T/claims.md")"
+  [ "$(grep -n '^## Decision rules' "$T/claims.md" | cut -d: -f1)" -lt "$(grep -n '^| EC below' "$T/claims.md" | cut -d: -f1)" ] && ok "the rules come before the numbers" || bad "rules after the table"
+else bad "eval stat claims failed: $(cat "$T/claims.md")"; fi
+printf 'value\tec\t1\t0.5\n' > "$T/bad1.tsv"
+expect_error ./eval "stat claims: a value before its claim" "line 1: value for claim 'ec', which no earlier claim line declares" stat claims "$T/bad1.tsv"
+{ echo "claim${tab}ec${tab}test${tab}0${tab}T1${tab}EC${tab}m"; echo "value${tab}ec${tab}1${tab}nan"; } > "$T/bad2.tsv"
+expect_error ./eval "stat claims: a value that is not a finite number" "line 2: value 'nan' is not a finite number" stat claims "$T/bad2.tsv"
+echo "claim${tab}ec${tab}better${tab}0${tab}T1${tab}EC${tab}m" > "$T/bad3.tsv"
+expect_error ./eval "stat claims: an unknown kind" "kind 'better' is not test, describe or unmeasurable" stat claims "$T/bad3.tsv"
+echo "claim${tab}ec${tab}test${tab}0${tab}T1${tab}EC | RoPE${tab}m" > "$T/bad4.tsv"
+expect_error ./eval "stat claims: a '|' in a field" "a '|' would break the report's table" stat claims "$T/bad4.tsv"
+# growth at 4T, T 8: [8,16) 2.5 over 64 targets and [16,32) 3.5 over 128, minus [4,8) 2.0: 19/6 - 2 = 1.166667
+{ echo "pe,scaling,length,band,band_start,band_end,loss,ppl,tokens,windows"
+  echo "rope,none,8,band,0,4,9,1,32,8"; echo "rope,none,8,band,4,8,9,1,32,8"
+  echo "rope,none,32,band,0,4,3.0,1,32,8"; echo "rope,none,32,band,4,8,2.0,1,32,8"; echo "rope,none,32,band,8,16,2.5,1,64,8"
+  echo "rope,none,32,band,16,32,3.5,1,128,8"; echo "rope,none,32,all,0,32,3,1,256,8"; echo "rope,ntk:4,32,band,16,32,9,1,128,8"; } > "$T/ppl_growth.csv"
+g=$(./eval stat growth "$T/ppl_growth.csv" 8 2>&1)
+[ "$g" = "1.166667" ] && ok "eval stat growth: the longest length's bands past T minus [T/2, T) = 7/6" || bad "eval stat growth: '$g'"
+expect_error ./eval "stat growth: no band past T" "no band starts at or past 64" stat growth "$T/ppl_growth.csv" 64
 
 finish test_eval
