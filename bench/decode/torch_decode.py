@@ -12,7 +12,8 @@
 #   compile     the sdpa step through torch.compile(mode="reduce-overhead", fullgraph=True, dynamic=False) set up as
 #               gpt-fast does: caches are buffers of the compiled module, updated in place with index_copy_ at the
 #               device position, attention in SDPA's math form for inductor to generate; inductor's CUDA graphs
-#               apply (the record's cudagraph_skips says if they did not)
+#               apply (the record's cudagraph_skips says if they did not); gpt-fast's inductor
+#               coordinate-descent tuning only with --coordinate-descent (it lengthens every compile)
 #   flex        FlexAttention (torch >= 2.5) in the same compiled step: a block mask of every cache block with a
 #               mask_mod kv <= pos (pos read from device memory), flex's decoding kernel for the length-1 query
 #   graph       the earlier loop, kept as an extra column: attention as two grouped matmuls with an fp32 softmax
@@ -65,6 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=10, help="untimed decode steps first")
     p.add_argument("--modes", default="sdpa_graph,compile,flex,graph",
                    help="comma list of " + ", ".join(MODES))
+    p.add_argument("--coordinate-descent", action="store_true",
+                   help="inductor's coordinate_descent_tuning, as gpt-fast sets it (longer compiles; off by default)")
     p.add_argument("--tol", type=float, default=3e-2,
                    help="largest max |logits - eager| / max |eager| of a mode's first step (bf16)")
     p.add_argument("--prefill-chunk", type=int, default=0, help="prefill in chunks of this many tokens (0 = one pass)")
@@ -433,6 +436,9 @@ def main(argv=None):
     if dev.type == "cuda" and not torch.cuda.is_available():
         emit(dict(impl="torch", error="CUDA is not available; use --device cpu"))
         sys.exit(1)
+    if a.coordinate_descent:
+        from torch._inductor import config as inductor_config
+        inductor_config.coordinate_descent_tuning = True
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}[a.dtype]
     cfg = Cfg(a.vocab, a.dim, a.layers, a.heads, a.kv_heads, a.ffn, a.pe)
     ctxs = [int(c) for c in a.ctx.split(",") if c]
