@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/decode/run.sh — decoding study (the paper's Figure 4): time per output token (TPOT) and KV-cache bytes vs
 # context length for rope, ropepp_eh and ropepp_ec, ropepp (bench/decode/decode_bench.c) and PyTorch
-# (bench/decode/torch_decode.py: CUDA graph, and eager on request) in the same run: batch 8, the 376M shape (random
+# (bench/decode/torch_decode.py: SDPA in a CUDA graph, torch.compile reduce-overhead, FlexAttention, the old matmul
+# loop; the report's "PyTorch" is the fastest of the first three) in the same run: batch 8, the 376M shape (random
 # weights, vocab 50304), contexts 2048 .. 32768; each ropepp row against the bandwidth floor (the bytes a step must
 # read over the copy bandwidth measured here by bench/decode/copy_bw.py); and ropepp alone at batch 1 (latency) and
 # batch 64 (throughput), whose caches are not prefilled (--fill zeros: the kernels' work does not depend on the
@@ -12,7 +13,9 @@
 # Environment:
 #   CTXS       contexts (default "2048 4096 8192 16384 32768")      BATCH (8)   STEPS (100)   WARMUP (10)
 #   PES        default "rope ropepp_eh ropepp_ec"
-#   TORCH_MODES  default "graph" ("eager,graph" adds the eager loop: about 60 ms a step, minutes in all)
+#   TORCH_MODES  groups of torch_decode.py modes, one process each, run in this order after every ropepp run
+#              (default "sdpa_graph,graph compile flex"; add eager to a group for the eager loop: ~60 ms a step)
+#   TO_TORCH   seconds one PyTorch process may take (default 200: compiling takes ~20-40 s per context)
 #   BATCHES_EXTRA  ropepp-only batches (default "1 64"; "" for none)
 #   BUDGET_S   seconds after the build for all runs (default 330); runs that would start later are skipped
 #   WORK       scratch folder (default /tmp/ropepp_bench_decode)
@@ -31,17 +34,17 @@ if [ "$SMOKE" = "1" ]; then
   RESULTS="$WORK/results"
   SHAPE="--dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --vocab 512"
   CTXS=${CTXS:-16 48 96}; BATCH=${BATCH:-2}; STEPS=${STEPS:-4}; WARMUP=${WARMUP:-2}; BATCHES_EXTRA=${BATCHES_EXTRA-1 3}
-  TORCH_MODES=${TORCH_MODES:-eager,static}; DEVICE=cpu; TARGET=decode_bench_cpu; CHUNK=32
-  TO_OURS=60; TO_TORCH=120
+  TORCH_MODES=${TORCH_MODES:-eager,static,sdpa_static,flex_static}; DEVICE=cpu; TARGET=decode_bench_cpu; CHUNK=32
+  TO_OURS=60; TO_TORCH=${TO_TORCH:-120}
 else
   RESULTS=bench/decode
   SHAPE="--dim 1024 --layers 8 --heads 8 --kv-heads 4 --ffn 3584 --vocab 50304"
   CTXS=${CTXS:-2048 4096 8192 16384 32768}; BATCH=${BATCH:-8}; STEPS=${STEPS:-100}; WARMUP=${WARMUP:-10}
-  TORCH_MODES=${TORCH_MODES:-graph}; DEVICE=cuda; TARGET=decode_bench_gpu; CHUNK=1024; BATCHES_EXTRA=${BATCHES_EXTRA-1 64}
-  TO_OURS=150; TO_TORCH=200
+  TORCH_MODES=${TORCH_MODES:-sdpa_graph,graph compile flex}; DEVICE=cuda; TARGET=decode_bench_gpu; CHUNK=1024; BATCHES_EXTRA=${BATCHES_EXTRA-1 64}
+  TO_OURS=150; TO_TORCH=${TO_TORCH:-200}
 fi
 CTX_LIST=$(echo $CTXS | tr ' ' ',')
-COMMAND="bash bench/decode/run.sh (CTXS='$CTXS' BATCH=$BATCH STEPS=$STEPS WARMUP=$WARMUP TORCH_MODES=$TORCH_MODES BATCHES_EXTRA='$BATCHES_EXTRA')"
+COMMAND="bash bench/decode/run.sh (CTXS='$CTXS' BATCH=$BATCH STEPS=$STEPS WARMUP=$WARMUP TORCH_MODES='$TORCH_MODES' TO_TORCH=$TO_TORCH BATCHES_EXTRA='$BATCHES_EXTRA')"
 [ "$SMOKE" = "1" ] && COMMAND="SMOKE=1 $COMMAND"
 T0=$(date +%s)
 say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
@@ -77,7 +80,7 @@ run_one() {   # prog pe timeout cmd... : runs with the budget, records exit code
   [ $rem -lt "$to" ] && to=$rem
   local t out err
   t=$(date +%s)
-  if [ "$prog" = ropepp ]; then out="$WORK/ours.jsonl"; else out="$WORK/torch.jsonl"; fi
+  if [ "$prog" = ropepp ]; then out="$WORK/ours.jsonl"; else out="$WORK/torch.jsonl"; fi   # torch-<modes>
   err="$WORK/${prog}_${pe}.err"
   timeout -k 10 "$to" "$@" >> "$out" 2> "$err"
   local rc=$?
@@ -91,8 +94,12 @@ run_one() {   # prog pe timeout cmd... : runs with the budget, records exit code
 for pe in $PES; do
   run_one ropepp "$pe" "$TO_OURS" "$BIN" $SHAPE --pe "$pe" --batch "$BATCH" --ctx "$CTX_LIST" --steps "$STEPS" \
     --warmup "$WARMUP" --chunk "$CHUNK"
-  run_one torch "$pe" "$TO_TORCH" python3 bench/decode/torch_decode.py $SHAPE --pe "$pe" --batch "$BATCH" \
-    --ctx "$CTX_LIST" --steps "$STEPS" --warmup "$WARMUP" --modes "$TORCH_MODES" --device "$DEVICE"
+done
+for group in $TORCH_MODES; do   # the cheap baselines for every pe first, the compiled ones after
+  for pe in $PES; do
+    run_one "torch-${group//,/+}" "$pe" "$TO_TORCH" python3 bench/decode/torch_decode.py $SHAPE --pe "$pe" \
+      --batch "$BATCH" --ctx "$CTX_LIST" --steps "$STEPS" --warmup "$WARMUP" --modes "$group" --device "$DEVICE"
+  done
 done
 for b in $BATCHES_EXTRA; do
   for pe in $PES; do

@@ -14,6 +14,8 @@
 #                       are cut to eager (less than COMPILE_NEED_S left) or skipped (less than 30 s left)
 #   COMPILE_NEED_S      seconds a PyTorch process with torch.compile is assumed to need (default 150)
 #   COMPILE_SCOPE       model (torch.compile(model), default) or layer (each decoder layer compiled)
+#   TORCH_MODES         torch_train.py's modes, one process per shape and pe (default "eager,compile"; "compile"
+#                       alone times the strongest PyTorch in about half the time)
 #   SHAPES              the shapes to run, in order (default "376m_t4096 small 376m_t1024")
 #   PES                 default "rope ropepp_eh ropepp_ec"
 #   WORK                scratch folder (default /tmp/ropepp_bench_train): shards, checkpoints, logs
@@ -31,10 +33,11 @@ else PEAK_SOURCE="ROPEPP_PEAK_TFLOPS=$PEAK"; fi
 BUDGET_S=${BUDGET_S:-420}
 COMPILE_NEED_S=${COMPILE_NEED_S:-150}
 COMPILE_SCOPE=${COMPILE_SCOPE:-model}
+TORCH_MODES=${TORCH_MODES:-eager,compile}
 SHAPES=${SHAPES:-376m_t4096 small 376m_t1024}
 PES=${PES:-rope ropepp_eh ropepp_ec}
 export PYTHONUNBUFFERED=1
-COMMAND="bash bench/train/run.sh (ROPEPP_PEAK_TFLOPS=$PEAK BUDGET_S=$BUDGET_S COMPILE_SCOPE=$COMPILE_SCOPE SHAPES='$SHAPES')"
+COMMAND="bash bench/train/run.sh (ROPEPP_PEAK_TFLOPS=$PEAK BUDGET_S=$BUDGET_S COMPILE_SCOPE=$COMPILE_SCOPE SHAPES='$SHAPES' TORCH_MODES=$TORCH_MODES)"
 [ "$SMOKE" = "1" ] && COMMAND="SMOKE=1 $COMMAND"
 
 rm -rf "$WORK"
@@ -112,9 +115,11 @@ for shape in $SHAPES; do
       printf '{"tag": "%s", "pe": "%s", "args": "%s", "rc": 0, "skipped": "not run: the %d s budget (BUDGET_S) was spent"}\n' "$shape" "$pe" "$a" "$BUDGET_S" >> "$WORK/torch_runs.jsonl"
       say "torch $shape $pe: skipped (budget)"; continue
     fi
-    modes=eager,compile
-    if [ $rem -lt "$COMPILE_NEED_S" ]; then
-      modes=eager
+    modes=$TORCH_MODES
+    if [ $rem -lt "$COMPILE_NEED_S" ] && [ "${modes/compile/}" != "$modes" ]; then
+      modes=${modes//compile/}; modes=${modes//,,/,}; modes=${modes#,}; modes=${modes%,}
+      [ -n "$modes" ] || { say "torch $shape $pe: skipped (no time left to compile)"
+        printf '{"tag": "%s", "pe": "%s", "args": "%s", "rc": 0, "modes": "compile", "skipped": "torch.compile not run: %d s of the budget left"}\n' "$shape" "$pe" "$a" "$rem" >> "$WORK/torch_runs.jsonl"; continue; }
       printf '{"tag": "%s", "pe": "%s", "args": "%s", "rc": 0, "modes": "compile", "skipped": "torch.compile not run: %d s of the budget left"}\n' "$shape" "$pe" "$a" "$rem" >> "$WORK/torch_runs.jsonl"
     fi
     to=$(( rem < 300 ? rem : 300 ))
