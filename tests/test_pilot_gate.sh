@@ -60,6 +60,11 @@ out=$(OMP_NUM_THREADS=1 bash $G run --out "$T/r" --tasks passkey --samples 4 -- 
 [ $st -eq 1 ] && [ -s "$T/r/eval/tasks_rope.csv" ] && grep -q "^pilot gate: fail" "$T/r/gate.txt" &&
   grep -q "^task passkey length 256 accuracy 0.0000 .* correct 0 of 4: not learned" "$T/r/gate.txt" &&
   ok "run trains, evaluates 4 samples at T 256 and writes gate.txt (fail, exit 1)" || bad "run: exit $st, $out"
+grep -q "^note: --mix: task passkey at --seq 256 has at most 2 tokens of haystack, fewer than its prompt: the needle's distance from the answer varies by at most that much" "$T/r/train.log" &&
+  ok "train notes that passkey at T 256 (2 tokens of haystack) is answerable by position" || bad "no haystack note: $(head -3 "$T/r/train.log")"
+out=$(OMP_NUM_THREADS=1 ./train --dim 32 --layers 1 --heads 4 --kv-heads 2 --ffn 64 --seq 512 --batch 1 --steps 1 --mix passkey:0.5 \
+      --task-bos --val "" --out "" --sample 0 2>&1); st=$?
+[ $st -eq 0 ] && ! echo "$out" | grep -q "^note: --mix" && ok "no haystack note at T 512 (258 tokens of haystack >= the prompt)" || bad "T 512: exit $st, $(echo "$out" | grep note)"
 grep -qF "'--pe' 'rope'" "$T/r/run/command.txt" && ok "run trained rope" || bad "command.txt: $(cat "$T/r/run/command.txt")"
 csv_before=$(stat -c %y "$T/r/eval/tasks_rope.csv")
 out=$(OMP_NUM_THREADS=1 bash $G run --out "$T/r" --tasks passkey --samples 4 -- --dim 32 --layers 1 --heads 4 --kv-heads 2 \
