@@ -15,11 +15,11 @@
 #       resumes the run (train --resume) and reuses a finished evaluation. PROG: ./train and ./eval (default) or
 #       ./train_gpu and ./eval_gpu.
 # Exit status (as grep): 0 the gate passes, 1 it fails (tasks not learned), 2 an error (bad flags, a missing file
-# or row, a failed run).
+# or row, a failed run). Relative paths are taken from the repository root, as in compare.sh.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "error: $*" >&2; exit 2; }
 
 MIN=0.40; TASKS=passkey,niah_single; PE=rope; LENGTH=""; OUTDIR=""; TRAIN=./train; EVAL=./eval; SAMPLES=200

@@ -12,6 +12,10 @@ mkdir -p "$T"
 G=scripts/pilot_gate.sh
 H=pe,scaling,task,length,accuracy,ci_low,ci_high,correct,scored,samples,seed,in_training_mix
 
+out=$(bash $G --help); st=$?
+[ $st -eq 0 ] && echo "$out" | grep -q "^  scripts/pilot_gate.sh decide CSV" && ! echo "$out" | grep -q "set -u" &&
+  ok "--help prints the usage and nothing else, exit 0" || bad "--help: exit $st, $out"
+
 # a CSV: the header, then the rows given
 csv() { local f=$1; shift; { echo "$H"; for r in "$@"; do echo "$r"; done; } > "$f"; }
 
