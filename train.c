@@ -911,6 +911,10 @@ int main(int argc, char **argv) {
             int need = task_min_len(mix.item[i].task, &task_opt);
             if (need > o.seq) { fprintf(stderr, "error: --mix: task %s needs --seq >= %d (has %d)\n", task_name(mix.item[i].task), need, o.seq); goto out; }
             if (mix.item[i].task != TASK_MQAR && vocab < 256) { fprintf(stderr, "error: --mix: text task %s needs a byte-level vocabulary (256)\n", task_name(mix.item[i].task)); goto out; }
+            /* a short haystack leaves the needle at a near-fixed distance from the answer: position alone answers */
+            if (mix.item[i].task != TASK_MQAR && o.seq < 2 * need)
+                printf("note: --mix: task %s at --seq %d has at most %d tokens of haystack, fewer than its prompt: the needle's distance from the answer varies by at most that much, so position can stand in for retrieval (docs/TASK_PILOTS.md); --seq >= %d gives a haystack as long as the prompt\n",
+                       task_name(mix.item[i].task), o.seq, o.seq - need, 2 * need);
         }
         task_sample_alloc(&task_row, o.seq);
     }

@@ -43,6 +43,7 @@ run test_infer_cli bash tests/test_infer_cli.sh
 run test_eval bash tests/test_eval.sh
 run test_eval_exact ./tests/test_eval_exact
 run test_compare bash tests/test_compare.sh
+run test_pilot_gate bash tests/test_pilot_gate.sh
 run test_pe_places bash tests/test_pe_places.sh
 run test_files ./tests/test_files
 run test_settings ./tests/test_settings
