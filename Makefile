@@ -191,13 +191,11 @@ train_gpu_fp32: train.c ropepp.h ropepp_cuda_fp32.o
 	$(CC) $(CFLAGS) $(GPU_DEFS) -DROPEPP_FP32 -c train.c -o train_gpu_fp32.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu_fp32.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 
-# the header's CPU ops for test_gpu: every symbol tests/cpu_ref.c defines renamed cpu_NAME (the list from nm, the
-# renaming by objcopy), so that they link beside the CUDA ops of the same names
-tests/cpu_ref.o: tests/cpu_ref.c tests/cpu_ref.h ropepp.h
+# the header's CPU ops for test_gpu, every symbol renamed cpu_NAME so that they link beside the CUDA ops
+tests/cpu_ref.o: tests/cpu_ref.c tests/cpu_ref.h tests/cpu_ref_rename.sh ropepp.h
 	$(CC) $(CFLAGS) -c tests/cpu_ref.c -o tests/cpu_ref_plain.o
-	nm --defined-only -g tests/cpu_ref_plain.o | awk 'NF == 3 { print $$3, "cpu_" $$3 }' > tests/cpu_ref.syms
-	objcopy --redefine-syms=tests/cpu_ref.syms tests/cpu_ref_plain.o $@
-	rm -f tests/cpu_ref_plain.o tests/cpu_ref.syms
+	bash tests/cpu_ref_rename.sh tests/cpu_ref_plain.o $@
+	rm -f tests/cpu_ref_plain.o
 tests/test_gpu: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda.o ropepp.h | check_nvcc
 	$(NVCC) $(NVCC_FLAGS) tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda.o -o $@ $(NVCC_LIBS) $(NVCC_BLAS_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
 tests/test_gpu_fp32: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda_fp32.o ropepp.h | check_nvcc
@@ -213,5 +211,5 @@ test_gpu: tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu train_gpu
 	./tests/test_infer_gpu
 
 clean:
-	rm -f $(CPU_PROGRAMS) $(TEST_PROGRAMS) train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu tests/test_infer_gpu.o tests/cpu_ref.o tests/cpu_ref.syms tests/fuzz_readers *.o .build_flags
+	rm -f $(CPU_PROGRAMS) $(TEST_PROGRAMS) train_gpu train_gpu_fp32 infer_gpu eval_gpu tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu tests/test_infer_gpu.o tests/cpu_ref.o tests/fuzz_readers *.o .build_flags
 	rm -f $(DATA)
