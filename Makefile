@@ -134,9 +134,9 @@ data/docs2shards: data/docs2shards.c ropepp.h
 $(DATA) &: data/tinyshakespeare.txt data/text2shards
 	./data/text2shards data/tinyshakespeare.txt --val-frac 0.1 --out data/tinyshakespeare
 
-# tests/NAME from its source and C flags (tests/tests.txt)
+# tests/NAME from its source and C flags (tests/tests.txt), rebuilt when any header changes
 define test_rule
-tests/$(1): $(2) tests/testutil.h ropepp.h analysis.h data/tasks.h
+tests/$(1): $(2) $(wildcard *.h tests/*.h data/*.h)
 	$$(CC) $$(CFLAGS) $(3) $(2) -o $$@ $$(LDLIBS)
 endef
 $(foreach l,$(TEST_LINES),$(eval $(call test_rule,$(word 1,$(subst :, ,$(l))),$(word 2,$(subst :, ,$(l))),$(subst $(comma), ,$(word 3,$(subst :, ,$(l)))))))
