@@ -107,7 +107,9 @@ endif
 
 DATA = data/tinyshakespeare_train.bin data/tinyshakespeare_val.bin
 CPU_PROGRAMS = train infer eval data/text2shards data/docs2shards
-TEST_PROGRAMS = tests/test_ops tests/test_fast_paths tests/test_fast_paths_float tests/test_model tests/test_model_float tests/test_parity tests/test_parity_float tests/test_infer tests/test_tasks tests/test_files tests/test_settings tests/test_eval_exact tests/test_analysis tests/test_dist tests/test_dist_float
+# the tests: tests/tests.txt, one line each (name, source, C flags); its .c ones are built here as tests/NAME
+TEST_LINES := $(shell sed -e 's/\#.*//' tests/tests.txt | awk '$$2 ~ /\.c$$/ { f = ""; for (i = 3; i <= NF; i++) f = f "," $$i; print $$1 ":" $$2 ":" f }')
+TEST_PROGRAMS = $(foreach l,$(TEST_LINES),tests/$(word 1,$(subst :, ,$(l))))
 
 .PHONY: FORCE all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
@@ -132,38 +134,12 @@ data/docs2shards: data/docs2shards.c ropepp.h
 $(DATA) &: data/tinyshakespeare.txt data/text2shards
 	./data/text2shards data/tinyshakespeare.txt --val-frac 0.1 --out data/tinyshakespeare
 
-# gradient checks and paper properties run in double; the float build is compared against them
-tests/test_ops: tests/test_ops.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_ops.c -o $@ $(LDLIBS)
-tests/test_fast_paths: tests/test_fast_paths.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_fast_paths.c -o $@ $(LDLIBS)
-tests/test_fast_paths_float: tests/test_fast_paths.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) tests/test_fast_paths.c -o $@ $(LDLIBS)
-tests/test_model: tests/test_model.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_model.c -o $@ $(LDLIBS)
-tests/test_model_float: tests/test_model.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) tests/test_model.c -o $@ $(LDLIBS)
-tests/test_parity: tests/test_parity.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_parity.c -o $@ $(LDLIBS)
-tests/test_parity_float: tests/test_parity.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) tests/test_parity.c -o $@ $(LDLIBS)
-tests/test_infer: tests/test_infer.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_infer.c -o $@ $(LDLIBS)
-tests/test_tasks: tests/test_tasks.c data/tasks.h ropepp.h
-	$(CC) $(CFLAGS) tests/test_tasks.c -o $@ $(LDLIBS)
-tests/test_analysis: tests/test_analysis.c tests/testutil.h analysis.h ropepp.h
-	$(CC) $(CFLAGS) tests/test_analysis.c -o $@ $(LDLIBS)
-tests/test_files: tests/test_files.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) tests/test_files.c -o $@ $(LDLIBS)
-tests/test_dist: tests/test_dist.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) -DROPEPP_DOUBLE tests/test_dist.c -o $@ $(LDLIBS)
-tests/test_dist_float: tests/test_dist.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) tests/test_dist.c -o $@ $(LDLIBS)
-tests/test_settings: tests/test_settings.c tests/testutil.h ropepp.h
-	$(CC) $(CFLAGS) tests/test_settings.c -o $@ $(LDLIBS)
-# runs ./train and ./eval and checks their counts against a brute force (the float build, as the programs)
-tests/test_eval_exact: tests/test_eval_exact.c tests/testutil.h data/tasks.h ropepp.h
-	$(CC) $(CFLAGS) tests/test_eval_exact.c -o $@ $(LDLIBS)
+# tests/NAME from its source and C flags (tests/tests.txt), rebuilt when any header changes
+define test_rule
+tests/$(1): $(2) $(wildcard *.h tests/*.h data/*.h)
+	$$(CC) $$(CFLAGS) $(3) $(2) -o $$@ $$(LDLIBS)
+endef
+$(foreach l,$(TEST_LINES),$(eval $(call test_rule,$(word 1,$(subst :, ,$(l))),$(word 2,$(subst :, ,$(l))),$(subst $(comma), ,$(word 3,$(subst :, ,$(l)))))))
 
 # the compiler and flags of the last build: a change (NO_BLAS=1, NO_OMP=1, CC=clang) rebuilds every program
 .build_flags: FORCE
@@ -215,8 +191,11 @@ train_gpu_fp32: train.c ropepp.h ropepp_cuda_fp32.o
 	$(CC) $(CFLAGS) $(GPU_DEFS) -DROPEPP_FP32 -c train.c -o train_gpu_fp32.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu_fp32.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 
-tests/cpu_ref.o: tests/cpu_ref.c tests/cpu_ref.h ropepp.h
-	$(CC) $(CFLAGS) -c tests/cpu_ref.c -o $@
+# the header's CPU ops for test_gpu, every symbol renamed cpu_NAME so that they link beside the CUDA ops
+tests/cpu_ref.o: tests/cpu_ref.c tests/cpu_ref.h tests/cpu_ref_rename.sh ropepp.h
+	$(CC) $(CFLAGS) -c tests/cpu_ref.c -o tests/cpu_ref_plain.o
+	bash tests/cpu_ref_rename.sh tests/cpu_ref_plain.o $@
+	rm -f tests/cpu_ref_plain.o
 tests/test_gpu: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda.o ropepp.h | check_nvcc
 	$(NVCC) $(NVCC_FLAGS) tests/test_gpu.cu tests/cpu_ref.o ropepp_cuda.o -o $@ $(NVCC_LIBS) $(NVCC_BLAS_LIBS) $(addprefix -Xcompiler ,$(filter -fopenmp,$(OMP_FLAGS)))
 tests/test_gpu_fp32: tests/test_gpu.cu tests/cpu_ref.h tests/cpu_ref.o ropepp_cuda_fp32.o ropepp.h | check_nvcc

@@ -1748,15 +1748,16 @@ int main(int argc, char **argv) {
         return p.n_runs > 0 ? mode_plot_runs(&p) : mode_plot(&p);
     }
     if (strcmp(mode, "stat") == 0) return mode_stat(argc, argv);
-    if (strcmp(mode, "ppl") != 0 && strcmp(mode, "patterns") != 0 && strcmp(mode, "curves") != 0 &&
-        strcmp(mode, "tasks") != 0 && strcmp(mode, "noise") != 0 && strcmp(mode, "attn") != 0) {
-        fprintf(stderr, "error: unknown mode '%s'; modes: ppl, tasks, noise, patterns, attn, curves, plot, stat (see ./eval --help)\n", mode);
+    int mode_bit = 0;
+    for (int k = 0; k < M_COUNT; k++) if (strcmp(mode, mode_names[k]) == 0) mode_bit = 1 << k;
+    if (mode_bit == 0) {
+        char modes[128];
+        mode_list(modes, sizeof(modes), (1 << M_COUNT) - 1);
+        fprintf(stderr, "error: unknown mode '%s'; modes: %s, plot, stat (see ./eval --help)\n", mode, modes);
         return 1;
     }
     Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0, 0, 0, 0, 64};
-    o.samples = strcmp(mode, "patterns") == 0 ? 4 : strcmp(mode, "ppl") == 0 ? 8 : strcmp(mode, "attn") == 0 ? 64 : 20;
-    int mode_bit = 0;
-    for (int k = 0; k < M_COUNT; k++) if (strcmp(mode, mode_names[k]) == 0) mode_bit = 1 << k;
+    o.samples = mode_bit == M_PATTERNS ? 4 : mode_bit == M_PPL ? 8 : mode_bit == M_ATTN ? 64 : 20;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(mode); return 0; }
@@ -1818,15 +1819,15 @@ int main(int argc, char **argv) {
     /* the modes that read text score the run's own validation data by default (settings.txt beside the checkpoint,
        its --val), not Tiny Shakespeare's, which a model trained on other tokens cannot be scored on */
     static char run_val[4096];
-    if ((strcmp(mode, "ppl") == 0 || strcmp(mode, "patterns") == 0 || strcmp(mode, "attn") == 0) && !flag_given(&o, "--data") &&
+    if ((mode_bit & (M_PPL | M_PATTERNS | M_ATTN)) && !flag_given(&o, "--data") &&
         run_validation_data(o.ckpt, run_val, sizeof(run_val)) == 0 && strcmp(run_val, o.data) != 0) {
         printf("data: %s, the run's validation data (its --val; --data FILE scores other data)\n", run_val);
         o.data = run_val;
     }
-    if (strcmp(mode, "ppl") == 0) return mode_ppl(&o);
-    if (strcmp(mode, "patterns") == 0) return mode_patterns(&o);
-    if (strcmp(mode, "tasks") == 0) return mode_tasks(&o);
-    if (strcmp(mode, "noise") == 0) return mode_noise(&o);
-    if (strcmp(mode, "attn") == 0) return mode_attn(&o);
+    if (mode_bit == M_PPL) return mode_ppl(&o);
+    if (mode_bit == M_PATTERNS) return mode_patterns(&o);
+    if (mode_bit == M_TASKS) return mode_tasks(&o);
+    if (mode_bit == M_NOISE) return mode_noise(&o);
+    if (mode_bit == M_ATTN) return mode_attn(&o);
     return mode_curves(&o);
 }

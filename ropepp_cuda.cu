@@ -13,9 +13,11 @@ on the CPU); every reduction has a fixed order, so two runs give bit-identical r
 
 Files (one compilation unit: the headers in cuda/ are included from here, never compiled on their own):
   ropepp_cuda.cu           the op functions ropepp.h declares, the elementwise kernels, the attention dispatch
+                           (which kernels run, forward and backward; the backward's chunks of stored dS^T tiles)
   cuda/rotary.cuh          the rotary helper pair every kernel that rotates uses (mirrors rotary_forward/backward
                            of ropepp.h); the imaginary head is made there ((c, s) -> (s, -c)) and differentiated
                            by the same pair's backward
+  cuda/attention_common.cuh  the attention kernels' argument struct (AttnArgs) and dynamic shared memory
   cuda/attention_simt.cuh  the fp32-math fused attention kernels (any head dim <= 128, the fp32 build)
   cuda/attention_mma.cuh   the tensor-core (mma.sync bf16) fused attention kernels (head dims 64, 128)
   cuda/attention_sm90.cuh  the Hopper (sm_90a: wgmma + TMA) attention forward and backward, built where GPU_ARCH is 90a
@@ -784,10 +786,14 @@ void attention_core_backward(floatX *dq, floatX *dk, floatX *dv, const floatX *d
     cudaCheckLaunch();
 }
 
+#include "cuda/attention_common.cuh"
 #include "cuda/attention_simt.cuh"
 #include "cuda/attention_mma.cuh"
 #include "cuda/attention_sm90.cuh"
 
+/* ------------------------------------------------------------------------------------------------ attention dispatch */
+/* Which kernels run, forward and backward: the Hopper ones (sm_90a, cuda/attention_sm90.cuh) where they apply, else
+   the mma.sync ones (bf16, head dims 64 and 128, cuda/attention_mma.cuh), else the fp32-math ones (attention_simt). */
 
 static int attn_hdp(int HD) {
     if (HD <= 16) return 16;
@@ -852,6 +858,112 @@ static void attn_fwd_launch(const AttnArgs *A) {
     cudaCheckLaunch();
 }
 
+#ifndef ROPEPP_FP32
+/* bytes of dS^T tiles one sequence needs, and the most the backward may hold (ROPEPP_ATTN_DS_MB, default 1024,
+   4096 on Hopper; 0 = always recompute S and dP in the dq kernel) */
+static size_t tc_ds_bytes_per_seq(const AttnArgs *A) {
+    const size_t n = (size_t)(A->T + 63) / 64;
+    return (size_t)A->NA * (n * (n + 1) / 2) * 4096 * sizeof(bf16);
+}
+static size_t tc_ds_cap(void) {
+    const char *e = getenv("ROPEPP_ATTN_DS_MB");
+    if (e != NULL && e[0] != '\0') return (size_t)atol(e) << 20;
+    /* Hopper: 4096, where the wgmma dq from the tiles is much faster than recomputing, and one chunk then holds
+       rope / EH at T 16k and EC at T 8k (H200, bench/attention/2026-12-04-sm90-bwd: rope T 16k backward 4.37 ms
+       with 4096 against 7.36 ms in chunks of one kv head with 1024, dq then still on mma.sync) */
+    return (size_t)(attention_sm90_active() ? 4096 : 1024) << 20;
+}
+/* dk/dv of one chunk: Hopper (wgmma + TMA) where it applies, else mma.sync */
+template <int HD> static void attn_dkv_launch(const AttnArgs *A, int ng, int nb, int BK) {
+    if (sm90_dkv_launch(A, ng, nb)) return;   /* Hopper (sm_90a): wgmma + TMA */
+    dim3 gk((unsigned)ng, (unsigned)nb, (unsigned)((A->T + BK - 1) / BK));
+    if (BK == 64) tc_bwd_dkv_kernel<HD, 64><<<gk, 128, tc_dkv_smem<HD, 64>()>>>(*A);
+    else tc_bwd_dkv_kernel<HD, 128><<<gk, 256, tc_dkv_smem<HD, 128>()>>>(*A);
+    cudaCheckLaunch();
+}
+/* chunks of n items of which at most cap (>= 1) fit at once, evened out: the chunk size */
+static int even_chunk(int n, size_t cap) {
+    int c = cap < 1 ? 1 : cap < (size_t)n ? (int)cap : n;
+    const int nchunks = (n + c - 1) / c;
+    return (n + nchunks - 1) / nchunks;
+}
+/* Where the dS^T tiles fit ROPEPP_ATTN_DS_MB: per chunk of sequences (or, for long ones, of one sequence's kv
+   heads), the dk/dv kernel (storing dS^T) then dq from dS (5 tile matmuls per (query, key) tile pair in all); else
+   the dq kernel that recomputes S and dP (7). Both are deterministic. Chunks whose dk/dv grid has fewer than
+   ROPEPP_ATTN_DS_MIN_BLOCKS (512) blocks leave the GPU half idle (measured on an H100: ropepp_eh B2 T8192 backward
+   4.9 ms in chunks of one sequence, 3.7 ms recomputing), so they recompute too. */
+static size_t tc_ds_min_blocks(void) {
+    const char *e = getenv("ROPEPP_ATTN_DS_MIN_BLOCKS");
+    if (e != NULL && e[0] != '\0') return (size_t)atol(e);
+    return attention_sm90_active() ? 0 : 512;
+}
+template <int HD> static void attn_bwd_tc_launch(const AttnArgs *A) {
+    const int P = tc_pack(A->agroup), BMpos = TC_BM / P, BK = tc_dkv_bk(A);
+    const unsigned nqt = (unsigned)((A->T + BMpos - 1) / BMpos);
+    tc_set_smem<HD>();
+    const size_t per_seq = tc_ds_bytes_per_seq(A), per_g = per_seq / A->KVH, cap = tc_ds_cap();
+    const bool fits = per_g > 0 && per_g <= cap;   /* one kv head of one sequence at least */
+    const int nb = fits && per_seq <= cap ? even_chunk(A->B, cap / per_seq) : 1;
+    const int ng = !fits ? 0 : per_seq <= cap ? A->KVH : even_chunk(A->KVH, cap / per_g);
+    if (fits && (size_t)nb * ng * ((A->T + BK - 1) / BK) >= tc_ds_min_blocks()) {
+        AttnArgs C = *A;
+        C.dS = (bf16 *)scratch_get(SCR_DS, (size_t)nb * ng * per_g);
+        C.ntri = (int)(((A->T + 63) / 64) * ((A->T + 63) / 64 + 1) / 2);
+        for (int b0 = 0; b0 < A->B; b0 += nb)
+            for (int g0 = 0; g0 < A->KVH; g0 += ng) {
+                const int cb = A->B - b0 < nb ? A->B - b0 : nb, cg = A->KVH - g0 < ng ? A->KVH - g0 : ng;
+                C.b0 = b0;
+                C.g0 = g0;
+                C.nag = cg * A->agroup;
+                attn_dkv_launch<HD>(&C, cg, cb, BK);
+                if (sm90_dq_launch(&C, cb, (size_t)nb * ng * per_g)) continue;   /* Hopper (sm_90a) */
+                tc_bwd_dq_ds_kernel<HD><<<dim3((unsigned)(C.nag / P), (unsigned)cb, nqt), TC_THREADS,
+                                          tc_dq_ds_smem<HD>()>>>(C, P);
+                cudaCheckLaunch();
+            }
+        return;
+    }
+    tc_bwd_dq_kernel<HD><<<dim3((unsigned)(A->NA / P), (unsigned)A->B, nqt), TC_THREADS, tc_dq_smem<HD>()>>>(*A, P);
+    cudaCheckLaunch();
+    attn_dkv_launch<HD>(A, A->KVH, A->B, BK);
+}
+#endif
+
+static void attn_bwd_launch(const AttnArgs *A) {
+#ifndef ROPEPP_FP32
+    if (tc_bwd_ok(A)) {
+        if (A->HD == 64) attn_bwd_tc_launch<64>(A);
+        else attn_bwd_tc_launch<128>(A);
+        return;
+    }
+#endif
+    unsigned nt = (unsigned)((A->T + ATT_B - 1) / ATT_B);
+    dim3 gq(nt, (unsigned)A->HQ, (unsigned)A->B), gk(nt, (unsigned)A->KVH, (unsigned)A->B);
+    switch (attn_hdp(A->HD)) {
+    case 16:
+        attn_set_smem<16>();
+        attn_bwd_dq_kernel<16><<<gq, ATT_THREADS, attn_dq_smem<16>()>>>(*A);
+        attn_bwd_dkv_kernel<16><<<gk, ATT_THREADS, attn_dkv_smem<16>()>>>(*A);
+        break;
+    case 32:
+        attn_set_smem<32>();
+        attn_bwd_dq_kernel<32><<<gq, ATT_THREADS, attn_dq_smem<32>()>>>(*A);
+        attn_bwd_dkv_kernel<32><<<gk, ATT_THREADS, attn_dkv_smem<32>()>>>(*A);
+        break;
+    case 64:
+        attn_set_smem<64>();
+        attn_bwd_dq_kernel<64><<<gq, ATT_THREADS, attn_dq_smem<64>()>>>(*A);
+        attn_bwd_dkv_kernel<64><<<gk, ATT_THREADS, attn_dkv_smem<64>()>>>(*A);
+        break;
+    default:
+        attn_set_smem<128>();
+        attn_bwd_dq_kernel<128><<<gq, ATT_THREADS, attn_dq_smem<128>()>>>(*A);
+        attn_bwd_dkv_kernel<128><<<gk, ATT_THREADS, attn_dkv_smem<128>()>>>(*A);
+        break;
+    }
+    cudaCheckLaunch();
+}
+
 size_t attention_softmax_saved_size(int B, int T, int NA) { return (size_t)B * NA * T; }
 
 void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_saved, const floatX *qkv, const PosEmb *pe,
@@ -877,34 +989,7 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     attn_rowdot_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(D, dout, out, B, T, A.NA, HD);
     cudaCheckLaunch();
     A.qkv = qkv; A.qr = (floatX *)qr; A.kr = kr; A.lse2_in = softmax_saved; A.dout = dout; A.D = D; A.dqkv = dqkv;
-#ifndef ROPEPP_FP32
-    if (tc_bwd_ok(&A)) { tc_bwd_launch(&A); return; }
-#endif
-    unsigned nt = (unsigned)((T + ATT_B - 1) / ATT_B);
-    dim3 gq(nt, (unsigned)HQ, (unsigned)B), gk(nt, (unsigned)KVH, (unsigned)B);
-    switch (attn_hdp(HD)) {
-    case 16:
-        attn_set_smem<16>();
-        attn_bwd_dq_kernel<16><<<gq, ATT_THREADS, attn_dq_smem<16>()>>>(A);
-        attn_bwd_dkv_kernel<16><<<gk, ATT_THREADS, attn_dkv_smem<16>()>>>(A);
-        break;
-    case 32:
-        attn_set_smem<32>();
-        attn_bwd_dq_kernel<32><<<gq, ATT_THREADS, attn_dq_smem<32>()>>>(A);
-        attn_bwd_dkv_kernel<32><<<gk, ATT_THREADS, attn_dkv_smem<32>()>>>(A);
-        break;
-    case 64:
-        attn_set_smem<64>();
-        attn_bwd_dq_kernel<64><<<gq, ATT_THREADS, attn_dq_smem<64>()>>>(A);
-        attn_bwd_dkv_kernel<64><<<gk, ATT_THREADS, attn_dkv_smem<64>()>>>(A);
-        break;
-    default:
-        attn_set_smem<128>();
-        attn_bwd_dq_kernel<128><<<gq, ATT_THREADS, attn_dq_smem<128>()>>>(A);
-        attn_bwd_dkv_kernel<128><<<gk, ATT_THREADS, attn_dkv_smem<128>()>>>(A);
-        break;
-    }
-    cudaCheckLaunch();
+    attn_bwd_launch(&A);
 }
 
 #include "cuda/decode.cuh"

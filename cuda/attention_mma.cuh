@@ -1,7 +1,8 @@
 /*
 cuda/attention_mma.cuh — the fused causal flash attention on the tensor cores with mma.sync (bf16 in, fp32 accumulate),
-sm_80 and later: forward, dk/dv (storing dS^T tiles) and dq, with their launchers. Part of ropepp_cuda.cu's single
-compilation unit (included from it). Used by the bf16 build for head dims 64 and 128.
+sm_80 and later: forward, dk/dv (storing dS^T tiles) and dq, with the forward's launcher (the backward's kernels are
+launched by ropepp_cuda.cu's attention dispatch). Part of ropepp_cuda.cu's single compilation unit (included from
+it). Used by the bf16 build for head dims 64 and 128.
 */
 /* ------------------------------------------------------------------------------------------------ tensor-core attention */
 /* bf16 build, head dims 64 and 128, rotated dims a multiple of 16, 16-byte aligned tensors: flash attention on the
@@ -108,6 +109,26 @@ template <int HD> __device__ __forceinline__ void mma_a_tile(float (&acc)[HD / 8
         ldsm4t(bb, smem_u32(tile + swz<HD>(r0 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 2 + (lane >> 4))));
         mma16816(acc[2 * dp], a, bb[0], bb[1]);
         mma16816(acc[2 * dp + 1], a, bb[2], bb[3]);
+    }
+}
+
+/* acc (16 x 64, fp32 fragments) = rows w*16 .. w*16+15 of the swizzled (rows, HD) tile at shared address arow times
+   the 64 rows of the swizzled tile bt, transposed: the dk/dv kernel's S^T = K Q^T and dP^T = V dO^T */
+template <int HD> __device__ __forceinline__ void mma_rows_tile_t(float (&acc)[8][4], uint32_t arow, const bf16 *bt,
+                                                                 int w, int lane) {
+#pragma unroll
+    for (int n = 0; n < 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < HD / 16; ks++) {
+        uint32_t af[4];
+        ldsm4(af, arow + 2 * swz<HD>(w * 16 + (lane & 15), ks * 2 + (lane >> 4)));
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t bq[4];
+            ldsm4(bq, smem_u32(bt + swz<HD>(np * 16 + (lane & 7) + (lane >> 4) * 8, ks * 2 + ((lane >> 3) & 1))));
+            mma16816(acc[2 * np], af, bq[0], bq[1]);
+            mma16816(acc[2 * np + 1], af, bq[2], bq[3]);
+        }
     }
 }
 
@@ -616,7 +637,7 @@ template <int HD> __device__ __forceinline__ void dk_rotary_store(const AttnArgs
 /* Backward dk, dv: grid (KVH, B, key tiles of BK), key tile 0 (the longest) first; BK / 16 warps. BK = 128 (8 warps),
    or 64 (4 warps, two blocks per SM) when 128-key tiles would leave SMs idle (few kv heads, short batches). */
 template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 2)) tc_bwd_dkv_kernel(AttnArgs A) {
-    constexpr int KS = HD / 16, NO = HD / 8, NT = BK * 2;
+    constexpr int NO = HD / 8, NT = BK * 2;
     bf16 *Ks = reinterpret_cast<bf16 *>(att_smem), *Vs = Ks + BK * HD;
     bf16 *Qs = Vs + BK * HD, *dOs = Qs + 2 * TC_BQ * HD;   /* two stages each */
     float *LSEs = reinterpret_cast<float *>(dOs + 2 * TC_BQ * HD), *Ds = LSEs + 2 * TC_BQ;
@@ -669,20 +690,7 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
             const float *lse = LSEs + st * TC_BQ, *Dv = Ds + st * TC_BQ;
             const float slope2 = pe.alibi != NULL ? pe.alibi[a] * LOG2E_F : 0.0f;
             float s[8][4];
-#pragma unroll
-            for (int n = 0; n < 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-            for (int ks = 0; ks < KS; ks++) {
-                uint32_t af[4];
-                ldsm4(af, krow + 2 * swz<HD>(w * 16 + (lane & 15), ks * 2 + (lane >> 4)));
-#pragma unroll
-                for (int np = 0; np < 4; np++) {
-                    uint32_t bq[4];
-                    ldsm4(bq, smem_u32(Qt + swz<HD>(np * 16 + (lane & 7) + (lane >> 4) * 8, ks * 2 + ((lane >> 3) & 1))));
-                    mma16816(s[2 * np], af, bq[0], bq[1]);
-                    mma16816(s[2 * np + 1], af, bq[2], bq[3]);
-                }
-            }
+            mma_rows_tile_t<HD>(s, krow, Qt, w, lane);
             /* P^T (keys x queries) */
 #pragma unroll
             for (int n = 0; n < 8; n++)
@@ -703,20 +711,7 @@ template <int HD, int BK> __global__ void __launch_bounds__(BK * 2, 256 / (BK * 
             }
             /* dP^T = V dO^T, then dS^T = P^T (dP^T - D) */
             float dp[8][4];
-#pragma unroll
-            for (int n = 0; n < 8; n++) dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
-#pragma unroll
-            for (int ks = 0; ks < KS; ks++) {
-                uint32_t af[4];
-                ldsm4(af, vrow + 2 * swz<HD>(w * 16 + (lane & 15), ks * 2 + (lane >> 4)));
-#pragma unroll
-                for (int np = 0; np < 4; np++) {
-                    uint32_t bq[4];
-                    ldsm4(bq, smem_u32(dOt + swz<HD>(np * 16 + (lane & 7) + (lane >> 4) * 8, ks * 2 + ((lane >> 3) & 1))));
-                    mma16816(dp[2 * np], af, bq[0], bq[1]);
-                    mma16816(dp[2 * np + 1], af, bq[2], bq[3]);
-                }
-            }
+            mma_rows_tile_t<HD>(dp, vrow, dOt, w, lane);
 #pragma unroll
             for (int n = 0; n < 8; n++)
 #pragma unroll
@@ -851,79 +846,5 @@ static int tc_dkv_bk(const AttnArgs *A) {
     (void)A;
     const char *e = getenv("ROPEPP_ATTN_DKV_BK");
     return (e != NULL && atoi(e) == 128) ? 128 : 64;
-}
-int attention_sm90_active(void);   /* cuda/attention_sm90.cuh */
-/* bytes of dS^T tiles one sequence needs, and the most the backward may hold (ROPEPP_ATTN_DS_MB, default 1024,
-   4096 on Hopper; 0 = always recompute S and dP in the dq kernel) */
-static size_t tc_ds_bytes_per_seq(const AttnArgs *A) {
-    const size_t n = (size_t)(A->T + 63) / 64;
-    return (size_t)A->NA * (n * (n + 1) / 2) * 4096 * sizeof(bf16);
-}
-static size_t tc_ds_cap(void) {
-    const char *e = getenv("ROPEPP_ATTN_DS_MB");
-    if (e != NULL && e[0] != '\0') return (size_t)atol(e) << 20;
-    /* Hopper: 4096, where the wgmma dq from the tiles is much faster than recomputing, and one chunk then holds
-       rope / EH at T 16k and EC at T 8k (H200, bench/attention/2026-12-04-sm90-bwd: rope T 16k backward 4.37 ms
-       with 4096 against 7.36 ms in chunks of one kv head with 1024, dq then still on mma.sync) */
-    return (size_t)(attention_sm90_active() ? 4096 : 1024) << 20;
-}
-static bool sm90_dkv_launch(const AttnArgs *A, int ng, int nb);   /* cuda/attention_sm90.cuh */
-static bool sm90_dq_launch(const AttnArgs *C, int cb, size_t ds_bytes);   /* cuda/attention_sm90.cuh */
-template <int HD> static void tc_dkv_launch(const AttnArgs *A, int ng, int nb, int BK) {
-    if (sm90_dkv_launch(A, ng, nb)) return;   /* Hopper (sm_90a): wgmma + TMA */
-    dim3 gk((unsigned)ng, (unsigned)nb, (unsigned)((A->T + BK - 1) / BK));
-    if (BK == 64) tc_bwd_dkv_kernel<HD, 64><<<gk, 128, tc_dkv_smem<HD, 64>()>>>(*A);
-    else tc_bwd_dkv_kernel<HD, 128><<<gk, 256, tc_dkv_smem<HD, 128>()>>>(*A);
-    cudaCheckLaunch();
-}
-/* chunks of n items of which at most cap (>= 1) fit at once, evened out: the chunk size */
-static int even_chunk(int n, size_t cap) {
-    int c = cap < 1 ? 1 : cap < (size_t)n ? (int)cap : n;
-    const int nchunks = (n + c - 1) / c;
-    return (n + nchunks - 1) / nchunks;
-}
-/* Where the dS^T tiles fit ROPEPP_ATTN_DS_MB: per chunk of sequences (or, for long ones, of one sequence's kv
-   heads), the dk/dv kernel (storing dS^T) then dq from dS (5 tile matmuls per (query, key) tile pair in all); else
-   the dq kernel that recomputes S and dP (7). Both are deterministic. Chunks whose dk/dv grid has fewer than
-   ROPEPP_ATTN_DS_MIN_BLOCKS (512) blocks leave the GPU half idle (measured on an H100: ropepp_eh B2 T8192 backward
-   4.9 ms in chunks of one sequence, 3.7 ms recomputing), so they recompute too. */
-static size_t tc_ds_min_blocks(void) {
-    const char *e = getenv("ROPEPP_ATTN_DS_MIN_BLOCKS");
-    if (e != NULL && e[0] != '\0') return (size_t)atol(e);
-    return attention_sm90_active() ? 0 : 512;
-}
-template <int HD> static void tc_bwd_launch_hd(const AttnArgs *A) {
-    const int P = tc_pack(A->agroup), BMpos = TC_BM / P, BK = tc_dkv_bk(A);
-    const unsigned nqt = (unsigned)((A->T + BMpos - 1) / BMpos);
-    tc_set_smem<HD>();
-    const size_t per_seq = tc_ds_bytes_per_seq(A), per_g = per_seq / A->KVH, cap = tc_ds_cap();
-    const bool fits = per_g > 0 && per_g <= cap;   /* one kv head of one sequence at least */
-    const int nb = fits && per_seq <= cap ? even_chunk(A->B, cap / per_seq) : 1;
-    const int ng = !fits ? 0 : per_seq <= cap ? A->KVH : even_chunk(A->KVH, cap / per_g);
-    if (fits && (size_t)nb * ng * ((A->T + BK - 1) / BK) >= tc_ds_min_blocks()) {
-        AttnArgs C = *A;
-        C.dS = (bf16 *)scratch_get(SCR_DS, (size_t)nb * ng * per_g);
-        C.ntri = (int)(((A->T + 63) / 64) * ((A->T + 63) / 64 + 1) / 2);
-        for (int b0 = 0; b0 < A->B; b0 += nb)
-            for (int g0 = 0; g0 < A->KVH; g0 += ng) {
-                const int cb = A->B - b0 < nb ? A->B - b0 : nb, cg = A->KVH - g0 < ng ? A->KVH - g0 : ng;
-                C.b0 = b0;
-                C.g0 = g0;
-                C.nag = cg * A->agroup;
-                tc_dkv_launch<HD>(&C, cg, cb, BK);
-                if (sm90_dq_launch(&C, cb, (size_t)nb * ng * per_g)) continue;   /* Hopper (sm_90a) */
-                tc_bwd_dq_ds_kernel<HD><<<dim3((unsigned)(C.nag / P), (unsigned)cb, nqt), TC_THREADS,
-                                          tc_dq_ds_smem<HD>()>>>(C, P);
-                cudaCheckLaunch();
-            }
-        return;
-    }
-    tc_bwd_dq_kernel<HD><<<dim3((unsigned)(A->NA / P), (unsigned)A->B, nqt), TC_THREADS, tc_dq_smem<HD>()>>>(*A, P);
-    cudaCheckLaunch();
-    tc_dkv_launch<HD>(A, A->KVH, A->B, BK);
-}
-static void tc_bwd_launch(const AttnArgs *A) {
-    if (A->HD == 64) tc_bwd_launch_hd<64>(A);
-    else tc_bwd_launch_hd<128>(A);
 }
 #endif /* !ROPEPP_FP32 */

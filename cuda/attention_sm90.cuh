@@ -1009,7 +1009,7 @@ static bool sm90_fwd_launch(const AttnArgs *A) {
 }
 
 /* The Hopper dk/dv kernel for one chunk of the backward (ng kv heads from A->g0, nb sequences from A->b0; A->dS set
-   or NULL as tc_bwd_launch_hd decides) where it applies (tc_bwd_ok's shapes, the Hopper path active, encodable
+   or NULL as attn_bwd_tc_launch in ropepp_cuda.cu decides) where it applies (tc_bwd_ok's shapes, the Hopper path active, encodable
    tensor maps over the whole tensors), else false and nothing launched: tc_bwd_dkv_kernel runs instead. */
 static bool sm90_dkv_launch(const AttnArgs *A, int ng, int nb) {
     if (!attention_sm90_active()) return false;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# run_tests.sh — every CPU check of `make test`, in order; prints each program's lines and a closing total.
-# Run through `make test` (which builds everything first). Exit status is non-zero if any check failed.
+# run_tests.sh — every CPU check of `make test` (tests/tests.txt, in its order); prints each program's lines and a
+# closing total. Run through `make test` (which builds everything first). Exit status is non-zero if any check failed.
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p tests/tmp
@@ -28,30 +28,17 @@ run() {   # run NAME COMMAND...: runs it, adds its "NAME: N passed, M failed" li
 }
 
 start=$(date +%s)
-run test_ops ./tests/test_ops
-run test_fast_paths ./tests/test_fast_paths
-run test_fast_paths_float ./tests/test_fast_paths_float
-run test_model ./tests/test_model
-run test_model_float ./tests/test_model_float
-run test_parity ./tests/test_parity
-run test_parity_float ./tests/test_parity_float
-run test_infer ./tests/test_infer
-run test_tasks ./tests/test_tasks
-run test_analysis ./tests/test_analysis
-run test_corpus bash tests/test_corpus.sh
-run test_infer_cli bash tests/test_infer_cli.sh
-run test_eval bash tests/test_eval.sh
-run test_eval_exact ./tests/test_eval_exact
-run test_compare bash tests/test_compare.sh
-run test_pilot_gate bash tests/test_pilot_gate.sh
-run test_pe_places bash tests/test_pe_places.sh
-run test_files ./tests/test_files
-run test_settings ./tests/test_settings
-run test_dist ./tests/test_dist
-run test_dist_float ./tests/test_dist_float
-run test_dist_cli bash tests/test_dist.sh
-run test_cli bash tests/test_cli.sh
-run test_sanitizers bash tests/test_sanitizers.sh
+# tests/tests.txt: one line per test (name, source, C flags); a .c was built by make as tests/NAME
+mapfile -t lines < <(sed -e 's/#.*//' tests/tests.txt)
+for line in "${lines[@]}"; do
+    read -r name src _ <<< "$line"
+    case "$src" in
+    *.c) run "$name" "./tests/$name" ;;
+    *.sh) run "$name" bash "$src" ;;
+    "") ;;
+    *) echo "tests/tests.txt: $name: source $src is neither .c nor .sh"; total_fail=$((total_fail + 1)); failed_programs="$failed_programs $name" ;;
+    esac
+done
 end=$(date +%s)
 echo "===="
 [ -n "$failed_programs" ] && echo "failed in:$failed_programs"

@@ -6,7 +6,8 @@ Two binaries from this one file (the precision is the build's, as for train_gpu)
   tests/test_gpu        bf16 activations (ropepp_cuda.o)
   tests/test_gpu_fp32   fp32 activations (-DROPEPP_FP32, ropepp_cuda_fp32.o)
 Build (see the Makefile):
-  gcc  -std=c11 -O2 -fopenmp -I. -c tests/cpu_ref.c -o tests/cpu_ref.o
+  gcc  -std=c11 -O2 -fopenmp -I. -c tests/cpu_ref.c -o tests/cpu_ref_plain.o
+  bash tests/cpu_ref_rename.sh tests/cpu_ref_plain.o tests/cpu_ref.o
   nvcc -O3 -std=c++17 -I. -gencode=arch=compute_90,code=sm_90 [-DROPEPP_FP32] tests/test_gpu.cu tests/cpu_ref.o \
        ropepp_cuda[_fp32].o -o tests/test_gpu[_fp32] -lcublas -Xcompiler -fopenmp
 Run:   tests/test_gpu [--fixtures DIR] [--no-fixtures] [--bench] [--bench-only] [--quick]   (from the repository

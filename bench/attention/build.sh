@@ -10,7 +10,8 @@ mkdir -p $B
 ARCH=${GPU_ARCH:-90a}
 NV="nvcc -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$ARCH,code=sm_$ARCH -lineinfo"
 gcc -std=c11 -Wall -Wextra -I. -O3 -fno-math-errno -fassociative-math -fno-signed-zeros -fno-trapping-math -fopenmp \
-    -c tests/cpu_ref.c -o $B/cpu_ref.o
+    -c tests/cpu_ref.c -o $B/cpu_ref_plain.o
+bash tests/cpu_ref_rename.sh $B/cpu_ref_plain.o $B/cpu_ref.o
 $NV -c ropepp_cuda.cu -o $B/ropepp_cuda.o &
 $NV -DROPEPP_FP32 -c ropepp_cuda.cu -o $B/ropepp_cuda_fp32.o &
 wait

@@ -31,7 +31,8 @@ else
   step "build (sm_90a)"
   B=/tmp/sm90_bin; mkdir -p $B
   NV="nvcc -O3 -std=c++17 -I. -gencode=arch=compute_90a,code=sm_90a -lineinfo"
-  { gcc -std=c11 -O3 -I. -fopenmp -c tests/cpu_ref.c -o $B/cpu_ref.o &&
+  { gcc -std=c11 -O3 -I. -fopenmp -c tests/cpu_ref.c -o $B/cpu_ref_plain.o &&
+    bash tests/cpu_ref_rename.sh $B/cpu_ref_plain.o $B/cpu_ref.o &&
     { $NV -c ropepp_cuda.cu -o $B/r.o & $NV -DROPEPP_FP32 -c ropepp_cuda.cu -o $B/r32.o & wait; } &&
     $NV tests/test_gpu.cu $B/cpu_ref.o $B/r.o -o $B/test_gpu -lcublas -lcublasLt -Xcompiler -fopenmp &&
     $NV -DROPEPP_FP32 tests/test_gpu.cu $B/cpu_ref.o $B/r32.o -o $B/test_gpu_fp32 -lcublas -lcublasLt -Xcompiler -fopenmp &&
