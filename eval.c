@@ -254,7 +254,7 @@ static void usage(const char *mode) {
                "  --samples N        windows per length (8)\n"
                "  --scalings LIST    none, ntk:F, pi:F, yarn:F, comma-separated (none,ntk:4 for rotary models); each on\n"
                "                     top of the checkpoint's own scaling (none = as trained; pi:1 turns a trained PI off)\n"
-               "  --stride S         sliding-window stride (L/8); the window is L\n"
+               "  --stride S         sliding-window stride (L/2: each target with at least L/2 tokens of context); the window is L\n"
                "  --docs             windows start at the BOS of documents longer than the longest length (a corpus\n"
                "                     of scripts/make_corpus.sh), the same documents at every length; no sliding window\n"
                "  --out DIR          results folder (the run folder's eval/)\n\n");
@@ -469,7 +469,7 @@ static double sliding_window_nll(Model *m, const int *tok, size_t ntok, int L, i
         model_forward_loss(m, tok + begin, tok + begin + 1, 1, (int)(end - begin), 0);
         for (size_t t = first - begin; t < end - begin; t++) { nll += m->losses_host[t]; n++; }
         w++;
-        progress_step(progress, (double)(end - begin));
+        progress_step(progress, (double)(end - begin) * model_flops_per_token(&m->cfg, (int)(end - begin)));
     }
     *scored = n;
     *windows = w;
@@ -511,7 +511,7 @@ static int mode_ppl(Options *o) {
     if (!pe_scalable(c.pe)) {
         for (int i = 0; i < ns; i++) if (strcmp(sc[i].label, "none") != 0) { fprintf(stderr, "error: rope scaling does not apply to %s; use --scalings none\n", pe_name(c.pe)); return 1; }
     }
-    int S = o->stride > 0 ? o->stride : (L / 8 > 0 ? L / 8 : 1);
+    int S = o->stride > 0 ? o->stride : (L / 2 > 0 ? L / 2 : 1);
     if (S > L) { fprintf(stderr, "error: --stride %d is longer than the window %d (the training length): the targets between windows would go unscored\n", S, L); return 1; }
     if (ntok < 2) { fprintf(stderr, "error: %s holds %zu tokens; scoring needs at least 2\n", o->data, ntok); return 1; }
     ensure_dir(o->out);
@@ -538,12 +538,12 @@ static int mode_ppl(Options *o) {
         int64_t nw = o->docs ? (int64_t)((size_t)o->samples < nd ? (size_t)o->samples : nd) : disjoint_windows(ntok, lengths[li], o->samples, starts);
         if (nw == 0) { fprintf(stderr, "error: length %d needs more than the %zu tokens of %s\n", lengths[li], ntok, o->data); return 1; }
         total_windows += nw * ns;
-        total_work += (double)nw * ns * lengths[li];
+        total_work += (double)nw * ns * lengths[li] * model_flops_per_token(&c, lengths[li]);
     }
     if (!o->docs) {
         size_t sliding = (ntok - 1 + (size_t)S - 1) / (size_t)S;
         total_windows += (int64_t)sliding;
-        total_work += (double)sliding * L;
+        total_work += (double)sliding * L * model_flops_per_token(&c, L);
     }
     Progress progress;
     progress_start(&progress, "eval ppl: windows", total_windows, total_work);
@@ -570,7 +570,7 @@ static int mode_ppl(Options *o) {
             size_t band_n[5] = {0}, total_n = 0;
             for (int64_t k = 0; k < nw; k++) {
                 model_forward_loss(&ms, tok + starts[k], tok + starts[k] + 1, 1, T, 0);
-                progress_step(&progress, T);
+                progress_step(&progress, T * model_flops_per_token(&c, T));
                 if (dcsv != NULL) {
                     double dl = 0.0;
                     for (int t = 0; t < T; t++) dl += ms.losses_host[t];

@@ -727,7 +727,7 @@ double flag_number(const char *program, const char *flag, const char *text, doub
     errno = 0;
     double x = strtod(text, &end);
     if (*text == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "error: %s '%s' is not a number in [%g, %g]; see %s --help\n", flag, text, lo, hi, program);
+        fprintf(stderr, "error: %s '%s' is not a number in [%.15g, %.15g]; see %s --help\n", flag, text, lo, hi, program);
         exit(1);
     }
     return x;
@@ -2269,6 +2269,29 @@ static double model_dloss(const Model *m) {
 }
 static const floatM *model_target_weights(const Model *m) { return m->loss_rows ? m->target_w : NULL; }
 
+/* OpenMP threads sized to the work (CPU; no-op on the GPU). The threads of a team meet at a barrier after each op;
+   while other programs hold the cores, a barrier waits for a preempted thread for a time slice (milliseconds), so a
+   pass of many tiny ops (decoding a token, scoring a short window) ran 100x slower than on one thread
+   (bench/cpu/README.md). A forward of `flops` gets one thread per THREAD_MIN_FLOPS of it, at most the threads there
+   were at the first call (OMP_NUM_THREADS); a training step (flops < 0) gets all of them. OpenBLAS's OpenMP
+   flavour is told too (it keeps its own count). */
+#define THREAD_MIN_FLOPS 1e9
+static void threads_for_work(double flops) {
+#if defined(_OPENMP) && !defined(ROPEPP_CUDA)
+    static int most = 0;
+    if (most == 0) most = omp_get_max_threads();
+    double fit = flops < 0 ? most : flops / THREAD_MIN_FLOPS;
+    int n = fit >= most ? most : (fit < 1.0 ? 1 : (int)fit);
+    if (n == omp_get_max_threads()) return;
+    omp_set_num_threads(n);
+#ifdef ROPEPP_BLAS
+    openblas_set_num_threads(n);
+#endif
+#else
+    (void)flops;
+#endif
+}
+
 /* the start of model_forward and model_forward_loss: checks, room, the tokens (and targets) to the backend, then
    the layers up to the final norm */
 static void model_run_body(Model *m, const int *inputs, const int *targets, int B, int T) {
@@ -2289,6 +2312,7 @@ static void model_run_body(Model *m, const int *inputs, const int *targets, int 
 
 double model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
     size_t N = (size_t)B * T;
+    threads_for_work(model_flops_per_token(&m->cfg, T) / 3.0 * (double)N);
     model_run_body(m, inputs, targets, B, T);
     model_classifier(m);
     m->loss = -1.0;
@@ -2302,6 +2326,7 @@ double model_forward(Model *m, const int *inputs, const int *targets, int B, int
 double model_forward_loss(Model *m, const int *inputs, const int *targets, int B, int T, int backward) {
     size_t N = (size_t)B * T;
     if (targets == NULL) { fprintf(stderr, "error: model_forward_loss needs targets\n"); exit(1); }
+    threads_for_work(backward ? -1.0 : model_flops_per_token(&m->cfg, T) / 3.0 * (double)N);
     model_run_body(m, inputs, targets, B, T);
     /* chunks of R rows: logits (R, V) in scratch_a, the loss, and with backward dlogits in place, then dlnf rows
        (into scratch_b, which model_backward reads) and the classifier's weight gradient (+=) */
@@ -2366,6 +2391,7 @@ void model_decode(Model *m, KVCache *kv, const int *tokens, int Tn) {
         exit(1);
     }
     size_t N = (size_t)kv->B * Tn;
+    threads_for_work(model_flops_per_token(&m->cfg, kv->pos + Tn) / 3.0 * (double)N);
     check_tokens(m, tokens, NULL, N);
     model_prepare(m, kv->B, Tn, kv->Tmax);
     backend_from_host(m->inputs, tokens, N * sizeof(int));
@@ -2408,6 +2434,7 @@ void model_decode_next(Model *m, KVCache *kv, const Sampler *s, int use_graph) {
         exit(1);
     }
     model_prepare(m, kv->B, 1, kv->Tmax);
+    threads_for_work(model_flops_per_token(&m->cfg, kv->pos + 1) / 3.0 * kv->B);
     /* the noise experiment redraws its noise every forward (a graph would replay one draw); the profiler's marks
        are host clocks on the CPU and events to read back on the GPU: both run the step uncaptured */
     int graph_ok = use_graph && !(m->noise_target != NOISE_NONE && m->noise_sigma != 0.0) && m->profile == NULL;
