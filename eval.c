@@ -1418,7 +1418,7 @@ int main(int argc, char **argv) {
             else if (strcmp(f, "--out") == 0) p.path = v;
             else if (strcmp(f, "--where") == 0 && p.n_where < 8) p.where[p.n_where++] = v;
             else if (strcmp(f, "--run") == 0 && p.n_runs < 16) p.runs[p.n_runs++] = v;
-            else { fprintf(stderr, "error: unknown flag '%s' for mode plot; see ./eval plot --help\n", f); return 1; }
+            else { char eq[300]; fprintf(stderr, "error: unknown flag '%s' for mode plot%s; see ./eval plot --help\n", f, flag_equals_hint(f, eq, sizeof(eq))); return 1; }
         }
         if (p.n_runs > 0 && p.csv) { fprintf(stderr, "error: eval plot takes --csv or --run, not both\n"); return 1; }
         return p.n_runs > 0 ? mode_plot_runs(&p) : mode_plot(&p);
@@ -1443,7 +1443,9 @@ int main(int argc, char **argv) {
             int n = 0, best_d = 3;
             for (int k = 0; k < eval_flag_count; k++) if (eval_flags[k].modes & mode_bit) names[n++] = eval_flags[k].flag;
             name_nearest(f, names, n, &best, &best_d);
-            if (best != NULL) fprintf(stderr, "error: unknown flag '%s' for mode %s (did you mean %s?); see ./eval %s --help\n", f, mode, best, mode);
+            char eq[300];
+            if (flag_equals_hint(f, eq, sizeof(eq))[0]) fprintf(stderr, "error: unknown flag '%s' for mode %s%s\n", f, mode, eq);
+            else if (best != NULL) fprintf(stderr, "error: unknown flag '%s' for mode %s (did you mean %s?); see ./eval %s --help\n", f, mode, best, mode);
             else fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode);
             return 1;
         }

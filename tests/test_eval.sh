@@ -74,6 +74,8 @@ expect_error ./eval "plot: missing column" "no column" plot --csv "$T/ev/ppl_rop
 # flags per mode (a flag is applied or refused, never dropped): a flag the mode does not use is refused, naming the
 # flag, the mode and the modes it applies to
 expect_error ./eval "noise refuses --scalings" "--scalings is not used by eval noise (it applies to ppl, tasks)" noise --ckpt "$ck" --scalings pi:2
+expect_error ./eval "a range is printed in integers" "--lengths '1' is not a number in \\[2, 16777216\\]" ppl --ckpt "$ck" --lengths 1
+expect_error ./eval "--flag=value names the flag and its value" "unknown flag '--samples=3' for mode ppl; write it as --samples 3" ppl --samples=3
 expect_error ./eval "patterns refuses --scalings" "--scalings is not used by eval patterns" patterns --scalings pi:2 --stride 3
 expect_error ./eval "patterns refuses --stride" "--stride is not used by eval patterns (it applies to ppl)" patterns --ckpt "$ck" --stride 3
 expect_error ./eval "ppl refuses --sigmas" "--sigmas is not used by eval ppl (it applies to noise)" ppl --sigmas 9 --relative --depth 0.5
