@@ -68,6 +68,22 @@ expect_error ./eval "text file as checkpoint" "not a ropepp checkpoint" ppl --ck
 expect_error ./eval "unknown task" "unknown task" tasks --ckpt "$ck" --tasks bogus
 expect_error ./eval "bad scaling factor" "scalings" ppl --ckpt "$ck" --scalings ntk:abc
 expect_error ./eval "bad number" "not a number" ppl --ckpt "$ck" --samples -3
+# eval plot --run A --run B: per run (one colour) the training loss as a trailing window mean (hand-built logs: loss
+# 6, 2, 4, 0 with --smooth 2 gives 6, 4, 3, 2) as a solid line and the validation points dashed with markers; --log-y
+mkdir -p "$T/pa" "$T/pb"
+printf '{"step": 1, "loss": 6}\n{"step": 2, "loss": 2}\n{"step": 2, "val_loss": 5, "val_targets": 10}\n{"step": 3, "loss": 4}\n{"step": 4, "loss": 0}\n{"step": 4, "val_loss": 3, "val_targets": 10}\n' > "$T/pa/train.jsonl"
+sed 's/"loss": 6/"loss": 8/' "$T/pa/train.jsonl" > "$T/pb/train.jsonl"
+./eval plot --run "$T/pa" --run "$T/pb" --smooth 2 --out "$T/runs.svg" > /dev/null 2>&1
+./eval plot --run "$T/pa" --smooth 2 --y loss --out "$T/one.svg" > /dev/null 2>&1
+# one.svg's y range is [2, 6] padded by 5% (1.8 .. 6.2) over 365 px from y=45: value v at 45 + 365 (6.2 - v) / 4.4
+want=$(awk 'BEGIN { for (i = 0; i < 4; i++) { split("6 4 3 2", v, " "); printf "%.1f ", 45 + 365 * (6.2 - v[i + 1]) / 4.4 } }')
+got=$(grep -o '<polyline[^>]*points="[^"]*"' "$T/one.svg" | sed 's/.*points="//; s/"$//' | tr ' ' '\n' | cut -d, -f2 | tr '\n' ' ')
+[ "$(grep -c '<polyline' "$T/runs.svg")" -eq 4 ] && [ "$(grep -c 'stroke-dasharray' "$T/runs.svg")" -eq 4 ] && grep -q '>pa train<' "$T/runs.svg" && grep -q '>pb val<' "$T/runs.svg" \
+  && grep -q "solid: mean of the last 2 steps" "$T/runs.svg" && [ "$(echo $got)" = "$(echo $want)" ] \
+  && ok "eval plot --run A --run B: smoothed training loss (window mean 6,2,4,0 -> 6,4,3,2) and dashed validation points per run, legend" \
+  || bad "eval plot --run: $(grep -c '<polyline' "$T/runs.svg") lines; y of the smoothed line '$got' (want '$want')"
+./eval plot --run "$T/pa" --log-y --out "$T/log.svg" > /dev/null 2>&1 && grep -q 'log scale' "$T/log.svg" && ok "eval plot --log-y" || bad "eval plot --log-y"
+expect_error ./eval "plot: --smooth with --csv" "--smooth applies to the training loss of --run" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x length --y ppl --group scaling --smooth 3 --out "$T/x.svg"
 expect_error ./eval "plot: missing column" "no column" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x bogus --y ppl --group pe --out "$T/x.svg"
 
 

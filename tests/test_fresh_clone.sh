@@ -41,7 +41,7 @@ if wait_for "$W/t1.out" '^step +3/1000' 300; then
   ok "./train with no arguments runs in a fresh clone (run folder runs/$run)"
   [ "$rc" -eq 130 ] && ok "Ctrl-C: exit 130" || bad "Ctrl-C: exit $rc"
   [ -f "runs/$run/model_$(printf %08d "$n").ckpt" ] && [ -f "runs/$run/model_$(printf %08d "$n").state" ] \
-    && ok "Ctrl-C with the default --ckpt-every 0 wrote the checkpoint of step $n" || bad "no checkpoint of step $n: $(ls "runs/$run")"
+    && ok "Ctrl-C wrote the checkpoint of step $n" || bad "no checkpoint of step $n: $(ls "runs/$run")"
   [ "$(tail -1 "runs/$run/train.jsonl")" = "{\"step\": $n, \"interrupted\": true}" ] && whole_lines "runs/$run/train.jsonl" \
     && ok "the log ends with a clean line {\"step\": $n, \"interrupted\": true}" || bad "log end: $(tail -c 200 "runs/$run/train.jsonl")"
   grep -q "^interrupted at step $n of 1000; continue with ./train --resume runs/" "$W/t1.out" && [ "$(tail -c 1 "$W/t1.out" | od -An -c | tr -d ' ')" = '\n' ] \
@@ -108,11 +108,11 @@ grep -q "pass --ctx N$" "$W/g.err" && ! grep -q ntk "$W/g.err" && ok "infer on a
 ./eval ppl --ckpt "runs/$run_b" --lengths 16,32 --samples 1 --stride 128 > "$W/h.out" 2>&1 && [ -f "runs/$run_b/eval/ppl_rope.csv" ] && ok "eval ppl writes into the run's eval/ folder" || bad "eval ppl: $(tail -3 "$W/h.out")"
 ./eval plot --csv "runs/$run_b/eval/ppl_rope.csv" --x length --y ppl --group scaling --out "$W/p.svg" > /dev/null 2> "$W/i.err"
 grep -q "band=all" "$W/i.err" && ok "eval plot refuses a line that would zigzag through per-band rows and names --where band=all" || bad "$(cat "$W/i.err")"
-./eval plot --run "runs/$run" --run "runs/$run_b" --out "$W/loss.svg" > /dev/null 2>&1 && [ "$(grep -c '<polyline' "$W/loss.svg")" -eq 2 ] \
+./eval plot --run "runs/$run" --run "runs/$run_b" --out "$W/loss.svg" > /dev/null 2>&1 && grep -q ">$run train<" "$W/loss.svg" && grep -q ">$run_b train<" "$W/loss.svg" \
   && ok "eval plot --run A --run B draws both runs' loss curves on one plot" || bad "eval plot --run"
 ./eval plot --run "runs/$run_b" > /dev/null 2>&1; single=$(md5sum < "runs/$run_b/loss.svg" 2>/dev/null)
 ./eval plot --run "runs/$run_b" --run "runs/$run" > /dev/null 2>&1
-[ -n "$single" ] && [ "$(md5sum < "runs/$run_b/loss.svg")" = "$single" ] && [ "$(grep -c '<polyline' "runs/$run_b/loss_vs_runs.svg")" -eq 2 ] \
+[ -n "$single" ] && [ "$(md5sum < "runs/$run_b/loss.svg")" = "$single" ] && grep -q ">$run train<" "runs/$run_b/loss_vs_runs.svg" \
   && ok "without --out, a plot of several runs goes to loss_vs_runs.svg and leaves the first run's loss.svg" || bad "eval plot's default output for several runs"
 ./eval bogus 2> "$W/j.err"; grep -q "plot" "$W/j.err" && ok "./eval bogus lists plot among the modes" || bad "$(cat "$W/j.err")"
 ./eval tasks --ckpt "runs/$run_b" --tasks mqar --lengths 32 --samples 2 > "$W/k.out" 2>&1
