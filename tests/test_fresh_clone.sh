@@ -8,6 +8,8 @@
 # statistics on one line, results/ and runs/ not ignored by git).
 # Run: bash tests/test_fresh_clone.sh [REPO]   (default: the repository this script is in; .ci/run runs it)
 # Needs git, gcc and make; about a minute on 2 cores (the clone builds train, infer and eval).
+# NO_BLAS=1 in the environment: the build without OpenBLAS (make reads it); FRESH_QUICK=1: only the first part (make
+# train, ./train, Ctrl-C, resume, infer on the run), as .ci/run replays the build without BLAS.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib.sh
@@ -31,8 +33,10 @@ whole_lines() { [ -s "$1" ] && ! grep -qvE '^\{".*\}$' "$1" && [ "$(tail -c 1 "$
 
 # ---- fault 1: README's two commands, in that order
 if make train > "$W/make_train.log" 2>&1 && [ -x train ] && [ -f data/tinyshakespeare_train.bin ] && [ -f data/tinyshakespeare_val.bin ]; then
-  ok "make train builds ./train and the data shards"
+  ok "make train builds ./train and the data shards$([ "${NO_BLAS:-0}" = 1 ] && echo ' (NO_BLAS=1)')"
 else bad "make train: $(tail -3 "$W/make_train.log")"; fi
+if [ "${NO_BLAS:-0}" = 1 ]; then grep -q "✗ BLAS off (NO_BLAS=1)" "$W/make_train.log" && ok "make train with NO_BLAS=1 says the BLAS is off" || bad "no BLAS-off line: $(head -3 "$W/make_train.log")"; fi
+! grep -q "NCCL" "$W/make_train.log" && ok "make train prints no NCCL line" || bad "make train printed: $(grep NCCL "$W/make_train.log")"
 ./train > "$W/t1.out" 2> "$W/t1.err" < /dev/null &
 pid=$!
 if wait_for "$W/t1.out" '^step +3/1000' 300; then
@@ -73,6 +77,11 @@ else bad "./train did not reach step 3: $(tail -3 "$W/t1.err")"; kill $pid 2>/de
 
 # ---- fault 4: runs are folders; nothing one run writes touches another's
 make -s infer eval > "$W/make_more.log" 2>&1 || bad "make infer eval: $(tail -3 "$W/make_more.log")"
+if [ "${FRESH_QUICK:-0}" = 1 ]; then
+  out=$(./infer --ckpt "runs/$run" --prompt "ROMEO:" --max-new 10 --temperature 0 2>&1)
+  echo "$out" | grep -q "^runs/$run/model_.*\.ckpt | ropepp_eh " && ok "./infer on the interrupted run" || bad "infer: $out"
+  finish test_fresh_clone; exit $?
+fi
 sum_a=$(cat "runs/$run"/* 2>/dev/null | md5sum)
 ./train --pe rope --steps 2 --val-batches 1 --sample 0 > "$W/b.out" 2>&1 < /dev/null
 run_b=$(readlink runs/latest)
