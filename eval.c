@@ -367,8 +367,9 @@ static void ensure_dir(const char *dir) {
 
 /* ------------------------------------------------------------------------------------------------ progress */
 /* Progress of a long evaluation on stderr, as train's step lines: items done / total, elapsed and ETA. The ETA
-   comes from the work done (each item weighs its tokens: windows and samples differ in length). A line at most
-   once a second, and only when 5% more is done or 10 s have passed since the last; always a closing line. */
+   comes from the work done (each item weighs its work: a ppl window its forward flops, a task sample its
+   tokens). The first line after a second, then at most once a second, and only when 5% more is done or 10 s have
+   passed since the last; always a closing line. */
 typedef struct {
     const char *what;          /* "eval ppl: windows" */
     int64_t done, total;       /* items */
@@ -391,7 +392,7 @@ static void progress_step(Progress *p, double work) {
     p->done++;
     p->work_done += work;
     double t = wall_seconds(), frac = p->work_total > 0 ? p->work_done / p->work_total : 1.0;
-    if (p->done >= p->total || t - p->t_last < 1.0 || (frac - p->frac_last < 0.05 && t - p->t_last < 10.0)) return;
+    if (p->done >= p->total || t - p->t_last < 1.0 || (p->frac_last > 0 && frac - p->frac_last < 0.05 && t - p->t_last < 10.0)) return;
     char el[32], eta[32];
     fmt_duration(el, sizeof(el), t - p->t0);
     fmt_duration(eta, sizeof(eta), (t - p->t0) / frac * (1.0 - frac));
