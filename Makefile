@@ -74,8 +74,13 @@ ifeq ($(GPU_ARCH),)
     GPU_ARCH := 90
   endif
 endif
+# the nvcc and NCCL lines only where they matter: the NCCL line for a GPU target, the missing nvcc for a plain
+# `make` (a GPU target without nvcc says so itself, check_nvcc); `make train` prints neither
+GPU_GOALS := $(filter train_gpu train_gpu_fp32 infer_gpu eval_gpu gpu test_gpu tests/test_gpu tests/test_gpu_fp32 tests/test_infer_gpu ropepp_cuda.o ropepp_cuda_fp32.o,$(MAKECMDGOALS))
 ifeq ($(NVCC),)
-  $(info ✗ nvcc not found: GPU targets (train_gpu, infer_gpu, eval_gpu, test_gpu) are skipped; install the CUDA toolkit for them)
+  ifeq ($(filter-out all,$(MAKECMDGOALS)),)
+    $(info ✗ nvcc not found: GPU targets (train_gpu, infer_gpu, eval_gpu, test_gpu) are skipped; install the CUDA toolkit for them)
+  endif
 endif
 # --default-stream per-thread: a stream that CUDA graphs can capture (the decode step of infer_gpu)
 NVCC_FLAGS = -O3 -std=c++17 -I. -Xcompiler -Wall -gencode=arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -lineinfo --default-stream per-thread
@@ -97,11 +102,14 @@ ifneq ($(NVCC),)
     NVCC_FLAGS += -DROPEPP_NCCL -I$(NCCL_INC)
     NVCC_LIBS += -L$(NCCL_LIBDIR) -l:libnccl.so.2 -Xlinker -rpath=$(NCCL_LIBDIR)
     GPU_DEFS += -DROPEPP_NCCL
-    $(info ✓ NCCL $(NCCL_INC)/nccl.h, $(NCCL_LIBDIR)/libnccl.so.2: train_gpu trains on several GPUs (mpirun / torchrun, README))
+    NCCL_LINE = ✓ NCCL $(NCCL_INC)/nccl.h, $(NCCL_LIBDIR)/libnccl.so.2: train_gpu trains on several GPUs (mpirun / torchrun, README)
   else ifeq ($(NO_NCCL),1)
-    $(info ✗ NCCL off (NO_NCCL=1): train_gpu is single-GPU)
+    NCCL_LINE = ✗ NCCL off (NO_NCCL=1): train_gpu is single-GPU
   else
-    $(info ✗ NCCL not found (include/nccl.h + libnccl.so.2 under NCCL_HOME, $(CUDA_ROOT), /usr/local, /usr): train_gpu is single-GPU; pip install nvidia-nccl-cu13 and pass NCCL_HOME=.../site-packages/nvidia/nccl)
+    NCCL_LINE = ✗ NCCL not found (include/nccl.h + libnccl.so.2 under NCCL_HOME, $(CUDA_ROOT), /usr/local, /usr): train_gpu is single-GPU; pip install nvidia-nccl-cu13 and pass NCCL_HOME=.../site-packages/nvidia/nccl
+  endif
+  ifneq ($(GPU_GOALS),)
+    $(info $(NCCL_LINE))
   endif
 endif
 
@@ -111,7 +119,7 @@ CPU_PROGRAMS = train infer eval data/text2shards data/docs2shards
 TEST_LINES := $(shell sed -e 's/\#.*//' tests/tests.txt | awk '$$2 ~ /\.c$$/ { f = ""; for (i = 3; i <= NF; i++) f = f "," $$i; print $$1 ":" $$2 ":" f }')
 TEST_PROGRAMS = $(foreach l,$(TEST_LINES),tests/$(word 1,$(subst :, ,$(l))))
 
-.PHONY: FORCE all test clean fuzz fixtures gpu train_gpu test_gpu check_nvcc
+.PHONY: FORCE all test clean fuzz fixtures gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
 
 # `make train && ./train` works in a fresh clone: the train target also builds the default data shards
@@ -178,7 +186,8 @@ ropepp_cuda_fp32.o: ropepp_cuda.cu $(wildcard cuda/*.cuh) ropepp.h | check_nvcc
 	$(NVCC) $(NVCC_FLAGS) -DROPEPP_FP32 -c ropepp_cuda.cu -o $@
 
 # train.c compiled as C with the model code of the header and the op bodies from ropepp_cuda.cu
-train_gpu: train.c ropepp.h ropepp_cuda.o
+# (not phony: relinked only when a prerequisite changed; the data shards, as for train)
+train_gpu: train.c ropepp.h data/tasks.h ropepp_cuda.o | $(DATA)
 	$(CC) $(CFLAGS) $(GPU_DEFS) -c train.c -o train_gpu.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 infer_gpu: infer.c ropepp.h ropepp_cuda.o
@@ -187,7 +196,7 @@ infer_gpu: infer.c ropepp.h ropepp_cuda.o
 eval_gpu: eval.c ropepp.h ropepp_cuda.o
 	$(CC) $(CFLAGS) $(GPU_DEFS) -c eval.c -o eval_gpu.o
 	$(NVCC) $(NVCC_FLAGS) eval_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
-train_gpu_fp32: train.c ropepp.h ropepp_cuda_fp32.o
+train_gpu_fp32: train.c ropepp.h data/tasks.h ropepp_cuda_fp32.o | $(DATA)
 	$(CC) $(CFLAGS) $(GPU_DEFS) -DROPEPP_FP32 -c train.c -o train_gpu_fp32.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu_fp32.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 

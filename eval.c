@@ -78,24 +78,33 @@ static int out_close(FILE *fp) {
     return fclose(fp);
 }
 
-/* A line plot with axes, ticks, grid and a legend. logx: x on a log scale (ticks at powers of 10, or of 2 when the
-   x range is narrower than 3 decades). */
-static void svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel, int logx,
-                     const Series *s, int ns) {
+/* How svg_plot_styled draws: log axes; a fixed y range (y_lo < y_hi, else from the data); per series (NULL: series
+   k in colour k, solid) a colour index, and a style: 0 a solid line, 1 a dashed line with a marker at each point,
+   2 markers only. */
+typedef struct { int logx, logy; double y_lo, y_hi; const int *color, *style; } PlotStyle;
+
+/* A line plot with axes, ticks, grid and a legend. logx / logy: that axis on a log scale (ticks at powers of 10, or
+   of 2 when the range is narrower than 3 decades; points <= 0 are left out). */
+static void svg_plot_styled(const char *path, const char *title, const char *xlabel, const char *ylabel, const PlotStyle *st,
+                            const Series *s, int ns) {
+    int logx = st->logx, logy = st->logy;
     size_t longest = 0;
     for (int k = 0; k < ns; k++) if (strlen(s[k].name) > longest) longest = strlen(s[k].name);
     const double ml = 80, mt = 45, mb = 60, mr = 60 + 7.5 * (double)longest, W = ml + 490 + mr, H = 470;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int k = 0; k < ns; k++)
         for (int i = 0; i < s[k].n; i++) {
-            double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = s[k].y[i];
+            double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = logy ? log10(s[k].y[i]) : s[k].y[i];
             if (!isfinite(x) || !isfinite(y)) continue;
             x0 = fmin(x0, x); x1 = fmax(x1, x); y0 = fmin(y0, y); y1 = fmax(y1, y);
         }
     if (!(x1 > x0)) { x0 -= 1; x1 += 1; }
-    if (!(y1 > y0)) { y0 -= 1; y1 += 1; }
-    double ypad = 0.05 * (y1 - y0);
-    y0 -= ypad; y1 += ypad;
+    if (st->y_hi > st->y_lo) { y0 = st->y_lo; y1 = st->y_hi; }
+    else {
+        if (!(y1 > y0)) { y0 -= 1; y1 += 1; }
+        double ypad = 0.05 * (y1 - y0);
+        y0 -= ypad; y1 += ypad;
+    }
     FILE *fp = out_open(path);
     if (fp == NULL) { fprintf(stderr, "warning: cannot write plot %s: %s\n", path, strerror(errno)); return; }
     double pw = W - ml - mr, ph = H - mt - mb;
@@ -104,12 +113,22 @@ static void svg_plot(const char *path, const char *title, const char *xlabel, co
     fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"13\">\n", W, H);
     fprintf(fp, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     fprintf(fp, "<text x=\"%.0f\" y=\"25\" text-anchor=\"middle\" font-size=\"16\">%s</text>\n", ml + pw / 2, title);
-    /* y ticks */
+    /* y ticks (log: at 1, 2, 5 times powers of 10 inside the range, every 1..9 when it spans less than a decade) */
     double ys = nice_step(y1 - y0, 6);
-    for (double y = ceil(y0 / ys) * ys; y <= y1 + 1e-12; y += ys) {
-        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", ml, PY(y), ml + pw, PY(y));
-        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ml - 6, PY(y) + 4, fabs(y) < 1e-12 * ys ? 0.0 : y);
-    }
+    if (logy) {
+        int fine = y1 - y0 < 1.0;
+        for (double e = floor(y0); e <= y1; e += 1.0)
+            for (int m = 1; m <= (fine ? 9 : 5); m += fine || m == 1 ? 1 : 3) {
+                double y = e + log10((double)m);
+                if (y < y0 || y > y1) continue;
+                fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", ml, PY(y), ml + pw, PY(y));
+                fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ml - 6, PY(y) + 4, pow(10.0, y));
+            }
+    } else
+        for (double y = ceil(y0 / ys) * ys; y <= y1 + 1e-12; y += ys) {
+            fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", ml, PY(y), ml + pw, PY(y));
+            fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ml - 6, PY(y) + 4, fabs(y) < 1e-12 * ys ? 0.0 : y);
+        }
     /* x ticks */
     if (logx) {
         double base = (x1 - x0) < 3.0 ? log10(2.0) : 1.0;
@@ -128,21 +147,26 @@ static void svg_plot(const char *path, const char *title, const char *xlabel, co
     fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", ml + pw / 2, H - 15, xlabel);
     fprintf(fp, "<text transform=\"translate(20,%.1f) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", mt + ph / 2, ylabel);
     for (int k = 0; k < ns; k++) {
-        const char *col = palette[k % 10];
+        const char *col = palette[(st->color ? st->color[k] : k) % 10];
         /* beyond 10 series the colours repeat, dashed */
-        fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", col, k >= 10 ? " stroke-dasharray=\"6,3\"" : "");
-        for (int i = 0; i < s[k].n; i++) {
-            double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = s[k].y[i];
-            if (isfinite(x) && isfinite(y)) fprintf(fp, "%.1f,%.1f ", PX(x), PY(y));
-        }
-        fprintf(fp, "\"/>\n");
-        if (s[k].n <= 40)
+        int style = st->style ? st->style[k] : 0;
+        const char *dash = style == 1 || (st->style == NULL && k >= 10) ? " stroke-dasharray=\"6,3\"" : "";
+        if (style != 2) {
+            fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", col, dash);
             for (int i = 0; i < s[k].n; i++) {
-                double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = s[k].y[i];
-                if (isfinite(x) && isfinite(y)) fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(x), PY(y), col);
+                double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = logy ? log10(s[k].y[i]) : s[k].y[i];
+                if (isfinite(x) && isfinite(y)) fprintf(fp, "%.1f,%.1f ", PX(x), PY(y));
+            }
+            fprintf(fp, "\"/>\n");
+        }
+        if (s[k].n <= 40 || style != 0)
+            for (int i = 0; i < s[k].n; i++) {
+                double x = logx ? log10(s[k].x[i]) : s[k].x[i], y = logy ? log10(s[k].y[i]) : s[k].y[i];
+                if (isfinite(x) && isfinite(y)) fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" stroke=\"black\" stroke-width=\"0.5\"/>\n", PX(x), PY(y), style ? "4" : "3", col);
             }
         double ly = mt + 10 + 22 * k;
-        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n", ml + pw + 12, ly, ml + pw + 36, ly, col);
+        if (style != 2) fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"%s/>\n", ml + pw + 12, ly, ml + pw + 36, ly, col, dash);
+        if (style != 0) fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\" stroke=\"black\" stroke-width=\"0.5\"/>\n", ml + pw + 24, ly, col);
         fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", ml + pw + 42, ly + 4, s[k].name);
     }
 #undef PX
@@ -150,6 +174,13 @@ static void svg_plot(const char *path, const char *title, const char *xlabel, co
     fprintf(fp, "</svg>\n");
     if (out_close(fp) != 0) return;
     printf("wrote %s\n", path);
+}
+
+/* svg_plot_styled with one solid line per series in its own colour; logx as there */
+static void svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel, int logx,
+                     const Series *s, int ns) {
+    PlotStyle st = {logx, 0, 0.0, 0.0, NULL, NULL};
+    svg_plot_styled(path, title, xlabel, ylabel, &st, s, ns);
 }
 
 /* ------------------------------------------------------------------------------------------------ options */
@@ -263,7 +294,7 @@ static void usage(const char *mode) {
                "  --samples N        windows per length (8)\n"
                "  --scalings LIST    none, ntk:F, pi:F, yarn:F, comma-separated (none,ntk:4 for rotary models); each on\n"
                "                     top of the checkpoint's own scaling (none = as trained; pi:1 turns a trained PI off)\n"
-               "  --stride S         sliding-window stride (L/8); the window is L\n"
+               "  --stride S         sliding-window stride (L/2: each target with at least L/2 tokens of context); the window is L\n"
                "  --docs             windows start at the BOS of documents longer than the longest length (a corpus\n"
                "                     of scripts/make_corpus.sh), the same documents at every length; no sliding window\n"
                "  --docs-from P      with --docs: each document's loss (ppl_docs_*.csv, column from) over the targets from\n"
@@ -298,10 +329,12 @@ static void usage(const char *mode) {
     if (mode == NULL || strcmp(mode, "plot") == 0)
         printf("eval plot: a line plot of one of these CSVs, one line per value of a column\n"
                "  --csv FILE --x COL --y COL --group COL --out FILE.svg   required\n"
-               "  --where COL=VALUE  keep only matching rows (repeatable)    --logx   log x axis\n"
+               "  --where COL=VALUE  keep only matching rows (repeatable)    --logx, --log-y   log x / y axis\n"
                "  --title T --xlabel T --ylabel T\n"
-               "  --run DIR          a run folder: plot its train.jsonl (repeatable: one line per run); with\n"
-               "  --y COL            loss (default) or val_loss; --x is step; --out defaults to the first run's loss.svg (loss_vs_runs.svg for several runs)\n\n");
+               "  --run DIR          a run folder: plot its train.jsonl (repeatable: one colour per run): the training loss as\n"
+               "                     a solid line, a trailing mean of --smooth N steps (5%% of the steps), and the validation\n"
+               "                     loss dashed with a marker per validation; --y loss or --y val_loss keeps one; --x is step;\n"
+               "                     --out defaults to the first run's loss.svg (loss_vs_runs.svg for several runs)\n\n");
     if (mode == NULL || strcmp(mode, "curves") == 0)
         printf("eval curves: c_Re(dt), c_Im(dt) of paper Eq. 5 and 7 with their closed forms\n"
                "  --head-dim D       head dim (128)\n"
@@ -345,8 +378,9 @@ static void ensure_dir(const char *dir) {
 
 /* ------------------------------------------------------------------------------------------------ progress */
 /* Progress of a long evaluation on stderr, as train's step lines: items done / total, elapsed and ETA. The ETA
-   comes from the work done (each item weighs its tokens: windows and samples differ in length). A line at most
-   once a second, and only when 5% more is done or 10 s have passed since the last; always a closing line. */
+   comes from the work done (each item weighs its work: a ppl window its forward flops, a task sample its
+   tokens). The first line after a second, then at most once a second, and only when 5% more is done or 10 s have
+   passed since the last; always a closing line. */
 typedef struct {
     const char *what;          /* "eval ppl: windows" */
     int64_t done, total;       /* items */
@@ -369,7 +403,7 @@ static void progress_step(Progress *p, double work) {
     p->done++;
     p->work_done += work;
     double t = wall_seconds(), frac = p->work_total > 0 ? p->work_done / p->work_total : 1.0;
-    if (p->done >= p->total || t - p->t_last < 1.0 || (frac - p->frac_last < 0.05 && t - p->t_last < 10.0)) return;
+    if (p->done >= p->total || t - p->t_last < 1.0 || (p->frac_last > 0 && frac - p->frac_last < 0.05 && t - p->t_last < 10.0)) return;
     char el[32], eta[32];
     fmt_duration(el, sizeof(el), t - p->t0);
     fmt_duration(eta, sizeof(eta), (t - p->t0) / frac * (1.0 - frac));
@@ -480,7 +514,7 @@ static double sliding_window_nll(Model *m, const int *tok, size_t ntok, int L, i
         model_forward_loss(m, tok + begin, tok + begin + 1, 1, (int)(end - begin), 0);
         for (size_t t = first - begin; t < end - begin; t++) { nll += m->losses_host[t]; n++; }
         w++;
-        progress_step(progress, (double)(end - begin));
+        progress_step(progress, (double)(end - begin) * model_flops_per_token(&m->cfg, (int)(end - begin)));
     }
     *scored = n;
     *windows = w;
@@ -525,7 +559,7 @@ static int mode_ppl(Options *o) {
     if (!pe_scalable(c.pe)) {
         for (int i = 0; i < ns; i++) if (strcmp(sc[i].label, "none") != 0) { fprintf(stderr, "error: rope scaling does not apply to %s; use --scalings none\n", pe_name(c.pe)); return 1; }
     }
-    int S = o->stride > 0 ? o->stride : (L / 8 > 0 ? L / 8 : 1);
+    int S = o->stride > 0 ? o->stride : (L / 2 > 0 ? L / 2 : 1);
     if (S > L) { fprintf(stderr, "error: --stride %d is longer than the window %d (the training length): the targets between windows would go unscored\n", S, L); return 1; }
     if (ntok < 2) { fprintf(stderr, "error: %s holds %zu tokens; scoring needs at least 2\n", o->data, ntok); return 1; }
     ensure_dir(o->out);
@@ -552,12 +586,12 @@ static int mode_ppl(Options *o) {
         int64_t nw = o->docs ? (int64_t)((size_t)o->samples < nd ? (size_t)o->samples : nd) : disjoint_windows(ntok, lengths[li], o->samples, starts);
         if (nw == 0) { fprintf(stderr, "error: length %d needs more than the %zu tokens of %s\n", lengths[li], ntok, o->data); return 1; }
         total_windows += nw * ns;
-        total_work += (double)nw * ns * lengths[li];
+        total_work += (double)nw * ns * lengths[li] * model_flops_per_token(&c, lengths[li]);
     }
     if (!o->docs) {
         size_t sliding = (ntok - 1 + (size_t)S - 1) / (size_t)S;
         total_windows += (int64_t)sliding;
-        total_work += (double)sliding * L;
+        total_work += (double)sliding * L * model_flops_per_token(&c, L);
     }
     Progress progress;
     progress_start(&progress, "eval ppl: windows", total_windows, total_work);
@@ -584,7 +618,7 @@ static int mode_ppl(Options *o) {
             size_t band_n[5] = {0}, total_n = 0;
             for (int64_t k = 0; k < nw; k++) {
                 model_forward_loss(&ms, tok + starts[k], tok + starts[k] + 1, 1, T, 0);
-                progress_step(&progress, T);
+                progress_step(&progress, T * model_flops_per_token(&c, T));
                 if (dcsv != NULL) {
                     double dl = 0.0;   /* the targets from --docs-from on: past the start-of-document cost */
                     for (int t = o->docs_from; t < T; t++) dl += ms.losses_host[t];
@@ -923,7 +957,8 @@ static int mode_tasks(Options *o) {
     char title[256];
     snprintf(title, sizeof(title), "%s: task accuracy vs length (trained at %d)%s", pe_name(c.pe), L, untrained_title(untrained));
     snprintf(path, sizeof(path), "%s/tasks_%s.svg", o->out, pe_name(c.pe));
-    svg_plot(path, title, "length (tokens)", "accuracy (%)", 1, s, nt);
+    PlotStyle pct = {1, 0, 0.0, 100.0, NULL, NULL};   /* accuracy in %: the axis 0-100, also when every task is at 0 */
+    svg_plot_styled(path, title, "length (tokens)", "accuracy (%)", &pct, s, nt);
     free(ys); free(xs); free(params);
     model_free(&m);
     return 0;
@@ -1085,7 +1120,8 @@ static int mode_noise(Options *o) {
     char title[256];
     snprintf(title, sizeof(title), "%s: %s accuracy vs query noise (length %d)%s", pe_name(c.pe), label, T, untrained_title(trained == 0));
     snprintf(path, sizeof(path), "%s/noise_%s.svg", o->out, pe_name(c.pe));
-    svg_plot(path, title, o->relative ? "noise sigma / layer query RMS" : "noise sigma", "accuracy (%)", 0, s, ntarget);
+    PlotStyle pct = {0, 0, 0.0, 100.0, NULL, NULL};   /* accuracy in %: the axis 0-100 */
+    svg_plot_styled(path, title, o->relative ? "noise sigma / layer query RMS" : "noise sigma", "accuracy (%)", &pct, s, ntarget);
     free(ys); free(params); free(rms); free(ok[0]); free(ok[1]);
     m.noise_layer_scale = NULL;
     model_free(&m);
@@ -1210,8 +1246,8 @@ static int mode_attn(Options *o) {
 /* ------------------------------------------------------------------------------------------------ plot mode */
 /* A line plot of a CSV with a header row: x and y columns, one series per value of the group column, rows kept
    only where every --where COL=VAL holds. */
-typedef struct { const char *csv, *x, *y, *group, *title, *xlabel, *ylabel, *path; const char *where[8]; int n_where, logx;
-                 const char *runs[16]; int n_runs; } PlotArgs;
+typedef struct { const char *csv, *x, *y, *group, *title, *xlabel, *ylabel, *path; const char *where[8]; int n_where, logx, logy;
+                 const char *runs[16]; int n_runs, smooth; } PlotArgs;
 
 static int csv_split(char *line, char **cols, int max) {
     int n = 0;
@@ -1286,59 +1322,106 @@ static int mode_plot(const PlotArgs *a) {
             }
         s[k].name = names[k]; s[k].n = counts[k]; s[k].x = xs[k]; s[k].y = ys[k];
     }
-    svg_plot(a->path, a->title ? a->title : a->y, a->xlabel ? a->xlabel : a->x, a->ylabel ? a->ylabel : a->y, a->logx, s, ns);
+    PlotStyle st = {a->logx, a->logy, 0.0, 0.0, NULL, NULL};
+    svg_plot_styled(a->path, a->title ? a->title : a->y, a->xlabel ? a->xlabel : a->x, a->ylabel ? a->ylabel : a->y, &st, s, ns);
     return 0;
 }
 
-/* Loss curves from runs' logs (RUN/train.jsonl, or a .jsonl file): one line per run, y = --y (loss or val_loss)
-   against step. */
-static int mode_plot_runs(const PlotArgs *a) {
-    const char *key = a->y ? a->y : "loss";
+/* The points of one key of a run's log (RUN/train.jsonl, or a .jsonl file): x[] the steps, y[] the values (malloc'd).
+   Returns how many, or -1 when the log cannot be opened (message printed). */
+static int log_points(const char *run, const char *key, double **x_out, double **y_out) {
     enum { MAXP = 100000 };
-    Series s[16];
-    static char names[16][256];
-    char path[4300], out[4300], pattern[64];
+    char path[4300], pattern[64], line[4096];
+    struct stat st;
+    if (stat(run, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(path, sizeof(path), "%s/train.jsonl", run);
+    else snprintf(path, sizeof(path), "%s", run);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) { fprintf(stderr, "error: cannot open the log '%s': %s (--run takes a run folder or its train.jsonl)\n", path, strerror(errno)); return -1; }
     snprintf(pattern, sizeof(pattern), "\"%s\": ", key);
-    int rc = 0;
-    for (int r = 0; r < a->n_runs; r++) {
-        struct stat st;
-        if (stat(a->runs[r], &st) == 0 && S_ISDIR(st.st_mode)) snprintf(path, sizeof(path), "%s/train.jsonl", a->runs[r]);
-        else snprintf(path, sizeof(path), "%s", a->runs[r]);
-        FILE *fp = fopen(path, "r");
-        if (fp == NULL) { fprintf(stderr, "error: cannot open the log '%s': %s (--run takes a run folder or its train.jsonl)\n", path, strerror(errno)); return 1; }
-        double *x = (double *)mallocCheck(sizeof(double) * MAXP), *y = (double *)mallocCheck(sizeof(double) * MAXP);
-        int n = 0;
-        char line[4096];
-        while (n < MAXP && fgets(line, sizeof(line), fp) != NULL) {
-            int step;
-            const char *v = strstr(line, pattern);
-            if (sscanf(line, "{\"step\": %d", &step) != 1 || v == NULL) continue;
-            x[n] = step;
-            y[n] = atof(v + strlen(pattern));
-            n++;
-        }
-        fclose(fp);
+    double *x = (double *)mallocCheck(sizeof(double) * MAXP), *y = (double *)mallocCheck(sizeof(double) * MAXP);
+    int n = 0, step;
+    while (n < MAXP && fgets(line, sizeof(line), fp) != NULL) {
+        const char *v = strstr(line, pattern);
+        if (sscanf(line, "{\"step\": %d", &step) != 1 || v == NULL) continue;
+        x[n] = step;
+        y[n] = atof(v + strlen(pattern));
+        n++;
+    }
+    fclose(fp);
+    *x_out = x;
+    *y_out = y;
+    return n;
+}
+
+/* y[i] = the mean of y[max(0, i - w + 1) .. i] (a trailing window of w points), in place */
+static void window_mean(double *y, int n, int w) {
+    double sum = 0.0, *orig = (double *)mallocCheck(sizeof(double) * (n > 0 ? n : 1));
+    memcpy(orig, y, sizeof(double) * n);
+    for (int i = 0; i < n; i++) {
+        sum += orig[i];
+        if (i >= w) sum -= orig[i - w];
+        y[i] = sum / (i + 1 < w ? i + 1 : w);
+    }
+    free(orig);
+}
+
+/* Loss curves of runs: per run (one colour each) the training loss as a trailing mean of --smooth N logged steps
+   (default: 5% of the run's steps, at least 1; 1 = raw) as a solid line, and the validation loss as a dashed line
+   with a marker per validation; --y loss or --y val_loss keeps one of them; --log-y a log y axis. */
+static int mode_plot_runs(const PlotArgs *a) {
+    int want_train = a->y == NULL || strcmp(a->y, "loss") == 0, want_val = a->y == NULL || strcmp(a->y, "val_loss") == 0;
+    if (!want_train && !want_val) { fprintf(stderr, "error: --y '%s' with --run: loss or val_loss (default: both)\n", a->y); return 1; }
+    Series s[32];
+    int color[32], style[32], ns = 0, rc = 0, smooth_used = 0;
+    static char names[32][320];
+    for (int r = 0; r < a->n_runs && rc == 0; r++) {
         char name[4300];
         snprintf(name, sizeof(name), "%s", a->runs[r]);
         size_t len = strlen(name);
         while (len > 1 && name[len - 1] == '/') name[--len] = '\0';
         const char *base = strrchr(name, '/');
-        snprintf(names[r], sizeof(names[r]), "%s", base ? base + 1 : name);
-        if (n == 0) { fprintf(stderr, "error: '%s' has no line with \"%s\" (keys: loss, val_loss)\n", path, key); rc = 1; }
-        s[r].name = names[r]; s[r].n = n; s[r].x = x; s[r].y = y;
-        printf("%s: %d points of %s\n", path, n, key);
+        base = base ? base + 1 : name;
+        for (int k = 0; k < 2; k++) {
+            if (!(k == 0 ? want_train : want_val)) continue;
+            const char *key = k == 0 ? "loss" : "val_loss";
+            double *x, *y;
+            int n = log_points(a->runs[r], key, &x, &y);
+            if (n < 0) { rc = 1; break; }
+            printf("%s: %d points of %s\n", a->runs[r], n, key);
+            if (n == 0) {
+                free(x); free(y);
+                if (k == 1 && want_train) continue;   /* a run without a validation yet: its training curve alone */
+                fprintf(stderr, "error: '%s' has no line with \"%s\" (keys: loss, val_loss)\n", a->runs[r], key);
+                rc = 1;
+                break;
+            }
+            int w = a->smooth > 0 ? a->smooth : (n / 20 > 1 ? n / 20 : 1);
+            if (k == 0) { window_mean(y, n, w); if (w > smooth_used) smooth_used = w; }
+            snprintf(names[ns], sizeof(names[ns]), "%.200s %s", base, k == 0 ? "train" : "val");
+            s[ns].name = names[ns]; s[ns].n = n; s[ns].x = x; s[ns].y = y;
+            color[ns] = r; style[ns] = k;
+            ns++;
+        }
     }
     if (rc == 0) {
+        char out[4300], title[256], ylabel[128];
         if (a->path) snprintf(out, sizeof(out), "%s", a->path);
         else {
             struct stat st;
             int dir = stat(a->runs[0], &st) == 0 && S_ISDIR(st.st_mode);
             /* one run: RUN/loss.svg; several: RUN/loss_vs_runs.svg, so that the first run's own plot stays */
-            snprintf(out, sizeof(out), "%s/%s%s.svg", dir ? a->runs[0] : ".", key, a->n_runs > 1 ? "_vs_runs" : "");
+            snprintf(out, sizeof(out), "%s/%s%s.svg", dir ? a->runs[0] : ".", a->y ? a->y : "loss", a->n_runs > 1 ? "_vs_runs" : "");
         }
-        svg_plot(out, a->title ? a->title : key, a->xlabel ? a->xlabel : "step", a->ylabel ? a->ylabel : key, a->logx, s, a->n_runs);
+        char smooth[64] = "";
+        if (want_train) snprintf(smooth, sizeof(smooth), smooth_used > 1 ? "mean of the last %d steps" : "raw, every step", smooth_used);
+        if (want_train && want_val) snprintf(title, sizeof(title), "training loss (solid: %s), validation loss (dashed)", smooth);
+        else if (want_train) snprintf(title, sizeof(title), "training loss (%s)", smooth);
+        else snprintf(title, sizeof(title), "validation loss");
+        snprintf(ylabel, sizeof(ylabel), "loss (nats/token%s)", a->logy ? ", log scale" : "");
+        PlotStyle st = {a->logx, a->logy, 0.0, 0.0, color, style};
+        svg_plot_styled(out, a->title ? a->title : title, a->xlabel ? a->xlabel : "step", a->ylabel ? a->ylabel : ylabel, &st, s, ns);
     }
-    for (int r = 0; r < a->n_runs; r++) if (r < a->n_runs && s[r].x) { free((void *)s[r].x); free((void *)s[r].y); }
+    for (int k = 0; k < ns; k++) { free((void *)s[k].x); free((void *)s[k].y); }
     return rc;
 }
 
@@ -1730,6 +1813,7 @@ int main(int argc, char **argv) {
             const char *f = argv[i];
             if (strcmp(f, "--help") == 0) { usage("plot"); return 0; }
             if (strcmp(f, "--logx") == 0) { p.logx = 1; continue; }
+            if (strcmp(f, "--log-y") == 0 || strcmp(f, "--logy") == 0) { p.logy = 1; continue; }
             if (i + 1 >= argc) { fprintf(stderr, "error: flag %s needs a value; see ./eval plot --help\n", f); return 1; }
             const char *v = argv[++i];
             if (strcmp(f, "--csv") == 0) p.csv = v;
@@ -1742,9 +1826,11 @@ int main(int argc, char **argv) {
             else if (strcmp(f, "--out") == 0) p.path = v;
             else if (strcmp(f, "--where") == 0 && p.n_where < 8) p.where[p.n_where++] = v;
             else if (strcmp(f, "--run") == 0 && p.n_runs < 16) p.runs[p.n_runs++] = v;
-            else { fprintf(stderr, "error: unknown flag '%s' for mode plot; see ./eval plot --help\n", f); return 1; }
+            else if (strcmp(f, "--smooth") == 0) p.smooth = (int)flag_number("./eval", f, v, 1, 1e6);
+            else { char eq[300]; fprintf(stderr, "error: unknown flag '%s' for mode plot%s; see ./eval plot --help\n", f, flag_equals_hint(f, eq, sizeof(eq))); return 1; }
         }
         if (p.n_runs > 0 && p.csv) { fprintf(stderr, "error: eval plot takes --csv or --run, not both\n"); return 1; }
+        if (p.smooth > 0 && p.n_runs == 0) { fprintf(stderr, "error: --smooth applies to the training loss of --run DIR, not to --csv\n"); return 1; }
         return p.n_runs > 0 ? mode_plot_runs(&p) : mode_plot(&p);
     }
     if (strcmp(mode, "stat") == 0) return mode_stat(argc, argv);
@@ -1768,7 +1854,9 @@ int main(int argc, char **argv) {
             int n = 0, best_d = 3;
             for (int k = 0; k < eval_flag_count; k++) if (eval_flags[k].modes & mode_bit) names[n++] = eval_flags[k].flag;
             name_nearest(f, names, n, &best, &best_d);
-            if (best != NULL) fprintf(stderr, "error: unknown flag '%s' for mode %s (did you mean %s?); see ./eval %s --help\n", f, mode, best, mode);
+            char eq[300];
+            if (flag_equals_hint(f, eq, sizeof(eq))[0]) fprintf(stderr, "error: unknown flag '%s' for mode %s%s\n", f, mode, eq);
+            else if (best != NULL) fprintf(stderr, "error: unknown flag '%s' for mode %s (did you mean %s?); see ./eval %s --help\n", f, mode, best, mode);
             else fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode);
             return 1;
         }

@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--ntk-factor") == 0) o.scaling.ntk_factor = flag_number("./infer", f, v, 1, 1e6);
         else if (strcmp(f, "--pi-factor") == 0) o.scaling.pi_factor = flag_number("./infer", f, v, 1, 1e6);
         else if (strcmp(f, "--yarn-factor") == 0) o.scaling.yarn_factor = flag_number("./infer", f, v, 1, 1e6);
-        else { fprintf(stderr, "error: unknown flag '%s'; see ./infer --help\n", f); return 1; }
+        else { char eq[300]; fprintf(stderr, "error: unknown flag '%s'%s; see ./infer --help\n", f, flag_equals_hint(f, eq, sizeof(eq))); return 1; }
         int rule = settings_find(config_rules, config_rule_count, f);
         if (rule >= 0) o.given |= 1ull << rule;
     }
@@ -140,7 +140,7 @@ int main(int argc, char **argv) {
         }
     } else {
         if (c.tokenizer != TOKENIZER_BYTES) {
-            fprintf(stderr, "error: this model is not byte-level (tokenizer %d, vocab %d); pass --prompt-tokens with token ids\n", c.tokenizer, V);
+            fprintf(stderr, "error: this model is not byte-level (tokenizer %d, vocab %d); pass the prompt as token ids, --prompt-tokens 464,3290, and --tokenizer FILE (llm.c's gpt2_tokenizer.bin) to print the output as text\n", c.tokenizer, V);
             return 1;
         }
         size_t len = strlen(text);
@@ -168,10 +168,7 @@ int main(int argc, char **argv) {
     if (o.tokenizer != NULL) {
         if (tokenizer_read(&tok_text, o.tokenizer, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
         if (tok_text.vocab_size > V) { fprintf(stderr, "error: the tokenizer has %d tokens, more than the model's vocabulary %d\n", tok_text.vocab_size, V); return 1; }
-        for (int i = 0; i < n_prompt && c.tokenizer != TOKENIZER_BYTES; i++) {
-            const char *piece = tokenizer_decode(&tok_text, prompt[i]);
-            fputs(piece ? piece : "", stdout);
-        }
+        for (int i = 0; i < n_prompt && c.tokenizer != TOKENIZER_BYTES; i++) token_print(stdout, prompt[i], 0, &tok_text);
     }
     KVCache kv;
     kvcache_init(&kv, &m, 1, total);
@@ -179,7 +176,7 @@ int main(int argc, char **argv) {
     Sampler smp = {o.temperature, o.top_k, o.top_p};
     fprintf(stderr, "%s | %s | %zu parameters | trained at %d, rope base %g, pi %g, yarn %g, ntk %g | backend %s\n", o.ckpt, pe_name(c.pe),
             m.num_params, c.train_seq, c.rope_base, c.pi_factor, c.yarn_factor, c.ntk_factor, backend_name());
-    if (c.tokenizer == TOKENIZER_BYTES) fwrite(text, 1, strlen(text), stdout);
+    for (int i = 0; i < n_prompt && c.tokenizer == TOKENIZER_BYTES; i++) token_print(stdout, prompt[i], 1, NULL);
     fflush(stdout);
 
     double t0 = wall_seconds();
@@ -200,10 +197,7 @@ int main(int argc, char **argv) {
             model_tokens_to_host(&m, &kv, &tok);
             t_gen += wall_seconds() - t1;
         }
-        const char *piece = tokenizer_decode(&tok_text, tok);   /* NULL without --tokenizer */
-        if (c.tokenizer == TOKENIZER_BYTES) putchar(tok);
-        else if (piece != NULL) fputs(piece, stdout);
-        else printf(" %d", tok);
+        token_print(stdout, tok, c.tokenizer == TOKENIZER_BYTES, &tok_text);   /* <id> without --tokenizer */
         fflush(stdout);
         generated++;
     }

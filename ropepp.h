@@ -89,6 +89,9 @@ int flag_int(const char *program, const char *flag, const char *text, int lo, in
    nearer than *best_d, goes into *best and its distance into *best_d; start with *best = NULL, *best_d = 3 (a
    suggestion at distance 2 at most) and search several lists in turn. Names over 63 characters are never near. */
 void name_nearest(const char *s, const char *const *names, int n, const char **best, int *best_d);
+/* An unknown flag written --flag=value: the hint "; write it as --flag value (the value is the next word)" in out,
+   else "" (every program reads a flag's value from the next word). Returns out. */
+const char *flag_equals_hint(const char *s, char *out, size_t n);
 /* Progress lines (train's steps, eval's windows): a monotonic wall clock in seconds, and a duration as 42.1s,
    3m07s or 2h05m. */
 double wall_seconds(void);
@@ -636,6 +639,11 @@ typedef struct {
 int tokenizer_read(Tokenizer *t, const char *path, char *err, size_t errlen);
 const char *tokenizer_decode(const Tokenizer *t, int token);   /* NULL if out of range */
 void tokenizer_free(Tokenizer *t);
+/* A generated token as text on f (a terminal, samples.txt), never a raw control byte: a byte-level model's token
+   (byte_level) as itself when printable ASCII, newline or tab, else \xNN (control bytes, ESC, DEL and 128-255,
+   which alone are not text); another model's token as its tokenizer piece (t may be NULL), control bytes escaped
+   the same way and UTF-8 kept, or <id> without a piece. */
+void token_print(FILE *f, int token, int byte_level, const Tokenizer *t);
 
 /* Sample a token from probabilities softmax(logits / temperature) with top-k (0 = off) and top-p (1 = off);
    temperature 0 = greedy. */
@@ -722,12 +730,21 @@ void fclose_check(FILE *fp, const char *file, int line) {
     }
 }
 
+/* a bound of a flag's range as the user writes it: an integer as one (16777216, not 1.67772e+07), else %g */
+static void bound_text(char *out, size_t n, double x) {
+    if (fabs(x) < 1e17 && x == (double)(long long)x) snprintf(out, n, "%lld", (long long)x);
+    else snprintf(out, n, "%g", x);
+}
+
 double flag_number(const char *program, const char *flag, const char *text, double lo, double hi) {
     char *end;
     errno = 0;
     double x = strtod(text, &end);
     if (*text == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "error: %s '%s' is not a number in [%g, %g]; see %s --help\n", flag, text, lo, hi, program);
+        char a[32], b[32];
+        bound_text(a, sizeof(a), lo);
+        bound_text(b, sizeof(b), hi);
+        fprintf(stderr, "error: %s '%s' is not a number in [%s, %s]; see %s --help\n", flag, text, a, b, program);
         exit(1);
     }
     return x;
@@ -774,6 +791,14 @@ static int name_distance(const char *a, const char *b) {
     }
     return prev[nb];
 }
+const char *flag_equals_hint(const char *s, char *out, size_t n) {
+    const char *eq = strchr(s, '=');
+    out[0] = '\0';
+    if (strncmp(s, "--", 2) == 0 && eq != NULL && eq > s + 2)
+        snprintf(out, n, "; write it as %.*s %s (the value is the next word)", (int)(eq - s), s, eq + 1);
+    return out;
+}
+
 void name_nearest(const char *s, const char *const *names, int n, const char **best, int *best_d) {
     for (int k = 0; k < n; k++) {
         int d = name_distance(s, names[k]);
@@ -2269,6 +2294,29 @@ static double model_dloss(const Model *m) {
 }
 static const floatM *model_target_weights(const Model *m) { return m->loss_rows ? m->target_w : NULL; }
 
+/* OpenMP threads sized to the work (CPU; no-op on the GPU). The threads of a team meet at a barrier after each op;
+   while other programs hold the cores, a barrier waits for a preempted thread for a time slice (milliseconds), so a
+   pass of many tiny ops (decoding a token, scoring a short window) ran 100x slower than on one thread
+   (bench/cpu/README.md). A forward of `flops` gets one thread per THREAD_MIN_FLOPS of it, at most the threads there
+   were at the first call (OMP_NUM_THREADS); a training step (flops < 0) gets all of them. OpenBLAS's OpenMP
+   flavour is told too (it keeps its own count). */
+#define THREAD_MIN_FLOPS 1e9
+static void threads_for_work(double flops) {
+#if defined(_OPENMP) && !defined(ROPEPP_CUDA)
+    static int most = 0;
+    if (most == 0) most = omp_get_max_threads();
+    double fit = flops < 0 ? most : flops / THREAD_MIN_FLOPS;
+    int n = fit >= most ? most : (fit < 1.0 ? 1 : (int)fit);
+    if (n == omp_get_max_threads()) return;
+    omp_set_num_threads(n);
+#ifdef ROPEPP_BLAS
+    openblas_set_num_threads(n);
+#endif
+#else
+    (void)flops;
+#endif
+}
+
 /* the start of model_forward and model_forward_loss: checks, room, the tokens (and targets) to the backend, then
    the layers up to the final norm */
 static void model_run_body(Model *m, const int *inputs, const int *targets, int B, int T) {
@@ -2289,6 +2337,7 @@ static void model_run_body(Model *m, const int *inputs, const int *targets, int 
 
 double model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
     size_t N = (size_t)B * T;
+    threads_for_work(model_flops_per_token(&m->cfg, T) / 3.0 * (double)N);
     model_run_body(m, inputs, targets, B, T);
     model_classifier(m);
     m->loss = -1.0;
@@ -2302,6 +2351,7 @@ double model_forward(Model *m, const int *inputs, const int *targets, int B, int
 double model_forward_loss(Model *m, const int *inputs, const int *targets, int B, int T, int backward) {
     size_t N = (size_t)B * T;
     if (targets == NULL) { fprintf(stderr, "error: model_forward_loss needs targets\n"); exit(1); }
+    threads_for_work(backward ? -1.0 : model_flops_per_token(&m->cfg, T) / 3.0 * (double)N);
     model_run_body(m, inputs, targets, B, T);
     /* chunks of R rows: logits (R, V) in scratch_a, the loss, and with backward dlogits in place, then dlnf rows
        (into scratch_b, which model_backward reads) and the classifier's weight gradient (+=) */
@@ -2366,6 +2416,7 @@ void model_decode(Model *m, KVCache *kv, const int *tokens, int Tn) {
         exit(1);
     }
     size_t N = (size_t)kv->B * Tn;
+    threads_for_work(model_flops_per_token(&m->cfg, kv->pos + Tn) / 3.0 * (double)N);
     check_tokens(m, tokens, NULL, N);
     model_prepare(m, kv->B, Tn, kv->Tmax);
     backend_from_host(m->inputs, tokens, N * sizeof(int));
@@ -2408,6 +2459,7 @@ void model_decode_next(Model *m, KVCache *kv, const Sampler *s, int use_graph) {
         exit(1);
     }
     model_prepare(m, kv->B, 1, kv->Tmax);
+    threads_for_work(model_flops_per_token(&m->cfg, kv->pos + 1) / 3.0 * kv->B);
     /* the noise experiment redraws its noise every forward (a graph would replay one draw); the profiler's marks
        are host clocks on the CPU and events to read back on the GPU: both run the step uncaptured */
     int graph_ok = use_graph && !(m->noise_target != NOISE_NONE && m->noise_sigma != 0.0) && m->profile == NULL;
@@ -3099,6 +3151,51 @@ int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errl
     return 0;
 }
 
+static int name_desc(const void *a, const void *b) { return strcmp(*(const char *const *)b, *(const char *const *)a); }
+
+/* Why the run folder dir has no checkpoint, for the error: which run it is (runs/latest is a link), whether it is
+   likely still training (its train.jsonl written in the last minute) and up to 3 other runs beside it that have
+   checkpoints (newest names first: run names end in their date and time). Into out. */
+static void no_checkpoint_why(const char *dir, char *out, size_t n) {
+    char link[4096], parent[4096];
+    ssize_t ln = readlink(dir, link, sizeof(link) - 1);   /* runs/latest -> the run's name */
+    link[ln > 0 ? ln : 0] = '\0';
+    snprintf(parent, sizeof(parent), "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash != NULL) *slash = '\0'; else snprintf(parent, sizeof(parent), ".");
+    const char *base = ln > 0 ? link : (slash != NULL ? dir + (slash - parent) + 1 : dir);
+    size_t len = (size_t)snprintf(out, n, " (the run %s", base);
+    char log[4200];
+    struct stat st, self;
+    if (stat(dir, &self) != 0) memset(&self, 0, sizeof(self));
+    snprintf(log, sizeof(log), "%s/train.jsonl", dir);
+    double ago = stat(log, &st) == 0 ? difftime(time(NULL), st.st_mtime) : -1.0;
+    if (ago >= 0 && ago < 60)
+        len += (size_t)snprintf(out + len, n - len, ": its train.jsonl was written %.0f s ago, so it is likely still training; it writes a checkpoint every --ckpt-every steps (settings.txt), at the end and on Ctrl-C)", ago);
+    else len += (size_t)snprintf(out + len, n - len, ": no checkpoint was written; a run writes one every --ckpt-every steps, at the end and on Ctrl-C)");
+    DIR *d = opendir(parent);
+    if (d == NULL || len >= n) { if (d) closedir(d); return; }
+    char *names[256];
+    int k = 0, steps[1];
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && k < 256) {
+        char sub[4400];
+        snprintf(sub, sizeof(sub), "%s/%s", parent, e->d_name);
+        if (e->d_name[0] == '.' || lstat(sub, &st) != 0 || !S_ISDIR(st.st_mode)) continue;   /* links (latest) left out */
+        if ((st.st_dev == self.st_dev && st.st_ino == self.st_ino) || checkpoint_list(sub, 0, steps, 1) == 0) continue;
+        names[k] = (char *)mallocCheck(strlen(sub) + 1);
+        strcpy(names[k++], sub);
+    }
+    closedir(d);
+    qsort(names, (size_t)k, sizeof(names[0]), name_desc);
+    if (k > 0) len += (size_t)snprintf(out + len, n - len, "; runs with checkpoints:");
+    for (int i = 0; i < k; i++) {
+        if (i < 3 && len < n) len += (size_t)snprintf(out + len, n - len, "%s %s", i ? "," : "", names[i]);
+        free(names[i]);
+    }
+    if (k > 3 && len < n) snprintf(out + len, n - len, " and %d more", k - 3);
+}
+
 int checkpoint_resolve(const char *path, const char *flag, char *out, size_t outlen, char *err, size_t errlen) {
     const char *p = path != NULL ? path : RUN_LATEST;
     struct stat st;
@@ -3114,7 +3211,9 @@ int checkpoint_resolve(const char *path, const char *flag, char *out, size_t out
     int steps[4096];
     int n = checkpoint_list(p, 0, steps, 4096);
     if (n == 0) {
-        set_err(err, errlen, "no checkpoint (model_*.ckpt) in the folder '%s'; pass a run folder that has one, or a checkpoint file: %s DIR/model_NNNNNNNN.ckpt", p, flag);
+        char why[1200];
+        no_checkpoint_why(p, why, sizeof(why));
+        set_err(err, errlen, "no checkpoint (model_*.ckpt) in the folder '%s'%s; pass a run folder that has one, or a checkpoint file: %s DIR/model_NNNNNNNN.ckpt", p, why, flag);
         return -1;
     }
     snprintf(out, outlen, "%s/model_%08d.ckpt", p, steps[n - 1]);
@@ -3546,6 +3645,18 @@ int tokenizer_read(Tokenizer *t, const char *path, char *err, size_t errlen) {
 
 const char *tokenizer_decode(const Tokenizer *t, int token) {
     return (t->tokens != NULL && token >= 0 && token < t->vocab_size) ? t->tokens[token] : NULL;
+}
+
+static void byte_print(FILE *f, unsigned char b, int keep_high) {
+    if ((b >= 32 && b < 127) || b == '\n' || b == '\t' || (keep_high && b >= 128)) fputc(b, f);
+    else fprintf(f, "\\x%02x", b);
+}
+
+void token_print(FILE *f, int token, int byte_level, const Tokenizer *t) {
+    if (byte_level) { byte_print(f, (unsigned char)token, 0); return; }
+    const char *piece = t != NULL ? tokenizer_decode(t, token) : NULL;
+    if (piece == NULL) { fprintf(f, "<%d>", token); return; }
+    for (const unsigned char *p = (const unsigned char *)piece; *p; p++) byte_print(f, *p, 1);
 }
 
 void tokenizer_free(Tokenizer *t) {

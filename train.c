@@ -32,6 +32,7 @@ LOCAL_RANK,  ROPEPP_NCCL_ID_FILE=/shared/path ./train_gpu ...  in each process. 
 typedef struct {
     Config model;
     const char *train_pattern, *val_pattern, *out, *log_path, *init_from, *prompt, *mix;
+    const char *tokenizer;      /* --tokenizer FILE: how the samples of a token-id model are printed (NULL: <id>) */
     int vocab;                  /* 0 = from the data */
     int batch, seq, steps, warmup, schedule, decay_steps, val_every, val_batches, ckpt_every, keep, resume, profile;
     int sample_len, sample_every, init;
@@ -85,6 +86,7 @@ static const SettingRule run_rules[] = {
     {"--sample",       'i', offsetof(Options, sample_len),    {'a', '-', '-'}, NULL},
     {"--sample-every", 'i', offsetof(Options, sample_every),  {'a', '-', '-'}, NULL},
     {"--prompt",       's', offsetof(Options, prompt),        {'a', '-', '-'}, NULL},
+    {"--tokenizer",    's', offsetof(Options, tokenizer),     {'a', '-', '-'}, NULL},
     {"--temperature",  'd', offsetof(Options, temperature),   {'a', '-', '-'}, NULL},
 };
 static const int run_rule_count = (int)(sizeof(run_rules) / sizeof(run_rules[0]));
@@ -100,7 +102,7 @@ static Options default_options(void) {
     o.prompt = "\n";
     o.vocab = 0;
     o.batch = 16; o.seq = 128; o.steps = 1000; o.warmup = -1; o.schedule = SCHED_WSD; o.decay_steps = -1;
-    o.val_every = 100; o.val_batches = 20; o.ckpt_every = 0; o.keep = 3; o.resume = 0; o.profile = 0;
+    o.val_every = 100; o.val_batches = 20; o.ckpt_every = -1; o.keep = 3; o.resume = 0; o.profile = 0;
     o.sample_len = 300; o.sample_every = 0; o.init = INIT_TORCH_DEFAULT; o.grad_accum = 1; o.mix_row_mean = 1;
     o.lr = 3e-3; o.beta1 = 0.95; o.beta2 = 0.99; o.eps = 1e-8; o.weight_decay = 0.1; o.clip = 0.0;
     o.temperature = 0.8; o.seed = 42;
@@ -166,12 +168,14 @@ static void usage(const Options *d) {
            "                       --seq, --rope-base and the scaling flags apply on top, shape flags must agree\n"
            "  --val-every N        validation every N steps and at the end (0 = only at the end) (%d)\n"
            "  --val-batches N      batches per validation (%d)\n"
-           "  --ckpt-every N       checkpoint every N steps (0 = only at the end and on Ctrl-C) (%d)\n"
+           "  --ckpt-every N       checkpoint every N steps (-1 = 10%% of --steps, so ./infer works on a run still training;\n"
+           "                       0 = only at the end and on Ctrl-C) (%d)\n"
            "  --keep N             keep the newest N checkpoints of this run (%d)\n"
            "  --log FILE           JSONL log of every step and validation (OUT/train.jsonl; \"\" = none)\n"
            "  --sample N           bytes to generate after training (%d; 0 = none)\n"
            "  --sample-every N     also generate a sample every N steps (0 = off); all go to OUT/samples.txt\n"
            "  --prompt TEXT        prompt for the sample (a newline)\n"
+           "  --tokenizer FILE     llm.c's tokenizer file (gpt2_tokenizer.bin): a token-id model's samples as text, not <id>\n"
            "  --temperature T      sampling temperature (%g)\n"
            "  --profile            after training, where each step's time went: ms per step of every op (steps 3 on)\n"
            "  --peak-tflops P      GPU build: peak for MFU, or env ROPEPP_PEAK_TFLOPS (%g, measured bf16 on H100)\n"
@@ -210,7 +214,7 @@ static const char *const value_flags[] = {
     "--yarn-factor", "--yarn-orig-len", "--ntk-factor", "--norm-eps", "--vocab", "--init", "--seed", "--train", "--val",
     "--batch", "--seq", "--steps", "--lr", "--warmup", "--schedule", "--decay-steps", "--beta1", "--beta2", "--eps",
     "--weight-decay", "--clip", "--val-every", "--val-batches", "--out", "--ckpt-dir", "--ckpt-every", "--keep",
-    "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--temperature", "--peak-tflops", "--mix", "--mix-loss", "--mix-weight", "--mqar-filler", "--mqar-kv", "--grad-accum"};
+    "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--tokenizer", "--temperature", "--peak-tflops", "--mix", "--mix-loss", "--mix-weight", "--mqar-filler", "--mqar-kv", "--grad-accum"};
 
 /* the flags that take no value, besides --help */
 static const char *const switch_flags[] = {"--resume", "--profile", "--task-bos", "--list-pe"};
@@ -221,7 +225,9 @@ static void die_unknown_flag(const char *f) {
     int best_d = 3;
     name_nearest(f, value_flags, (int)(sizeof(value_flags) / sizeof(value_flags[0])), &best, &best_d);
     name_nearest(f, switch_flags, (int)(sizeof(switch_flags) / sizeof(switch_flags[0])), &best, &best_d);
-    if (best != NULL) fprintf(stderr, "error: unknown flag '%s' (did you mean %s?); see ./train --help\n", f, best);
+    char eq[300];
+    if (flag_equals_hint(f, eq, sizeof(eq))[0]) fprintf(stderr, "error: unknown flag '%s'%s\n", f, eq);
+    else if (best != NULL) fprintf(stderr, "error: unknown flag '%s' (did you mean %s?); see ./train --help\n", f, best);
     else fprintf(stderr, "error: unknown flag '%s'; see ./train --help\n", f);
     exit(1);
 }
@@ -270,7 +276,7 @@ static int parse_flag(Options *o, const char *f, const char *v) {
     else if (strcmp(f, "--val-every") == 0) o->val_every = flag_int("./train", f, v, 0, 1 << 30);
     else if (strcmp(f, "--val-batches") == 0) o->val_batches = flag_int("./train", f, v, 1, 1 << 20);
     else if (strcmp(f, "--out") == 0 || strcmp(f, "--ckpt-dir") == 0) { o->out = v; o->out_given = 1; }
-    else if (strcmp(f, "--ckpt-every") == 0) o->ckpt_every = flag_int("./train", f, v, 0, 1 << 30);
+    else if (strcmp(f, "--ckpt-every") == 0) o->ckpt_every = flag_int("./train", f, v, -1, 1 << 30);
     else if (strcmp(f, "--keep") == 0) o->keep = flag_int("./train", f, v, 1, 1 << 20);
     else if (strcmp(f, "--init-from") == 0) o->init_from = v;
     else if (strcmp(f, "--mix") == 0) o->mix = v;
@@ -283,6 +289,7 @@ static int parse_flag(Options *o, const char *f, const char *v) {
     else if (strcmp(f, "--sample") == 0) o->sample_len = flag_int("./train", f, v, 0, 1 << 20);
     else if (strcmp(f, "--sample-every") == 0) o->sample_every = flag_int("./train", f, v, 0, 1 << 30);
     else if (strcmp(f, "--prompt") == 0) o->prompt = v;
+    else if (strcmp(f, "--tokenizer") == 0) o->tokenizer = v;
     else if (strcmp(f, "--temperature") == 0) o->temperature = flag_number("./train", f, v, 0.0, 100.0);
     else if (strcmp(f, "--peak-tflops") == 0) o->peak_tflops = flag_number("./train", f, v, 1e-6, 1e9);
     else return -1;
@@ -324,7 +331,12 @@ static void parse_args(Options *o, int argc, char **argv) {
 static void finish_schedule(Options *o) {
     if (o->decay_steps < 0) o->decay_steps = o->steps / 5;
     if (o->warmup < 0) o->warmup = o->steps / 20;
+    if (o->ckpt_every < 0) o->ckpt_every = o->steps / 10;   /* 0 under 10 steps: at the end only */
     if (o->decay_steps > o->steps) { fprintf(stderr, "error: --decay-steps %d is more than --steps %d\n", o->decay_steps, o->steps); exit(1); }
+    if (o->schedule == SCHED_COSINE && o->warmup > o->steps) {   /* the cosine would never start */
+        fprintf(stderr, "error: --warmup %d is longer than the run (--steps %d): the cosine decay would never start; lower --warmup\n", o->warmup, o->steps);
+        exit(1);
+    }
     if (o->schedule == SCHED_WSD && o->warmup > o->steps - o->decay_steps) {
         fprintf(stderr, "error: --warmup %d runs into the decay (last %d of %d steps); lower one of them\n", o->warmup, o->decay_steps, o->steps);
         exit(1);
@@ -386,6 +398,7 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
     PUT_F("--sample", "%d", o->sample_len);
     PUT_F("--sample-every", "%d", o->sample_every);
     PUT_S("--prompt", o->prompt);
+    if (o->tokenizer != NULL) PUT_S("--tokenizer", o->tokenizer);
     PUT_F("--temperature", "%.17g", o->temperature);
 #undef PUT_S
 #undef PUT_F
@@ -396,8 +409,17 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
    (run_rules; the model's flags are checked against the checkpoint later). The strings stay owned by *keep. */
 static int merge_resume(Options *o, char ***keep_flags, char ***keep_values, int *keep_n, char *err, size_t errlen) {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/settings.txt", o->out);
     struct stat st;
+    if (stat(o->out, &st) == 0 && S_ISREG(st.st_mode)) {   /* --resume RUN/model_N.ckpt */
+        char dir[4200];
+        snprintf(dir, sizeof(dir), "%s", o->out);
+        char *slash = strrchr(dir, '/');
+        if (slash != NULL) *slash = '\0'; else snprintf(dir, sizeof(dir), ".");
+        snprintf(err, errlen, "--resume takes a run folder, and '%s' is a file; --resume %s continues that run from its newest "
+                              "checkpoint (a new run from this checkpoint's weights: --init-from %s)", o->out, dir, o->out);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/settings.txt", o->out);
     if (stat(path, &st) != 0) {
         int steps[1];
         if (checkpoint_list(o->out, 0, steps, 1) > 0)
@@ -439,6 +461,33 @@ static void distinct_numbers(char *a_out, char *b_out, size_t n, double a, doubl
     }
 }
 
+/* A run whose learning rate has begun its final decay (wsd past steps - decay, or cosine) cannot be extended by
+   --steps: the rate of the steps done would change. The rule (docs/SETTINGS.md, "Training on after a run
+   finished"): a new stage from its weights, --init-from, which warms up to the peak again and decays over the new
+   steps, with a fresh AdamW. Into out: that command for the run folder `run`, with its data and batch settings that
+   differ from the defaults (--init-from takes the model from the checkpoint, not those). */
+static void next_stage_command(const Options *o, const char *run, int steps, char *out, size_t n) {
+    Options d = default_options();
+    size_t len = (size_t)snprintf(out, n, "./train --init-from %s --steps %d", run, steps);
+    const char *str_flags[3] = {"--train", "--val", "--mix"};
+    const char *str_now[3] = {o->train_pattern, o->val_pattern, o->mix}, *str_def[3] = {d.train_pattern, d.val_pattern, d.mix};
+    for (int i = 0; i < 3 && len < n; i++)
+        if (str_now[i] != NULL && (str_def[i] == NULL || strcmp(str_now[i], str_def[i]) != 0))
+            len += (size_t)snprintf(out + len, n - len, " %s '%s'", str_flags[i], str_now[i]);
+    const char *int_flags[3] = {"--batch", "--seq", "--grad-accum"};
+    int int_now[3] = {o->batch, o->seq, o->grad_accum}, int_def[3] = {d.batch, d.seq, d.grad_accum};
+    for (int i = 0; i < 3 && len < n; i++)
+        if (int_now[i] != int_def[i]) len += (size_t)snprintf(out + len, n - len, " %s %d", int_flags[i], int_now[i]);
+    if (o->lr != d.lr && len < n) len += (size_t)snprintf(out + len, n - len, " --lr %.17g", o->lr);
+    if (o->schedule != d.schedule && len < n) snprintf(out + len, n - len, " --schedule %s", schedule_name(o->schedule));
+}
+
+/* whether the learning rate of step k (0-based) is in the run's final decay */
+static int in_final_decay(const Options *o, int k) {
+    return (o->schedule == SCHED_WSD && o->decay_steps > 0 && k >= o->steps - o->decay_steps) ||
+           (o->schedule == SCHED_COSINE && k >= o->warmup);
+}
+
 /* --resume with schedule flags: the steps already done (0..done-1) must keep their learning rate, so that the
    curve continues where it was (a WSD run extends its stable phase; a run already in its decay cannot). */
 static int check_schedule_kept(const Options *old, const Options *o, int done, char *err, size_t errlen) {
@@ -450,13 +499,15 @@ static int check_schedule_kept(const Options *old, const Options *o, int done, c
             const char *names[5] = {"--steps", "--lr", "--warmup", "--schedule", "--decay-steps"};
             for (int i = 0; i < 5; i++)
                 if (o->run_given >> settings_find(run_rules, run_rule_count, names[i]) & 1u) { strcat(flags, " "); strcat(flags, names[i]); }
-            char then[32], now[32];
+            char then[32], now[32], next[1200];
             distinct_numbers(then, now, sizeof(then), a, b);
+            next_stage_command(old, o->out, o->steps > done ? o->steps - done : o->steps, next, sizeof(next));
             snprintf(err, errlen, "the schedule given now (%s) changes the learning rate of step %d, already done (%s then, %s now): "
-                     "%s; continue from a checkpoint taken before that step, or start a new stage with --init-from",
-                     flags[0] ? flags + 1 : "none given", k + 1, then, now, old->schedule == SCHED_WSD && k >= old->steps - old->decay_steps
-                         ? "the run was already in its decay, so --steps cannot extend its stable phase"
-                         : "the learning rate of a resumed run stays continuous");
+                     "%s; continue from a checkpoint taken before that step, or train on from its weights in a new stage (warmup "
+                     "to the peak again, then the decay; docs/SETTINGS.md): %s",
+                     flags[0] ? flags + 1 : "none given", k + 1, then, now, in_final_decay(old, done - 1)
+                         ? "the run was already in its final decay, so --steps cannot extend it"
+                         : "the learning rate of a resumed run stays continuous", next);
             return -1;
         }
     }
@@ -654,23 +705,29 @@ static int evaluate(Model *m, DataLoader *val, int batches, double *loss, int *u
     return 0;
 }
 
-/* a byte token as text: printable ASCII, newline and tab as they are, every other byte (control bytes, DEL, and
-   128-255, which alone are not text) as \xNN, so that a sample never drives the terminal nor puts raw bytes in
-   samples.txt */
-static void put_token(FILE *f, int tok, int tokenizer) {
-    if (tokenizer != TOKENIZER_BYTES) fprintf(f, "<%d>", tok);
-    else if ((tok >= 32 && tok < 127) || tok == '\n' || tok == '\t') fputc(tok, f);
-    else fprintf(f, "\\x%02x", tok);
+/* --tokenizer FILE for the samples of a token-id model: read and checked against the model (0, or -1 with err) */
+static int load_sample_tokenizer(Tokenizer *t, const char *path, const Config *c, char *err, size_t errlen) {
+    if (c->tokenizer == TOKENIZER_BYTES) {
+        snprintf(err, errlen, "--tokenizer %s: this model is byte-level (vocab %d), its samples are its bytes; drop the flag", path, c->vocab_size);
+        return -1;
+    }
+    if (tokenizer_read(t, path, err, errlen) != 0) return -1;
+    if (t->vocab_size > c->vocab_size) {
+        snprintf(err, errlen, "--tokenizer %s has %d tokens, more than the model's vocabulary %d", path, t->vocab_size, c->vocab_size);
+        return -1;
+    }
+    return 0;
 }
 
-/* the prompt as the model reads it: byte-level models see its bytes, printed as put_token prints tokens */
+/* the prompt as the model reads it: byte-level models see its bytes, printed as token_print prints tokens */
 static void put_prompt(FILE *f, const char *prompt, int tokenizer) {
     if (tokenizer != TOKENIZER_BYTES) { fputs(prompt, f); return; }
-    for (const unsigned char *p = (const unsigned char *)prompt; *p; p++) put_token(f, *p, tokenizer);
+    for (const unsigned char *p = (const unsigned char *)prompt; *p; p++) token_print(f, *p, 1, NULL);
 }
 
-/* sample_len tokens after the prompt, printed as they come and appended to `samples` (may be NULL) */
-static void sample(Model *m, const Options *o, Rng *rng, FILE *samples) {
+/* sample_len tokens after the prompt, printed as they come (token_print: never a raw control byte) and appended to
+   `samples` (may be NULL); tok: the --tokenizer of a token-id model, or NULL */
+static void sample(Model *m, const Options *o, const Tokenizer *tok_text, Rng *rng, FILE *samples) {
     int T = o->seq, V = m->cfg.vocab_size;
     int *ctx = (int *)mallocCheck((size_t)(T + o->sample_len + strlen(o->prompt) + 1) * sizeof(int));
     int n = 0;
@@ -689,8 +746,8 @@ static void sample(Model *m, const Options *o, Rng *rng, FILE *samples) {
         model_logits_row(m, 0, len - 1, logits);
         int tok = sample_token(logits, V, o->temperature, 0, 1.0, rng);
         ctx[n++] = tok;
-        put_token(stdout, tok, m->cfg.tokenizer);
-        if (samples) put_token(samples, tok, m->cfg.tokenizer);
+        token_print(stdout, tok, m->cfg.tokenizer == TOKENIZER_BYTES, tok_text);
+        if (samples) token_print(samples, tok, m->cfg.tokenizer == TOKENIZER_BYTES, tok_text);
         fflush(stdout);
     }
     printf("\n----\n");
@@ -737,6 +794,8 @@ int main(int argc, char **argv) {
     memset(&val_dl, 0, sizeof(val_dl));
     int logfd = -1;
     FILE *samples = NULL;
+    Tokenizer tok_text;             /* --tokenizer */
+    memset(&tok_text, 0, sizeof(tok_text));
     Profile *prof = NULL;           /* --profile */
     TaskMix mix;
     TaskOptions task_opt;
@@ -867,6 +926,7 @@ int main(int argc, char **argv) {
     const Config *c = &model.cfg;
     const Dims *d = &model.d;
     dist_shard_model(dist, &model);
+    if (o.tokenizer != NULL && load_sample_tokenizer(&tok_text, o.tokenizer, c, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
 
     /* ---- everything the run will read, checked before step 1: shards (headers, sizes, every token < vocab) and
        the task mix */
@@ -1010,7 +1070,13 @@ int main(int argc, char **argv) {
 
     double t_start = now_ms(), total_ms = 0.0, last_val = -1.0;
     int first_step = model.step, saved_step = -1, interrupted = 0;
-    if (first_step >= o.steps) printf("the run is at step %d of %d: nothing to train (pass --steps N to extend it)\n", first_step, o.steps);
+    if (first_step >= o.steps && first_step > 0 && in_final_decay(&o, first_step - 1)) {
+        char next[1200];
+        next_stage_command(&o, o.out, o.steps, next, sizeof(next));
+        printf("the run is at step %d of %d: nothing to train. Its learning rate has decayed (%s), so --steps cannot extend it; "
+               "train on from its weights in a new stage, which warms up to lr %g again and decays over its steps (docs/SETTINGS.md):\n  %s\n",
+               first_step, o.steps, schedule_name(o.schedule), o.lr, next);
+    } else if (first_step >= o.steps) printf("the run is at step %d of %d: nothing to train (pass --steps N to extend it)\n", first_step, o.steps);
     if (o.profile) {
         prof = (Profile *)mallocCheck(sizeof(Profile));
         memset(prof, 0, sizeof(*prof));
@@ -1076,7 +1142,7 @@ int main(int argc, char **argv) {
         }
         if (rank == 0 && o.sample_every > 0 && (step + 1) % o.sample_every == 0 && !last && o.sample_len > 0) {
             Rng srng = {o.seed ^ (uint64_t)(step + 1) * 0x9E3779B97F4A7C15ull};   /* not the run's RNG: resume stays exact */
-            sample(&model, &o, &srng, samples);
+            sample(&model, &o, &tok_text, &srng, samples);
         }
         if (stop_now) { interrupted = 1; break; }
     }
@@ -1101,7 +1167,7 @@ int main(int argc, char **argv) {
 #endif
     if (prof != NULL) profile_print(prof, stdout);
     if (o.sample_len > 0 && model.step == 0) printf("no sample: the model is untrained (step 0)\n");
-    else if (rank == 0 && o.sample_len > 0 && done > 0) sample(&model, &o, &rng, samples);
+    else if (rank == 0 && o.sample_len > 0 && done > 0) sample(&model, &o, &tok_text, &rng, samples);
     if (have_out) printf("run folder: %s  (./infer --ckpt %s, ./eval ppl --ckpt %s, ./eval plot --run %s)\n", o.out, o.out, o.out, o.out);
     status = 0;
 out:
@@ -1117,6 +1183,7 @@ out:
     }
     if (logfd >= 0) close(logfd);
     if (samples) fclose(samples);
+    tokenizer_free(&tok_text);
     free(prof);
     if (task_row.tokens != NULL) task_sample_free(&task_row);
     loader_free(&train_dl);

@@ -81,7 +81,7 @@ NOISE_TASK=niah_single; LNOISE_TASK=niah_multikey; TASKS="passkey,niah_single,vt
 case $SIZE in
   full)  SHAPE="--dim 512 --layers 6 --heads 4 --kv-heads 2 --ffn 1536"; BATCH=32; LBATCH=8; TRAINMIN=15
          NS=200; NNS=300; NATT=64; NPPL=16; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1 2 3" ;;
-  quick) SHAPE="--dim 256 --layers 2 --heads 2 --kv-heads 1 --ffn 768"; BATCH=16; LBATCH=4; TRAINMIN=2
+  quick) SHAPE="--dim 256 --layers 2 --heads 2 --kv-heads 2 --ffn 768"; BATCH=16; LBATCH=4; TRAINMIN=2
          NS=40; NNS=40; NATT=8; NPPL=4; MULTS="1 2 4 8"; [ -z "$SEEDS" ] && SEEDS="1 2" ;;
   tiny)  SHAPE="--dim 32 --layers 1 --heads 4 --kv-heads 2 --ffn 64"; SEQ=256; LSEQ=512; BATCH=2; LBATCH=1; TRAINMIN=0
          # a subset for speed: the claims' arms, rope_pm, and alibi as one PE that is not rotary

@@ -145,6 +145,9 @@ section_b() {
     # command line
     expect_error flag_unknown "unknown flag" --frobnicate 3
     expect_error flag_misspelled "unknown flag '--stpes' (did you mean --steps?)" --stpes 3
+    expect_error flag_equals "unknown flag '--pe=rope'; write it as --pe rope (the value is the next word)" --pe=rope "${TINY[@]}"
+    expect_error cosine_long_warmup "--warmup 8 is longer than the run (--steps 6)" "${TINY[@]}" --schedule cosine --steps 6 --warmup 8
+    expect_error flag_range_integers "--seed '-1' is not a number in [0, 9007199254740992]" "${TINY[@]}" --seed -1
     expect_error flag_misspelled_switch "did you mean --resume?" "${TINY[@]}" --resme
     if grep -q "did you mean" "$T/flag_unknown.err"; then bad "flag_unknown: a suggestion for a flag far from every name: $(cat "$T/flag_unknown.err")"; else ok "flag_unknown: no suggestion when no flag is within edit distance 2"; fi
     expect_error flag_unknown_last "unknown flag" "${TINY[@]}" --frobnicate
@@ -232,7 +235,7 @@ section_b() {
     # --init-from an empty folder: the hint names train's own flag (train has no --ckpt)
     mkdir -p "$D/empty_init"
     expect_error init_from_empty "no checkpoint" "${TINY[@]}" --steps 1 --init-from "$D/empty_init" --out "$D/init_empty_out"
-    if grep -q -- "--init-from DIR/model_" "$T/init_from_empty.err" && ! grep -q -- "--ckpt" "$T/init_from_empty.err"; then
+    if grep -q -- "--init-from DIR/model_" "$T/init_from_empty.err" && ! grep -qE -- "--ckpt([^-]|$)" "$T/init_from_empty.err"; then
         ok "--init-from an empty folder suggests --init-from DIR/model_NNNNNNNN.ckpt, not a --ckpt flag that train does not have"
     else bad "--init-from an empty folder: $(head -c 300 "$T/init_from_empty.err")"; fi
     # --mix errors name --mix once
@@ -488,6 +491,24 @@ section_d() {
     if [ "$rc" -ne 0 ] && first_error rule_extend_finished | grep -q "changes the learning rate of step 4" && ! grep -q '^step' "$T/rule_extend_finished.out"; then
         ok "--steps 12 on a finished wsd run is refused: $(first_error rule_extend_finished | cut -c1-150)"
     else bad "--steps on a finished run: exit $rc $(first_error rule_extend_finished)"; fi
+    # the rule for training on after the decay (docs/SETTINGS.md): --resume on the finished run prints the command of a
+    # new stage, the refusal above names it too, and that command, run as printed, trains on from the run's weights
+    run rule_extend_hint --resume "$D/finished" --log ""
+    cmd=$(sed -n 's/^  \(\.\/train --init-from .*\)$/\1/p' "$T/rule_extend_hint.out")
+    if [ "$rc" -eq 0 ] && [ "$cmd" = "./train --init-from $D/finished --steps 6 --batch 2 --seq 16" ] && first_error rule_extend_finished | grep -qF "./train --init-from $D/finished --steps 6 --batch 2 --seq 16"; then
+        run rule_extend_stage ${cmd#./train } --sample 0 --val-batches 1 --out "$D/stage2" --log ""
+        if [ "$rc" -eq 0 ] && grep -q "^initialised from $D/finished/model_00000006.ckpt (fresh optimizer)" "$T/rule_extend_stage.out" && [ -f "$D/stage2/model_00000006.ckpt" ]; then
+            ok "a finished wsd run names the command that trains on ($cmd), and it runs"
+        else bad "the printed next-stage command failed: exit $rc $(first_error rule_extend_stage)"; fi
+    else bad "no next-stage command on --resume of a finished run: '$cmd' $(tail -2 "$T/rule_extend_hint.out")"; fi
+    # checkpoints every 10% of --steps by default; a folder without one names the run and the runs that have one
+    run rule_ckpt_default --pe rope "${TINY[@]}" --steps 20 --val-every 0 --out "$D/every10" --log ""
+    [ "$rc" -eq 0 ] && grep -qx -- "--ckpt-every 2" "$D/every10/settings.txt" && [ "$(cd "$D/every10" && ls model_*.ckpt | tr '\n' ' ')" = "model_00000016.ckpt model_00000018.ckpt model_00000020.ckpt " ] \
+        && ok "--ckpt-every defaults to 10% of --steps (2 of 20; --keep 3 leaves 16, 18, 20)" || bad "default --ckpt-every: $(ls "$D/every10")"
+    mkdir -p "$D/runs/a" "$D/runs/b" && cp "$D/every10/model_00000020.ckpt" "$D/runs/a/" && touch "$D/runs/b/train.jsonl" && ln -sfn b "$D/runs/latest"
+    run rule_no_ckpt --init-from "$D/runs/latest" --steps 1 --out "$D/nockpt"
+    first_error rule_no_ckpt | grep -q "in the folder '$D/runs/latest' (the run b: its train.jsonl was written [0-9]* s ago, so it is likely still training.*runs with checkpoints: $D/runs/a;" \
+        && ok "a run folder with no checkpoint yet: the error names the run, that it is likely still training, and the runs that have one" || bad "no-checkpoint error: $(first_error rule_no_ckpt)"
     # the two rates print with enough digits to differ (it said "(0.003 then, 0.003 now)"): a run that decays over
     # all its 100 steps, extended: step 2's rate 0.003 x 0.99975 would become the stable 0.003
     run rule_close_rates --pe rope "${TINY[@]}" --steps 100 --warmup 0 --decay-steps 100 --val-every 0 --out "$D/close" --log ""

@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 . tests/lib.sh
 T=tests/tmp/test_compare.$$
 trap 'rm -rf "$T" "$T.log" "$T.log2"' EXIT
+# --quick (a GPU smoke test, README) must be a shape every position embedding accepts: its SHAPE line, one training
+# step at a short length for each PE of ./train --list-pe (EH needs even heads and kv heads)
+quick=$(sed -nE 's/^ *quick\) SHAPE="([^"]*)".*/\1/p' scripts/compare.sh)
+refused=""
+for pe in $(./train --list-pe | awk 'NR > 1 { print $1 }'); do
+  OMP_NUM_THREADS=1 ./train --pe $pe $quick --seq 16 --batch 1 --steps 1 --val-batches 1 --sample 0 --out "$T/quick_$pe" > "$T.quick" 2>&1 \
+    || refused="$refused $pe: $(grep -m1 error "$T.quick")"
+done
+[ -n "$quick" ] && [ -z "$refused" ] && ok "compare.sh --quick's shape ($quick) trains for every PE" || bad "compare.sh --quick's shape '$quick' refused:$refused"
 if OMP_NUM_THREADS=1 bash scripts/compare.sh --cpu --tiny --out "$T" > "$T.log" 2>&1; then ok "compare.sh --cpu --tiny runs every stage"; else bad "compare.sh failed"; tail -20 "$T.log"; fi
 R="$T/report.md"
 [ -s "$R" ] && ok "report.md written" || bad "no report"

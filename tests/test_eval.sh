@@ -68,12 +68,30 @@ expect_error ./eval "text file as checkpoint" "not a ropepp checkpoint" ppl --ck
 expect_error ./eval "unknown task" "unknown task" tasks --ckpt "$ck" --tasks bogus
 expect_error ./eval "bad scaling factor" "scalings" ppl --ckpt "$ck" --scalings ntk:abc
 expect_error ./eval "bad number" "not a number" ppl --ckpt "$ck" --samples -3
+# eval plot --run A --run B: per run (one colour) the training loss as a trailing window mean (hand-built logs: loss
+# 6, 2, 4, 0 with --smooth 2 gives 6, 4, 3, 2) as a solid line and the validation points dashed with markers; --log-y
+mkdir -p "$T/pa" "$T/pb"
+printf '{"step": 1, "loss": 6}\n{"step": 2, "loss": 2}\n{"step": 2, "val_loss": 5, "val_targets": 10}\n{"step": 3, "loss": 4}\n{"step": 4, "loss": 0}\n{"step": 4, "val_loss": 3, "val_targets": 10}\n' > "$T/pa/train.jsonl"
+sed 's/"loss": 6/"loss": 8/' "$T/pa/train.jsonl" > "$T/pb/train.jsonl"
+./eval plot --run "$T/pa" --run "$T/pb" --smooth 2 --out "$T/runs.svg" > /dev/null 2>&1
+./eval plot --run "$T/pa" --smooth 2 --y loss --out "$T/one.svg" > /dev/null 2>&1
+# one.svg's y range is [2, 6] padded by 5% (1.8 .. 6.2) over 365 px from y=45: value v at 45 + 365 (6.2 - v) / 4.4
+want=$(awk 'BEGIN { for (i = 0; i < 4; i++) { split("6 4 3 2", v, " "); printf "%.1f ", 45 + 365 * (6.2 - v[i + 1]) / 4.4 } }')
+got=$(grep -o '<polyline[^>]*points="[^"]*"' "$T/one.svg" | sed 's/.*points="//; s/"$//' | tr ' ' '\n' | cut -d, -f2 | tr '\n' ' ')
+[ "$(grep -c '<polyline' "$T/runs.svg")" -eq 4 ] && [ "$(grep -c 'stroke-dasharray' "$T/runs.svg")" -eq 4 ] && grep -q '>pa train<' "$T/runs.svg" && grep -q '>pb val<' "$T/runs.svg" \
+  && grep -q "solid: mean of the last 2 steps" "$T/runs.svg" && [ "$(echo $got)" = "$(echo $want)" ] \
+  && ok "eval plot --run A --run B: smoothed training loss (window mean 6,2,4,0 -> 6,4,3,2) and dashed validation points per run, legend" \
+  || bad "eval plot --run: $(grep -c '<polyline' "$T/runs.svg") lines; y of the smoothed line '$got' (want '$want')"
+./eval plot --run "$T/pa" --log-y --out "$T/log.svg" > /dev/null 2>&1 && grep -q 'log scale' "$T/log.svg" && ok "eval plot --log-y" || bad "eval plot --log-y"
+expect_error ./eval "plot: --smooth with --csv" "--smooth applies to the training loss of --run" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x length --y ppl --group scaling --smooth 3 --out "$T/x.svg"
 expect_error ./eval "plot: missing column" "no column" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x bogus --y ppl --group pe --out "$T/x.svg"
 
 
 # flags per mode (a flag is applied or refused, never dropped): a flag the mode does not use is refused, naming the
 # flag, the mode and the modes it applies to
 expect_error ./eval "noise refuses --scalings" "--scalings is not used by eval noise (it applies to ppl, tasks)" noise --ckpt "$ck" --scalings pi:2
+expect_error ./eval "a range is printed in integers" "--lengths '1' is not a number in \\[2, 16777216\\]" ppl --ckpt "$ck" --lengths 1
+expect_error ./eval "--flag=value names the flag and its value" "unknown flag '--samples=3' for mode ppl; write it as --samples 3" ppl --samples=3
 expect_error ./eval "patterns refuses --scalings" "--scalings is not used by eval patterns" patterns --scalings pi:2 --stride 3
 expect_error ./eval "patterns refuses --stride" "--stride is not used by eval patterns (it applies to ppl)" patterns --ckpt "$ck" --stride 3
 expect_error ./eval "ppl refuses --sigmas" "--sigmas is not used by eval ppl (it applies to noise)" ppl --sigmas 9 --relative --depth 0.5

@@ -27,14 +27,27 @@ out3=$(printf 'ROMEO:' | ./infer --ckpt "$ck" --max-new 20 --temperature 0 2> /d
   && ok "--ctx 96 with --ntk-factor 2 generates past the training length" || bad "ntk extension: $(cat "$T/err3.txt")"
 
 # a model that is not byte-level (vocab 300: GPT-2-style token ids) decoded through an llm.c tokenizer file
-u32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
+u32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
 { printf "$(u32 20240328)$(u32 2)$(u32 300)$(u32 299)"; head -c 1008 /dev/zero
   for i in $(seq 0 299); do p="<$i>"; printf "$(printf '\\x%02x' ${#p})%s" "$p"; done; } > "$T/tok.bin"
 ./train --dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --batch 2 --seq 48 --steps 2 --val-batches 1 --sample 0 \
   --vocab 300 --ckpt-dir "$T/ck300" --log "" > "$T/train300.txt" 2>&1 || bad "training a vocab-300 model"
 out=$(./infer --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5,260 --tokenizer "$T/tok.bin" --max-new 3 --temperature 0 2> "$T/err300.txt")
 echo "$out" | grep -qE '^<5><260>(<[0-9]+>){3}$' && ok "a vocab-300 model: --prompt-tokens in, text out through an llm.c tokenizer file ($out)" || bad "tokenizer decode: '$out' $(cat "$T/err300.txt")"
-expect_error ./infer "byte prompt for a non-byte model" "not byte-level" --ckpt "$T/ck300/model_00000002.ckpt" --prompt "hello"
+expect_error ./infer "byte prompt for a non-byte model (names --tokenizer FILE)" "not byte-level.*--prompt-tokens.*--tokenizer FILE" --ckpt "$T/ck300/model_00000002.ckpt" --prompt "hello"
+# train --tokenizer: the samples of a token-id model as the file's pieces (here "w<id>|", the piece of 7 holding an
+# ESC byte, printed \x1b), stored in settings.txt for --resume; refused for a byte-level model
+{ printf "$(u32 20240328)$(u32 2)$(u32 300)$(u32 299)"; head -c 1008 /dev/zero
+  for i in $(seq 0 299); do p="w$i|"; [ $i -eq 7 ] && p="w7\x1b|"; printf "$(printf '\\x%02x' $(printf "$p" | wc -c))$p"; done; } > "$T/tokw.bin"
+./train --dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --batch 2 --seq 48 --steps 2 --val-batches 1 --sample 8 --prompt "" \
+  --vocab 300 --tokenizer "$T/tokw.bin" --out "$T/tk300" > "$T/tk300.txt" 2>&1
+smp=$(sed -n '/^---- sample/{n;p}' "$T/tk300.txt")
+echo "$smp" | grep -qE '^(w([0-9]+|7\\x1b)\|){8}$' && grep -q "^--tokenizer $T/tokw.bin" "$T/tk300/settings.txt" && ! grep -q $'\x1b' "$T/tk300.txt" \
+  && ok "train --tokenizer prints a token-id model's sample as text ($smp), control bytes escaped, kept in settings.txt" || bad "train --tokenizer sample: '$smp' $(tail -2 "$T/tk300.txt")"
+expect_error ./train "--tokenizer on a byte-level model" "byte-level.*drop the flag" --dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --batch 2 --seq 48 --steps 1 --tokenizer "$T/tokw.bin" --out "$T/tkbytes"
+# infer never writes a raw control byte: an ESC in the prompt comes out as \x1b, as train's samples print it
+esc=$(./infer --ckpt "$ck" --prompt $'A\x1b[2J' --max-new 5 --temperature 0 2> /dev/null)
+[[ "$esc" == 'A\x1b[2J'* ]] && ! grep -q $'\x1b' <<< "$esc" && ok "infer escapes control bytes (ESC as \\x1b)" || bad "infer's output of an ESC prompt: $(printf '%q' "$esc")"
 expect_error ./infer "corrupt tokenizer file" "magic" --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5 --tokenizer "$T/ck300/model_00000002.ckpt"
 
 long=$(head -c 100 data/tinyshakespeare.txt)
