@@ -868,11 +868,18 @@ int main(int argc, char **argv) {
         char what[4300];
         snprintf(what, sizeof(what), "the checkpoint %s", path);
         Dims d0 = config_dims(&ck);
+        int trained_len = ck.yarn_orig_len > 0 ? ck.yarn_orig_len : ck.train_seq;
         if (settings_apply(&ck, &o.model, given, config_rules, config_rule_count, USE_INIT_FROM, what, err, sizeof(err)) != 0 ||
             check_rotary_frac(&o, ck.pe, what, err, sizeof(err)) != 0 || config_validate(&ck, err, sizeof(err)) != 0) {
             fprintf(stderr, "error: --init-from: %s\n", err);
             free(params);
             goto out;
+        }
+        /* YaRN's original length is the length the weights were trained at (the source's), not the new --seq,
+           as FoPE's basis stays the source's: pinned unless --yarn-orig-len is given */
+        if (ck.yarn_factor != 1.0 && ck.yarn_orig_len == 0 && !(o.model_given >> settings_find(config_rules, config_rule_count, "--yarn-orig-len") & 1u)) {
+            ck.yarn_orig_len = trained_len;
+            printf("YaRN original length %d: the length %s was trained at (--yarn-orig-len sets another)\n", trained_len, path);
         }
         Dims d1 = config_dims(&ck);
         if (d1.fope_m != d0.fope_m || d1.fope_p != d0.fope_p) {

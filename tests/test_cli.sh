@@ -536,6 +536,18 @@ section_d() {
     expect_error rule_init_dim "--dim 64 differs" --init-from "$base" "${TINY[@]}" --dim 64 --steps 1 --out "$D/init_dim"
     expect_error rule_init_pe "--pe alibi differs" --init-from "$base" "${TINY[@]}" --pe alibi --steps 1 --out "$D/init_pe"
     expect_error rule_init_pi_yarn "combined" --init-from "$D/init" "${TINY[@]}" --yarn-factor 2 --steps 1 --out "$D/init_yarn"
+    # --init-from weights trained at --seq 16, continued at --seq 64 --yarn-factor 4: YaRN's original length is 16, the
+    # length the weights were trained at (stored in slot 11, which the frequencies use: test_model checks them against
+    # YaRN's formula); an explicit --yarn-orig-len is applied; without YaRN nothing is pinned
+    local y want got
+    for y in "16:--yarn-factor 4" "24:--yarn-factor 4 --yarn-orig-len 24" "0:"; do
+        want=${y%%:*}
+        # shellcheck disable=SC2086
+        run rule_init_yarn_$want --init-from "$base" "${TINY[@]}" --seq 64 ${y#*:} --steps 1 --val-every 0 --out "$D/init_yarn_$want" --log ""
+        got=$(od -A n -t d4 -j 44 -N 4 "$(ls "$D/init_yarn_$want"/model_*.ckpt 2>/dev/null | tail -1)" 2>/dev/null | tr -d ' ')
+        if [ "$rc" -eq 0 ] && [ "$got" = "$want" ]; then ok "--init-from a --seq 16 model at --seq 64 ${y#*:}: yarn_orig_len $got stored"
+        else bad "--init-from at --seq 64 ${y#*:}: exit $rc, yarn_orig_len '$got', want $want $(first_error rule_init_yarn_$want)"; fi
+    done
 
     # eval ppl: "none" scores a model trained with --pi-factor 4 as trained; its value is train's own validation
     # loss on the same first window (1e-5: both float, summed in another order)
