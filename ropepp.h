@@ -431,8 +431,9 @@ typedef struct {
     Profile *profile;       /* NULL, or where the ops' times go (train --profile) */
 } Model;
 
-/* Sampler settings (sample_token): temperature 0 = greedy, top_k 0 = off, top_p 1 = off. */
-typedef struct { double temperature; int top_k; double top_p; } Sampler;
+/* Sampler settings (sample_token): temperature 0 = greedy, top_k 0 = off, top_p 1 = off. vocab: only ids < vocab
+   are drawn (the tokenizer's vocabulary of a model padded past it, as llm.c pads 50257 to 50304; 0 = all). */
+typedef struct { double temperature; int top_k; double top_p; int vocab; } Sampler;
 
 /* KV cache for decoding: the post-rotary keys and the values of every layer (RoPE++ EH holds half of RoPE's), and
    the state of device-side decoding (the position, the sampler's RNG, the captured step). */
@@ -2393,7 +2394,8 @@ void model_sample(Model *m, KVCache *kv, int t, const Sampler *s) {
         exit(1);
     }
     size_t V = m->cfg.vocab_size;
-    sample_forward(m->inputs, kv->rng, m->acts.logits + (size_t)t * V, (size_t)m->T * V, kv->B, (int)V,
+    int Vs = s->vocab > 0 && s->vocab < (int)V ? s->vocab : (int)V;
+    sample_forward(m->inputs, kv->rng, m->acts.logits + (size_t)t * V, (size_t)m->T * V, kv->B, Vs,
                    s->temperature, s->top_k, s->top_p);
     kv->sampled = 1;
 }
@@ -2402,8 +2404,8 @@ void model_sample(Model *m, KVCache *kv, int t, const Sampler *s) {
 static void decode_next_body(Model *m, KVCache *kv, const Sampler *s) {
     model_forward_body(m, kv);
     model_classifier(m);
-    sample_forward(m->inputs, kv->rng, m->acts.logits, (size_t)m->cfg.vocab_size, kv->B, m->cfg.vocab_size,
-                   s->temperature, s->top_k, s->top_p);
+    int V = m->cfg.vocab_size, Vs = s->vocab > 0 && s->vocab < V ? s->vocab : V;
+    sample_forward(m->inputs, kv->rng, m->acts.logits, (size_t)V, kv->B, Vs, s->temperature, s->top_k, s->top_p);
     backend_add_int(kv->pos_dev, 1);
 }
 
@@ -2423,7 +2425,7 @@ void model_decode_next(Model *m, KVCache *kv, const Sampler *s, int use_graph) {
     const void *mem[5] = {m->acts_memory, m->acts.logits, m->pe_cos, m->pe_sin, (const void *)backend_scratch_epoch()};
     const Sampler *g = &kv->graph_sampler;
     if (kv->graph != NULL && (!graph_ok || memcmp(kv->graph_mem, mem, sizeof(mem)) != 0 ||
-                              g->temperature != s->temperature || g->top_k != s->top_k || g->top_p != s->top_p)) {
+                              g->temperature != s->temperature || g->top_k != s->top_k || g->top_p != s->top_p || g->vocab != s->vocab)) {
         backend_graph_free(kv->graph);
         kv->graph = NULL;
         kv->warm = 0;   /* run uncaptured once more first: it sizes the scratch for these settings */

@@ -2,7 +2,8 @@
 # test_infer_cli.sh — ./infer as a user runs it: generation from a tiny trained checkpoint (from --prompt and from
 # standard input; greedy decoding is repeatable; it stops at the context limit with a message and prints the
 # KV-cache size and time per token), and bad input (missing/corrupt checkpoint, empty prompt, prompt longer
-# than the context, invalid sampling values) exits non-zero with one error line, never a crash.
+# than the context, invalid sampling values) exits non-zero with one error line, never a crash. A model padded past
+# its tokenizer's vocabulary samples only the tokenizer's ids and stops at its end-of-text token.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -34,6 +35,17 @@ u32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1 & 255)) $((($1 >> 8) & 255))
   --vocab 300 --ckpt-dir "$T/ck300" --log "" > "$T/train300.txt" 2>&1 || bad "training a vocab-300 model"
 out=$(./infer --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5,260 --tokenizer "$T/tok.bin" --max-new 3 --temperature 0 2> "$T/err300.txt")
 echo "$out" | grep -qE '^<5><260>(<[0-9]+>){3}$' && ok "a vocab-300 model: --prompt-tokens in, text out through an llm.c tokenizer file ($out)" || bad "tokenizer decode: '$out' $(cat "$T/err300.txt")"
+# the same model (vocab 300) with a tokenizer of 257 tokens, end-of-text 256: at temperature 100 (nearly uniform,
+# so 43 of 300 ids are padded: one draw in 7 without the bound) only ids < 257 come out, and the text ends at 256
+{ printf "$(u32 20240328)$(u32 2)$(u32 257)$(u32 256)"; head -c 1008 /dev/zero
+  for i in $(seq 0 256); do p="<$i>"; printf "$(printf '\\x%02x' ${#p})%s" "$p"; done; } > "$T/tok257.bin"
+out=$(./infer --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5 --tokenizer "$T/tok257.bin" --max-new 2000 --ctx 2048 --temperature 100 --seed 3 2> "$T/err257.txt")
+ids=$(echo "$out" | sed -E 's/^<5>//' | grep -oE '<[0-9]+>|[^<>]+' | tr -d '<>' | tr '\n' ' ')
+n=$(echo "$ids" | wc -w)
+big=$(echo "$ids" | tr ' ' '\n' | awk 'NF && ($1 !~ /^[0-9]+$/ || $1 >= 256)' | wc -l)
+[ "$n" -ge 30 ] && [ "$big" -eq 0 ] && grep -q "sampling ids < 257" "$T/err257.txt" && grep -q "end-of-text token 256" "$T/err257.txt" \
+  && ok "padded model (vocab 300), tokenizer of 257: $n ids sampled at temperature 100, none >= 256, stopped at end-of-text 256" \
+  || bad "padded vocabulary / end-of-text: $n ids, $big not in [0, 256): ${ids:0:300} | $(tr '\n' '|' < "$T/err257.txt")"
 expect_error ./infer "byte prompt for a non-byte model" "not byte-level" --ckpt "$T/ck300/model_00000002.ckpt" --prompt "hello"
 expect_error ./infer "corrupt tokenizer file" "magic" --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5 --tokenizer "$T/ck300/model_00000002.ckpt"
 
