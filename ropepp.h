@@ -517,6 +517,17 @@ void model_move_params(Model *m, floatX *params, floatX *grads);
 /* From the launcher's environment; selects the GPU LOCAL_RANK before any allocation. Returns NULL when not
    launched by one (no RANK / OMPI_COMM_WORLD_RANK); exits with a message on an error. */
 Dist *dist_init(void);
+/* The launch's identity, the same in every process of one launch and new at the next: ROPEPP_LAUNCH_ID, else the
+   launcher's (torchrun: TORCHELASTIC_RUN_ID and TORCHELASTIC_RESTART_COUNT; Slurm: SLURM_JOB_ID, SLURM_STEP_ID and
+   SLURM_RESTART_COUNT; OpenMPI: OMPI_MCA_ess_base_jobid, or PMIX_NAMESPACE from OpenMPI 5). Into out; 0, or -1
+   when none is set. */
+int launch_identity(char *out, size_t n);
+/* The NCCL id's rendezvous (cuda/dist.cuh) through the file path that every process sees. Rank 0 writes the id
+   (bytes) with the launch identity and world size (tmp + rename); any other rank waits, up to timeout_ms, for a file
+   of its own launch and world size and reads the id from it: a file left by an earlier launch is never read.
+   Returns 0, or -1 with err (cannot write; timed out, naming the launch the file is from). */
+int rendezvous_id(const char *path, const char *launch, int rank, int world, void *id, size_t bytes, int timeout_ms,
+                  char *err, size_t errlen);
 void dist_free(Dist *d);
 int dist_rank(const Dist *d);                      /* 0 alone */
 int dist_world_size(const Dist *d);                /* 1 alone */
@@ -2711,6 +2722,71 @@ void model_grads_to_host(Model *m, double *out) {
     for (size_t i = 0; i < m->num_params; i++) out[i] = (double)tmp[i];   /* exact in the double build */
     free(tmp);
 #endif
+}
+
+/* ---- the launch identity and the NCCL id's rendezvous file (docs/FORMATS.md), plain C so that tests/test_dist.c
+   runs them on the CPU */
+#include <unistd.h>
+int launch_identity(char *out, size_t n) {
+    const char *own = getenv("ROPEPP_LAUNCH_ID"), *tr = getenv("TORCHELASTIC_RUN_ID"), *sj = getenv("SLURM_JOB_ID");
+    const char *om = getenv("OMPI_MCA_ess_base_jobid"), *px = getenv("PMIX_NAMESPACE");
+    const char *trc = getenv("TORCHELASTIC_RESTART_COUNT"), *ss = getenv("SLURM_STEP_ID"), *sr = getenv("SLURM_RESTART_COUNT");
+    if (own != NULL && own[0]) snprintf(out, n, "ROPEPP_LAUNCH_ID %s", own);
+    else if (tr != NULL && tr[0]) snprintf(out, n, "torchrun %s restart %s", tr, trc ? trc : "0");
+    else if (sj != NULL && sj[0]) snprintf(out, n, "slurm %s step %s restart %s", sj, ss ? ss : "-", sr ? sr : "0");
+    else if (om != NULL && om[0]) snprintf(out, n, "openmpi %s", om);
+    else if (px != NULL && px[0]) snprintf(out, n, "pmix %s", px);
+    else return -1;
+    return 0;
+}
+
+enum { RDV_LAUNCH = 256 };
+typedef struct { char magic[8]; int32_t world; int32_t bytes; char launch[RDV_LAUNCH]; } RendezvousHeader;
+
+int rendezvous_id(const char *path, const char *launch, int rank, int world, void *id, size_t bytes, int timeout_ms,
+                  char *err, size_t errlen) {
+    RendezvousHeader h;
+    memset(&h, 0, sizeof(h));
+    memcpy(h.magic, "RPPNCCL1", 8);
+    h.world = world;
+    h.bytes = (int32_t)bytes;
+    snprintf(h.launch, sizeof(h.launch), "%s", launch);
+    if (rank == 0) {
+        char tmp[4200];
+        snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+        FILE *fp = fopen(tmp, "wb");
+        if (fp == NULL || fwrite(&h, sizeof(h), 1, fp) != 1 || fwrite(id, bytes, 1, fp) != 1 || fclose(fp) != 0 || rename(tmp, path) != 0) {
+            set_err(err, errlen, "rank 0: cannot write the NCCL id to '%s': %s", path, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    unsigned char *buf = (unsigned char *)mallocCheck(sizeof(h) + bytes);
+    RendezvousHeader seen;
+    memset(&seen, 0, sizeof(seen));
+    for (int waited_ms = 0;; waited_ms += 20) {
+        FILE *fp = fopen(path, "rb");
+        if (fp != NULL) {
+            int whole = fread(buf, sizeof(h) + bytes, 1, fp) == 1;
+            fclose(fp);
+            if (whole) memcpy(&seen, buf, sizeof(seen));
+            if (whole && memcmp(buf, &h, sizeof(h)) == 0) {   /* this launch's file (a stale one is waited past) */
+                memcpy(id, buf + sizeof(h), bytes);
+                free(buf);
+                return 0;
+            }
+        }
+        if (waited_ms >= timeout_ms) {
+            seen.launch[RDV_LAUNCH - 1] = 0;
+            set_err(err, errlen, "rank %d: no NCCL id of this launch (%s, %d processes) in '%s' after %.1f s%s%s%s; did rank 0 start, "
+                    "and does every process see the path and the same launch identity?", rank, launch, world, path, timeout_ms / 1000.0,
+                    seen.launch[0] ? " (the file there is of another launch: " : "", seen.launch, seen.launch[0] ? ")" : "");
+            free(buf);
+            return -1;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* ---- data parallelism, single process (the NCCL build's are in cuda/dist.cuh) */
