@@ -3037,16 +3037,23 @@ int checkpoint_parse_header(const int32_t *h, size_t file_size, Config *c, int *
     return 0;
 }
 
-int checkpoint_read(const char *path, Config *c, double **params, size_t *num_params, char *err, size_t errlen) {
+/* A model file opened and its 1024-byte header read into h (not yet checked); its size in *fsize. NULL with err. */
+static FILE *checkpoint_open(const char *path, int32_t *h, size_t *fsize, char *err, size_t errlen) {
     FILE *fp = fopen_file(path, "checkpoint", "", err, errlen);
-    if (fp == NULL) return -1;
-    int32_t h[256];
-    size_t fsize = 0;
-    if (file_size_of(fp, &fsize) != 0 || fsize < sizeof(h) || fread(h, sizeof(h), 1, fp) != 1) {
+    if (fp == NULL) return NULL;
+    if (file_size_of(fp, fsize) != 0 || *fsize < 1024 || fread(h, 1024, 1, fp) != 1) {
         set_err(err, errlen, "checkpoint '%s' is shorter than its 1024-byte header (truncated)", path);
         fclose(fp);
-        return -1;
+        return NULL;
     }
+    return fp;
+}
+
+int checkpoint_read(const char *path, Config *c, double **params, size_t *num_params, char *err, size_t errlen) {
+    int32_t h[256];
+    size_t fsize = 0;
+    FILE *fp = checkpoint_open(path, h, &fsize, err, errlen);
+    if (fp == NULL) return -1;
     int bpp;
     uint32_t crc;
     char why[300];
@@ -3181,15 +3188,10 @@ int model_load(Model *m, const char *path, char *err, size_t errlen) {
 }
 
 int checkpoint_checksum(const char *path, uint32_t *checksum, char *err, size_t errlen) {
-    FILE *fp = fopen_file(path, "checkpoint", "", err, errlen);
-    if (fp == NULL) return -1;
     int32_t h[256];
     size_t fsize = 0;
-    if (file_size_of(fp, &fsize) != 0 || fsize < sizeof(h) || fread(h, sizeof(h), 1, fp) != 1) {
-        set_err(err, errlen, "checkpoint '%s' is shorter than its 1024-byte header (truncated)", path);
-        fclose(fp);
-        return -1;
-    }
+    FILE *fp = checkpoint_open(path, h, &fsize, err, errlen);
+    if (fp == NULL) return -1;
     int r = 0;
     *checksum = 0;
     if (h[0] != CKPT_MAGIC || (h[1] != 1 && h[1] != CKPT_VERSION)) {
