@@ -508,8 +508,8 @@ static int read_state_of(Model *m, const char *dir, int step, TrainState *s, cha
     return 0;
 }
 
-/* The run's checkpoint at this step into its folder: the .state file, then the .ckpt; older ones past --keep are
-   removed. 0, or -1 with the error printed. */
+/* The run's checkpoint at this step into its folder: the model file, its .state, then the model file renamed into
+   place; older ones past --keep are removed. 0, or -1 with the error printed. */
 static int write_checkpoint(Model *m, const Options *o, const DataLoader *dl, const Rng *rng) {
     char path[4200], fresh[4300], err[512];
     /* the model file as .ckpt.new (read back: its checksum), the state naming it, then the rename: a checkpoint
@@ -868,7 +868,7 @@ int main(int argc, char **argv) {
         char what[4300];
         snprintf(what, sizeof(what), "the checkpoint %s", path);
         Dims d0 = config_dims(&ck);
-        int trained_len = ck.yarn_orig_len > 0 ? ck.yarn_orig_len : ck.train_seq;
+        int trained_len = ck.train_seq;
         if (settings_apply(&ck, &o.model, given, config_rules, config_rule_count, USE_INIT_FROM, what, err, sizeof(err)) != 0 ||
             check_rotary_frac(&o, ck.pe, what, err, sizeof(err)) != 0 || config_validate(&ck, err, sizeof(err)) != 0) {
             fprintf(stderr, "error: --init-from: %s\n", err);
