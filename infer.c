@@ -34,7 +34,8 @@ static void usage(void) {
            "  --ckpt-dir DIR       the old name of --ckpt DIR\n"
            "  --prompt TEXT        prompt (default: read standard input when it is not a terminal)\n"
            "  --prompt-tokens LIST comma-separated token ids, for models that are not byte-level\n"
-           "  --tokenizer FILE     llm.c tokenizer file (gpt2_tokenizer.bin) to print the text of non-byte tokens\n"
+           "  --tokenizer FILE     llm.c tokenizer file (gpt2_tokenizer.bin) to print the text of non-byte tokens; only\n"
+           "                       ids < its vocabulary are sampled (llm.c pads 50257 to 50304) and its end-of-text ends the text\n"
            "  --max-new N          tokens to generate (200)\n"
            "  --temperature T      0 = greedy (0.8)\n"
            "  --top-k K            keep the K most likely tokens (0 = all)\n"
@@ -173,7 +174,10 @@ int main(int argc, char **argv) {
     KVCache kv;
     kvcache_init(&kv, &m, 1, total);
     kvcache_seed(&kv, o.seed);
-    Sampler smp = {o.temperature, o.top_k, o.top_p};
+    /* ids past the tokenizer's vocabulary (a padded model) are never drawn; its end-of-text token ends the text */
+    Sampler smp = {o.temperature, o.top_k, o.top_p, tok_text.vocab_size};
+    int eot = tok_text.tokens != NULL ? tok_text.eot_token : -1;
+    if (smp.vocab > 0 && smp.vocab < V) fprintf(stderr, "sampling ids < %d, the tokenizer's vocabulary (the model's is padded to %d)\n", smp.vocab, V);
     fprintf(stderr, "%s | %s | %zu parameters | trained at %d, rope base %g, pi %g, yarn %g, ntk %g | backend %s\n", o.ckpt, pe_name(c.pe),
             m.num_params, c.train_seq, c.rope_base, c.pi_factor, c.yarn_factor, c.ntk_factor, backend_name());
     for (int i = 0; i < n_prompt && c.tokenizer == TOKENIZER_BYTES; i++) token_print(stdout, prompt[i], 1, NULL);
@@ -197,13 +201,16 @@ int main(int argc, char **argv) {
             model_tokens_to_host(&m, &kv, &tok);
             t_gen += wall_seconds() - t1;
         }
+        if (tok == eot) break;
         token_print(stdout, tok, c.tokenizer == TOKENIZER_BYTES, &tok_text);   /* <id> without --tokenizer */
         fflush(stdout);
         generated++;
     }
     printf("\n");
     fflush(stdout);   /* the text ends its line before the statistics on standard error */
-    if (generated < o.max_new)
+    if (tok == eot)
+        fprintf(stderr, "[stopped after %d tokens: the end-of-text token %d of the tokenizer]\n", generated, eot);
+    else if (generated < o.max_new)
         fprintf(stderr, "[stopped after %d tokens: reached the context limit of %d tokens; %s to go further]\n", generated, limit, longer);
     int decode_steps = generated > 1 ? generated - 1 : 1;
     fprintf(stderr, "prompt %d tokens in %.1f ms | %d new tokens | %.3f ms per output token | KV cache %zu bytes (%d positions, %.0f bytes/token)\n",

@@ -434,8 +434,9 @@ typedef struct {
     Profile *profile;       /* NULL, or where the ops' times go (train --profile) */
 } Model;
 
-/* Sampler settings (sample_token): temperature 0 = greedy, top_k 0 = off, top_p 1 = off. */
-typedef struct { double temperature; int top_k; double top_p; } Sampler;
+/* Sampler settings (sample_token): temperature 0 = greedy, top_k 0 = off, top_p 1 = off. vocab: only ids < vocab
+   are drawn (the tokenizer's vocabulary of a model padded past it, as llm.c pads 50257 to 50304; 0 = all). */
+typedef struct { double temperature; int top_k; double top_p; int vocab; } Sampler;
 
 /* KV cache for decoding: the post-rotary keys and the values of every layer (RoPE++ EH holds half of RoPE's), and
    the state of device-side decoding (the position, the sampler's RNG, the captured step). */
@@ -519,6 +520,17 @@ void model_move_params(Model *m, floatX *params, floatX *grads);
 /* From the launcher's environment; selects the GPU LOCAL_RANK before any allocation. Returns NULL when not
    launched by one (no RANK / OMPI_COMM_WORLD_RANK); exits with a message on an error. */
 Dist *dist_init(void);
+/* The launch's identity, the same in every process of one launch and new at the next: ROPEPP_LAUNCH_ID, else the
+   launcher's (torchrun: TORCHELASTIC_RUN_ID and TORCHELASTIC_RESTART_COUNT; Slurm: SLURM_JOB_ID, SLURM_STEP_ID and
+   SLURM_RESTART_COUNT; OpenMPI: OMPI_MCA_ess_base_jobid, or PMIX_NAMESPACE from OpenMPI 5). Into out; 0, or -1
+   when none is set. */
+int launch_identity(char *out, size_t n);
+/* The NCCL id's rendezvous (cuda/dist.cuh) through the file path that every process sees. Rank 0 writes the id
+   (bytes) with the launch identity and world size (tmp + rename); any other rank waits, up to timeout_ms, for a file
+   of its own launch and world size and reads the id from it: a file left by an earlier launch is never read.
+   Returns 0, or -1 with err (cannot write; timed out, naming the launch the file is from). */
+int rendezvous_id(const char *path, const char *launch, int rank, int world, void *id, size_t bytes, int timeout_ms,
+                  char *err, size_t errlen);
 void dist_free(Dist *d);
 int dist_rank(const Dist *d);                      /* 0 alone */
 int dist_world_size(const Dist *d);                /* 1 alone */
@@ -547,8 +559,13 @@ void characteristic_curves(double *c_re, double *c_im, double dt, int HD, double
 void cisi(double x, double *ci, double *si);   /* cosine and sine integrals, x > 0 */
 void alibi_slopes(double *out, int n);         /* flash-attn slopes for n heads */
 
-/* Checkpoints (docs/FORMATS.md). Readers return 0, or -1 with a one-line message in err. */
-enum { CKPT_MAGIC = 20251207, CKPT_VERSION = 1, STATE_MAGIC = 20251209, STATE_VERSION = 1 };
+/* Checkpoints (docs/FORMATS.md). Readers return 0, or -1 with a one-line message in err. Version 2 files end in an
+   8-byte trailer: the CRC-32 of every byte before it, then the magic again; every read checks it. Version 1 files
+   (no trailer, no checksum) still load. */
+enum { CKPT_MAGIC = 20251207, CKPT_VERSION = 2, STATE_MAGIC = 20251209, STATE_VERSION = 2, TRAILER_BYTES = 8 };
+/* CRC-32 of zlib, gzip and PNG (ISO-HDLC: reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF):
+   crc32_update(0, "123456789", 9) = 0xCBF43926. Chain calls over several buffers: crc = crc32_update(crc, next, n). */
+uint32_t crc32_update(uint32_t crc, const void *buf, size_t n);
 int checkpoint_parse_header(const int32_t *hdr, size_t file_size, Config *c, int *bytes_per_param,
                             size_t *num_params, char *err, size_t errlen);
 int checkpoint_read(const char *path, Config *c, double **params, size_t *num_params, char *err, size_t errlen);
@@ -560,7 +577,11 @@ int model_load(Model *m, const char *path, char *err, size_t errlen);     /* bui
 /* Steps of the checkpoints dir/model_%08d.ckpt in a folder, ascending (with require_state: only those whose
    .state file exists too). Returns how many (0 if the folder does not exist). */
 int checkpoint_list(const char *dir, int require_state, int *steps, int max);
-typedef struct { int step; int64_t shard; int64_t pos; uint64_t rng; } TrainState;
+/* The checksum a model file stores (0 for a version 1 file, which has none), after checking it against the file's
+   bytes: a mismatch is an error that calls the file corrupt. A .state names its model file by this value. */
+int checkpoint_checksum(const char *path, uint32_t *checksum, char *err, size_t errlen);
+/* ckpt_checksum: the checksum of the model file this state belongs to (0 in a version 1 state). */
+typedef struct { int step; int64_t shard; int64_t pos; uint64_t rng; uint32_t ckpt_checksum; } TrainState;
 int state_write(Model *m, const TrainState *s, const char *path, char *err, size_t errlen);
 int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errlen);
 /* The checkpoint a user names: a model file, or a run folder (its newest model_*.ckpt); NULL = RUN_LATEST, the
@@ -2435,7 +2456,8 @@ void model_sample(Model *m, KVCache *kv, int t, const Sampler *s) {
         exit(1);
     }
     size_t V = m->cfg.vocab_size;
-    sample_forward(m->inputs, kv->rng, m->acts.logits + (size_t)t * V, (size_t)m->T * V, kv->B, (int)V,
+    int Vs = s->vocab > 0 && s->vocab < (int)V ? s->vocab : (int)V;
+    sample_forward(m->inputs, kv->rng, m->acts.logits + (size_t)t * V, (size_t)m->T * V, kv->B, Vs,
                    s->temperature, s->top_k, s->top_p);
     kv->sampled = 1;
 }
@@ -2444,8 +2466,8 @@ void model_sample(Model *m, KVCache *kv, int t, const Sampler *s) {
 static void decode_next_body(Model *m, KVCache *kv, const Sampler *s) {
     model_forward_body(m, kv);
     model_classifier(m);
-    sample_forward(m->inputs, kv->rng, m->acts.logits, (size_t)m->cfg.vocab_size, kv->B, m->cfg.vocab_size,
-                   s->temperature, s->top_k, s->top_p);
+    int V = m->cfg.vocab_size, Vs = s->vocab > 0 && s->vocab < V ? s->vocab : V;
+    sample_forward(m->inputs, kv->rng, m->acts.logits, (size_t)V, kv->B, Vs, s->temperature, s->top_k, s->top_p);
     backend_add_int(kv->pos_dev, 1);
 }
 
@@ -2466,7 +2488,7 @@ void model_decode_next(Model *m, KVCache *kv, const Sampler *s, int use_graph) {
     const void *mem[5] = {m->acts_memory, m->acts.logits, m->pe_cos, m->pe_sin, (const void *)backend_scratch_epoch()};
     const Sampler *g = &kv->graph_sampler;
     if (kv->graph != NULL && (!graph_ok || memcmp(kv->graph_mem, mem, sizeof(mem)) != 0 ||
-                              g->temperature != s->temperature || g->top_k != s->top_k || g->top_p != s->top_p)) {
+                              g->temperature != s->temperature || g->top_k != s->top_k || g->top_p != s->top_p || g->vocab != s->vocab)) {
         backend_graph_free(kv->graph);
         kv->graph = NULL;
         kv->warm = 0;   /* run uncaptured once more first: it sizes the scratch for these settings */
@@ -2754,6 +2776,71 @@ void model_grads_to_host(Model *m, double *out) {
 #endif
 }
 
+/* ---- the launch identity and the NCCL id's rendezvous file (docs/FORMATS.md), plain C so that tests/test_dist.c
+   runs them on the CPU */
+#include <unistd.h>
+int launch_identity(char *out, size_t n) {
+    const char *own = getenv("ROPEPP_LAUNCH_ID"), *tr = getenv("TORCHELASTIC_RUN_ID"), *sj = getenv("SLURM_JOB_ID");
+    const char *om = getenv("OMPI_MCA_ess_base_jobid"), *px = getenv("PMIX_NAMESPACE");
+    const char *trc = getenv("TORCHELASTIC_RESTART_COUNT"), *ss = getenv("SLURM_STEP_ID"), *sr = getenv("SLURM_RESTART_COUNT");
+    if (own != NULL && own[0]) snprintf(out, n, "ROPEPP_LAUNCH_ID %s", own);
+    else if (tr != NULL && tr[0]) snprintf(out, n, "torchrun %s restart %s", tr, trc ? trc : "0");
+    else if (sj != NULL && sj[0]) snprintf(out, n, "slurm %s step %s restart %s", sj, ss ? ss : "-", sr ? sr : "0");
+    else if (om != NULL && om[0]) snprintf(out, n, "openmpi %s", om);
+    else if (px != NULL && px[0]) snprintf(out, n, "pmix %s", px);
+    else return -1;
+    return 0;
+}
+
+enum { RDV_LAUNCH = 256 };
+typedef struct { char magic[8]; int32_t world; int32_t bytes; char launch[RDV_LAUNCH]; } RendezvousHeader;
+
+int rendezvous_id(const char *path, const char *launch, int rank, int world, void *id, size_t bytes, int timeout_ms,
+                  char *err, size_t errlen) {
+    RendezvousHeader h;
+    memset(&h, 0, sizeof(h));
+    memcpy(h.magic, "RPPNCCL1", 8);
+    h.world = world;
+    h.bytes = (int32_t)bytes;
+    snprintf(h.launch, sizeof(h.launch), "%s", launch);
+    if (rank == 0) {
+        char tmp[4200];
+        snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+        FILE *fp = fopen(tmp, "wb");
+        if (fp == NULL || fwrite(&h, sizeof(h), 1, fp) != 1 || fwrite(id, bytes, 1, fp) != 1 || fclose(fp) != 0 || rename(tmp, path) != 0) {
+            set_err(err, errlen, "rank 0: cannot write the NCCL id to '%s': %s", path, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    unsigned char *buf = (unsigned char *)mallocCheck(sizeof(h) + bytes);
+    RendezvousHeader seen;
+    memset(&seen, 0, sizeof(seen));
+    for (int waited_ms = 0;; waited_ms += 20) {
+        FILE *fp = fopen(path, "rb");
+        if (fp != NULL) {
+            int whole = fread(buf, sizeof(h) + bytes, 1, fp) == 1;
+            fclose(fp);
+            if (whole) memcpy(&seen, buf, sizeof(seen));
+            if (whole && memcmp(buf, &h, sizeof(h)) == 0) {   /* this launch's file (a stale one is waited past) */
+                memcpy(id, buf + sizeof(h), bytes);
+                free(buf);
+                return 0;
+            }
+        }
+        if (waited_ms >= timeout_ms) {
+            seen.launch[RDV_LAUNCH - 1] = 0;
+            set_err(err, errlen, "rank %d: no NCCL id of this launch (%s, %d processes) in '%s' after %.1f s%s%s%s; did rank 0 start, "
+                    "and does every process see the path and the same launch identity?", rank, launch, world, path, timeout_ms / 1000.0,
+                    seen.launch[0] ? " (the file there is of another launch: " : "", seen.launch, seen.launch[0] ? ")" : "");
+            free(buf);
+            return -1;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* ---- data parallelism, single process (the NCCL build's are in cuda/dist.cuh) */
 #ifndef ROPEPP_NCCL
 Dist *dist_init(void) {
@@ -2909,14 +2996,59 @@ static FILE *fopen_file(const char *path, const char *what, const char *hint, ch
     return fp;
 }
 
+uint32_t crc32_update(uint32_t crc, const void *buf, size_t n) {
+    uint32_t table[256];
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t r = i;
+        for (int k = 0; k < 8; k++) r = r & 1u ? 0xEDB88320u ^ (r >> 1) : r >> 1;
+        table[i] = r;
+    }
+    const unsigned char *p = (const unsigned char *)buf;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* A version 2 file's trailer against its bytes: the CRC-32 of bytes [0, size - 8), then magic. Reads the whole file;
+   leaves fp just past the 1024-byte header. The checksum in *checksum. what: "checkpoint" or "state". */
+static int trailer_check(FILE *fp, size_t fsize, int32_t magic, const char *path, const char *what, uint32_t *checksum,
+                         char *err, size_t errlen) {
+    if (fsize < 1024 + TRAILER_BYTES) {
+        set_err(err, errlen, "%s: %s file of %zu bytes is shorter than its header and trailer (truncated); use an earlier checkpoint", path, what, fsize);
+        return -1;
+    }
+    size_t chunk = (size_t)1 << 20, left = fsize - TRAILER_BYTES;
+    unsigned char *buf = (unsigned char *)mallocCheck(chunk);
+    uint32_t crc = 0;
+    int ok = fseek(fp, 0, SEEK_SET) == 0;
+    while (ok && left > 0) {
+        size_t k = left < chunk ? left : chunk;
+        ok = fread(buf, 1, k, fp) == k;
+        crc = crc32_update(crc, buf, k);
+        left -= k;
+    }
+    int32_t t[2];
+    ok = ok && fread(t, sizeof(t), 1, fp) == 1 && fseek(fp, 1024, SEEK_SET) == 0;
+    free(buf);
+    if (!ok) { set_err(err, errlen, "%s: read error: %s", path, strerror(errno)); return -1; }
+    if ((uint32_t)t[0] != crc || t[1] != magic) {
+        set_err(err, errlen, "%s is corrupt: its bytes do not match the CRC-32 in its trailer (stored %08x, computed %08x%s), "
+                "so it was damaged or truncated after it was written; use an earlier checkpoint or a backup copy",
+                path, (uint32_t)t[0], crc, t[1] != magic ? ", end marker damaged" : "");
+        return -1;
+    }
+    *checksum = crc;
+    return 0;
+}
+
 int checkpoint_parse_header(const int32_t *h, size_t file_size, Config *c, int *bytes_per_param,
                             size_t *num_params, char *err, size_t errlen) {
     if (h[0] != CKPT_MAGIC) {
-        set_err(err, errlen, "not a ropepp checkpoint (magic %d, expected %d); pass a .ckpt written by ./train", h[0], CKPT_MAGIC);
+        set_err(err, errlen, "not a ropepp checkpoint, or a corrupt one (magic %d, expected %d); pass a .ckpt written by ./train", h[0], CKPT_MAGIC);
         return -1;
     }
-    if (h[1] != CKPT_VERSION) {
-        set_err(err, errlen, "checkpoint version %d is not supported (this build reads version %d); rewrite it with this version's ./train", h[1], CKPT_VERSION);
+    if (h[1] != 1 && h[1] != CKPT_VERSION) {
+        set_err(err, errlen, "checkpoint version %d is not supported (this build reads versions 1 and %d): written by a newer ./train, or the file is corrupt", h[1], CKPT_VERSION);
         return -1;
     }
     if (h[2] != 4 && h[2] != 8) { set_err(err, errlen, "checkpoint stores %d bytes per parameter; only 4 (fp32) and 8 (fp64) exist", h[2]); return -1; }
@@ -2946,7 +3078,7 @@ int checkpoint_parse_header(const int32_t *h, size_t file_size, Config *c, int *
         set_err(err, errlen, "checkpoint says %lld parameters but its config needs %zu", (long long)hdr_get_i64(h, 16), n);
         return -1;
     }
-    size_t want = 1024 + n * (size_t)h[2];
+    size_t want = 1024 + n * (size_t)h[2] + (h[1] >= 2 ? TRAILER_BYTES : 0);
     if (file_size != want) {
         set_err(err, errlen, "checkpoint is %zu bytes but its header needs %zu (truncated or corrupt); use an earlier checkpoint", file_size, want);
         return -1;
@@ -2957,18 +3089,30 @@ int checkpoint_parse_header(const int32_t *h, size_t file_size, Config *c, int *
     return 0;
 }
 
-int checkpoint_read(const char *path, Config *c, double **params, size_t *num_params, char *err, size_t errlen) {
+/* A model file opened and its 1024-byte header read into h (not yet checked); its size in *fsize. NULL with err. */
+static FILE *checkpoint_open(const char *path, int32_t *h, size_t *fsize, char *err, size_t errlen) {
     FILE *fp = fopen_file(path, "checkpoint", "", err, errlen);
-    if (fp == NULL) return -1;
+    if (fp == NULL) return NULL;
+    if (file_size_of(fp, fsize) != 0 || *fsize < 1024 || fread(h, 1024, 1, fp) != 1) {
+        set_err(err, errlen, "checkpoint '%s' is shorter than its 1024-byte header (truncated)", path);
+        fclose(fp);
+        return NULL;
+    }
+    return fp;
+}
+
+int checkpoint_read(const char *path, Config *c, double **params, size_t *num_params, char *err, size_t errlen) {
     int32_t h[256];
     size_t fsize = 0;
-    if (file_size_of(fp, &fsize) != 0 || fsize < sizeof(h) || fread(h, sizeof(h), 1, fp) != 1) {
-        set_err(err, errlen, "checkpoint '%s' is shorter than its 1024-byte header (truncated)", path);
+    FILE *fp = checkpoint_open(path, h, &fsize, err, errlen);
+    if (fp == NULL) return -1;
+    int bpp;
+    uint32_t crc;
+    char why[300];
+    if (h[0] == CKPT_MAGIC && h[1] == CKPT_VERSION && trailer_check(fp, fsize, CKPT_MAGIC, path, "checkpoint", &crc, err, errlen) != 0) {
         fclose(fp);
         return -1;
     }
-    int bpp;
-    char why[300];
     if (checkpoint_parse_header(h, fsize, c, &bpp, num_params, why, sizeof(why)) != 0) {
         set_err(err, errlen, "%s: %s", path, why);
         fclose(fp);
@@ -3037,14 +3181,19 @@ int checkpoint_write(const char *path, const Config *c, const double *params, si
     FILE *fp = atomic_open(path, tmp, sizeof(tmp), err, errlen);
     if (fp == NULL) return -1;
     int ok = fwrite(h, sizeof(h), 1, fp) == 1;
+    uint32_t crc = crc32_update(0, h, sizeof(h));
     if (bytes_per_param == 8) {
         ok = ok && fwrite(params, sizeof(double), num_params, fp) == num_params;
+        crc = crc32_update(crc, params, num_params * sizeof(double));
     } else {
         float *f = (float *)mallocCheck(num_params * sizeof(float));
         for (size_t i = 0; i < num_params; i++) f[i] = (float)params[i];
         ok = ok && fwrite(f, sizeof(float), num_params, fp) == num_params;
+        crc = crc32_update(crc, f, num_params * sizeof(float));
         free(f);
     }
+    int32_t trailer[2] = {(int32_t)crc, CKPT_MAGIC};
+    ok = ok && fwrite(trailer, sizeof(trailer), 1, fp) == 1;
     if (!ok) { set_err(err, errlen, "writing '%s' failed: %s (disk full?)", tmp, strerror(errno)); fclose(fp); remove(tmp); return -1; }
     return atomic_close(fp, tmp, path, err, errlen);
 }
@@ -3090,10 +3239,29 @@ int model_load(Model *m, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-static int write_moments(FILE *fp, const floatM *dev, size_t n) {
+int checkpoint_checksum(const char *path, uint32_t *checksum, char *err, size_t errlen) {
+    int32_t h[256];
+    size_t fsize = 0;
+    FILE *fp = checkpoint_open(path, h, &fsize, err, errlen);
+    if (fp == NULL) return -1;
+    int r = 0;
+    *checksum = 0;
+    if (h[0] != CKPT_MAGIC || (h[1] != 1 && h[1] != CKPT_VERSION)) {
+        set_err(err, errlen, "%s: not a ropepp checkpoint of version 1 or %d, or a corrupt one (magic %d, version %d)", path, CKPT_VERSION, h[0], h[1]);
+        r = -1;
+    } else if (h[1] == CKPT_VERSION) {
+        r = trailer_check(fp, fsize, CKPT_MAGIC, path, "checkpoint", checksum, err, errlen);
+    }
+    fclose(fp);
+    return r;
+}
+
+/* The AdamW moments from the device to fp, added to *crc. */
+static int write_moments(FILE *fp, const floatM *dev, size_t n, uint32_t *crc) {
     floatM *tmp = (floatM *)mallocCheck(n * sizeof(floatM));
     backend_to_host(tmp, dev, n * sizeof(floatM));
     int ok = fwrite(tmp, sizeof(floatM), n, fp) == n;
+    *crc = crc32_update(*crc, tmp, n * sizeof(floatM));
     free(tmp);
     return ok;
 }
@@ -3106,11 +3274,15 @@ int state_write(Model *m, const TrainState *s, const char *path, char *err, size
     hdr_put_i64(h, 4, (int64_t)m->num_params); hdr_put_i64(h, 6, s->shard); hdr_put_i64(h, 8, s->pos);
     memcpy(h + 10, &s->rng, sizeof(uint64_t));
     h[12] = m->adam_m != NULL;
+    h[14] = (int32_t)s->ckpt_checksum;
     char tmp[4096];
     FILE *fp = atomic_open(path, tmp, sizeof(tmp), err, errlen);
     if (fp == NULL) return -1;
     int ok = fwrite(h, sizeof(h), 1, fp) == 1;
-    if (m->adam_m != NULL) ok = ok && write_moments(fp, m->adam_m, m->num_params) && write_moments(fp, m->adam_v, m->num_params);
+    uint32_t crc = crc32_update(0, h, sizeof(h));
+    if (m->adam_m != NULL) ok = ok && write_moments(fp, m->adam_m, m->num_params, &crc) && write_moments(fp, m->adam_v, m->num_params, &crc);
+    int32_t trailer[2] = {(int32_t)crc, STATE_MAGIC};
+    ok = ok && fwrite(trailer, sizeof(trailer), 1, fp) == 1;
     if (!ok) { set_err(err, errlen, "writing '%s' failed (disk full?)", tmp); fclose(fp); remove(tmp); return -1; }
     return atomic_close(fp, tmp, path, err, errlen);
 }
@@ -3125,16 +3297,23 @@ int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errl
         set_err(err, errlen, "state file '%s' is shorter than its header (truncated)", path); fclose(fp); return -1;
     }
     const char *bad = NULL;
-    if (h[0] != STATE_MAGIC) bad = "wrong magic (not a ropepp state file)";
-    else if (h[1] != STATE_VERSION) bad = "unsupported version";
+    uint32_t crc = 0;
+    if (h[0] == STATE_MAGIC && h[1] == STATE_VERSION && trailer_check(fp, fsize, STATE_MAGIC, path, "state", &crc, err, errlen) != 0) {
+        fclose(fp);
+        return -1;
+    }
+    size_t trailer = h[1] == STATE_VERSION ? TRAILER_BYTES : 0;
+    if (h[0] != STATE_MAGIC) bad = "wrong magic (not a ropepp state file, or a corrupt one)";
+    else if (h[1] != 1 && h[1] != STATE_VERSION) bad = "unsupported version (written by a newer ./train, or corrupt)";
     else if (h[2] != (int)sizeof(floatM)) bad = "stored with another precision than this build's master weights";
     else if (hdr_get_i64(h, 4) != (int64_t)m->num_params) bad = "parameter count does not match the model file";
     else if (h[3] < 0 || hdr_get_i64(h, 6) < 0 || hdr_get_i64(h, 8) < 0) bad = "negative step or loader position";
     else if (h[12] != 0 && h[12] != 1) bad = "corrupt moments flag";
-    else if (fsize != 1024 + (h[12] ? 2 * m->num_params * sizeof(floatM) : 0)) bad = "file size does not match its header (truncated)";
+    else if (fsize != 1024 + (h[12] ? 2 * m->num_params * sizeof(floatM) : 0) + trailer) bad = "file size does not match its header (truncated)";
     if (bad != NULL) { set_err(err, errlen, "%s: %s; resume from an earlier checkpoint or start fresh", path, bad); fclose(fp); return -1; }
     s->step = h[3]; s->shard = hdr_get_i64(h, 6); s->pos = hdr_get_i64(h, 8);
     memcpy(&s->rng, h + 10, sizeof(uint64_t));
+    s->ckpt_checksum = h[1] == STATE_VERSION ? (uint32_t)h[14] : 0;
     m->step = s->step;
     if (h[12]) {
         size_t n = m->num_params;

@@ -530,17 +530,52 @@ static void ckpt_path(char *out, size_t n, const char *dir, int step, const char
     snprintf(out, n, "%s/model_%08d.%s", dir, step, ext);
 }
 
-/* model and state for the current step into the run folder; then the oldest beyond --keep are removed. 0 or -1. */
-/* The run's checkpoint at this step into its folder: the .state file, then the .ckpt; older ones past --keep are
-   removed. 0, or -1 with the error printed. */
+/* The .state of the run's checkpoint at step into s (and m's moments and step). It must exist and name that model
+   file (its step and checksum): a missing or another checkpoint's state is an error that says what to do. 0 or -1. */
+static int read_state_of(Model *m, const char *dir, int step, TrainState *s, char *err, size_t errlen) {
+    char ckpt[4200], state[4200];
+    ckpt_path(ckpt, sizeof(ckpt), dir, step, "ckpt");
+    ckpt_path(state, sizeof(state), dir, step, "state");
+    struct stat st;
+    if (stat(state, &st) != 0) {
+        snprintf(err, errlen, "%s has no state file beside it (%s: %s), and the run cannot go on without it (it holds the "
+                 "optimizer moments, data position and RNG); put it back, or move the .ckpt away to resume from the "
+                 "checkpoint before it, or continue from these weights with a fresh optimizer: ./train --init-from %s --out NEWDIR",
+                 ckpt, state, strerror(errno), ckpt);
+        return -1;
+    }
+    uint32_t crc;
+    if (checkpoint_checksum(ckpt, &crc, err, errlen) != 0 || state_read(m, s, state, err, errlen) != 0) return -1;
+    const char *fix = "put back the .state written with this checkpoint, or continue from its weights with a fresh optimizer: ./train --init-from";
+    if (s->step != step) {
+        snprintf(err, errlen, "%s is the state of step %d, but its model file %s is step %d; %s %s --out NEWDIR", state, s->step, ckpt, step, fix, ckpt);
+        return -1;
+    }
+    if (s->ckpt_checksum != crc) {
+        snprintf(err, errlen, "%s belongs to another model file than %s (it names checksum %08x, the model file's is %08x): "
+                 "another run's state, or an earlier write's; %s %s --out NEWDIR", state, ckpt, s->ckpt_checksum, crc, fix, ckpt);
+        return -1;
+    }
+    return 0;
+}
+
+/* The run's checkpoint at this step into its folder: the model file, its .state, then the model file renamed into
+   place; older ones past --keep are removed. 0, or -1 with the error printed. */
 static int write_checkpoint(Model *m, const Options *o, const DataLoader *dl, const Rng *rng) {
-    char path[4200], err[512];
-    /* state first, model last: a checkpoint counts once its model file exists next to a state file */
-    TrainState s = {m->step, dl->shard, dl->pos, rng->state};
+    char path[4200], fresh[4300], err[512];
+    /* the model file as .ckpt.new (read back: its checksum), the state naming it, then the rename: a checkpoint
+       counts once its model file exists, and it always has its state */
+    TrainState s = {m->step, dl->shard, dl->pos, rng->state, 0};
+    ckpt_path(path, sizeof(path), o->out, m->step, "ckpt");
+    snprintf(fresh, sizeof(fresh), "%s.new", path);
+    if (model_save(m, fresh, err, sizeof(err)) != 0 || checkpoint_checksum(fresh, &s.ckpt_checksum, err, sizeof(err)) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
     ckpt_path(path, sizeof(path), o->out, m->step, "state");
     if (state_write(m, &s, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return -1; }
     ckpt_path(path, sizeof(path), o->out, m->step, "ckpt");
-    if (model_save(m, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return -1; }
+    if (rename(fresh, path) != 0) { fprintf(stderr, "error: cannot rename '%s' to '%s': %s\n", fresh, path, strerror(errno)); return -1; }
     printf("saved %s (+ .state)\n", path);
     int steps[4096];
     int n = checkpoint_list(o->out, 1, steps, 4096);
@@ -847,11 +882,11 @@ int main(int argc, char **argv) {
     }
 
     rng.state = o.seed ^ 0x5EED5EEDull;
-    TrainState resume_state = {0, 0, 0, 0};
+    TrainState resume_state = {0, 0, 0, 0, 0};
     int resumed = 0;
     if (o.resume) {
         int steps[4096];
-        int n = checkpoint_list(o.out, 1, steps, 4096);
+        int n = checkpoint_list(o.out, 0, steps, 4096);
         if (n > 0) {
             char path[4200];
             ckpt_path(path, sizeof(path), o.out, steps[n - 1], "ckpt");
@@ -869,8 +904,7 @@ int main(int argc, char **argv) {
             }
             model_init_from(&model, &ck, params);
             free(params);
-            ckpt_path(path, sizeof(path), o.out, steps[n - 1], "state");
-            if (state_read(&model, &resume_state, path, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+            if (read_state_of(&model, o.out, steps[n - 1], &resume_state, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
             rng.state = resume_state.rng;
             vocab = ck.vocab_size;
             resumed = 1;
@@ -893,11 +927,18 @@ int main(int argc, char **argv) {
         char what[4300];
         snprintf(what, sizeof(what), "the checkpoint %s", path);
         Dims d0 = config_dims(&ck);
+        int trained_len = ck.train_seq;
         if (settings_apply(&ck, &o.model, given, config_rules, config_rule_count, USE_INIT_FROM, what, err, sizeof(err)) != 0 ||
             check_rotary_frac(&o, ck.pe, what, err, sizeof(err)) != 0 || config_validate(&ck, err, sizeof(err)) != 0) {
             fprintf(stderr, "error: --init-from: %s\n", err);
             free(params);
             goto out;
+        }
+        /* YaRN's original length is the length the weights were trained at (the source's), not the new --seq,
+           as FoPE's basis stays the source's: pinned unless --yarn-orig-len is given */
+        if (ck.yarn_factor != 1.0 && ck.yarn_orig_len == 0 && !(o.model_given >> settings_find(config_rules, config_rule_count, "--yarn-orig-len") & 1u)) {
+            ck.yarn_orig_len = trained_len;
+            printf("YaRN original length %d: the length %s was trained at (--yarn-orig-len sets another)\n", trained_len, path);
         }
         Dims d1 = config_dims(&ck);
         if (d1.fope_m != d0.fope_m || d1.fope_p != d0.fope_p) {

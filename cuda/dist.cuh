@@ -9,7 +9,8 @@ The processes learn their place from the launcher's environment: RANK, WORLD_SIZ
 hand, e.g. from Slurm's SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID), else OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK}
 (mpirun). The NCCL
 id goes from rank 0 to the others through the file ROPEPP_NCCL_ID_FILE (a path every process sees: a shared
-folder across nodes); rank 0 removes it once every process has joined. NVLink multicast (NVLS) is left off unless
+folder across nodes), tagged with the launch identity (ropepp.h, launch_identity); rank 0 removes it once every
+process has joined. NVLink multicast (NVLS) is left off unless
 NCCL_NVLS_ENABLE is set. Sharding: the parameter array is cut into world_size ranges of shard_len elements
 (num_params rounded up, a multiple of 64 so every range starts 128-byte aligned); params and grads are padded to
 world_size * shard_len so that the reduce-scatter and the all-gather run in place on them.
@@ -59,7 +60,8 @@ static int env_first_int(const char *a, const char *b, const char *c, int lo, in
     return -1;
 }
 
-/* rank 0 makes the id and writes it (atomically: a temporary file renamed); the others wait for it */
+/* rank 0 makes the id; it reaches the others through ROPEPP_NCCL_ID_FILE, tagged with the launch identity so that
+   the file of an earlier launch that died is never read (ropepp.h, rendezvous_id) */
 static void nccl_id_rendezvous(ncclUniqueId *id, int rank, int world) {
     if (world == 1) { ncclCheck(ncclGetUniqueId(id)); return; }
     const char *path = getenv("ROPEPP_NCCL_ID_FILE");
@@ -68,30 +70,17 @@ static void nccl_id_rendezvous(ncclUniqueId *id, int rank, int world) {
                         "HINT: ROPEPP_NCCL_ID_FILE=/a/path/every/process/sees/nccl.id (mpirun: -x ROPEPP_NCCL_ID_FILE=...)\n", rank, world);
         exit(1);
     }
-    if (rank == 0) {
-        ncclCheck(ncclGetUniqueId(id));
-        char tmp[4200];
-        snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
-        FILE *fp = fopen(tmp, "wb");
-        if (fp == NULL || fwrite(id, sizeof(*id), 1, fp) != 1 || fclose(fp) != 0 || rename(tmp, path) != 0) {
-            fprintf(stderr, "error: rank 0: cannot write the NCCL id to '%s': %s\n", path, strerror(errno));
-            exit(1);
-        }
-        return;
+    char launch[512], err[5000];
+    if (launch_identity(launch, sizeof(launch)) != 0) {
+        fprintf(stderr, "error: rank %d of %d: no launch identity in the environment (torchrun's TORCHELASTIC_RUN_ID, Slurm's "
+                        "SLURM_JOB_ID, OpenMPI's OMPI_MCA_ess_base_jobid) to tell this launch's NCCL id from an earlier one's\n"
+                        "HINT: export ROPEPP_LAUNCH_ID=$(date +%%s%%N) in the shell that starts the processes (mpirun: -x ROPEPP_LAUNCH_ID)\n", rank, world);
+        exit(1);
     }
-    for (int waited_ms = 0;; waited_ms += 50) {
-        FILE *fp = fopen(path, "rb");
-        if (fp != NULL) {
-            int ok = fread(id, sizeof(*id), 1, fp) == 1;
-            fclose(fp);
-            if (ok) return;
-        }
-        if (waited_ms > 600000) {
-            fprintf(stderr, "error: rank %d: no NCCL id in '%s' after 10 minutes (did rank 0 start? is the path shared?)\n", rank, path);
-            exit(1);
-        }
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    if (rank == 0) ncclCheck(ncclGetUniqueId(id));
+    if (rendezvous_id(path, launch, rank, world, id, sizeof(*id), 600000, err, sizeof(err)) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        exit(1);
     }
 }
 

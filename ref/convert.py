@@ -32,6 +32,7 @@ sys.dont_write_bytecode = True   # keep ref/ free of __pycache__
 import argparse
 import json
 import os
+import zlib
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import PE_NAMES, ROPE_LIKE, ModelConfig, alibi_slopes  # noqa: E402
 
 CKPT_MAGIC = 20251207
-CKPT_VERSION = 1
+CKPT_VERSION = 2   # 2: an 8-byte trailer (CRC-32 of every byte before it, then the magic); 1: none
 HEADER_INTS = 256
 N_TENSORS = 11
 TABLE_NAMES = ["wte", "ln1w", "qkvw", "attprojw", "ln2w", "fcw", "fcprojw", "lnfw", "lmw", "fope_cos", "fope_sin"]
@@ -208,7 +209,7 @@ def default_tokenizer(vocab_size):
 
 
 def write_ckpt(path, cfg, tables, bytes_per=4, tokenizer=None, init=0):
-    """Write the .ckpt: header + every table tensor, as fp32 (bytes_per 4) or fp64 (8)."""
+    """Write the .ckpt (version 2): header + every table tensor, as fp32 (bytes_per 4) or fp64 (8), + trailer."""
     if bytes_per not in (4, 8):
         raise ConvertError("bytes_per must be 4 (fp32) or 8 (fp64)")
     if tokenizer is None:
@@ -231,11 +232,14 @@ def write_ckpt(path, cfg, tables, bytes_per=4, tokenizer=None, init=0):
     shapes = table_shapes(cfg)
     with open(path, "wb") as f:
         f.write(h.tobytes())
+        crc = zlib.crc32(h.tobytes())
         for (name, shape), t in zip(shapes, tables):
             if tuple(t.shape) != tuple(shape):
                 raise ConvertError(f"{name}: shape {tuple(t.shape)} != expected {shape}")
             a = t.detach().to(torch.float64).cpu().numpy().astype(np_dtype)
             f.write(a.tobytes())
+            crc = zlib.crc32(a.tobytes(), crc)
+        f.write(np.array([crc, CKPT_MAGIC], dtype="<u4").tobytes())
 
 
 def read_ckpt(path):
@@ -247,8 +251,13 @@ def read_ckpt(path):
     h = np.frombuffer(raw[:HEADER_INTS * 4], dtype="<i4").copy()
     if h[0] != CKPT_MAGIC:
         raise ConvertError(f"{path}: bad magic {h[0]} (expected {CKPT_MAGIC}); not a ropepp .ckpt")
-    if h[1] != CKPT_VERSION:
-        raise ConvertError(f"{path}: unsupported version {h[1]} (expected {CKPT_VERSION})")
+    if h[1] not in (1, CKPT_VERSION):
+        raise ConvertError(f"{path}: unsupported version {h[1]} (expected 1 or {CKPT_VERSION}), or a corrupt file")
+    trailer = 8 if h[1] == CKPT_VERSION else 0
+    if trailer:
+        crc, end = np.frombuffer(raw[-8:], dtype="<u4") if len(raw) >= HEADER_INTS * 4 + 8 else (None, None)
+        if crc != zlib.crc32(raw[:-8]) or end != CKPT_MAGIC:
+            raise ConvertError(f"{path} is corrupt: its bytes do not match the CRC-32 in its trailer")
     bytes_per = int(h[2])
     if bytes_per not in (4, 8):
         raise ConvertError(f"{path}: bytes per parameter {bytes_per} must be 4 or 8")
@@ -271,11 +280,11 @@ def read_ckpt(path):
     n = _get_int64(h, 16)
     if n != num_params(cfg):
         raise ConvertError(f"{path}: header says {n} parameters, the shapes give {num_params(cfg)}")
-    if len(raw) != HEADER_INTS * 4 + n * bytes_per:
-        raise ConvertError(f"{path}: file is {len(raw)} bytes, expected {HEADER_INTS * 4 + n * bytes_per} "
+    if len(raw) != HEADER_INTS * 4 + n * bytes_per + trailer:
+        raise ConvertError(f"{path}: file is {len(raw)} bytes, expected {HEADER_INTS * 4 + n * bytes_per + trailer} "
                            f"(truncated or corrupted)")
     np_dtype = "<f4" if bytes_per == 4 else "<f8"
-    data = np.frombuffer(raw, dtype=np_dtype, offset=HEADER_INTS * 4)
+    data = np.frombuffer(raw, dtype=np_dtype, offset=HEADER_INTS * 4, count=n)
     tables, off = [], 0
     for name, shape in table_shapes(cfg):
         k = int(np.prod(shape))

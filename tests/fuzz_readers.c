@@ -101,7 +101,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     model_zero_grad(&state_model);
     model_backward(&state_model);
     model_update(&state_model, 1e-3, 0.9, 0.99, 1e-8, 0.1, 0.0);
-    TrainState s = {1, 0, 8, 77};
+    TrainState s = {1, 0, 8, 77, 0};
     must(state_write(&state_model, &s, fpath, err, sizeof(err)) == 0, err);
     tmpl[9] = slurp(fpath, &tmpl_len[9]);
     int toks[64];

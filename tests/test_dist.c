@@ -10,12 +10,14 @@ on the CPU with the processes simulated in one program (no GPU, no NCCL needed):
   (c) model_update on a shard: W models, each updating only its range [shard_start, +shard_len) of the parameter
       array with master and moments cut to it, give together the parameters of the whole update, and their
       ranges' squared gradient norms sum to the whole one
+  (d) the NCCL id's rendezvous file: a stale file of an earlier launch is never read (launch identity)
 Build and run:  make tests/test_dist tests/test_dist_float && ./tests/test_dist && ./tests/test_dist_float
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
 #include "testutil.h"
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 enum { V = 13, BT = 4, T = 8 };
 
@@ -203,6 +205,61 @@ static void test_sharded_update(int pe) {
     for (int r = 0; r < W; r++) model_free(&part[r]);
 }
 
+/* (d) the NCCL id's rendezvous (ropepp.h rendezvous_id, what cuda/dist.cuh calls), on the CPU with real processes:
+   the file of an earlier launch that died is never read. Issue 32's case: launch 1's rank 0 wrote its id and died;
+   launch 2's rank 1 starts before launch 2's rank 0 has written: before, it read launch 1's id at once (then the
+   communicator setup hangs on the GPUs); now it waits for its own launch's file. */
+static void test_rendezvous(void) {
+    static const char *vars[] = {"ROPEPP_LAUNCH_ID", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "SLURM_JOB_ID",
+                                 "SLURM_STEP_ID", "SLURM_RESTART_COUNT", "OMPI_MCA_ess_base_jobid", "PMIX_NAMESPACE"};
+    for (int i = 0; i < 8; i++) unsetenv(vars[i]);
+    char launch[512] = "", err[1024] = "";
+    check(launch_identity(launch, sizeof(launch)) == -1, "no launcher variables: no launch identity (the GPU build then refuses, naming ROPEPP_LAUNCH_ID)");
+    setenv("OMPI_MCA_ess_base_jobid", "3061186561", 1);
+    check(launch_identity(launch, sizeof(launch)) == 0 && strcmp(launch, "openmpi 3061186561") == 0, "OpenMPI's job id: '%s'", launch);
+    setenv("SLURM_JOB_ID", "812", 1); setenv("SLURM_STEP_ID", "3", 1);
+    check(launch_identity(launch, sizeof(launch)) == 0 && strcmp(launch, "slurm 812 step 3 restart 0") == 0, "Slurm's job and step: '%s'", launch);
+    setenv("TORCHELASTIC_RUN_ID", "a1b2", 1); setenv("TORCHELASTIC_RESTART_COUNT", "2", 1);
+    check(launch_identity(launch, sizeof(launch)) == 0 && strcmp(launch, "torchrun a1b2 restart 2") == 0,
+          "torchrun's run id and restart count (an elastic restart is a new launch): '%s'", launch);
+    setenv("ROPEPP_LAUNCH_ID", "mine", 1);
+    check(launch_identity(launch, sizeof(launch)) == 0 && strcmp(launch, "ROPEPP_LAUNCH_ID mine") == 0, "ROPEPP_LAUNCH_ID first: '%s'", launch);
+    for (int i = 0; i < 8; i++) unsetenv(vars[i]);
+
+    char path[256];
+    mkdir("tests/tmp", 0755);
+    snprintf(path, sizeof(path), "tests/tmp/test_dist_rendezvous.%d.id", (int)getpid());
+    unsigned char old_id[128], new_id[128], got[128];
+    for (int i = 0; i < 128; i++) { old_id[i] = (unsigned char)i; new_id[i] = (unsigned char)(255 - i); }
+    /* launch 1 (2 processes): rank 0 writes, then the launch dies before rank 0 removes the file */
+    check(rendezvous_id(path, "slurm 1 step 0 restart 0", 0, 2, old_id, 128, 0, err, sizeof(err)) == 0, "launch 1's rank 0 writes its id (%s)", err);
+    /* launch 2's rank 1, with launch 2's rank 0 not started: no id, whatever the wait, and the error names both */
+    memset(got, 0, sizeof(got));
+    int rc = rendezvous_id(path, "slurm 2 step 0 restart 0", 1, 2, got, 128, 200, err, sizeof(err));
+    check(rc == -1 && strstr(err, "another launch: slurm 1") != NULL && strstr(err, "slurm 2") != NULL,
+          "launch 2's rank 1 does not take launch 1's stale id (\"%s\")", err);
+    check(rendezvous_id(path, "slurm 1 step 0 restart 0", 1, 4, got, 128, 100, err, sizeof(err)) == -1,
+          "a file of the same launch name but another world size is not taken either");
+    /* launch 2's rank 0 (another process) writes 150 ms later; rank 1, already waiting, gets launch 2's id */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct timespec ts = {0, 150 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        _exit(rendezvous_id(path, "slurm 2 step 0 restart 0", 0, 2, new_id, 128, 0, err, sizeof(err)) == 0 ? 0 : 1);
+    }
+    memset(got, 0, sizeof(got));
+    rc = rendezvous_id(path, "slurm 2 step 0 restart 0", 1, 2, got, 128, 10000, err, sizeof(err));
+    int status = 1;
+    waitpid(pid, &status, 0);
+    check(rc == 0 && memcmp(got, new_id, 128) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "with launch 1's file in place, launch 2's rank 1 waits and reads launch 2's id written by its rank 0 (%s)", rc ? err : "");
+    remove(path);
+    snprintf(path, sizeof(path), "tests/tmp/no_such_dir_%d/nccl.id", (int)getpid());
+    check(rendezvous_id(path, "x", 0, 2, new_id, 128, 0, err, sizeof(err)) == -1 && strstr(err, "cannot write") != NULL,
+          "rank 0 reports a path it cannot write (\"%s\")", err);
+}
+
 int main(void) {
     test_grad_accum(PE_ROPE, 2);
     test_grad_accum(PE_ROPEPP_EC, 4);
@@ -210,6 +267,7 @@ int main(void) {
     test_loader_split();
     test_sharded_update(PE_ROPE);
     test_sharded_update(PE_ROPEPP_EH);
+    test_rendezvous();
 #ifdef ROPEPP_DOUBLE
     return tu_finish("test_dist");
 #else

@@ -4,8 +4,9 @@
 test_files — every file reader of ropepp.h against bad input, in process: token shards (shard_parse_header,
 shard_write, loader_init / loader_next / loader_seek / loader_reset / loader_max_token), checkpoints
 (checkpoint_parse_header, checkpoint_read, checkpoint_write, model_save / model_load) and state files
-(state_write / state_read). Each bad case must return -1 with a one-line message that names the problem; each
-good case must round-trip exactly. Last, crash safety: a writer SIGKILLed in the middle of checkpoint_write never
+(state_write / state_read), their CRC-32 trailers (one flipped byte in the header, each tensor or the trailer is
+refused as corrupt; version 1 files without one still load). Each bad case must return -1 with a one-line message
+that names the problem; each good case must round-trip exactly. Last, crash safety: a writer SIGKILLed in the middle of checkpoint_write never
 leaves a torn checkpoint behind (tmp + rename).
 
 Build: make tests/test_files      Run from the repository root: ./tests/test_files
@@ -483,6 +484,22 @@ static int config_equal(const Config *a, const Config *b, char *why, size_t n) {
     return 1;
 }
 
+/* Recompute a version 2 file's trailer after a deliberate edit, so that the edit reaches the checks behind the
+   checksum. */
+static void reseal(unsigned char *buf, size_t size, int32_t magic) {
+    if (size < 1024 + TRAILER_BYTES) return;
+    uint32_t crc = crc32_update(0, buf, size - TRAILER_BYTES);
+    memcpy(buf + size - 8, &crc, 4);
+    memcpy(buf + size - 4, &magic, 4);
+}
+
+/* A version 1 file as ./train wrote it before checksums: the version slot 1 and no trailer. */
+static void to_version1(unsigned char *buf, size_t *size) {
+    int32_t one = 1;
+    memcpy(buf + 4, &one, 4);
+    *size -= TRAILER_BYTES;
+}
+
 static void roundtrip_one(const Config *c0, const char *label) {
     char err[1024] = "", p[600], why[256];
     Model m;
@@ -497,7 +514,7 @@ static void roundtrip_one(const Config *c0, const char *label) {
         if (!check(checkpoint_write(p, &m.cfg, ref, n, bpp, err, sizeof(err)) == 0, "%s fp%d: checkpoint_write (%s)", label, bpp * 8, err)) continue;
         size_t fsz = 0;
         unsigned char *raw = read_bytes(p, &fsz);
-        int hdr_ok = raw != NULL && fsz == 1024 + n * (size_t)bpp;
+        int hdr_ok = raw != NULL && fsz == 1024 + n * (size_t)bpp + 8;
         if (hdr_ok) {
             const int32_t *h = (const int32_t *)raw;
             int64_t np;
@@ -505,13 +522,16 @@ static void roundtrip_one(const Config *c0, const char *label) {
             double base, eps;
             memcpy(&base, h + 32, 8);
             memcpy(&eps, h + 42, 8);
-            hdr_ok = h[0] == 20251207 && h[1] == 1 && h[2] == bpp && h[3] == m.cfg.vocab_size && h[4] == m.cfg.dim &&
+            int32_t t[2];
+            memcpy(t, raw + fsz - 8, 8);
+            hdr_ok = h[0] == 20251207 && h[1] == 2 && h[2] == bpp && h[3] == m.cfg.vocab_size && h[4] == m.cfg.dim &&
                      h[5] == m.cfg.n_layers && h[6] == m.cfg.n_heads && h[7] == m.cfg.n_kv_heads && h[8] == m.cfg.ffn_dim &&
                      h[9] == m.cfg.pe && h[10] == m.cfg.train_seq && h[12] == m.cfg.tokenizer && h[13] == m.d.fope_m &&
                      h[14] == m.d.fope_p && h[15] == m.cfg.init && np == (int64_t)n && h[18] == 11 &&
-                     same_double(base, m.cfg.rope_base) && same_double(eps, m.cfg.norm_eps);
+                     same_double(base, m.cfg.rope_base) && same_double(eps, m.cfg.norm_eps) &&
+                     (uint32_t)t[0] == crc32_update(0, raw, fsz - 8) && t[1] == 20251207;
         }
-        check(hdr_ok, "%s fp%d: file is 1024 + %zu*%d bytes with the header slots of FORMATS.md", label, bpp * 8, n, bpp);
+        check(hdr_ok, "%s fp%d: file is 1024 + %zu*%d + 8 bytes with the header slots and trailer of FORMATS.md", label, bpp * 8, n, bpp);
         /* the header parses on its own too */
         if (raw != NULL && fsz >= 1024) {
             Config hc; int hb = 0; size_t hn = 0;
@@ -519,7 +539,7 @@ static void roundtrip_one(const Config *c0, const char *label) {
             check(rc == 0 && hb == bpp && hn == n && config_equal(&hc, &m.cfg, why, sizeof(why)),
                   "%s fp%d: checkpoint_parse_header agrees (%s%s)", label, bpp * 8, rc ? err : "", why);
         }
-        int payload_ok = raw != NULL && fsz == 1024 + n * (size_t)bpp;
+        int payload_ok = raw != NULL && fsz == 1024 + n * (size_t)bpp + 8;
         for (size_t i = 0; payload_ok && i < n; i++) {
             if (bpp == 8) { double v; memcpy(&v, raw + 1024 + 8 * i, 8); payload_ok = same_double(v, ref[i]); }
             else { float v; memcpy(&v, raw + 1024 + 4 * i, 4); float w = (float)ref[i]; payload_ok = memcmp(&v, &w, 4) == 0; }
@@ -598,7 +618,8 @@ static void test_checkpoint_rotary_frac(void) {
         check(ok && stored == want, "%s with rotary_frac 0.25 in its config: the checkpoint stores %g (want %g)", pe_name(pe), stored, want);
         if (raw != NULL && n >= 1024) {
             double old = 0.25;
-            memcpy(raw + 34 * 4, &old, sizeof(double));   /* as ./train wrote it before */
+            memcpy(raw + 34 * 4, &old, sizeof(double));   /* as ./train wrote it before, in version 1 */
+            to_version1(raw, &n);
             ok = write_bytes(p, raw, n) == 0;
             Config cr;
             double *pr = NULL;
@@ -632,6 +653,7 @@ static void ckpt_case(const CkptBase *b, void (*mut)(int32_t *h, unsigned char *
     memcpy(h, buf, 1024);
     mut(h, buf, &size, arg);
     memcpy(buf, h, 1024);
+    reseal(buf, size, CKPT_MAGIC);
     Config c;
     int bpp = -7;
     size_t np = 12345;
@@ -701,7 +723,7 @@ static void test_checkpoint_bad(void) {
     path_of(p, sizeof(p), "base64.ckpt");
     checkpoint_write(p, &m.cfg, ref, m.num_params, 8, err, sizeof(err));
     unsigned char *b64 = read_bytes(p, &n64);
-    if (!check(b32 && b64 && n32 == 1024 + 4 * m.num_params && n64 == 1024 + 8 * m.num_params, "base checkpoints for the bad cases written")) {
+    if (!check(b32 && b64 && n32 == 1032 + 4 * m.num_params && n64 == 1032 + 8 * m.num_params, "base checkpoints for the bad cases written")) {
         free(b32); free(b64); free(ref); model_free(&m);
         return;
     }
@@ -710,7 +732,7 @@ static void test_checkpoint_bad(void) {
     { SlotSet s[] = {{0, 0}, {-1, 0}};                      ckpt_case(&B32, mut_slots, s, "magic", "magic 0"); }
     { SlotSet s[] = {{0, SHARD_MAGIC_U16}, {-1, 0}};        ckpt_case(&B32, mut_slots, s, "magic", "a shard's magic"); }
     { SlotSet s[] = {{0, STATE_MAGIC}, {-1, 0}};            ckpt_case(&B32, mut_slots, s, "magic", "a state file's magic"); }
-    { SlotSet s[] = {{1, 2}, {-1, 0}};                      ckpt_case(&B32, mut_slots, s, "version", "version 2"); }
+    { SlotSet s[] = {{1, 3}, {-1, 0}};                      ckpt_case(&B32, mut_slots, s, "version", "version 3"); }
     { SlotSet s[] = {{1, 0}, {-1, 0}};                      ckpt_case(&B64, mut_slots, s, "version", "version 0 (fp64 file)"); }
     { SlotSet s[] = {{2, 2}, {-1, 0}};                      ckpt_case(&B32, mut_slots, s, "bytes per parameter", "2 bytes per parameter"); }
     { SlotSet s[] = {{2, 16}, {-1, 0}};                     ckpt_case(&B64, mut_slots, s, "bytes per parameter", "16 bytes per parameter"); }
@@ -850,9 +872,10 @@ static void state_case(const unsigned char *base, size_t size, Model *fresh, int
     memcpy(buf, base, size);
     if (slot >= 0) memcpy(buf + 4 * slot, &value, 4);
     size_t n = (size_t)((long)size + dsize);
+    reseal(buf, n, STATE_MAGIC);
     path_of(p, sizeof(p), "bad.state");
     write_bytes(p, buf, n);
-    TrainState s = {-99, -99, -99, 99};
+    TrainState s = {-99, -99, -99, 99, 0};
     int step0 = fresh->step;
     err[0] = 0;
     snprintf(w, sizeof(w), "state_read: %s", what);
@@ -869,19 +892,22 @@ static void test_state(void) {
     model_init(&m, &c, INIT_TORCH_DEFAULT, 3);
     train_one_step(&m);
     train_one_step(&m);
-    TrainState s = {2, 3, 123456789012LL, 0xDEADBEEFCAFEBABEull};
+    TrainState s = {2, 3, 123456789012LL, 0xDEADBEEFCAFEBABEull, 0x89ABCDEFu};
     path_of(p, sizeof(p), "good.state");
     if (!check(state_write(&m, &s, p, err, sizeof(err)) == 0, "state_write after 2 AdamW steps (%s)", err)) { model_free(&m); return; }
     size_t sz = 0;
     unsigned char *base = read_bytes(p, &sz);
     size_t n = m.num_params;
-    check(base && sz == 1024 + 2 * n * sizeof(floatM), "state file is 1024 + 2 x %zu x %zu bytes (FORMATS.md)", n, sizeof(floatM));
+    check(base && sz == 1032 + 2 * n * sizeof(floatM), "state file is 1024 + 2 x %zu x %zu + 8 bytes (FORMATS.md)", n, sizeof(floatM));
     if (base && sz >= 1024) {
         const int32_t *h = (const int32_t *)base;
         int64_t np, sh, ps; uint64_t rng;
         memcpy(&np, h + 4, 8); memcpy(&sh, h + 6, 8); memcpy(&ps, h + 8, 8); memcpy(&rng, h + 10, 8);
-        check(h[0] == 20251209 && h[1] == 1 && h[2] == (int)sizeof(floatM) && h[3] == 2 && np == (int64_t)n && sh == 3 &&
-              ps == 123456789012LL && rng == 0xDEADBEEFCAFEBABEull, "state header slots as in FORMATS.md");
+        int32_t t[2];
+        memcpy(t, base + sz - 8, 8);
+        check(h[0] == 20251209 && h[1] == 2 && h[2] == (int)sizeof(floatM) && h[3] == 2 && np == (int64_t)n && sh == 3 &&
+              ps == 123456789012LL && rng == 0xDEADBEEFCAFEBABEull && (uint32_t)h[14] == 0x89ABCDEFu &&
+              (uint32_t)t[0] == crc32_update(0, base, sz - 8) && t[1] == 20251209, "state header slots and trailer as in FORMATS.md");
     }
     {
         Model m2;
@@ -890,8 +916,8 @@ static void test_state(void) {
         memset(&s2, 0, sizeof(s2));
         int rc = state_read(&m2, &s2, p, err, sizeof(err));
         check(rc == 0, "state_read of a good file (%s)", rc ? err : "");
-        check(s2.step == 2 && s2.shard == 3 && s2.pos == 123456789012LL && s2.rng == 0xDEADBEEFCAFEBABEull && m2.step == 2,
-              "state round-trips step, loader shard/pos and RNG");
+        check(s2.step == 2 && s2.shard == 3 && s2.pos == 123456789012LL && s2.rng == 0xDEADBEEFCAFEBABEull && m2.step == 2 &&
+              s2.ckpt_checksum == 0x89ABCDEFu, "state round-trips step, loader shard/pos, RNG and its checkpoint's checksum");
         int same = rc == 0 && m2.adam_m && m2.adam_v;
         if (same) {
             floatM *a = (floatM *)malloc(n * sizeof(floatM)), *b = (floatM *)malloc(n * sizeof(floatM));
@@ -910,13 +936,13 @@ static void test_state(void) {
         /* a fresh model (no moments yet) writes a header-only state */
         Model f;
         model_init(&f, &c, INIT_TORCH_DEFAULT, 3);
-        TrainState s0 = {0, 0, 0, 42};
+        TrainState s0 = {0, 0, 0, 42, 0};
         char p0[600];
         path_of(p0, sizeof(p0), "fresh.state");
         check(state_write(&f, &s0, p0, err, sizeof(err)) == 0, "state_write before any update");
         size_t fs = 0;
         unsigned char *fb = read_bytes(p0, &fs);
-        check(fs == 1024, "a state without moments is just the 1024-byte header");
+        check(fs == 1032, "a state without moments is just the 1024-byte header and the trailer");
         free(fb);
         Model f2;
         model_init(&f2, &c, INIT_TORCH_DEFAULT, 3);
@@ -930,7 +956,7 @@ static void test_state(void) {
     model_init(&fresh, &c, INIT_TORCH_DEFAULT, 3);
     state_case(base, sz, &fresh, 0, 0, 0, "magic", "magic 0");
     state_case(base, sz, &fresh, 0, CKPT_MAGIC, 0, "magic", "a checkpoint's magic");
-    state_case(base, sz, &fresh, 1, 2, 0, "version", "version 2");
+    state_case(base, sz, &fresh, 1, 3, 0, "version", "version 3");
     state_case(base, sz, &fresh, 2, sizeof(floatM) == 4 ? 8 : 4, 0, "precision", "other bytes per value than this build");
     state_case(base, sz, &fresh, 3, -1, 0, "negative", "step -1");
     state_case(base, sz, &fresh, 7, -1, 0, "negative", "negative loader shard");
@@ -966,6 +992,138 @@ static void test_state(void) {
     }
     free(base);
     model_free(&fresh);
+    model_free(&m);
+}
+
+/* ------------------------------------------------------------------------------------------- checksums */
+/* crc32_update against published values (the CRC catalogue's check value, Python's zlib.crc32), then one flipped
+   byte anywhere in a checkpoint's header or trailer and in each tensor refused as corrupt (checkpoint_read and
+   checkpoint_checksum), the same for a state file, and version 1 files (no trailer) still load. */
+static void flip_case(const unsigned char *base, size_t size, size_t at, int is_state, Model *fresh, int *refused, int *named) {
+    char err[1024] = "", p[600];
+    unsigned char *buf = (unsigned char *)malloc(size);
+    memcpy(buf, base, size);
+    buf[at] ^= 0x10;
+    path_of(p, sizeof(p), is_state ? "flip.state" : "flip.ckpt");
+    write_bytes(p, buf, size);
+    free(buf);
+    int rc, rc2 = -1;
+    if (is_state) {
+        TrainState s;
+        rc = state_read(fresh, &s, p, err, sizeof(err));
+    } else {
+        Config c;
+        double *params = NULL;
+        size_t np;
+        uint32_t crc;
+        char e2[1024] = "";
+        rc = checkpoint_read(p, &c, &params, &np, err, sizeof(err));
+        if (rc == 0) free(params);
+        rc2 = checkpoint_checksum(p, &crc, e2, sizeof(e2));
+        if (rc2 == 0) rc = 0;
+    }
+    if (rc == -1 && contains_ci(err, "corrupt") && !strchr(err, '\n')) (*refused)++;
+    else printf("       byte %zu flipped: rc %d, \"%s\"\n", at, rc, err);
+    if (contains_ci(err, p)) (*named)++;
+}
+
+static void test_checksums(void) {
+    check(crc32_update(0, "123456789", 9) == 0xCBF43926u, "CRC-32 of \"123456789\" is 0xCBF43926 (the CRC catalogue's check value)");
+    check(crc32_update(0, "a", 1) == 0xE8B7BE43u, "CRC-32 of \"a\" is 0xE8B7BE43 (Python zlib.crc32(b'a'))");
+    unsigned char *big = (unsigned char *)malloc(256 * 4099);
+    for (size_t i = 0; i < 256 * 4099; i++) big[i] = (unsigned char)i;
+    uint32_t chained = crc32_update(crc32_update(0, big, 1000), big + 1000, 256 * 4099 - 1000);
+    check(crc32_update(0, big, 256 * 4099) == 0x1FF605C6u && chained == 0x1FF605C6u,
+          "CRC-32 of bytes 0..255 x 4099 is 0x1FF605C6 (zlib.crc32(bytes(range(256))*4099)), in one call or chained");
+    unsigned char zero[1024] = {0};
+    check(crc32_update(0, zero, 1024) == 0xEFB5AF2Eu, "CRC-32 of 1024 zero bytes is 0xEFB5AF2E (zlib.crc32(bytes(1024)))");
+    free(big);
+
+    char err[1024] = "", p[600];
+    Config c = tiny_config(PE_ROPE);
+    Model m;
+    model_init(&m, &c, INIT_TORCH_DEFAULT, 5);
+    path_of(p, sizeof(p), "sum.ckpt");
+    if (!check(model_save(&m, p, err, sizeof(err)) == 0, "checksums: base checkpoint written (%s)", err)) { model_free(&m); return; }
+    size_t size = 0;
+    unsigned char *base = read_bytes(p, &size);
+    uint32_t crc = 0;
+    check(checkpoint_checksum(p, &crc, err, sizeof(err)) == 0 && crc == crc32_update(0, base, size - 8) && crc == *(uint32_t *)(base + size - 8),
+          "checkpoint_checksum returns the trailer's CRC-32 of the header and parameters");
+    int refused = 0, named = 0;
+    for (size_t at = 0; at < 1024; at++) flip_case(base, size, at, 0, NULL, &refused, &named);
+    check(refused == 1024 && named == 1024, "each of the 1024 header bytes flipped (rope base, YaRN factor, norm eps, ... too): "
+          "%d refused as corrupt by checkpoint_read and checkpoint_checksum, %d messages name the file", refused, named);
+    size_t off = 1024;
+    for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
+        size_t bytes = m.param_sizes[t] * 4;
+        if (bytes == 0) continue;
+        refused = named = 0;
+        size_t at[3] = {off, off + bytes / 2 + 1, off + bytes - 1};
+        for (int k = 0; k < 3; k++) flip_case(base, size, at[k], 0, NULL, &refused, &named);
+        check(refused == 3 && named == 3, "tensor %d (%zu bytes): its first, a middle and its last byte flipped are refused as corrupt, naming the file", t, bytes);
+        off += bytes;
+    }
+    refused = named = 0;
+    for (size_t at = size - 8; at < size; at++) flip_case(base, size, at, 0, NULL, &refused, &named);
+    check(off == size - 8 && refused == 8 && named == 8, "each of the 8 trailer bytes (CRC-32, end marker) flipped is refused as corrupt");
+
+    /* version 1: the same bytes without the trailer load, with checksum 0 (none stored) */
+    {
+        unsigned char *old = (unsigned char *)malloc(size);
+        memcpy(old, base, size);
+        size_t n1 = size;
+        to_version1(old, &n1);
+        path_of(p, sizeof(p), "old_v1.ckpt");
+        write_bytes(p, old, n1);
+        Config c1;
+        double *params = NULL;
+        size_t np = 0;
+        uint32_t sum = 1;
+        int rc = checkpoint_read(p, &c1, &params, &np, err, sizeof(err));
+        int same = rc == 0 && np == m.num_params;
+        for (size_t i = 0; same && i < np; i++) { float f; memcpy(&f, base + 1024 + 4 * i, 4); same = params[i] == (double)f; }
+        check(same && checkpoint_checksum(p, &sum, err, sizeof(err)) == 0 && sum == 0,
+              "a version 1 checkpoint (no trailer) still loads with the same parameters; its checksum reads as 0 (%s)", rc ? err : "");
+        free(params);
+        free(old);
+        size_t fn = 0;
+        unsigned char *fx = read_bytes("tests/fixtures/rope.ckpt", &fn);
+        int version = fx != NULL && fn >= 8 ? ((int32_t *)fx)[1] : -1;
+        free(fx);
+        rc = checkpoint_read("tests/fixtures/rope.ckpt", &c1, &params, &np, err, sizeof(err));
+        check(rc == 0 && checkpoint_checksum("tests/fixtures/rope.ckpt", &sum, err, sizeof(err)) == 0 && (version != 1 || sum == 0),
+              "the committed fixture tests/fixtures/rope.ckpt (version %d; make fixtures writes version 2) loads (%s)", version, rc ? err : "");
+        if (rc == 0) free(params);
+    }
+    free(base);
+
+    /* a state file: header, m, v and trailer */
+    train_one_step(&m);
+    TrainState s = {1, 0, 16, 7, crc};
+    path_of(p, sizeof(p), "sum.state");
+    if (check(state_write(&m, &s, p, err, sizeof(err)) == 0, "checksums: base state written (%s)", err)) {
+        unsigned char *sb = read_bytes(p, &size);
+        Model fresh;
+        model_init(&fresh, &c, INIT_TORCH_DEFAULT, 5);
+        size_t mb = m.num_params * sizeof(floatM);
+        size_t at[] = {0, 12, 14 * 4 + 2, 1023, 1024, 1024 + mb / 2, 1024 + mb, 1024 + mb + mb / 3, size - 9, size - 8, size - 1};
+        refused = named = 0;
+        int nat = (int)(sizeof(at) / sizeof(at[0]));
+        for (int k = 0; k < nat; k++) flip_case(sb, size, at[k], 1, &fresh, &refused, &named);
+        check(refused == nat && named == nat, "a state with one byte flipped in its header, m, v or trailer: %d of %d refused as corrupt, naming the file", refused, nat);
+        size_t n1 = size;
+        to_version1(sb, &n1);
+        path_of(p, sizeof(p), "old_v1.state");
+        write_bytes(p, sb, n1);
+        TrainState r;
+        memset(&r, 0, sizeof(r));
+        int rc = state_read(&fresh, &r, p, err, sizeof(err));
+        check(rc == 0 && r.step == 1 && r.pos == 16 && r.rng == 7 && r.ckpt_checksum == 0,
+              "a version 1 state (no trailer, no checkpoint checksum) still loads (%s)", rc ? err : "");
+        model_free(&fresh);
+        free(sb);
+    }
     model_free(&m);
 }
 
@@ -1145,6 +1303,7 @@ int main(void) {
     test_checkpoint_rotary_frac();
     test_checkpoint_bad();
     test_state();
+    test_checksums();
     test_checkpoint_list();
     test_crash_safety();
     test_tokenizer(tmpdir);

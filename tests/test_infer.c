@@ -140,7 +140,7 @@ static void host_loop(int pe, const Sampler *s, uint64_t seed, int *out) {
 }
 
 static void device_decoding(int pe) {
-    Sampler greedy = {0.0, 0, 1.0}, sampled = {0.9, 5, 0.95};
+    Sampler greedy = {0.0, 0, 1.0, 0}, sampled = {0.9, 5, 0.95, 0};
     const Sampler *ss[2] = {&greedy, &sampled};
     for (int k = 0; k < 2; k++) {
         int host[STEPS * BATCH], plain[STEPS * BATCH], graph[STEPS * BATCH];
@@ -158,7 +158,7 @@ static void device_decoding(int pe) {
    whose order qsort leaves open. Exact agreement expected, as above. */
 static void sampler_vs_cpu(void) {
     enum { SB = 3, SV = 1000, DRAWS = 40 };
-    Sampler set[5] = {{0.0, 0, 1.0}, {1.0, 0, 1.0}, {0.7, 50, 1.0}, {1.3, 0, 0.8}, {1.0, 20, 0.5}};
+    Sampler set[5] = {{0.0, 0, 1.0, 0}, {1.0, 0, 1.0, 0}, {0.7, 50, 1.0, 0}, {1.3, 0, 0.8, 0}, {1.0, 20, 0.5, 0}};
     float *host = (float *)mallocCheck((size_t)SB * SV * sizeof(float));
     floatX *xh = (floatX *)mallocCheck((size_t)SB * SV * sizeof(floatX));
     floatX *dl = (floatX *)backend_malloc((size_t)SB * SV * sizeof(floatX));

@@ -2,7 +2,8 @@
 # test_infer_cli.sh — ./infer as a user runs it: generation from a tiny trained checkpoint (from --prompt and from
 # standard input; greedy decoding is repeatable; it stops at the context limit with a message and prints the
 # KV-cache size and time per token), and bad input (missing/corrupt checkpoint, empty prompt, prompt longer
-# than the context, invalid sampling values) exits non-zero with one error line, never a crash.
+# than the context, invalid sampling values) exits non-zero with one error line, never a crash. A model padded past
+# its tokenizer's vocabulary samples only the tokenizer's ids and stops at its end-of-text token.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -48,6 +49,17 @@ expect_error ./train "--tokenizer on a byte-level model" "byte-level.*drop the f
 # infer never writes a raw control byte: an ESC in the prompt comes out as \x1b, as train's samples print it
 esc=$(./infer --ckpt "$ck" --prompt $'A\x1b[2J' --max-new 5 --temperature 0 2> /dev/null)
 [[ "$esc" == 'A\x1b[2J'* ]] && ! grep -q $'\x1b' <<< "$esc" && ok "infer escapes control bytes (ESC as \\x1b)" || bad "infer's output of an ESC prompt: $(printf '%q' "$esc")"
+# the same model (vocab 300) with a tokenizer of 257 tokens, end-of-text 256: at temperature 100 (nearly uniform,
+# so 43 of 300 ids are padded: one draw in 7 without the bound) only ids < 257 come out, and the text ends at 256
+{ printf "$(u32 20240328)$(u32 2)$(u32 257)$(u32 256)"; head -c 1008 /dev/zero
+  for i in $(seq 0 256); do p="<$i>"; printf "$(printf '\\x%02x' ${#p})%s" "$p"; done; } > "$T/tok257.bin"
+out=$(./infer --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5 --tokenizer "$T/tok257.bin" --max-new 2000 --ctx 2048 --temperature 100 --seed 3 2> "$T/err257.txt")
+ids=$(echo "$out" | sed -E 's/^<5>//' | grep -oE '<[0-9]+>|[^<>]+' | tr -d '<>' | tr '\n' ' ')
+n=$(echo "$ids" | wc -w)
+big=$(echo "$ids" | tr ' ' '\n' | awk 'NF && ($1 !~ /^[0-9]+$/ || $1 >= 256)' | wc -l)
+[ "$n" -ge 30 ] && [ "$big" -eq 0 ] && grep -q "sampling ids < 257" "$T/err257.txt" && grep -q "end-of-text token 256" "$T/err257.txt" \
+  && ok "padded model (vocab 300), tokenizer of 257: $n ids sampled at temperature 100, none >= 256, stopped at end-of-text 256" \
+  || bad "padded vocabulary / end-of-text: $n ids, $big not in [0, 256): ${ids:0:300} | $(tr '\n' '|' < "$T/err257.txt")"
 expect_error ./infer "corrupt tokenizer file" "magic" --ckpt "$T/ck300/model_00000002.ckpt" --prompt-tokens 5 --tokenizer "$T/ck300/model_00000002.ckpt"
 
 long=$(head -c 100 data/tinyshakespeare.txt)

@@ -250,6 +250,46 @@ static void test_forward_loss(int pe) {
     model_free(&m);
 }
 
+/* YaRN's frequencies as a model loaded from a checkpoint uses them (its cos/sin table at position 1, divided by the
+   mscale 0.1 ln s + 1): weights trained at L0 continued at 4 L0 with --yarn-factor 4 store yarn_orig_len L0, and
+   the table follows YaRN with L0, not train_seq. Expected values: numpy, theta_j = base^(-2j/HD),
+   r = L0 theta / (2 pi), g = clip((r - 1) / 31, 0, 1), theta' = (1 - g) theta / s + g theta (docs/MATH.md). */
+static void test_yarn_frequencies(void) {
+    struct { double base; int hd, l0, seq; double want[8]; } cases[] = {
+        /* issue 32's case: base 100, head_dim 8, 64 -> 256 (with train_seq 256 instead: 1, .170, .0324, .00813) */
+        {100.0, 8, 64, 256, {0.47223991188422504, 0.09604961577286979, 0.02504497976400354, 0.00790569415042095}},
+        /* test_cli's case: base 10000, head_dim 16, 16 -> 64 */
+        {10000.0, 16, 16, 64, {2.8741481668073365e-01, 7.9056941504209485e-02, 2.5000000000000001e-02, 7.9056941504209478e-03,
+                               2.5000000000000001e-03, 7.9056941504209485e-04, 2.5000000000000001e-04, 7.9056941504209485e-05}},
+    };
+    for (int k = 0; k < 2; k++) {
+        Config c = config_default();
+        c.vocab_size = V; c.n_heads = 2; c.n_kv_heads = 2; c.dim = 2 * cases[k].hd; c.n_layers = 1; c.ffn_dim = 8;
+        c.pe = PE_ROPE; c.rope_base = cases[k].base; c.train_seq = cases[k].seq; c.yarn_orig_len = cases[k].l0; c.yarn_factor = 4.0;
+        Model m;
+        model_init(&m, &c, INIT_TORCH_DEFAULT, 1);
+        char path[256], err[512] = "";
+        mkdir("tests/tmp", 0755);
+        snprintf(path, sizeof(path), "tests/tmp/test_model_yarn_%d.ckpt", (int)getpid());
+        Model r;
+        int ok = model_save(&m, path, err, sizeof(err)) == 0 && model_load(&r, path, err, sizeof(err)) == 0;
+        remove(path);
+        if (ok) model_prepare(&r, 1, 2, 2);   /* builds the cos/sin table */
+        double worst = ok ? 0.0 : 1.0, mscale = 0.1 * log(4.0) + 1.0;
+        int half = cases[k].hd / 2;
+        for (int j = 0; ok && j < half; j++) {
+            double cs = (double)r.pe_cos[half + j] / mscale, sn = (double)r.pe_sin[half + j] / mscale;
+            double e = fabs(atan2(sn, cs) - cases[k].want[j]) / cases[k].want[j];
+            if (e > worst) worst = e;
+        }
+        check(ok && r.cfg.yarn_orig_len == cases[k].l0 && worst < (sizeof(real) == 8 ? 1e-12 : 1e-5),
+              "YaRN s 4, base %g, head_dim %d, trained at %d, now %d: the loaded model's frequencies match YaRN with L0 %d "
+              "(max rel err %.1e) %s", cases[k].base, cases[k].hd, cases[k].l0, cases[k].seq, cases[k].l0, worst, err);
+        if (ok) model_free(&r);
+        model_free(&m);
+    }
+}
+
 int main(void) {
 #ifdef ROPEPP_DOUBLE
     printf("test_model (double): whole-model gradient checks, threshold 1e-6\n");
@@ -261,5 +301,6 @@ int main(void) {
     for (int pe = 0; pe < PE_COUNT; pe++) test_attention_probs(pe);
     for (int pe = 0; pe < PE_COUNT; pe++) test_forward_loss(pe);
     test_decay_groups();
+    test_yarn_frequencies();
     return tu_finish(sizeof(real) == 8 ? "test_model" : "test_model_float");
 }
