@@ -50,6 +50,7 @@ run test_dist ./tests/test_dist
 run test_dist_float ./tests/test_dist_float
 run test_dist_cli bash tests/test_dist.sh
 run test_cli bash tests/test_cli.sh
+run test_run_faults bash tests/test_run_faults.sh
 run test_sanitizers bash tests/test_sanitizers.sh
 end=$(date +%s)
 echo "===="
