@@ -134,7 +134,7 @@ static void usage(const Options *d) {
            "data\n"
            "  --train PATTERN      training shards, a file or a glob (%s)\n"
            "  --val PATTERN        validation shards (%s; \"\" = none)\n"
-           "  --vocab V            vocabulary size (0 = 256 for byte data, else max token + 1) (0)\n"
+           "  --vocab V            vocabulary size (0 = 256 for byte data, else max token + 1, up to 262144) (0)\n"
            "  --batch B            sequences per micro-batch and process (%d)\n"
            "  --grad-accum N       micro-batches per optimizer step: a step sees N x B x processes sequences (1)\n"
            "  --seq T              sequence length (%d)\n"
