@@ -206,5 +206,18 @@ for weight in token row; do
     else bad "--grad-accum 2 (--mix-weight $weight): loss $la vs $lb, norm $na vs $nb"; fi
 done
 
+# ... and against PyTorch: rope, seed 2, lr 0 (so the step-1 checkpoint holds the initial weights). Its 4 rows are
+# two MQAR rows (4 answer targets each) in the first micro-batch and two text rows (64 each) in the second. The
+# numbers: ref/model.py in float64 on those rows as one batch, CE mean over the 136 targets, loaded from that
+# checkpoint (2026-12-08, torch 2.15): loss 5.790429919, gradient norm 0.651619997. The old per-micro-batch mean
+# gave 5.7361665 / 1.0923214.
+"$TRAIN" --pe rope --dim 32 --layers 1 --heads 2 --kv-heads 2 --ffn 64 --seq 64 --sample 0 --val "" --steps 1 --seed 2 \
+    --mix mqar:0.4 --mix-weight token --lr 0 --batch 2 --grad-accum 2 --out "$T/accum_torch" >/dev/null 2>&1 </dev/null
+read -r la na < <(sed -nE 's/.*"loss": ([^,]*), "lr": [^,]*, "norm": ([^,]*),.*/\1 \2/p' "$T/accum_torch/train.jsonl")
+if awk -v a="$la" -v c="$na" 'BEGIN { x = (a - 5.790429919) / 5.790429919; y = (c - 0.651619997) / 0.651619997; if (x < 0) x = -x; if (y < 0) y = -y;
+        exit !(a != "" && c != "" && x < 1e-6 && y < 1e-5) }'; then
+    ok "--grad-accum 2, micro-batches of 8 and 128 targets: loss $la, norm $na = PyTorch's 5.790429919, 0.651619997"
+else bad "--grad-accum 2 against PyTorch: loss $la (want 5.790429919), norm $na (want 0.651619997)"; fi
+
 [ "${TEST_KEEP:-0}" = 1 ] || rm -rf "$T"
 finish test_run_faults
