@@ -574,9 +574,12 @@ int checkpoint_write(const char *path, const Config *c, const double *params, si
                      int bytes_per_param, char *err, size_t errlen);
 int model_save(Model *m, const char *path, char *err, size_t errlen);     /* fp32 model file */
 int model_load(Model *m, const char *path, char *err, size_t errlen);     /* builds m */
-/* Steps of the checkpoints dir/model_%08d.ckpt in a folder, ascending (with require_state: only those whose
-   .state file exists too). Returns how many (0 if the folder does not exist). */
-int checkpoint_list(const char *dir, int require_state, int *steps, int max);
+/* Steps of every checkpoint dir/model_%08d.ckpt in a folder (exactly that name), ascending (with require_state:
+   only those whose .state file exists too), into *steps (malloc'd, free it; NULL when there is none). Returns
+   how many (0 if the folder does not exist). */
+int64_t checkpoint_list(const char *dir, int require_state, int **steps);
+/* The step of the newest of them, or -1 when there is none. */
+int checkpoint_newest(const char *dir, int require_state);
 /* The checksum a model file stores (0 for a version 1 file, which has none), after checking it against the file's
    bytes: a mismatch is an error that calls the file corrupt. A .state names its model file by this value. */
 int checkpoint_checksum(const char *path, uint32_t *checksum, char *err, size_t errlen);
@@ -589,6 +592,11 @@ int state_read(Model *m, TrainState *s, const char *path, char *err, size_t errl
    file's path to out. Returns 0, or -1 with a one-line message in err. */
 #define RUN_LATEST "runs/latest"
 int checkpoint_resolve(const char *path, const char *flag, char *out, size_t outlen, char *err, size_t errlen);
+/* The longest path a flag may name (a run folder, a log, a checkpoint): the file names added to it (model_*.state.tmp)
+   stay inside the 4096-byte path buffers and Linux's PATH_MAX, so that no path is ever cut. */
+enum { PATH_LEN_MAX = 4000 };
+/* 0, or -1 with err naming the flag when path is longer than PATH_LEN_MAX. */
+int path_check(const char *path, const char *flag, char *err, size_t errlen);
 
 /* Settings: what a checkpoint or a run folder stores, against a flag given now (docs/SETTINGS.md). One rule for
    every program: each stored field with a flag is, per use, applied on top (the flag's value replaces the stored
@@ -648,7 +656,8 @@ int loader_next(DataLoader *dl, char *err, size_t errlen);      /* fills inputs/
 void loader_reset(DataLoader *dl);
 int loader_seek(DataLoader *dl, int64_t shard, int64_t pos, char *err, size_t errlen);
 void loader_free(DataLoader *dl);
-int loader_max_token(const char *pattern, int *max_token, char *err, size_t errlen);
+/* The largest token of the shards pattern matches (uint16 or uint32, read unsigned), or -1 when they hold none. */
+int loader_max_token(const char *pattern, int64_t *max_token, char *err, size_t errlen);
 
 /* llm.c's tokenizer file (gpt2_tokenizer.bin, for decoding GPT-2-vocab models): 256 x uint32 header (magic
    20240328, version 1 or 2, vocab size, v2: end-of-text token), then per token a uint8 length and its bytes. */
@@ -3199,26 +3208,54 @@ int checkpoint_write(const char *path, const Config *c, const double *params, si
 }
 
 #include <dirent.h>
-int checkpoint_list(const char *dir, int require_state, int *steps, int max) {
+static int step_ascending(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return x < y ? -1 : x > y;
+}
+
+int64_t checkpoint_list(const char *dir, int require_state, int **steps) {
+    *steps = NULL;
     DIR *d = opendir(dir);
     if (d == NULL) return 0;
-    int n = 0;
+    int64_t n = 0, cap = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < max) {
-        int step, len = 0;
-        if (sscanf(e->d_name, "model_%d.ckpt%n", &step, &len) != 1 || len == 0 || e->d_name[len] != '\0') continue;
+    while ((e = readdir(d)) != NULL) {
+        /* model_ and 8 or more digits, as ckpt_path writes them: the name must come back from the step */
+        const char *p = e->d_name;
+        if (strncmp(p, "model_", 6) != 0 || !isdigit((unsigned char)p[6])) continue;
+        long long step = 0;
+        int digits = 0;
+        for (p += 6; isdigit((unsigned char)*p) && digits < 11; p++, digits++) step = step * 10 + (*p - '0');
+        char name[64];
+        if (step > 0x7fffffff || strcmp(p, ".ckpt") != 0) continue;
+        snprintf(name, sizeof(name), "model_%08d.ckpt", (int)step);
+        if (strcmp(name, e->d_name) != 0) continue;
         if (require_state) {
             char state[4200];
             struct stat st;
-            snprintf(state, sizeof(state), "%s/model_%08d.state", dir, step);
+            snprintf(state, sizeof(state), "%s/model_%08d.state", dir, (int)step);
             if (stat(state, &st) != 0) continue;
         }
-        steps[n++] = step;
+        if (n == cap) {   /* grow by doubling */
+            cap = cap ? 2 * cap : 64;
+            int *grown = (int *)mallocCheck((size_t)cap * sizeof(int));
+            if (n > 0) memcpy(grown, *steps, (size_t)n * sizeof(int));
+            free(*steps);
+            *steps = grown;
+        }
+        (*steps)[n++] = (int)step;
     }
     closedir(d);
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) { int t = steps[j]; steps[j] = steps[j - 1]; steps[j - 1] = t; }
+    if (n > 0) qsort(*steps, (size_t)n, sizeof(int), step_ascending);
     return n;
+}
+
+int checkpoint_newest(const char *dir, int require_state) {
+    int *steps;
+    int64_t n = checkpoint_list(dir, require_state, &steps);
+    int newest = n > 0 ? steps[n - 1] : -1;
+    free(steps);
+    return newest;
 }
 
 int model_save(Model *m, const char *path, char *err, size_t errlen) {
@@ -3355,13 +3392,13 @@ static void no_checkpoint_why(const char *dir, char *out, size_t n) {
     DIR *d = opendir(parent);
     if (d == NULL || len >= n) { if (d) closedir(d); return; }
     char *names[256];
-    int k = 0, steps[1];
+    int k = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL && k < 256) {
         char sub[4400];
         snprintf(sub, sizeof(sub), "%s/%s", parent, e->d_name);
         if (e->d_name[0] == '.' || lstat(sub, &st) != 0 || !S_ISDIR(st.st_mode)) continue;   /* links (latest) left out */
-        if ((st.st_dev == self.st_dev && st.st_ino == self.st_ino) || checkpoint_list(sub, 0, steps, 1) == 0) continue;
+        if ((st.st_dev == self.st_dev && st.st_ino == self.st_ino) || checkpoint_newest(sub, 0) < 0) continue;
         names[k] = (char *)mallocCheck(strlen(sub) + 1);
         strcpy(names[k++], sub);
     }
@@ -3378,6 +3415,7 @@ static void no_checkpoint_why(const char *dir, char *out, size_t n) {
 int checkpoint_resolve(const char *path, const char *flag, char *out, size_t outlen, char *err, size_t errlen) {
     const char *p = path != NULL ? path : RUN_LATEST;
     struct stat st;
+    if (path_check(p, flag, err, errlen) != 0) return -1;
     if (stat(p, &st) != 0) {
         if (path == NULL)
             set_err(err, errlen, "no run to read: %s does not exist; train one with ./train (it writes runs/<pe>-<date>-<time>), or pass %s FILE or a run folder", RUN_LATEST, flag);
@@ -3386,17 +3424,24 @@ int checkpoint_resolve(const char *path, const char *flag, char *out, size_t out
                     strerror(errno), flag);
         return -1;
     }
-    if (!S_ISDIR(st.st_mode)) { snprintf(out, outlen, "%s", p); return 0; }
-    int steps[4096];
-    int n = checkpoint_list(p, 0, steps, 4096);
-    if (n == 0) {
+    int newest = S_ISDIR(st.st_mode) ? checkpoint_newest(p, 0) : 0;
+    if (newest < 0) {
         char why[1200];
         no_checkpoint_why(p, why, sizeof(why));
         set_err(err, errlen, "no checkpoint (model_*.ckpt) in the folder '%s'%s; pass a run folder that has one, or a checkpoint file: %s DIR/model_NNNNNNNN.ckpt", p, why, flag);
         return -1;
     }
-    snprintf(out, outlen, "%s/model_%08d.ckpt", p, steps[n - 1]);
+    int len = S_ISDIR(st.st_mode) ? snprintf(out, outlen, "%s/model_%08d.ckpt", p, newest) : snprintf(out, outlen, "%s", p);
+    if (len < 0 || (size_t)len >= outlen) { set_err(err, errlen, "%s: the checkpoint's path is %d characters long, more than the %zu this program takes", flag, len, outlen - 1); return -1; }
     return 0;
+}
+
+int path_check(const char *path, const char *flag, char *err, size_t errlen) {
+    size_t len = strlen(path);
+    if (len <= PATH_LEN_MAX) return 0;
+    set_err(err, errlen, "%s: the path is %zu characters long; paths up to %d are taken (room for the file names added to it): "
+            "pick a shorter one (a symlink to the folder, or a relative path)", flag, len, (int)PATH_LEN_MAX);
+    return -1;
 }
 
 /* ---- settings (docs/SETTINGS.md holds this table in words; tests/test_settings.c checks the two agree) */
@@ -3754,7 +3799,7 @@ int loader_next(DataLoader *dl, char *err, size_t errlen) {
     return 0;
 }
 
-int loader_max_token(const char *pattern, int *max_token, char *err, size_t errlen) {
+int loader_max_token(const char *pattern, int64_t *max_token, char *err, size_t errlen) {
     glob_t g;
     memset(&g, 0, sizeof(g));
     if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
@@ -3762,7 +3807,7 @@ int loader_max_token(const char *pattern, int *max_token, char *err, size_t errl
         globfree(&g);
         return -1;
     }
-    int mx = -1;
+    int64_t mx = -1;
     for (size_t f = 0; f < g.gl_pathc; f++) {
         FILE *fp; int w; size_t n;
         if (shard_open(g.gl_pathv[f], &fp, &w, &n, err, errlen) != 0) { globfree(&g); return -1; }
@@ -3774,7 +3819,7 @@ int loader_max_token(const char *pattern, int *max_token, char *err, size_t errl
             for (size_t i = 0; i < k; i++) {
                 uint32_t t;
                 if (w == 2) { uint16_t u; memcpy(&u, buf + 2 * i, 2); t = u; } else memcpy(&t, buf + 4 * i, 4);
-                if ((int64_t)t > mx) mx = (int)(t > 0x7fffffffu ? 0x7fffffff : t);
+                if ((int64_t)t > mx) mx = t;
             }
             left -= k;
         }

@@ -25,6 +25,7 @@ LOCAL_RANK,  ROPEPP_NCCL_ID_FILE=/shared/path ./train_gpu ...  in each process. 
 #include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -135,7 +136,7 @@ static void usage(const Options *d) {
            "data\n"
            "  --train PATTERN      training shards, a file or a glob (%s)\n"
            "  --val PATTERN        validation shards (%s; \"\" = none)\n"
-           "  --vocab V            vocabulary size (0 = 256 for byte data, else max token + 1) (0)\n"
+           "  --vocab V            vocabulary size (0 = 256 for byte data, else max token + 1, up to 262144) (0)\n"
            "  --batch B            sequences per micro-batch and process (%d)\n"
            "  --grad-accum N       micro-batches per optimizer step: a step sees N x B x processes sequences (1)\n"
            "  --seq T              sequence length (%d)\n"
@@ -181,8 +182,9 @@ static void usage(const Options *d) {
            "  --peak-tflops P      GPU build: peak for MFU, or env ROPEPP_PEAK_TFLOPS (%g, measured bf16 on H100)\n"
            "  --list-pe            the position embeddings, one a line (name, facts, description), then exit\n"
            "  --help               this text\n\n"
-           "Ctrl-C (or SIGTERM) finishes the step, writes a checkpoint and a log line, and exits with 130; a second\n"
-           "Ctrl-C exits at once.\n",
+           "Ctrl-C (SIGINT), SIGTERM, SIGHUP and SIGUSR1 finish the step, write a checkpoint and a log line, and exit\n"
+           "with 128 + the signal's number (130, 143, 129, 138); a second one exits at once. A closed stdout (| head)\n"
+           "does not stop a run. One train at a time writes a run folder (its lock: train.lock).\n",
            pe_names(names, sizeof(names), " ", -1), pe_name(c->pe), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->rotary_frac,
            c->rope_base, c->norm_eps, (unsigned long long)d->seed, d->train_pattern, d->val_pattern, d->batch,
            d->seq, d->steps, d->lr, d->beta1, d->beta2, d->eps, d->weight_decay, d->clip,
@@ -421,8 +423,7 @@ static int merge_resume(Options *o, char ***keep_flags, char ***keep_values, int
     }
     snprintf(path, sizeof(path), "%s/settings.txt", o->out);
     if (stat(path, &st) != 0) {
-        int steps[1];
-        if (checkpoint_list(o->out, 0, steps, 1) > 0)
+        if (checkpoint_newest(o->out, 0) >= 0)
             snprintf(err, errlen, "--resume: '%s' has checkpoints but no settings.txt (not written by this ./train): its data, batch and "
                                   "schedule are unknown; start a new run from its weights with --init-from %s", o->out, o->out);
         else
@@ -577,14 +578,15 @@ static int write_checkpoint(Model *m, const Options *o, const DataLoader *dl, co
     ckpt_path(path, sizeof(path), o->out, m->step, "ckpt");
     if (rename(fresh, path) != 0) { fprintf(stderr, "error: cannot rename '%s' to '%s': %s\n", fresh, path, strerror(errno)); return -1; }
     printf("saved %s (+ .state)\n", path);
-    int steps[4096];
-    int n = checkpoint_list(o->out, 1, steps, 4096);
-    for (int i = 0; i + o->keep < n; i++) {
+    int *steps;
+    int64_t n = checkpoint_list(o->out, 1, &steps);
+    for (int64_t i = 0; i + o->keep < n; i++) {
         ckpt_path(path, sizeof(path), o->out, steps[i], "ckpt");
         remove(path);
         ckpt_path(path, sizeof(path), o->out, steps[i], "state");
         remove(path);
     }
+    free(steps);
     return 0;
 }
 
@@ -597,20 +599,27 @@ static int save_checkpoint(Model *m, const Options *o, const DataLoader *dl, con
 }
 
 /* ------------------------------------------------------------------------------------------- run folder, log */
-/* mkdir -p DIR. 0, or -1 with why in err: the part of the path that is a file, not a folder, or the system's reason. */
+/* mkdir -p DIR. 0, or -1 with why in err: the part of the path that is a file, not a folder, or the system's reason;
+   the folders it made before the failure are removed again. */
 static int mkdir_p(const char *dir, char *err, size_t errlen) {
     char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", dir);
-    size_t len = strlen(tmp);
+    size_t len = strlen(dir), first_made = 0;   /* the end of the first prefix this call made (0: none yet) */
+    if (len >= sizeof(tmp)) { snprintf(err, errlen, "the path is %zu characters long, more than %zu", len, sizeof(tmp) - 1); return -1; }
+    memcpy(tmp, dir, len + 1);
     for (size_t k = 1; k <= len; k++) {   /* each prefix that ends a component, the whole path last */
         if (tmp[k] != '/' && tmp[k] != '\0') continue;
         char keep = tmp[k];
         tmp[k] = '\0';
         struct stat st;
-        if (mkdir(tmp, 0755) != 0) {   /* there already (a folder: fine), or not made */
+        if (mkdir(tmp, 0755) == 0) { if (first_made == 0) first_made = k; }
+        else {   /* there already (a folder: fine), or not made */
             int e = errno;
-            if (stat(tmp, &st) == 0 && !S_ISDIR(st.st_mode)) { snprintf(err, errlen, "'%s' is a file, not a directory", tmp); return -1; }
-            if (stat(tmp, &st) != 0) { snprintf(err, errlen, "cannot create '%s': %s", tmp, strerror(e)); return -1; }
+            if (stat(tmp, &st) == 0 && !S_ISDIR(st.st_mode)) snprintf(err, errlen, "'%s' is a file, not a directory", tmp);
+            else if (stat(tmp, &st) != 0) snprintf(err, errlen, "cannot create '%s': %s", tmp, strerror(e));
+            else { tmp[k] = keep; continue; }
+            for (size_t j = k; first_made > 0 && j-- > first_made;)   /* the made ones, deepest first */
+                if (tmp[j] == '/') { tmp[j] = '\0'; rmdir(tmp); }
+            return -1;
         }
         tmp[k] = keep;
     }
@@ -648,30 +657,95 @@ static void point_latest(const char *out) {
     if (symlink(name, link_path) != 0) fprintf(stderr, "warning: cannot point %s at %s: %s\n", link_path, out, strerror(errno));
 }
 
+/* One writer per run folder: an exclusive flock on DIR/train.lock, which the kernel releases when the process ends
+   however it ends (the file stays, holding the last holder's pid). *fd = the lock's descriptor, kept open for the
+   run. 0, or -1 with err naming the pid that holds it; where the file system has no locks, a warning and 0. */
+static int lock_run_folder(const char *dir, int *fd, char *err, size_t errlen) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/train.lock", dir);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) { snprintf(err, errlen, "cannot create the run folder's lock '%s': %s", path, strerror(errno)); return -1; }
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e != EWOULDBLOCK) { fprintf(stderr, "warning: cannot lock '%s' (%s): nothing keeps a second ./train from writing this run folder\n", path, strerror(e)); return 0; }
+        char pid[24] = "";
+        ssize_t n = pread(*fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(*fd);
+        *fd = -1;
+        snprintf(err, errlen, "the run folder '%s' is in use: another ./train (pid %s, in %s) is writing it\n"
+                 "HINT: wait for it to end, or stop it with kill -INT %s (it writes a checkpoint), then --resume %s",
+                 dir, pid[0] ? pid : "unknown", path, pid[0] ? pid : "PID", dir);
+        return -1;
+    }
+    char line[24];
+    int len = snprintf(line, sizeof(line), "%d\n", (int)getpid());
+    if (ftruncate(*fd, 0) != 0 || pwrite(*fd, line, (size_t)len, 0) != len) fprintf(stderr, "warning: cannot write the pid into '%s': %s\n", path, strerror(errno));
+    return 0;
+}
+
 /* a folder that a new run must not write into: it holds another run's settings, checkpoints or log */
 static int holds_a_run(const char *dir, const char *log_path) {
     char path[4200];
     struct stat st;
     snprintf(path, sizeof(path), "%s/settings.txt", dir);
-    int steps[1];
-    if (stat(path, &st) == 0 || checkpoint_list(dir, 0, steps, 1) > 0) return 1;
+    if (stat(path, &st) == 0 || checkpoint_newest(dir, 0) >= 0) return 1;
     return log_path != NULL && stat(log_path, &st) == 0 && st.st_size > 0;
 }
 
-/* Append one line to the log with one write(2) on an O_APPEND descriptor: a line is there whole or not at all. */
-static void log_line(int fd, const char *fmt, ...) {
-    if (fd < 0) return;
+/* Append one line to the log (fd < 0: none), whole or not at all: built in a buffer and written to the O_APPEND
+   descriptor; a write cut short (a full disk, a file size limit) is cut back off with ftruncate. 0, or -1 with the
+   system's reason in err (a log that cannot be written stops the run: main). */
+static int log_line(int fd, const char *path, char *err, size_t errlen, const char *fmt, ...) {
+    if (fd < 0) return 0;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
     int len = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    if (len < 0 || len >= (int)sizeof(line)) return;
-    if (write(fd, line, (size_t)len) != len) fprintf(stderr, "warning: a log line was not written: %s\n", strerror(errno));
+    if (len < 0 || len >= (int)sizeof(line)) { snprintf(err, errlen, "a log line for '%s' is longer than %zu bytes", path, sizeof(line) - 1); return -1; }
+    off_t before = lseek(fd, 0, SEEK_END);
+    size_t done = 0;
+    int e = 0;
+    while (done < (size_t)len && e == 0) {   /* a short write is retried: the retry returns the reason (ENOSPC, EFBIG) */
+        ssize_t w = write(fd, line + done, (size_t)len - done);
+        if (w > 0) done += (size_t)w;
+        else e = w < 0 ? errno : EIO;
+    }
+    if (done == (size_t)len) return 0;
+    int cut = done > 0 && (before < 0 || ftruncate(fd, before) != 0);
+    snprintf(err, errlen, "cannot write the log '%s': %s%s", path, strerror(e), cut ? " (and a part of the line is left in it)" : "");
+    return -1;
 }
 
-/* --resume: keep the log's lines up to the checkpoint's step (lines of later steps are redone; a line cut by a
-   crash is dropped), rewritten atomically. Lines without a step (a final summary) stay when they precede the cut. */
+/* a number for a JSON line: %.17g, or null where it is not finite (JSON has no inf or nan) */
+static const char *json_number(char *buf, size_t n, double v) {
+    if (isfinite(v)) snprintf(buf, n, "%.17g", v);
+    else snprintf(buf, n, "null");
+    return buf;
+}
+
+/* one line of the log as its writer leaves it: a JSON object, '{' ... '}' and the newline, whose braces outside
+   strings close only at its end (a half line, or two glued together, is not) */
+static int log_line_whole(const char *line) {
+    size_t len = strlen(line);
+    if (len < 3 || line[0] != '{' || line[len - 1] != '\n' || line[len - 2] != '}') return 0;
+    int in_string = 0, depth = 0;
+    for (size_t i = 0; i + 1 < len; i++) {
+        char ch = line[i];
+        if (in_string) { if (ch == '\\') i++; else if (ch == '"') in_string = 0; continue; }
+        if (ch == '"') in_string = 1;
+        else if (ch == '{') depth++;
+        else if (ch == '}' && --depth == 0 && i + 2 != len) return 0;
+        if (depth > 1) return 0;   /* the log's lines hold no nested objects */
+    }
+    return depth == 0 && !in_string;
+}
+
+/* --resume: keep the log's lines up to the checkpoint's step (lines of later steps are redone; a line that is not
+   whole, cut by a crash or glued to another, is dropped), rewritten atomically. Lines without a step (a final
+   summary) stay when they precede the first line of a later step. */
 static int log_trim(const char *path, int step, int *dropped, char *err, size_t errlen) {
     *dropped = 0;
     FILE *fp = fopen(path, "rb");
@@ -683,11 +757,10 @@ static int log_trim(const char *path, int step, int *dropped, char *err, size_t 
     char line[4096];
     int cut = 0;
     while (fgets(line, sizeof(line), fp) != NULL) {
-        size_t len = strlen(line);
         int s = -1;
-        int whole = len > 0 && line[len - 1] == '\n' && line[0] == '{';
-        if (!cut && whole && (sscanf(line, "{\"step\": %d", &s) != 1 || s <= step)) { fputs(line, out); continue; }
-        cut = 1;
+        int whole = log_line_whole(line);
+        if (whole && sscanf(line, "{\"step\": %d", &s) == 1 && s > step) cut = 1;
+        if (!cut && whole) { fputs(line, out); continue; }
         (*dropped)++;
     }
     fclose(fp);
@@ -695,20 +768,67 @@ static int log_trim(const char *path, int step, int *dropped, char *err, size_t 
     return 0;
 }
 
-/* ----------------------------------------------------------------------------------------------- Ctrl-C */
-static volatile sig_atomic_t stop_requested = 0;
+/* ------------------------------------------------------------------------------------------------ signals */
+/* SIGINT (Ctrl-C), SIGTERM (kill, timeout, Slurm's time limit), SIGHUP (the terminal closed) and SIGUSR1 (Slurm's
+   --signal) finish the step, write a checkpoint and exit with 128 + the signal's number: 130, 143, 129, 138. A
+   second one exits at once. SIGPIPE is ignored: a reader that went away (| tee, | head) never ends a run. */
+static volatile sig_atomic_t stop_requested = 0;   /* the first signal's number */
 static void on_signal(int sig) {
-    (void)sig;
     if (stop_requested) {
         static const char msg[] = "\nsecond interrupt: exiting now, without a checkpoint\n";
         ssize_t r = write(2, msg, sizeof(msg) - 1);
         (void)r;
-        _exit(130);
+        _exit(128 + sig);
     }
-    stop_requested = 1;
-    static const char msg[] = "\ninterrupt: finishing this step, then writing a checkpoint (Ctrl-C again exits at once)\n";
-    ssize_t r = write(2, msg, sizeof(msg) - 1);
+    stop_requested = sig;
+    static const char msg_int[] = "\ninterrupt: finishing this step, then writing a checkpoint (Ctrl-C again exits at once)\n";
+    static const char msg_other[] = "\nsignal: finishing this step, then writing a checkpoint (a second signal exits at once)\n";
+    ssize_t r = sig == SIGINT ? write(2, msg_int, sizeof(msg_int) - 1) : write(2, msg_other, sizeof(msg_other) - 1);
     (void)r;
+}
+
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;   /* a write to the log or a pipe is not cut by the signal */
+    sigemptyset(&sa.sa_mask);
+    const int sigs[4] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+    for (int i = 0; i < 4; i++) sigaction(sigs[i], &sa, NULL);
+}
+
+static const char *signal_name(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+}
+
+/* Training diverged at `step` (a loss or gradient norm that is not finite): what went, and where the last good
+   weights are (no checkpoint of the diverged ones is written). */
+static void report_divergence(const Options *o, double loss, double norm, int step) {
+    char what[96];
+    if (!isfinite(loss)) snprintf(what, sizeof(what), "loss is %f", loss);
+    else snprintf(what, sizeof(what), "gradient norm is %f (loss %.4f)", norm, loss);
+    fprintf(stderr, "error: %s at step %d: training diverged (no checkpoint of the diverged weights is written)\n", what, step);
+    int newest = o->out != NULL && o->out[0] ? checkpoint_newest(o->out, 1) : -1;
+    if (newest >= 0) fprintf(stderr, "the last good weights: %s/model_%08d.ckpt (step %d)\n", o->out, newest, newest);
+    fprintf(stderr, "HINT: lower --lr%s\n", o->clip > 0.0 ? "" : " or set --clip 1.0");
+}
+
+/* --vocab 0: the vocabulary from the training shards, 256 for bytes, else the largest token + 1, printed before
+   the model is made; above VOCAB_AUTO_MAX (Gemma's 256000 fits) refused: a uint16 shard labelled uint32 reads
+   pairs of tokens as one, up to 2^32. 0, or -1 with err. */
+enum { VOCAB_AUTO_MAX = 1 << 18 };
+static int vocab_from_data(const char *pattern, int *vocab, char *err, size_t errlen) {
+    int64_t mx;
+    if (loader_max_token(pattern, &mx, err, errlen) != 0) return -1;
+    if (mx >= VOCAB_AUTO_MAX) {
+        snprintf(err, errlen, "the training data '%s' holds token %lld, so --vocab 0 would make a vocabulary of %lld, above the %d it takes "
+                 "from the data (is it a uint16 shard labelled uint32?); pass --vocab N, the size of the tokenizer the data was made with",
+                 pattern, (long long)mx, (long long)mx + 1, (int)VOCAB_AUTO_MAX);
+        return -1;
+    }
+    *vocab = mx < 256 ? 256 : (int)mx + 1;
+    if (*vocab > 256) printf("vocab %d: the largest token of '%s' + 1 (--vocab 0)\n", *vocab, pattern);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------------- helpers */
@@ -809,9 +929,38 @@ static int mix_batch(int *inputs, int *targets, int B, int T, int rank, int worl
     return 0;
 }
 
+/* One optimizer step's N micro-batches (--grad-accum), each (B, T), read and mixed into inputs/targets (N, B, T),
+   and share[i], the weight of micro-batch i's mean loss in the step's loss: the step's loss is the mean over every
+   target of all its micro-batches and processes (--mix-weight token), or over every row that has targets of the
+   row means (row, rows_mean), so a micro-batch weighs by its part of those targets (rows). 1 / (N x processes)
+   each when they hold as many, as always without --mix. 0, or -1 with err. */
+static int load_step(DataLoader *dl, int *inputs, int *targets, double *share, int N, int rows_mean, Dist *dist, const TaskMix *mix,
+                     const TaskOptions *task_opt, TaskSample *row, Rng *rng, char *err, size_t errlen) {
+    size_t BT = (size_t)dl->B * dl->T;
+    double total = 0.0;
+    for (int micro = 0; micro < N; micro++) {
+        if (loader_next(dl, err, errlen) != 0) return -1;
+        if (mix_batch(dl->inputs, dl->targets, dl->B, dl->T, dl->rank, dl->world_size, mix, task_opt, row, rng, err, errlen) != 0) return -1;
+        memcpy(inputs + micro * BT, dl->inputs, BT * sizeof(int));
+        memcpy(targets + micro * BT, dl->targets, BT * sizeof(int));
+        int64_t count = 0;   /* targets, or rows with a target */
+        for (int b = 0; b < dl->B; b++) {
+            int64_t in_row = 0;
+            for (int t = 0; t < dl->T; t++) in_row += dl->targets[(size_t)b * dl->T + t] >= 0;
+            count += rows_mean ? in_row > 0 : in_row;
+        }
+        share[micro] = (double)count;
+        total += (double)count;
+    }
+    dist_sum(dist, &total, 1);
+    for (int micro = 0; micro < N; micro++) share[micro] = total > 0.0 ? share[micro] / total : 0.0;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------------- main */
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines reach a file or pipe even when the run is killed */
+    signal(SIGPIPE, SIG_IGN);           /* a closed stdout: its writes fail (EPIPE), the run goes on */
     Options o = default_options();
     parse_args(&o, argc, argv);
     /* data parallelism: one process per GPU under mpirun/torchrun/Slurm (NULL alone); only rank 0 prints and
@@ -827,7 +976,7 @@ int main(int argc, char **argv) {
     memset(&model, 0, sizeof(model));
     memset(&train_dl, 0, sizeof(train_dl));
     memset(&val_dl, 0, sizeof(val_dl));
-    int logfd = -1;
+    int logfd = -1, lockfd = -1;   /* the log; the run folder's lock (lock_run_folder) */
     FILE *samples = NULL;
     Tokenizer tok_text;             /* --tokenizer */
     memset(&tok_text, 0, sizeof(tok_text));
@@ -841,6 +990,8 @@ int main(int argc, char **argv) {
     int stored_n = 0;
     char out_dir[4096], log_buf[4200];
     int started = 0;                /* step 1 began: a failure from here on writes a checkpoint first */
+    int *step_in = NULL, *step_tg = NULL;   /* (grad_accum, B, T): a step's micro-batches (load_step) */
+    double *step_share = NULL;              /* (grad_accum): the weight of each one's mean loss */
     Rng rng = {0};
 
     /* ---- settings: the command line, or (--resume) the run's settings with the command line on top */
@@ -864,32 +1015,34 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: --resume needs a run folder, but --out is \"\"\nHINT: pass the folder the run wrote to: --resume DIR\n");
         goto out;
     }
+    if (o.out != NULL && path_check(o.out, o.resume ? "--resume" : "--out", err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    struct stat out_st;
+    if (o.resume && rank == 0 && stat(o.out, &out_st) == 0 && S_ISDIR(out_st.st_mode) && lock_run_folder(o.out, &lockfd, err, sizeof(err)) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        goto out;
+    }
     Options before = o;             /* --resume: the run's own schedule, to check the one given now against */
     if (o.resume) {
         if (merge_resume(&o, &stored_flags, &stored_values, &stored_n, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         before = default_options();
         for (int i = 0; i < stored_n; i++) parse_flag(&before, stored_flags[i], stored_values[i]);
     }
+    if (o.log_path != NULL && path_check(o.log_path, "--log", err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     finish_schedule(&o);
     if (o.lr == 0.0 && o.steps > 0) fprintf(stderr, "warning: --lr 0: the weights will not change (the steps only measure the loss)\n");
 
     /* vocabulary: flag, or from the data */
     int vocab = o.vocab;
-    if (vocab == 0) {
-        int mx;
-        if (loader_max_token(o.train_pattern, &mx, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-        vocab = mx < 256 ? 256 : mx + 1;
-    }
+    if (vocab == 0 && vocab_from_data(o.train_pattern, &vocab, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
 
     rng.state = o.seed ^ 0x5EED5EEDull;
     TrainState resume_state = {0, 0, 0, 0, 0};
     int resumed = 0;
     if (o.resume) {
-        int steps[4096];
-        int n = checkpoint_list(o.out, 0, steps, 4096);
-        if (n > 0) {
+        int newest = checkpoint_newest(o.out, 0);   /* a newest checkpoint without its state is refused below */
+        if (newest >= 0) {
             char path[4200];
-            ckpt_path(path, sizeof(path), o.out, steps[n - 1], "ckpt");
+            ckpt_path(path, sizeof(path), o.out, newest, "ckpt");
             Config ck;
             double *params;
             size_t np;
@@ -904,7 +1057,7 @@ int main(int argc, char **argv) {
             }
             model_init_from(&model, &ck, params);
             free(params);
-            if (read_state_of(&model, o.out, steps[n - 1], &resume_state, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+            if (read_state_of(&model, o.out, newest, &resume_state, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
             rng.state = resume_state.rng;
             vocab = ck.vocab_size;
             resumed = 1;
@@ -976,11 +1129,11 @@ int main(int argc, char **argv) {
     if (have_val && loader_init_rank(&val_dl, o.val_pattern, o.batch, o.seq, vocab, rank, world, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     for (int k = 0; k < 1 + have_val; k++) {
         const char *pattern = k == 0 ? o.train_pattern : o.val_pattern;
-        int mx;
+        int64_t mx;
         if (loader_max_token(pattern, &mx, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         if (mx >= vocab) {
-            fprintf(stderr, "error: the %s data '%s' holds token %d, outside the vocabulary of %d; pass the vocab the data was made with (--vocab) or other data\n",
-                    k == 0 ? "training" : "validation", pattern, mx, vocab);
+            fprintf(stderr, "error: the %s data '%s' holds token %lld, outside the vocabulary of %d; pass the vocab the data was made with (--vocab) or other data\n",
+                    k == 0 ? "training" : "validation", pattern, (long long)mx, vocab);
             goto out;
         }
     }
@@ -1035,6 +1188,7 @@ int main(int argc, char **argv) {
     if (log_path == NULL) log_path = "";
     if (have_out) {
         if (mkdir_p(o.out, err, sizeof(err)) != 0) { fprintf(stderr, "error: cannot write the run folder '%s': %s\n", o.out, err); goto out; }
+        if (!o.resume && lock_run_folder(o.out, &lockfd, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
         if (!o.resume && holds_a_run(o.out, log_path)) {
             fprintf(stderr, "error: '%s' already holds a run (settings, checkpoints or a log); a new run never overwrites one\n"
                             "HINT: continue it with --resume %s, or pick another --out (or leave --out out for a new folder under runs/)\n", o.out, o.out);
@@ -1102,12 +1256,7 @@ int main(int argc, char **argv) {
                o.mix_row_mean ? "each row weighs the same (--mix-weight row)" : "each target weighs the same (--mix-weight token)",
                o.task_bos ? "BOS first" : "no BOS", o.mqar_blank ? "blank" : "random");
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    catch_stop_signals();
 
     double t_start = now_ms(), total_ms = 0.0, last_val = -1.0;
     int first_step = model.step, saved_step = -1, interrupted = 0;
@@ -1122,28 +1271,30 @@ int main(int argc, char **argv) {
         prof = (Profile *)mallocCheck(sizeof(Profile));
         memset(prof, 0, sizeof(*prof));
     }
+    step_in = (int *)mallocCheck((size_t)o.grad_accum * o.batch * o.seq * sizeof(int));
+    step_tg = (int *)mallocCheck((size_t)o.grad_accum * o.batch * o.seq * sizeof(int));
+    step_share = (double *)mallocCheck((size_t)o.grad_accum * sizeof(double));
     started = 1;
     for (int step = model.step; step < o.steps; step++) {
         double t0 = now_ms();
         model.profile = prof;
         model_zero_grad(&model);
-        /* the step's gradient and loss: the mean over its micro-batches and processes (of each one's mean loss;
-           the same as the mean over all targets when every micro-batch has as many, i.e. always without --mix) */
-        model.loss_weight = 1.0 / ((double)o.grad_accum * world);
+        /* the step's gradient and loss: its micro-batches' mean losses, each weighed by its share of the step */
+        if (load_step(&train_dl, step_in, step_tg, step_share, o.grad_accum, model.loss_rows, dist, &mix, &task_opt, &task_row, &rng, err, sizeof(err)) != 0) {
+            fprintf(stderr, "error: %s\n", err);
+            goto out;
+        }
         double loss = 0.0;
         for (int micro = 0; micro < o.grad_accum; micro++) {
-            if (loader_next(&train_dl, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
-            if (mix_batch(train_dl.inputs, train_dl.targets, o.batch, o.seq, rank, world, &mix, &task_opt, &task_row, &rng, err, sizeof(err)) != 0) {
-                fprintf(stderr, "error: %s\n", err);
-                goto out;
-            }
-            loss += model_forward_loss(&model, train_dl.inputs, train_dl.targets, o.batch, o.seq, 1);
+            size_t off = (size_t)micro * o.batch * o.seq;
+            model.loss_weight = step_share[micro];
+            loss += step_share[micro] * model_forward_loss(&model, step_in + off, step_tg + off, o.batch, o.seq, 1);
             model_backward(&model);
         }
         /* over the processes: the loss, and whether any of them was asked to stop (all stop after the same step) */
         double shared[2] = {loss, stop_requested ? 1.0 : 0.0};
         dist_sum(dist, shared, 2);
-        loss = shared[0] / ((double)o.grad_accum * world);
+        loss = shared[0];
         int stop_now = world > 1 ? shared[1] > 0.0 : stop_requested != 0;
         double lr = o.lr * lr_lambda(o.schedule, step, o.warmup, o.steps, o.decay_steps);
         double norm = model_update(&model, lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.clip);
@@ -1151,8 +1302,8 @@ int main(int argc, char **argv) {
         model.profile = NULL;
         double ms = now_ms() - t0;
         total_ms += ms;
-        if (!isfinite(loss)) {
-            fprintf(stderr, "error: loss is %f at step %d: training diverged (no checkpoint of the diverged weights is written)\nHINT: lower --lr or set --clip 1.0\n", loss, step + 1);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            report_divergence(&o, loss, norm, step + 1);
             started = 0;
             goto out;
         }
@@ -1167,7 +1318,12 @@ int main(int argc, char **argv) {
 #else
         printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %7.1f ms | %8.0f tok/s | %s, ETA %s\n", step + 1, o.steps, loss, lr, norm, ms, tok_s, el, eta);
 #endif
-        log_line(logfd, "{\"step\": %d, \"loss\": %.17g, \"lr\": %.17g, \"norm\": %.17g, \"ms\": %.3f, \"tok_s\": %.1f}\n", step + 1, loss, lr, norm, ms, tok_s);
+        char jl[32], jr[32], jn[32];
+        if (log_line(logfd, log_path, err, sizeof(err), "{\"step\": %d, \"loss\": %s, \"lr\": %s, \"norm\": %s, \"ms\": %.3f, \"tok_s\": %.1f}\n", step + 1,
+                     json_number(jl, sizeof(jl), loss), json_number(jr, sizeof(jr), lr), json_number(jn, sizeof(jn), norm), ms, tok_s) != 0) {
+            fprintf(stderr, "error: %s; the run stops here (step %d is not in the log)\n", err, step + 1);
+            goto out;
+        }
         int last = step + 1 == o.steps;
         if (have_val && (last || (o.val_every > 0 && (step + 1) % o.val_every == 0))) {
             int vb;
@@ -1175,7 +1331,12 @@ int main(int argc, char **argv) {
             long long vtok = (long long)vb * o.batch * o.seq;
             printf("val loss %.4f (%d batches, %lld targets%s) | %.1f s\n", last_val, vb, vtok,
                    vb < o.val_batches ? ": all the validation shards hold, each once" : "", (now_ms() - t_start) / 1e3);
-            log_line(logfd, "{\"step\": %d, \"val_loss\": %.17g, \"val_targets\": %lld}\n", step + 1, last_val, vtok);
+            char jv[32];
+            if (log_line(logfd, log_path, err, sizeof(err), "{\"step\": %d, \"val_loss\": %s, \"val_targets\": %lld}\n", step + 1,
+                         json_number(jv, sizeof(jv), last_val), vtok) != 0) {
+                fprintf(stderr, "error: %s; the run stops here (the validation of step %d is not in the log)\n", err, step + 1);
+                goto out;
+            }
         }
         if (saves && (last || (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0))) {
             if (save_checkpoint(&model, &o, &train_dl, &rng) != 0) { started = 0; goto out; }
@@ -1190,10 +1351,12 @@ int main(int argc, char **argv) {
     started = 0;
     if (interrupted) {
         if (saves && saved_step != model.step && save_checkpoint(&model, &o, &train_dl, &rng) != 0) goto out;
-        log_line(logfd, "{\"step\": %d, \"interrupted\": true}\n", model.step);
+        if (log_line(logfd, log_path, err, sizeof(err), "{\"step\": %d, \"interrupted\": true}\n", model.step) != 0) fprintf(stderr, "warning: %s\n", err);
+        int sig = stop_requested ? (int)stop_requested : SIGINT;   /* several processes: another one was signalled */
+        if (sig != SIGINT) fprintf(stderr, "stopped by %s\n", signal_name(sig));
         printf("interrupted at step %d of %d%s%s\n", model.step, o.steps, have_out ? "; continue with ./train --resume " : " (no run folder: nothing saved)",
                have_out ? o.out : "");
-        status = 130;
+        status = 128 + sig;
         goto out;
     }
     int done = model.step - first_step;
@@ -1204,7 +1367,7 @@ int main(int argc, char **argv) {
 #ifdef ROPEPP_CUDA
     printf("peak GPU memory: %.2f GiB (model tensors and scratch; as torch.cuda.max_memory_allocated, no CUDA context)\n",
            backend_memory_peak() / 1073741824.0);
-    log_line(logfd, "{\"peak_memory_bytes\": %zu}\n", backend_memory_peak());
+    if (log_line(logfd, log_path, err, sizeof(err), "{\"peak_memory_bytes\": %zu}\n", backend_memory_peak()) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
 #endif
     if (prof != NULL) profile_print(prof, stdout);
     if (o.sample_len > 0 && model.step == 0) printf("no sample: the model is untrained (step 0)\n");
@@ -1223,14 +1386,18 @@ out:
         }
     }
     if (logfd >= 0) close(logfd);
+    if (lockfd >= 0) close(lockfd);   /* after the last write to the folder */
     if (samples) fclose(samples);
     tokenizer_free(&tok_text);
     free(prof);
+    free(step_in);
+    free(step_tg);
+    free(step_share);
     if (task_row.tokens != NULL) task_sample_free(&task_row);
     loader_free(&train_dl);
     loader_free(&val_dl);
     model_free(&model);
-    if (status == 0 || status == 130) dist_free(dist);   /* after a failure the others may be gone: no collective */
+    if (status == 0 || status > 128) dist_free(dist);   /* after a failure the others may be gone: no collective */
     if (stored_flags) settings_free(stored_flags, stored_values, stored_n);
     return status;
 }

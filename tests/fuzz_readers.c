@@ -150,7 +150,7 @@ static void fuzz_shards(const unsigned char *file, size_t n, unsigned knob) {
         check_err(loader_next(&dl, err, sizeof(err)), err);
         loader_free(&dl);
     }
-    int mx = -1;
+    int64_t mx = -1;
     err[0] = 0;
     check_err(loader_max_token(fpath, &mx, err, sizeof(err)), err);
 }

@@ -220,12 +220,13 @@ static void test_shard_good(void) {
         loader_free(&dl);
     }
     {
-        int mx = -1, want = 0;
+        int64_t mx = -1;
+        int want = 0;
         for (int i = 0; i < 57; i++) if (a[i] > want) want = a[i];
         for (int i = 0; i < 43; i++) if (b32[i] > want) want = b32[i];
         for (int i = 0; i < 31; i++) if (c[i] > want) want = c[i];
         int rc = loader_max_token(pat, &mx, err, sizeof(err));
-        check(rc == 0 && mx == want, "loader_max_token over the glob is the largest token written (%d, want %d)", mx, want);
+        check(rc == 0 && mx == want, "loader_max_token over the glob is the largest token written (%lld, want %d)", (long long)mx, want);
     }
 
     /* exactly B*T+1 tokens is enough */
@@ -260,7 +261,7 @@ static void test_shard_bad(void) {
     path_of(p, sizeof(p), "missing.bin");
     LOADER_FAIL(p, 2, 5, 256, "no data shard", "loader_init on a missing file");
     check(contains_ci(err, "missing.bin"), "the missing-file message names the path");
-    int mx;
+    int64_t mx;
     err[0] = 0;
     expect_fail(loader_max_token(p, &mx, err, sizeof(err)), err, "no data shard", "loader_max_token on a missing file");
 
@@ -1128,7 +1129,8 @@ static void test_checksums(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- checkpoint_list */
-/* What --resume picks from: complete checkpoints only, never a .tmp file or a state without its model. */
+/* What --resume picks from: complete checkpoints only, never a .tmp file or a state without its model; every one
+   of a folder, beyond the 4096 the list once stopped at (issue 32). */
 static void test_checkpoint_list(void) {
     char dir[600], p[700];
     path_of(dir, sizeof(dir), "list");
@@ -1137,25 +1139,42 @@ static void test_checkpoint_list(void) {
                            "model_00000001.ckpt", "model_00000001.state", "model_00000007.ckpt",
                            "model_00000012.ckpt.tmp", "model_00000012.state", "model_00000013.state",
                            "model_00000014.state.tmp", "model_00000020.ckpt.bak", "model_00000021.ckptx",
-                           "xmodel_00000022.ckpt", "notes.txt"};
+                           "xmodel_00000022.ckpt", "notes.txt",
+                           /* not the name ckpt_path writes for any step: 8 digits at least, no sign, no overflow */
+                           "model_30.ckpt", "model_-0000004.ckpt", "model_99999999999.ckpt", "model_0000000x.ckpt"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
         write_bytes(p, "x", 1);
     }
-    int steps[16] = {0};
-    int n = checkpoint_list(dir, 1, steps, 16);
+    int *steps;
+    int64_t n = checkpoint_list(dir, 1, &steps);
     check(n == 3 && steps[0] == 1 && steps[1] == 3 && steps[2] == 10,
-          "checkpoint_list with states: steps 1 3 10 ascending (got %d: %d %d %d); .tmp, .bak, lone states and other names ignored",
-          n, steps[0], steps[1], steps[2]);
-    memset(steps, 0, sizeof(steps));
-    n = checkpoint_list(dir, 0, steps, 16);
+          "checkpoint_list with states: steps 1 3 10 ascending (got %lld: %d %d %d); .tmp, .bak, lone states and other names ignored",
+          (long long)n, n > 0 ? steps[0] : -1, n > 1 ? steps[1] : -1, n > 2 ? steps[2] : -1);
+    free(steps);
+    n = checkpoint_list(dir, 0, &steps);
     check(n == 4 && steps[0] == 1 && steps[1] == 3 && steps[2] == 7 && steps[3] == 10,
-          "checkpoint_list without states: steps 1 3 7 10 (got %d)", n);
-    int two[2 + 1] = {0, 0, -12345};
-    n = checkpoint_list(dir, 0, two, 2);
-    check(n == 2 && two[2] == -12345, "checkpoint_list stops at max (2 of 4) without writing past it");
+          "checkpoint_list without states: steps 1 3 7 10 (got %lld)", (long long)n);
+    free(steps);
+    check(checkpoint_newest(dir, 1) == 10 && checkpoint_newest(dir, 0) == 10, "checkpoint_newest: step 10, with or without states");
     path_of(p, sizeof(p), "no_such_folder");
-    check(checkpoint_list(p, 1, steps, 16) == 0, "checkpoint_list of a missing folder is empty");
+    check(checkpoint_list(p, 1, &steps) == 0 && steps == NULL && checkpoint_newest(p, 0) == -1,
+          "checkpoint_list of a missing folder is empty, and it has no newest");
+    remove_tree(dir);
+    /* 5000 checkpoints (more than the 4096 the list once stopped at; --keep allows 1,048,576), created in a shuffled
+       order: all listed, the newest found */
+    mkdir(dir, 0755);
+    int want = 5000, order_ok = 1;
+    for (int i = 0; i < want; i++) {
+        snprintf(p, sizeof(p), "%s/model_%08d.ckpt", dir, (int)((i * 7919LL) % want));
+        write_bytes(p, "", 0);
+    }
+    n = checkpoint_list(dir, 0, &steps);
+    for (int64_t i = 0; i < n; i++) order_ok &= steps[i] == (int)i;
+    check(n == want && order_ok && checkpoint_newest(dir, 0) == want - 1,
+          "a folder of %d checkpoints: all listed, ascending, the newest is step %d (got %lld listed, newest %d)", want, want - 1,
+          (long long)n, checkpoint_newest(dir, 0));
+    free(steps);
     remove_tree(dir);
 }
 

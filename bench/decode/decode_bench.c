@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
                 last_tn = tn;
             }
         }
-        Sampler greedy = {0.0, 0, 1.0};
+        Sampler greedy = {0.0, 0, 1.0, 0};
         int *sampled = (int *)mallocCheck((size_t)B * sizeof(int));
         model_sample(&m, &kv, last_tn - 1, &greedy);
         model_tokens_to_host(&m, &kv, sampled);   /* synchronises */
