@@ -134,9 +134,10 @@ SHORT_ARMS=$(echo $SHORT_ARMS)
 CONFIG="size $SIZE | shape $SHAPE | pm $PM_SHAPE | short $SHORT_ARMS: $STEPS x $BATCH x $SEQ base $BASE | long $LONG_PES: $LSTEPS x $LBATCH x $LSEQ base $LBASE | lr $LR clip $CLIP | mix $MIX / $LMIX, $MIXLOSS, $MIXWEIGHT | data $DATA | eval $NS $NNS $NATT $NPPL $MULTS"
 
 # ---- 0. corpus
-# the report needs only the corpus's description (the results may come from another machine)
+# the report needs only the corpus's description: here, or the one a seed brought back (bench/compare/seed_run.sh)
+SEED_INFO=$(ls "$OUT"/seed*/corpus_info.txt 2>/dev/null | head -1)
 if [ "$STAGE" = report ] && [ $SIZE != tiny ] && [ -s "${DATA}_info.txt" ]; then :
-elif [ "$STAGE" = report ] && [ $SIZE = tiny ] && [ -s "$OUT/corpus/code_info.txt" ]; then DATA=$OUT/corpus/code
+elif [ "$STAGE" = report ] && [ $SIZE != tiny ] && [ -n "$SEED_INFO" ]; then cp "$SEED_INFO" "$OUT/corpus_info.txt"; DATA=$OUT/corpus
 elif [ ! -s "${DATA}_val.bin" ] || [ ! -s "${DATA}_info.txt" ]; then
   if [ $SIZE = tiny ]; then
     DATA=$OUT/corpus/code; mkdir -p "$OUT/corpus"
@@ -230,6 +231,7 @@ for seed in $RUN_SEEDS; do
     echo "use another --out for a new setup" >&2; exit 1
   fi
   echo "$CONFIG" > "$sd/config.txt"
+  cp "${DATA}_info.txt" "$sd/corpus_info.txt"   # the corpus (its hashes) this seed was trained on
   # machine.txt: one line per call that trains or evaluates this seed (the report names the machines from it)
   echo "$(date -u +%FT%TZ) | stage $STAGE | $mach, $(nproc) cores | commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) | scripts/compare.sh $ARGS" >> "$sd/machine.txt"
   echo "== seed $seed"
@@ -279,6 +281,12 @@ done
 PRESENT=$(echo $PRESENT | tr ' ' '\n' | sort -n | paste -sd ' ' -)
 for s in $SEEDS; do in_list $s "$PRESENT" || MISSING="$MISSING $s"; done
 MISSING=$(echo $MISSING)
+for s in $PRESENT; do   # seeds merge only over one corpus: the data hash each seed brought back must be the same
+  f="$OUT/seed$s/corpus_info.txt"; [ -s "$f" ] || continue
+  if [ -s "${DATA}_info.txt" ] && [ "$(grep 'data hash' "$f")" != "$(grep 'data hash' "${DATA}_info.txt")" ]; then
+    echo "error: seed $s was trained on another corpus ($f: $(grep 'data hash' "$f"); ${DATA}_info.txt: $(grep 'data hash' "${DATA}_info.txt"))" >&2; exit 1
+  fi
+done
 [ -n "$OTHER" ] && echo "warning: left out of the report (another setup, config.txt):$OTHER" >&2
 [ -n "$PRESENT" ] || { echo "error: no seed in $OUT was run with this setup; run scripts/compare.sh --seed S first" >&2; exit 1; }
 echo "seeds present: $PRESENT$([ -n "$MISSING" ] && echo "; missing: $MISSING (run scripts/compare.sh --seed S for each, e.g. bench/compare/seed_run.sh S on the device)")"

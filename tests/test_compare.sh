@@ -8,7 +8,7 @@ set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
 T=tests/tmp/test_compare.$$
-trap 'rm -rf "$T" "$T.b" "$T.log" "$T.log2"' EXIT
+trap 'rm -rf "$T" "$T.b" "$T.log" "$T.log2" "$T.info"' EXIT
 cmp3() { OMP_NUM_THREADS=1 bash scripts/compare.sh --cpu --tiny "$@"; }
 
 # one seed, one call
@@ -58,6 +58,10 @@ cmp3 --out "$T" --seed 2 > "$T.log2" 2>&1 || bad "seed 2 rerun failed: $(tail -3
 [ "$(grep '  train:' "$T.log2" | awk '{ print $2 }' | xargs -n1 basename | paste -sd ' ')" = "ropepp_ec ropepp_ec_long" ] && [ "$(grep -c '  eval:' "$T.log2")" -eq 1 ] &&
   ok "a lost evaluation retrains its short and long run from the start and evaluates only that run" || bad "retrain: $(grep -E '  (train|eval):' "$T.log2")"
 [ "$(wc -l < "$T/seed2/machine.txt")" -eq 3 ] && ok "each call on seed 2 added a machine.txt line (3)" || bad "seed2/machine.txt: $(wc -l < "$T/seed2/machine.txt") lines"
+cp "$T/seed2/corpus_info.txt" "$T.info"; sed -i 's/\(data hash.*: \).*/\10123456789abcdef/' "$T/seed2/corpus_info.txt"
+out=$(cmp3 --out "$T" --stage report 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "seed 2 was trained on another corpus" &&
+  ok "a seed trained on another corpus (its corpus_info.txt data hash) is refused at the report" || bad "other corpus: $out"
+mv "$T.info" "$T/seed2/corpus_info.txt"
 # the setup of a seed is fixed: another one is refused, and left out of the report
 out=$(cmp3 --out "$T" --seed 1 --steps 5 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "was run with another setup" && ok "a seed run again with other --steps is refused" || bad "other steps: $out"
 sed -i 's/short /short_other /' "$T/seed2/config.txt"
