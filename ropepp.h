@@ -247,6 +247,12 @@ void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_save
 void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *softmax_saved,
                         const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                         int HD);
+/* attention probabilities for analysis: out (B, NA, t1 - t0, T) float, backend = rows t0 <= t < t1 of
+   p[b, a, t, j] = softmax_j(q_t . k_j / sqrt(HD) - alibi[a] (t - j)) for j <= t, 0 for j > t, from the rotated
+   qr (B, T, NA, HD) and kr (B, T, KVH, HD) of a forward (head a reads kv head a / (NA / KVH)); alibi: NA slopes or
+   NULL. q.k in float (keys four at a time on the CPU, one warp a key on the GPU), the softmax in double. */
+void attention_probs_forward(float *out, const floatX *qr, const floatX *kr, const floatM *alibi, int B, int T, int NA,
+                             int KVH, int HD, int t0, int t1);
 /* cached attention for decoding: the Tn new tokens sit at positions pos0 .. pos0+Tn-1; their rotated keys and
    values are written into the cache at those rows, then each new query attends to cache rows 0 .. its position.
    out (B, Tn, NA, HD); kcache, vcache (B, Tmax, KVH, HD); qkv (B, Tn, QKV). pos_dev: NULL, or one backend int
@@ -492,11 +498,14 @@ double model_flops_per_token(const Config *c, int T);
    (NOISE_REAL) or imaginary (NOISE_IMAG, RoPE++ only) queries of every layer, redrawn on every forward from
    seed. Forward only. Returns 0, or -1 with a message. */
 int model_set_noise(Model *m, int target, double sigma, uint64_t seed, char *err, size_t errlen);
-/* Attention probabilities of layer l of the last model_forward, out (B, NA, T, T) on the host, recomputed there from
-   the saved rotated queries and keys (so any backend gives them, also one that never stores T x T). Only the query
+/* Attention probabilities of layer l of the last model_forward, out (B, NA, T, T) on the host, recomputed on the
+   backend from the saved rotated queries and keys (attention_probs_forward: any backend gives them, also one that
+   never stores T x T; the GPU computes them on the device). Only the query
    rows t0 <= t < t1 are written (the analyses read some rows; each costs t + 1 dot products); the rest of out is
    left as it was. */
 void model_attention_probs(Model *m, int l, int t0, int t1, float *out);
+/* n floatX values of backend memory as a malloc'd host float array (eval's query RMS, bf16 gradients). */
+float *backend_floatX_to_host(const floatX *src, size_t n);
 /* Copy the logits of row (b, t) of the last forward (before backward) to host. */
 void model_logits_row(Model *m, int b, int t, float *out);
 /* Parameters to host as double, in table order (num_params). */
@@ -1584,6 +1593,63 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     free(dkr);
 }
 
+void attention_probs_forward(float *out, const floatX *qr, const floatX *kr, const floatM *alibi, int B, int T, int NA,
+                             int KVH, int HD, int t0, int t1) {
+    int group = NA / KVH, nrows = t1 - t0;
+    float *q = (float *)mallocCheck((size_t)B * T * NA * HD * sizeof(float));
+    float *k = (float *)mallocCheck((size_t)B * T * KVH * HD * sizeof(float));
+    for (size_t i = 0; i < (size_t)B * T * NA * HD; i++) q[i] = (float)qr[i];
+    for (size_t i = 0; i < (size_t)B * T * KVH * HD; i++) k[i] = (float)kr[i];
+    double scale = 1.0 / sqrt((double)HD);
+    /* one row per iteration, dealt out dynamically: a row costs t + 1 dot products, and with B 1 the heads alone
+       would leave most cores idle */
+    #pragma omp parallel for collapse(3) schedule(dynamic, 8)
+    for (int b = 0; b < B; b++) {
+        for (int a = 0; a < NA; a++) {
+            for (int t = t0; t < t1; t++) {
+                float *row = out + (((size_t)b * NA + a) * nrows + (t - t0)) * T;
+                const float *qt = q + (((size_t)b * T + t) * NA + a) * HD;
+                /* the dot products q_t . k_j in float (the float q and k of a bf16 or float model lose nothing; a
+                   double model's rows agree to ~1e-7 relative), four keys at a time: four independent SIMD sums,
+                   where one sum waits on its own adds (~3x the speed of one double sum per key at T 2048) */
+                const size_t ks = (size_t)KVH * HD;   /* floats from key j to key j + 1 */
+                const float *k0 = k + ((size_t)b * T * KVH + a / group) * HD;   /* key 0 of this kv head */
+                int j = 0;
+                for (; j + 3 <= t; j += 4) {
+                    const float *kj = k0 + (size_t)j * ks;
+                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+                    #pragma omp simd reduction(+:s0, s1, s2, s3)
+                    for (int d = 0; d < HD; d++) {
+                        s0 += qt[d] * kj[d];
+                        s1 += qt[d] * kj[ks + d];
+                        s2 += qt[d] * kj[2 * ks + d];
+                        s3 += qt[d] * kj[3 * ks + d];
+                    }
+                    row[j] = s0; row[j + 1] = s1; row[j + 2] = s2; row[j + 3] = s3;
+                }
+                for (; j <= t; j++) {
+                    const float *kj = k0 + (size_t)j * ks;
+                    float s0 = 0.0f;
+                    #pragma omp simd reduction(+:s0)
+                    for (int d = 0; d < HD; d++) s0 += qt[d] * kj[d];
+                    row[j] = s0;
+                }
+                double mx = -INFINITY, sum = 0.0;
+                for (j = 0; j <= t; j++) {
+                    double s = (double)row[j] * scale - (alibi != NULL ? (double)alibi[a] * (t - j) : 0.0);
+                    row[j] = (float)s;
+                    if (s > mx) mx = s;
+                }
+                for (int j = 0; j <= t; j++) { double e = exp(row[j] - mx); row[j] = (float)e; sum += e; }
+                for (int j = 0; j <= t; j++) row[j] = (float)(row[j] / sum);
+                for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+            }
+        }
+    }
+    free(q);
+    free(k);
+}
+
 void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const floatX *qkv, const PosEmb *pe,
                               int pos0, const int *pos_dev, int B, int Tn, int Tmax, int HQ, int KVH, int HD) {
     (void)pos_dev;   /* holds pos0; read by the GPU's captured steps only */
@@ -2603,7 +2669,7 @@ static void floatX_to_float(float *dst, const floatX *src_host, size_t n) {
 #endif
 }
 
-static float *backend_floatX_to_host(const floatX *src, size_t n) {
+float *backend_floatX_to_host(const floatX *src, size_t n) {
     floatX *tmp = (floatX *)mallocCheck(n * sizeof(floatX));
     float *out = (float *)mallocCheck(n * sizeof(float));
     backend_to_host(tmp, src, n * sizeof(floatX));
@@ -2613,63 +2679,22 @@ static float *backend_floatX_to_host(const floatX *src, size_t n) {
 }
 
 void model_attention_probs(Model *m, int l, int t0, int t1, float *out) {
-    /* p[b, a, t, j] = softmax_j(q_t . k_j / sqrt(HD) - m_a (t - j)), j <= t, as in attention_core_forward */
-    int B = m->B, T = m->T, NA = m->d.NA, KVH = m->d.KVH, HD = m->d.HD, group = NA / KVH;
+    /* p[b, a, t, j] = softmax_j(q_t . k_j / sqrt(HD) - m_a (t - j)), j <= t, as in attention_core_forward; computed
+       where the activations are (attention_probs_forward), the rows copied into their places in out */
+    int B = m->B, T = m->T, NA = m->d.NA;
     if (t0 < 0) t0 = 0;
     if (t1 > T) t1 = T;
+    if (t1 <= t0) return;
+    size_t nrows = (size_t)(t1 - t0), n = (size_t)B * NA * nrows * T;
     LayerActs la = layer_acts(m, l);
-    float *q = backend_floatX_to_host(la.qr, (size_t)B * T * NA * HD);
-    float *k = backend_floatX_to_host(la.kr, (size_t)B * T * KVH * HD);
-    double slopes[4096];
-    if (m->cfg.pe == PE_ALIBI) alibi_slopes(slopes, NA);
-    double scale = 1.0 / sqrt((double)HD);
-    /* one row per iteration, dealt out dynamically: a row costs t + 1 dot products, and with B 1 the heads alone
-       would leave most cores idle */
-    #pragma omp parallel for collapse(3) schedule(dynamic, 8)
-    for (int b = 0; b < B; b++) {
-        for (int a = 0; a < NA; a++) {
-            for (int t = t0; t < t1; t++) {
-                float *row = out + (((size_t)b * NA + a) * T + t) * T;
-                const float *qt = q + (((size_t)b * T + t) * NA + a) * HD;
-                /* the dot products q_t . k_j in float (the float q and k of a bf16 or float model lose nothing; a
-                   double model's rows agree to ~1e-7 relative), four keys at a time: four independent SIMD sums,
-                   where one sum waits on its own adds (~3x the speed of one double sum per key at T 2048) */
-                const size_t ks = (size_t)KVH * HD;   /* floats from key j to key j + 1 */
-                const float *k0 = k + ((size_t)b * T * KVH + a / group) * HD;   /* key 0 of this kv head */
-                int j = 0;
-                for (; j + 3 <= t; j += 4) {
-                    const float *kj = k0 + (size_t)j * ks;
-                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-                    #pragma omp simd reduction(+:s0, s1, s2, s3)
-                    for (int d = 0; d < HD; d++) {
-                        s0 += qt[d] * kj[d];
-                        s1 += qt[d] * kj[ks + d];
-                        s2 += qt[d] * kj[2 * ks + d];
-                        s3 += qt[d] * kj[3 * ks + d];
-                    }
-                    row[j] = s0; row[j + 1] = s1; row[j + 2] = s2; row[j + 3] = s3;
-                }
-                for (; j <= t; j++) {
-                    const float *kj = k0 + (size_t)j * ks;
-                    float s0 = 0.0f;
-                    #pragma omp simd reduction(+:s0)
-                    for (int d = 0; d < HD; d++) s0 += qt[d] * kj[d];
-                    row[j] = s0;
-                }
-                double mx = -INFINITY, sum = 0.0;
-                for (j = 0; j <= t; j++) {
-                    double s = (double)row[j] * scale - (m->cfg.pe == PE_ALIBI ? slopes[a] * (t - j) : 0.0);
-                    row[j] = (float)s;
-                    if (s > mx) mx = s;
-                }
-                for (int j = 0; j <= t; j++) { double e = exp(row[j] - mx); row[j] = (float)e; sum += e; }
-                for (int j = 0; j <= t; j++) row[j] = (float)(row[j] / sum);
-                for (int j = t + 1; j < T; j++) row[j] = 0.0f;
-            }
-        }
-    }
-    free(q);
-    free(k);
+    float *rows = (float *)backend_malloc(n * sizeof(float));
+    attention_probs_forward(rows, la.qr, la.kr, m->pe_alibi, B, T, NA, m->d.KVH, m->d.HD, t0, t1);
+    float *host = (float *)mallocCheck(n * sizeof(float));
+    backend_to_host(host, rows, n * sizeof(float));
+    backend_free(rows);
+    for (size_t ba = 0; ba < (size_t)B * NA; ba++)
+        memcpy(out + (ba * T + (size_t)t0) * T, host + ba * nrows * T, nrows * T * sizeof(float));
+    free(host);
 }
 
 void model_logits_row(Model *m, int b, int t, float *out) {

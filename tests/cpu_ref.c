@@ -51,6 +51,7 @@
 #define attention_forward cpu_attention_forward
 #define attention_backward cpu_attention_backward
 #define attention_cached_forward cpu_attention_cached_forward
+#define attention_probs_forward cpu_attention_probs_forward
 #define sample_forward cpu_sample_forward
 #define swiglu_forward cpu_swiglu_forward
 #define swiglu_backward cpu_swiglu_backward

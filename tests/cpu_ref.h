@@ -38,6 +38,8 @@ void cpu_attention_backward(float *dqkv, const float *dout, const float *qr, con
                             int HD);
 void cpu_attention_cached_forward(float *out, float *kcache, float *vcache, const float *qkv, const PosEmb *pe,
                                   int pos0, const int *pos_dev, int B, int Tn, int Tmax, int HQ, int KVH, int HD);
+void cpu_attention_probs_forward(float *out, const float *qr, const float *kr, const float *alibi, int B, int T, int NA,
+                                 int KVH, int HD, int t0, int t1);
 void cpu_swiglu_forward(float *out, const float *inp, int N, int F);
 void cpu_swiglu_backward(float *dinp, const float *dout, const float *inp, int N, int F);
 void cpu_crossentropy_forward(float *losses, const float *logits, const int *targets, int N, int V);
