@@ -37,6 +37,11 @@ position 0 the document's BOS (paper Fig. 5, measured on BOS-started windows):
   copy_source(tokens, a, n)        where the answer tokens[a .. a+n) stands earlier in the sequence (the needle):
                                    the start of its last occurrence before a, or -1; answer token i is copied from
                                    copy_source + i, the key the query predicting it (position a - 1 + i) should find
+
+Retrieval without task training (eval ppl --repeat):
+  far_repeat_mask(tok, n, m, D, mask)  mask[i] = 1 when token i ends an m-gram tok[i-m+1 .. i] whose most recent
+                                   earlier occurrence ends more than D tokens before i (ends at j < i - D, no
+                                   occurrence ending in [i - D, i)): token i is then copyable from far context only
 */
 #ifndef ROPEPP_ANALYSIS_H
 #define ROPEPP_ANALYSIS_H
@@ -287,5 +292,32 @@ static inline double ppl_growth(const double *start, const double *end, const do
     }
     if (!(past_n > 0.0) || isnan(ref)) return NAN;
     return past / past_n - ref;
+}
+
+/* mask[i] (i in 0..n-1) = 1 when the m-gram ending at i occurred before and its most recent occurrence ends more than
+   D tokens earlier; 0 otherwise (and for i < m - 1). Occurrences may overlap. Hash table of the m-grams seen (open
+   addressing, each probe checked token by token, so a hash collision never counts): O(n m) time, 2n slots. */
+static inline void far_repeat_mask(const int *tok, int n, int m, int D, unsigned char *mask) {
+    int cap = 2;
+    while (cap < 2 * n) cap *= 2;
+    int *slot = (int *)malloc(sizeof(int) * (size_t)cap);   /* the end position of the last occurrence, or -1 */
+    if (slot == NULL) { fprintf(stderr, "error: out of memory\n"); exit(1); }
+    for (int k = 0; k < cap; k++) slot[k] = -1;
+    for (int i = 0; i < n; i++) {
+        mask[i] = 0;
+        if (i < m - 1) continue;
+        uint64_t h = 14695981039346656037ull;   /* FNV-1a over the m tokens */
+        for (int k = i - m + 1; k <= i; k++) { h ^= (uint64_t)(uint32_t)tok[k]; h *= 1099511628211ull; }
+        int at = (int)(h & (uint64_t)(cap - 1));
+        while (slot[at] >= 0) {
+            int j = slot[at], same = 1;
+            for (int k = 0; k < m && same; k++) same = tok[j - k] == tok[i - k];
+            if (same) break;
+            at = (at + 1) & (cap - 1);
+        }
+        if (slot[at] >= 0 && i - slot[at] > D) mask[i] = 1;
+        slot[at] = i;
+    }
+    free(slot);
 }
 #endif

@@ -190,7 +190,7 @@ typedef struct {
     double base, depth;
     uint64_t seed;
     int task_bos, mqar_blank, mqar_kv;   /* how the task samples are made: as the model was trained (train's flags) */
-    int docs, relative;                  /* ppl --docs, noise --relative */
+    int docs, relative, repeat;          /* ppl --docs, noise --relative, ppl --repeat */
     uint32_t given;                      /* bit i: eval_flags[i] was given */
     int docs_from;                       /* ppl --docs: each document's loss from this position on */
 } Options;
@@ -218,6 +218,7 @@ static const EvalFlag eval_flags[] = {
     {"--stride",      1, M_PPL},
     {"--docs",        0, M_PPL},
     {"--docs-from",   1, M_PPL},
+    {"--repeat",      0, M_PPL},
     {"--seq",         1, M_NOISE | M_PATTERNS | M_ATTN},
     {"--tasks",       1, M_TASKS | M_NOISE | M_ATTN},
     {"--depth",       1, M_TASKS | M_NOISE | M_ATTN},
@@ -299,6 +300,9 @@ static void usage(const char *mode) {
                "                     of scripts/make_corpus.sh), the same documents at every length; no sliding window\n"
                "  --docs-from P      with --docs: each document's loss (ppl_docs_*.csv, column from) over the targets from\n"
                "                     position P on, past the start-of-document cost (64; 0 = every target)\n"
+               "  --repeat           the far-repeat loss instead (docs/FORMATS.md, ppl_repeat): windows from document BOS,\n"
+               "                     loss on tokens that repeat a 16-gram last seen more than L/4 back vs the other tokens\n"
+               "                     past L/4 (analysis.h far_repeat_mask); --lengths (default L), --samples documents\n"
                "  --out DIR          results folder (the run folder's eval/)\n\n");
     if (mode == NULL || strcmp(mode, "patterns") == 0)
         printf("eval patterns: attention mass by query-key distance per layer and head (real vs imaginary heads)\n"
@@ -521,7 +525,69 @@ static double sliding_window_nll(Model *m, const int *tok, size_t ntok, int L, i
     return nll;
 }
 
+/* eval ppl --repeat: a retrieval measure that needs no task training. Windows of each length from the BOS of
+   held-out documents (as --docs); in each, the loss on the targets that end a 16-gram whose most recent earlier
+   occurrence ends more than L/4 back (far_repeat_mask: copyable from far context only) and on the other targets past
+   L/4. One CSV line per window (docs/FORMATS.md). */
+enum { REPEAT_NGRAM = 16 };
+static int mode_ppl_repeat(Options *o) {
+    Model m;
+    Config c;
+    double *params;
+    load_model(&m, &c, &params, o);
+    int L = c.train_seq, D = c.train_seq / 4;
+    char err[1024], path[4200];
+    int *tok;
+    size_t ntok;
+    if (shard_read_all(o->data, c.vocab_size, &tok, &ntok, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); return 1; }
+    int lengths[32], nl = 0, longest = 0;
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", o->lengths ? o->lengths : "");
+    if (o->lengths == NULL) lengths[nl++] = L;
+    for (char *t = strtok(buf, ","); t && nl < 32; t = strtok(NULL, ",")) lengths[nl++] = (int)flag_number("./eval", "--lengths", t, 2, 1 << 24);
+    for (int i = 0; i < nl; i++) if (lengths[i] > longest) longest = lengths[i];
+    size_t *docs, nd = doc_starts(tok, ntok, (size_t)longest + 1, &docs);
+    if (nd == 0) { fprintf(stderr, "error: --repeat: %s has no document (BOS token 0 first) of %d tokens or more\nHINT: build a corpus with scripts/make_corpus.sh\n", o->data, longest + 1); return 1; }
+    int64_t nw = (int64_t)((size_t)o->samples < nd ? (size_t)o->samples : nd);
+    ensure_dir(o->out);
+    snprintf(path, sizeof(path), "%s/ppl_repeat_%s.csv", o->out, pe_name(c.pe));
+    FILE *csv = out_open(path);
+    if (csv == NULL) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+    fprintf(csv, "pe,length,ngram,min_distance,doc_start,repeat_tokens,repeat_loss,other_tokens,other_loss\n");
+    printf("far-repeat loss: %lld documents, targets ending a %d-gram last seen more than %d tokens back vs the other targets past %d\n",
+           (long long)nw, REPEAT_NGRAM, D, D);
+    printf("%7s %9s %9s %9s %9s\n", "length", "repeat_n", "repeat", "other_n", "other");
+    for (int li = 0; li < nl; li++) {
+        int T = lengths[li];
+        unsigned char *mask = (unsigned char *)mallocCheck((size_t)T + 1);
+        double rs = 0, os = 0;
+        size_t rn = 0, on = 0;
+        for (int64_t k = 0; k < nw; k++) {
+            const int *w = tok + docs[(size_t)k * nd / (size_t)nw];
+            model_forward_loss(&m, w, w + 1, 1, T, 0);
+            far_repeat_mask(w, T + 1, REPEAT_NGRAM, D, mask);   /* target t + 1 is predicted at position t */
+            double wr = 0, wo = 0;
+            size_t wrn = 0, won = 0;
+            for (int t = D; t < T; t++) {
+                double l = m.losses_host[t];
+                if (mask[t + 1]) { wr += l; wrn++; } else { wo += l; won++; }
+            }
+            fprintf(csv, "%s,%d,%d,%d,%zu,%zu,%.6f,%zu,%.6f\n", pe_name(c.pe), T, REPEAT_NGRAM, D, docs[(size_t)k * nd / (size_t)nw],
+                    wrn, wrn ? wr / wrn : NAN, won, won ? wo / won : NAN);
+            rs += wr; rn += wrn; os += wo; on += won;
+        }
+        printf("%7d %9zu %9.4f %9zu %9.4f\n", T, rn, rn ? rs / rn : NAN, on, on ? os / on : NAN);
+        free(mask);
+    }
+    out_close(csv);
+    printf("wrote %s\n", path);
+    free(tok); free(docs); free(params);
+    model_free(&m);
+    return 0;
+}
+
 static int mode_ppl(Options *o) {
+    if (o->repeat) return mode_ppl_repeat(o);
     Model m;
     Config c;
     double *params;
@@ -1842,7 +1908,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: unknown mode '%s'; modes: %s, plot, stat (see ./eval --help)\n", mode, modes);
         return 1;
     }
-    Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0, 0, 0, 0, 64};
+    Options o = {NULL, "data/tinyshakespeare_val.bin", NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 128, 10000.0, -1.0, 1, 0, 0, 0, 0, 0, 0, 0, 64};
     o.samples = mode_bit == M_PATTERNS ? 4 : mode_bit == M_PPL ? 8 : mode_bit == M_ATTN ? 64 : 20;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];
@@ -1869,6 +1935,7 @@ int main(int argc, char **argv) {
         o.given |= 1u << fi;
         if (strcmp(f, "--task-bos") == 0) { o.task_bos = 1; continue; }
         if (strcmp(f, "--docs") == 0) { o.docs = 1; continue; }
+        if (strcmp(f, "--repeat") == 0) { o.repeat = 1; continue; }
         if (strcmp(f, "--relative") == 0) { o.relative = 1; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "error: missing value for '%s'; see ./eval %s --help\n", f, mode); return 1; }
         const char *v = argv[++i];
@@ -1901,6 +1968,10 @@ int main(int argc, char **argv) {
     }
     if (o.docs && flag_given(&o, "--stride")) {
         fprintf(stderr, "error: --stride is not used by eval ppl --docs (it sets the sliding window over the whole shard, which --docs leaves out); drop one of them\n");
+        return 1;
+    }
+    if (o.repeat && (o.docs || flag_given(&o, "--stride") || flag_given(&o, "--scalings"))) {
+        fprintf(stderr, "error: eval ppl --repeat scores documents as stored: --docs (implied), --stride and --scalings are not used by it; drop them\n");
         return 1;
     }
     if (o.head_dim % 2 != 0) { fprintf(stderr, "error: --head-dim must be even\n"); return 1; }

@@ -250,6 +250,12 @@ void attention_forward(floatX *out, floatX *qr, floatX *kr, floatM *softmax_save
 void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, const floatX *kr, const floatM *softmax_saved,
                         const floatX *qkv, const floatX *out, const PosEmb *pe, int B, int T, int HQ, int KVH,
                         int HD);
+/* attention probabilities for analysis: out (B, NA, t1 - t0, T) float, backend = rows t0 <= t < t1 of
+   p[b, a, t, j] = softmax_j(q_t . k_j / sqrt(HD) - alibi[a] (t - j)) for j <= t, 0 for j > t, from the rotated
+   qr (B, T, NA, HD) and kr (B, T, KVH, HD) of a forward (head a reads kv head a / (NA / KVH)); alibi: NA slopes or
+   NULL. q.k in float (keys four at a time on the CPU, one warp a key on the GPU), the softmax in double. */
+void attention_probs_forward(float *out, const floatX *qr, const floatX *kr, const floatM *alibi, int B, int T, int NA,
+                             int KVH, int HD, int t0, int t1);
 /* cached attention for decoding: the Tn new tokens sit at positions pos0 .. pos0+Tn-1; their rotated keys and
    values are written into the cache at those rows, then each new query attends to cache rows 0 .. its position.
    out (B, Tn, NA, HD); kcache, vcache (B, Tmax, KVH, HD); qkv (B, Tn, QKV). pos_dev: NULL, or one backend int
@@ -496,11 +502,14 @@ double model_flops_per_token(const Config *c, int T);
    (NOISE_REAL) or imaginary (NOISE_IMAG, RoPE++ only) queries of every layer, redrawn on every forward from
    seed. Forward only. Returns 0, or -1 with a message. */
 int model_set_noise(Model *m, int target, double sigma, uint64_t seed, char *err, size_t errlen);
-/* Attention probabilities of layer l of the last model_forward, out (B, NA, T, T) on the host, recomputed there from
-   the saved rotated queries and keys (so any backend gives them, also one that never stores T x T). Only the query
+/* Attention probabilities of layer l of the last model_forward, out (B, NA, T, T) on the host, recomputed on the
+   backend from the saved rotated queries and keys (attention_probs_forward: any backend gives them, also one that
+   never stores T x T; the GPU computes them on the device). Only the query
    rows t0 <= t < t1 are written (the analyses read some rows; each costs t + 1 dot products); the rest of out is
    left as it was. */
 void model_attention_probs(Model *m, int l, int t0, int t1, float *out);
+/* n floatX values of backend memory as a malloc'd host float array (eval's query RMS, bf16 gradients). */
+float *backend_floatX_to_host(const floatX *src, size_t n);
 /* Copy the logits of row (b, t) of the last forward (before backward) to host. */
 void model_logits_row(Model *m, int b, int t, float *out);
 /* Parameters to host as double, in table order (num_params). */
@@ -643,6 +652,13 @@ typedef struct {
     unsigned char *buf;           /* (B*T + 1) * width bytes */
     int *inputs;                  /* (B, T) */
     int *targets;                 /* (B, T) */
+    /* document rows (loader_use_docs; data_seed 0: off). Then shard is the epoch and pos the next global batch's
+       first row of that epoch's row list. */
+    uint64_t data_seed;
+    int *doc_tok; int64_t doc_ntok;                  /* every shard's tokens, concatenated */
+    int64_t n_docs; int64_t *doc_start, *doc_len;    /* each document: its BOS and its length in tokens */
+    int64_t *order;                                  /* (n_docs) this epoch's document order */
+    int64_t n_rows; int64_t *row_start, *row_len;    /* this epoch's rows: first token and tokens (<= T + 1) */
 } DataLoader;
 /* pattern: a file or a glob. Every shard is validated; each must hold at least B*T+1 tokens. */
 int loader_init(DataLoader *dl, const char *pattern, int B, int T, int vocab, char *err, size_t errlen);
@@ -658,6 +674,19 @@ int loader_seek(DataLoader *dl, int64_t shard, int64_t pos, char *err, size_t er
 void loader_free(DataLoader *dl);
 /* The largest token of the shards pattern matches (uint16 or uint32, read unsigned), or -1 when they hold none. */
 int loader_max_token(const char *pattern, int64_t *max_token, char *err, size_t errlen);
+/* Document rows for training on a corpus of documents (data/docs2shards: each starts with the BOS token 0):
+   every shard is read into memory and cut at its BOS tokens into documents; each epoch orders the documents by
+   doc_order(data_seed, epoch) and cuts each document into rows of T+1 tokens from its BOS on (offsets 0, T,
+   2T, ...), so every document's BOS stands at position 0 of a row, as in `eval ppl --docs`. A document's last row
+   is padded: inputs BOS, targets -1 (ignored). Global batches of world_size*B consecutive rows, as in the stream
+   layout; the rows left at an epoch's end that do not fill one are skipped. shard/pos become epoch/row, so
+   loader_seek and the state file work unchanged. The order depends on data_seed and the data alone (not on the
+   model), so every arm of a seed reads the same rows. Errors: data_seed 0, a shard that does not start with BOS
+   (not a document corpus), an epoch with fewer rows than one global batch. Call after loader_init(_rank). */
+int loader_use_docs(DataLoader *dl, uint64_t data_seed, char *err, size_t errlen);
+/* perm[0..n) = a permutation of 0..n-1: Fisher-Yates with splitmix64 seeded by data_seed + epoch * 2^32 (the same
+   on every machine). */
+void doc_order(uint64_t data_seed, int64_t epoch, int64_t n, int64_t *perm);
 
 /* llm.c's tokenizer file (gpt2_tokenizer.bin, for decoding GPT-2-vocab models): 256 x uint32 header (magic
    20240328, version 1 or 2, vocab size, v2: end-of-text token), then per token a uint8 length and its bytes. */
@@ -1617,6 +1646,63 @@ void attention_backward(floatX *dqkv, const floatX *dout, const floatX *qr, cons
     rotary_backward(dqkv + (size_t)HQ * HD, dkr, stride, pe, 0, 1, B, T, KVH, HD);
     free(dqr);
     free(dkr);
+}
+
+void attention_probs_forward(float *out, const floatX *qr, const floatX *kr, const floatM *alibi, int B, int T, int NA,
+                             int KVH, int HD, int t0, int t1) {
+    int group = NA / KVH, nrows = t1 - t0;
+    float *q = (float *)mallocCheck((size_t)B * T * NA * HD * sizeof(float));
+    float *k = (float *)mallocCheck((size_t)B * T * KVH * HD * sizeof(float));
+    for (size_t i = 0; i < (size_t)B * T * NA * HD; i++) q[i] = (float)qr[i];
+    for (size_t i = 0; i < (size_t)B * T * KVH * HD; i++) k[i] = (float)kr[i];
+    double scale = 1.0 / sqrt((double)HD);
+    /* one row per iteration, dealt out dynamically: a row costs t + 1 dot products, and with B 1 the heads alone
+       would leave most cores idle */
+    #pragma omp parallel for collapse(3) schedule(dynamic, 8)
+    for (int b = 0; b < B; b++) {
+        for (int a = 0; a < NA; a++) {
+            for (int t = t0; t < t1; t++) {
+                float *row = out + (((size_t)b * NA + a) * nrows + (t - t0)) * T;
+                const float *qt = q + (((size_t)b * T + t) * NA + a) * HD;
+                /* the dot products q_t . k_j in float (the float q and k of a bf16 or float model lose nothing; a
+                   double model's rows agree to ~1e-7 relative), four keys at a time: four independent SIMD sums,
+                   where one sum waits on its own adds (~3x the speed of one double sum per key at T 2048) */
+                const size_t ks = (size_t)KVH * HD;   /* floats from key j to key j + 1 */
+                const float *k0 = k + ((size_t)b * T * KVH + a / group) * HD;   /* key 0 of this kv head */
+                int j = 0;
+                for (; j + 3 <= t; j += 4) {
+                    const float *kj = k0 + (size_t)j * ks;
+                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+                    #pragma omp simd reduction(+:s0, s1, s2, s3)
+                    for (int d = 0; d < HD; d++) {
+                        s0 += qt[d] * kj[d];
+                        s1 += qt[d] * kj[ks + d];
+                        s2 += qt[d] * kj[2 * ks + d];
+                        s3 += qt[d] * kj[3 * ks + d];
+                    }
+                    row[j] = s0; row[j + 1] = s1; row[j + 2] = s2; row[j + 3] = s3;
+                }
+                for (; j <= t; j++) {
+                    const float *kj = k0 + (size_t)j * ks;
+                    float s0 = 0.0f;
+                    #pragma omp simd reduction(+:s0)
+                    for (int d = 0; d < HD; d++) s0 += qt[d] * kj[d];
+                    row[j] = s0;
+                }
+                double mx = -INFINITY, sum = 0.0;
+                for (j = 0; j <= t; j++) {
+                    double s = (double)row[j] * scale - (alibi != NULL ? (double)alibi[a] * (t - j) : 0.0);
+                    row[j] = (float)s;
+                    if (s > mx) mx = s;
+                }
+                for (int j = 0; j <= t; j++) { double e = exp(row[j] - mx); row[j] = (float)e; sum += e; }
+                for (int j = 0; j <= t; j++) row[j] = (float)(row[j] / sum);
+                for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+            }
+        }
+    }
+    free(q);
+    free(k);
 }
 
 void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const floatX *qkv, const PosEmb *pe,
@@ -2666,7 +2752,7 @@ static void floatX_to_float(float *dst, const floatX *src_host, size_t n) {
 #endif
 }
 
-static float *backend_floatX_to_host(const floatX *src, size_t n) {
+float *backend_floatX_to_host(const floatX *src, size_t n) {
     floatX *tmp = (floatX *)mallocCheck(n * sizeof(floatX));
     float *out = (float *)mallocCheck(n * sizeof(float));
     backend_to_host(tmp, src, n * sizeof(floatX));
@@ -2676,63 +2762,22 @@ static float *backend_floatX_to_host(const floatX *src, size_t n) {
 }
 
 void model_attention_probs(Model *m, int l, int t0, int t1, float *out) {
-    /* p[b, a, t, j] = softmax_j(q_t . k_j / sqrt(HD) - m_a (t - j)), j <= t, as in attention_core_forward */
-    int B = m->B, T = m->T, NA = m->d.NA, KVH = m->d.KVH, HD = m->d.HD, group = NA / KVH;
+    /* p[b, a, t, j] = softmax_j(q_t . k_j / sqrt(HD) - m_a (t - j)), j <= t, as in attention_core_forward; computed
+       where the activations are (attention_probs_forward), the rows copied into their places in out */
+    int B = m->B, T = m->T, NA = m->d.NA;
     if (t0 < 0) t0 = 0;
     if (t1 > T) t1 = T;
+    if (t1 <= t0) return;
+    size_t nrows = (size_t)(t1 - t0), n = (size_t)B * NA * nrows * T;
     LayerActs la = layer_acts(m, l);
-    float *q = backend_floatX_to_host(la.qr, (size_t)B * T * NA * HD);
-    float *k = backend_floatX_to_host(la.kr, (size_t)B * T * KVH * HD);
-    double slopes[4096];
-    if (m->cfg.pe == PE_ALIBI) alibi_slopes(slopes, NA);
-    double scale = 1.0 / sqrt((double)HD);
-    /* one row per iteration, dealt out dynamically: a row costs t + 1 dot products, and with B 1 the heads alone
-       would leave most cores idle */
-    #pragma omp parallel for collapse(3) schedule(dynamic, 8)
-    for (int b = 0; b < B; b++) {
-        for (int a = 0; a < NA; a++) {
-            for (int t = t0; t < t1; t++) {
-                float *row = out + (((size_t)b * NA + a) * T + t) * T;
-                const float *qt = q + (((size_t)b * T + t) * NA + a) * HD;
-                /* the dot products q_t . k_j in float (the float q and k of a bf16 or float model lose nothing; a
-                   double model's rows agree to ~1e-7 relative), four keys at a time: four independent SIMD sums,
-                   where one sum waits on its own adds (~3x the speed of one double sum per key at T 2048) */
-                const size_t ks = (size_t)KVH * HD;   /* floats from key j to key j + 1 */
-                const float *k0 = k + ((size_t)b * T * KVH + a / group) * HD;   /* key 0 of this kv head */
-                int j = 0;
-                for (; j + 3 <= t; j += 4) {
-                    const float *kj = k0 + (size_t)j * ks;
-                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-                    #pragma omp simd reduction(+:s0, s1, s2, s3)
-                    for (int d = 0; d < HD; d++) {
-                        s0 += qt[d] * kj[d];
-                        s1 += qt[d] * kj[ks + d];
-                        s2 += qt[d] * kj[2 * ks + d];
-                        s3 += qt[d] * kj[3 * ks + d];
-                    }
-                    row[j] = s0; row[j + 1] = s1; row[j + 2] = s2; row[j + 3] = s3;
-                }
-                for (; j <= t; j++) {
-                    const float *kj = k0 + (size_t)j * ks;
-                    float s0 = 0.0f;
-                    #pragma omp simd reduction(+:s0)
-                    for (int d = 0; d < HD; d++) s0 += qt[d] * kj[d];
-                    row[j] = s0;
-                }
-                double mx = -INFINITY, sum = 0.0;
-                for (j = 0; j <= t; j++) {
-                    double s = (double)row[j] * scale - (m->cfg.pe == PE_ALIBI ? slopes[a] * (t - j) : 0.0);
-                    row[j] = (float)s;
-                    if (s > mx) mx = s;
-                }
-                for (int j = 0; j <= t; j++) { double e = exp(row[j] - mx); row[j] = (float)e; sum += e; }
-                for (int j = 0; j <= t; j++) row[j] = (float)(row[j] / sum);
-                for (int j = t + 1; j < T; j++) row[j] = 0.0f;
-            }
-        }
-    }
-    free(q);
-    free(k);
+    float *rows = (float *)backend_malloc(n * sizeof(float));
+    attention_probs_forward(rows, la.qr, la.kr, m->pe_alibi, B, T, NA, m->d.KVH, m->d.HD, t0, t1);
+    float *host = (float *)mallocCheck(n * sizeof(float));
+    backend_to_host(host, rows, n * sizeof(float));
+    backend_free(rows);
+    for (size_t ba = 0; ba < (size_t)B * NA; ba++)
+        memcpy(out + (ba * T + (size_t)t0) * T, host + ba * nrows * T, nrows * T * sizeof(float));
+    free(host);
 }
 
 void model_logits_row(Model *m, int b, int t, float *out) {
@@ -3708,6 +3753,7 @@ void loader_free(DataLoader *dl) {
     if (dl->fp) fclose(dl->fp);
     for (int i = 0; i < dl->n_files; i++) free(dl->files[i]);
     free(dl->files); free(dl->buf); free(dl->inputs); free(dl->targets);
+    free(dl->doc_tok); free(dl->doc_start); free(dl->doc_len); free(dl->order); free(dl->row_start); free(dl->row_len);
     memset(dl, 0, sizeof(*dl));
 }
 
@@ -3758,13 +3804,88 @@ int loader_init_rank(DataLoader *dl, const char *pattern, int B, int T, int voca
     return 0;
 }
 
+void doc_order(uint64_t data_seed, int64_t epoch, int64_t n, int64_t *perm) {
+    uint64_t x = data_seed + ((uint64_t)epoch << 32);
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(splitmix64(&x) % (uint64_t)(i + 1));
+        int64_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+    }
+}
+
+/* the rows of one epoch (document rows): each document in doc_order, cut at offsets 0, T, 2T, ... */
+static void loader_doc_epoch(DataLoader *dl, int64_t epoch) {
+    doc_order(dl->data_seed, epoch, dl->n_docs, dl->order);
+    int64_t r = 0;
+    for (int64_t k = 0; k < dl->n_docs; k++) {
+        int64_t d = dl->order[k];
+        for (int64_t o = 0; o + 1 < dl->doc_len[d]; o += dl->T) {
+            dl->row_start[r] = dl->doc_start[d] + o;
+            dl->row_len[r] = dl->doc_len[d] - o < dl->T + 1 ? dl->doc_len[d] - o : dl->T + 1;
+            r++;
+        }
+    }
+    dl->n_rows = r;
+    dl->shard = epoch;
+}
+
+int loader_use_docs(DataLoader *dl, uint64_t data_seed, char *err, size_t errlen) {
+    if (data_seed == 0) { set_err(err, errlen, "document rows need a data seed >= 1 (0 reads the stream as stored)"); return -1; }
+    dl->data_seed = data_seed;
+    dl->doc_ntok = 0;
+    for (int i = 0; i < dl->n_files; i++) {   /* every shard, in sorted order, into one array */
+        int *t; size_t n;
+        if (shard_read_all(dl->files[i], dl->vocab, &t, &n, err, errlen) != 0) return -1;
+        if (n == 0 || t[0] != 0) {
+            set_err(err, errlen, "shard '%s' does not start with the BOS token 0: not a corpus of documents (make one with data/docs2shards or scripts/make_corpus.sh), or drop --data-seed", dl->files[i]);
+            free(t);
+            return -1;
+        }
+        dl->doc_tok = (int *)realloc(dl->doc_tok, ((size_t)dl->doc_ntok + n) * sizeof(int));
+        if (dl->doc_tok == NULL) { fprintf(stderr, "error: out of memory reading the documents\n"); exit(1); }
+        memcpy(dl->doc_tok + dl->doc_ntok, t, n * sizeof(int));
+        dl->doc_ntok += (int64_t)n;
+        free(t);
+    }
+    int64_t nd = 0, nr = 0;
+    for (int64_t i = 0; i < dl->doc_ntok; i++) nd += dl->doc_tok[i] == 0;
+    dl->doc_start = (int64_t *)mallocCheck((size_t)nd * sizeof(int64_t));
+    dl->doc_len = (int64_t *)mallocCheck((size_t)nd * sizeof(int64_t));
+    dl->order = (int64_t *)mallocCheck((size_t)nd * sizeof(int64_t));
+    dl->n_docs = 0;
+    for (int64_t i = 0; i < dl->doc_ntok; i++) {
+        if (dl->doc_tok[i] == 0) { dl->doc_start[dl->n_docs] = i; dl->n_docs++; }
+        dl->doc_len[dl->n_docs - 1] = i + 1 - dl->doc_start[dl->n_docs - 1];   /* doc_tok[0] is a BOS */
+    }
+    for (int64_t d = 0; d < nd; d++) nr += dl->doc_len[d] > 1 ? (dl->doc_len[d] - 2) / dl->T + 1 : 0;
+    if (nr < (int64_t)dl->world_size * dl->B) {
+        set_err(err, errlen, "the %lld documents make %lld rows of T %d, fewer than one batch (processes %d x B %d); lower --batch or --seq",
+                (long long)nd, (long long)nr, dl->T, dl->world_size, dl->B);
+        return -1;
+    }
+    dl->row_start = (int64_t *)mallocCheck((size_t)nr * sizeof(int64_t));
+    dl->row_len = (int64_t *)mallocCheck((size_t)nr * sizeof(int64_t));
+    if (dl->fp) { fclose(dl->fp); dl->fp = NULL; }
+    loader_doc_epoch(dl, 0);
+    dl->pos = 0;
+    return 0;
+}
+
 void loader_reset(DataLoader *dl) {
     char err[256];
+    if (dl->data_seed != 0) { if (dl->shard != 0) loader_doc_epoch(dl, 0); dl->pos = 0; return; }
     if (dl->shard != 0 && loader_open_shard(dl, 0, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); exit(1); }
     dl->pos = 0;
 }
 
 int loader_seek(DataLoader *dl, int64_t shard, int64_t pos, char *err, size_t errlen) {
+    if (dl->data_seed != 0) {   /* document rows: shard is the epoch, pos the row */
+        if (shard < 0 || shard > (1 << 30)) { set_err(err, errlen, "saved loader epoch %lld is out of range; resume with the same data", (long long)shard); return -1; }
+        loader_doc_epoch(dl, shard);
+        if (pos < 0 || pos > dl->n_rows) { set_err(err, errlen, "saved loader row %lld is past the %lld rows of an epoch; resume with the same data", (long long)pos, (long long)dl->n_rows); return -1; }
+        dl->pos = pos;
+        return 0;
+    }
     if (shard < 0 || shard >= dl->n_files) { set_err(err, errlen, "saved loader shard %lld is not among the %d shards given; resume with the same data", (long long)shard, dl->n_files); return -1; }
     if (loader_open_shard(dl, shard, err, errlen) != 0) return -1;
     if (pos < 0 || (size_t)pos > dl->ntok) { set_err(err, errlen, "saved loader position %lld is past the end of shard '%s'; resume with the same data", (long long)pos, dl->files[shard]); return -1; }
@@ -3773,6 +3894,21 @@ int loader_seek(DataLoader *dl, int64_t shard, int64_t pos, char *err, size_t er
 }
 
 int loader_next(DataLoader *dl, char *err, size_t errlen) {
+    if (dl->data_seed != 0) {   /* document rows: B rows of this process, each from one document */
+        int64_t global_rows = (int64_t)dl->world_size * dl->B;
+        if (dl->pos + global_rows > dl->n_rows) { loader_doc_epoch(dl, dl->shard + 1); dl->pos = 0; }
+        for (int b = 0; b < dl->B; b++) {
+            int64_t r = dl->pos + (int64_t)dl->rank * dl->B + b;
+            const int *src = dl->doc_tok + dl->row_start[r];
+            int64_t n = dl->row_len[r];
+            for (int t = 0; t < dl->T; t++) {
+                dl->inputs[(size_t)b * dl->T + t] = t < n ? src[t] : 0;
+                dl->targets[(size_t)b * dl->T + t] = t + 1 < n ? src[t + 1] : -1;
+            }
+        }
+        dl->pos += global_rows;
+        return 0;
+    }
     size_t need = (size_t)dl->B * dl->T + 1, global = (size_t)dl->world_size * dl->B * dl->T;
     if ((size_t)dl->pos + global + 1 > dl->ntok) {
         if (loader_open_shard(dl, (dl->shard + 1) % dl->n_files, err, errlen) != 0) return -1;

@@ -1015,6 +1015,59 @@ template <int HM> static int decode_nsplit(size_t pairs, int Tmax) {
     return (int)want;
 }
 
+/* attention_probs_forward (ropepp.h): one block per (query row, attention head, batch). Each warp takes keys
+   j = warp, warp + 8, ...: its lanes split the head dim of q_t . k_j (coalesced reads of k_j), then a shuffle sum;
+   the scores go into the row, then a block max, exp and sum in double, and the row is divided by the sum. */
+__global__ void attention_probs_kernel(float *out, const floatX *qr, const floatX *kr, const floatM *alibi, int T, int NA,
+                                       int KVH, int HD, int t0, int nrows) {
+    int r = blockIdx.x, a = blockIdx.y, b = blockIdx.z, t = t0 + r, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int nwarps = blockDim.x >> 5;
+    extern __shared__ float probs_sh[];   /* q_t (HD floats), then one double per warp for the reductions */
+    float *qs = probs_sh;
+    double *red = (double *)(probs_sh + ((HD + 1) & ~1));
+    const floatX *q = qr + (((size_t)b * T + t) * NA + a) * HD;
+    for (int d = threadIdx.x; d < HD; d += blockDim.x) qs[d] = x2f(q[d]);
+    __syncthreads();
+    float *row = out + (((size_t)b * NA + a) * nrows + r) * T;
+    const size_t ks = (size_t)KVH * HD;
+    const floatX *k0 = kr + ((size_t)b * T * KVH + a / (NA / KVH)) * HD;
+    double scale = 1.0 / sqrt((double)HD), slope = alibi != NULL ? (double)alibi[a] : 0.0;
+    for (int j = warp; j <= t; j += nwarps) {
+        const floatX *kj = k0 + (size_t)j * ks;
+        float s = 0.0f;
+        for (int d = lane; d < HD; d += 32) s += qs[d] * x2f(kj[d]);
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0) row[j] = (float)((double)s * scale - slope * (t - j));
+    }
+    __syncthreads();
+    double mx = -INFINITY;
+    for (int j = threadIdx.x; j <= t; j += blockDim.x) mx = fmax(mx, (double)row[j]);
+    for (int o = 16; o > 0; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    if (lane == 0) red[warp] = mx;
+    __syncthreads();
+    mx = red[0];
+    for (int w = 1; w < nwarps; w++) mx = fmax(mx, red[w]);
+    __syncthreads();
+    double sum = 0.0;
+    for (int j = threadIdx.x; j <= t; j += blockDim.x) { double e = exp((double)row[j] - mx); row[j] = (float)e; sum += e; }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) red[warp] = sum;
+    __syncthreads();
+    sum = 0.0;
+    for (int w = 0; w < nwarps; w++) sum += red[w];
+    for (int j = threadIdx.x; j < T; j += blockDim.x) row[j] = j <= t ? (float)(row[j] / sum) : 0.0f;
+}
+
+void attention_probs_forward(float *out, const floatX *qr, const floatX *kr, const floatM *alibi, int B, int T, int NA,
+                             int KVH, int HD, int t0, int t1) {
+    if (t1 <= t0 || B <= 0) return;
+    dim3 grid((unsigned)(t1 - t0), (unsigned)NA, (unsigned)B);
+    const int threads = 256;
+    size_t sh = (size_t)((HD + 1) & ~1) * sizeof(float) + (threads / 32) * sizeof(double);
+    attention_probs_kernel<<<grid, threads, sh>>>(out, qr, kr, alibi, T, NA, KVH, HD, t0, t1 - t0);
+    cudaCheck(cudaGetLastError());
+}
+
 void attention_cached_forward(floatX *out, floatX *kcache, floatX *vcache, const floatX *qkv, const PosEmb *pe,
                               int pos0, const int *pos_dev, int B, int Tn, int Tmax, int HQ, int KVH, int HD) {
     attn_check_shape(pe, B, Tn, HQ, KVH, HD);

@@ -42,6 +42,7 @@ typedef struct {
     int grad_accum;             /* micro-batches per optimizer step */
     double lr, beta1, beta2, eps, weight_decay, clip, temperature, peak_tflops;
     uint64_t seed;
+    uint64_t data_seed;         /* --data-seed: document rows in a seeded order (0 = the stream as stored) */
     int out_given;              /* --out or --ckpt-dir was given (else a new folder under runs/) */
     uint64_t model_given;       /* bit i: config_rules[i]'s flag was given */
     uint64_t run_given;         /* bit i: run_rules[i]'s flag was given */
@@ -68,6 +69,7 @@ static const SettingRule run_rules[] = {
     {"--mqar-filler",  'i', offsetof(Options, mqar_blank),    {'r', '-', '-'}, mqar_filler_names},
     {"--mqar-kv",      'i', offsetof(Options, mqar_kv),       {'r', '-', '-'}, NULL},
     {"--seed",         'u', offsetof(Options, seed),          {'r', '-', '-'}, NULL},
+    {"--data-seed",    'u', offsetof(Options, data_seed),     {'r', '-', '-'}, NULL},
     {"--init",         'i', offsetof(Options, init),          {'r', '-', '-'}, init_names},
     {"--beta1",        'd', offsetof(Options, beta1),         {'r', '-', '-'}, NULL},
     {"--beta2",        'd', offsetof(Options, beta2),         {'r', '-', '-'}, NULL},
@@ -136,6 +138,8 @@ static void usage(const Options *d) {
            "data\n"
            "  --train PATTERN      training shards, a file or a glob (%s)\n"
            "  --val PATTERN        validation shards (%s; \"\" = none)\n"
+           "  --data-seed N        0: the training shards as one stream, in order; N >= 1: a corpus of BOS-led documents\n"
+           "                       (data/docs2shards), each cut into rows from its BOS on, in an order seeded by N (0)\n"
            "  --vocab V            vocabulary size (0 = 256 for byte data, else max token + 1, up to 262144) (0)\n"
            "  --batch B            sequences per micro-batch and process (%d)\n"
            "  --grad-accum N       micro-batches per optimizer step: a step sees N x B x processes sequences (1)\n"
@@ -213,7 +217,7 @@ static int parse_choice(const char *flag, const char *v, const char *const *name
    its value) */
 static const char *const value_flags[] = {
     "--pe", "--dim", "--layers", "--heads", "--kv-heads", "--ffn", "--rotary-frac", "--rope-base", "--pi-factor",
-    "--yarn-factor", "--yarn-orig-len", "--ntk-factor", "--norm-eps", "--vocab", "--init", "--seed", "--train", "--val",
+    "--yarn-factor", "--yarn-orig-len", "--ntk-factor", "--norm-eps", "--vocab", "--init", "--seed", "--data-seed", "--train", "--val",
     "--batch", "--seq", "--steps", "--lr", "--warmup", "--schedule", "--decay-steps", "--beta1", "--beta2", "--eps",
     "--weight-decay", "--clip", "--val-every", "--val-batches", "--out", "--ckpt-dir", "--ckpt-every", "--keep",
     "--init-from", "--log", "--sample", "--sample-every", "--prompt", "--tokenizer", "--temperature", "--peak-tflops", "--mix", "--mix-loss", "--mix-weight", "--mqar-filler", "--mqar-kv", "--grad-accum"};
@@ -260,6 +264,7 @@ static int parse_flag(Options *o, const char *f, const char *v) {
     else if (strcmp(f, "--vocab") == 0) { o->vocab = flag_int("./train", f, v, 0, 1 << 30); c->vocab_size = o->vocab; }
     else if (strcmp(f, "--init") == 0) { o->init = parse_choice(f, v, init_names); c->init = o->init; }
     else if (strcmp(f, "--seed") == 0) o->seed = (uint64_t)flag_number("./train", f, v, 0, 9007199254740992.0);
+    else if (strcmp(f, "--data-seed") == 0) o->data_seed = (uint64_t)flag_number("./train", f, v, 0, 9007199254740992.0);
     else if (strcmp(f, "--train") == 0) o->train_pattern = v;
     else if (strcmp(f, "--val") == 0) o->val_pattern = v;
     else if (strcmp(f, "--batch") == 0) o->batch = flag_int("./train", f, v, 1, 1 << 20);
@@ -371,6 +376,7 @@ static int write_settings(const char *path, const Options *o, const Config *c, c
     PUT_F("--norm-eps", "%.17g", c->norm_eps);
     PUT_S("--init", init_names[o->init]);
     PUT_F("--seed", "%llu", (unsigned long long)o->seed);
+    PUT_F("--data-seed", "%llu", (unsigned long long)o->data_seed);
     PUT_S("--train", o->train_pattern);
     PUT_S("--val", o->val_pattern);
     PUT_F("--batch", "%d", o->batch);
@@ -1126,6 +1132,15 @@ int main(int argc, char **argv) {
        the task mix */
     int have_val = o.val_pattern != NULL && o.val_pattern[0] != '\0';
     if (loader_init_rank(&train_dl, o.train_pattern, o.batch, o.seq, vocab, rank, world, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
+    if (o.data_seed != 0) {   /* document rows: each document's BOS at position 0 of a row, a seeded order */
+        if (loader_use_docs(&train_dl, o.data_seed, err, sizeof(err)) != 0) { fprintf(stderr, "error: --data-seed: %s\n", err); goto out; }
+        if (rank == 0) {
+            printf("data: %lld documents, %lld rows of T %d an epoch, order seed %llu; first documents:", (long long)train_dl.n_docs,
+                   (long long)train_dl.n_rows, o.seq, (unsigned long long)o.data_seed);
+            for (int64_t k = 0; k < train_dl.n_docs && k < 8; k++) printf(" %lld", (long long)train_dl.order[k]);
+            printf("\n");
+        }
+    }
     if (have_val && loader_init_rank(&val_dl, o.val_pattern, o.batch, o.seq, vocab, rank, world, err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); goto out; }
     for (int k = 0; k < 1 + have_val; k++) {
         const char *pattern = k == 0 ? o.train_pattern : o.val_pattern;

@@ -42,6 +42,8 @@ void CPU_REF(attention_forward)(float *out, float *qr, float *kr, float *softmax
 void CPU_REF(attention_backward)(float *dqkv, const float *dout, const float *qr, const float *kr,
                                  const float *softmax_saved, const float *qkv, const float *out, const PosEmb *pe,
                                  int B, int T, int HQ, int KVH, int HD);
+void CPU_REF(attention_probs_forward)(float *out, const float *qr, const float *kr, const float *alibi, int B, int T,
+                                      int NA, int KVH, int HD, int t0, int t1);
 void CPU_REF(attention_cached_forward)(float *out, float *kcache, float *vcache, const float *qkv, const PosEmb *pe,
                                        int pos0, const int *pos_dev, int B, int Tn, int Tmax, int HQ, int KVH, int HD);
 void CPU_REF(swiglu_forward)(float *out, const float *inp, int N, int F);

@@ -216,6 +216,25 @@ static void test_growth(void) {
           "growth is NaN with no band past T (only [0,8) given), or no band exactly [T/2, T) (T 12)");
 }
 
+/* far_repeat_mask on hand-built sequences: m 3; (1,2,3) ends at 2, again at 11 (9 later) and at 15 (4 after 11) */
+static void test_far_repeat(void) {
+    const int tok[16] = {1, 2, 3, 9, 9, 9, 9, 9, 9, 1, 2, 3, 5, 1, 2, 3};
+    unsigned char mask[16];
+    char got[17];
+    far_repeat_mask(tok, 16, 3, 4, mask);
+    for (int i = 0; i < 16; i++) got[i] = (char)('0' + mask[i]);
+    got[16] = 0;
+    check(strcmp(got, "0000000000010000") == 0, "m 3, D 4: only token 11 repeats from far (its gram ended 9 back; 15's most recent is 4 back, the 9-runs 1 back): %s", got);
+    far_repeat_mask(tok, 16, 3, 3, mask);
+    for (int i = 0; i < 16; i++) got[i] = (char)('0' + mask[i]);
+    check(strcmp(got, "0000000000010001") == 0, "m 3, D 3: tokens 11 and 15 (4 > 3 back): %s", got);
+    const int t2[5] = {7, 8, 7, 8, 7};
+    far_repeat_mask(t2, 5, 1, 1, mask);
+    check(!mask[0] && !mask[1] && mask[2] && mask[3] && mask[4], "m 1, D 1: each token seen 2 back counts");
+    far_repeat_mask(t2, 5, 1, 2, mask);
+    check(!mask[2] && !mask[3] && !mask[4], "m 1, D 2: 2 back is not more than D");
+}
+
 int main(void) {
     test_stats();
     test_student_t();
@@ -224,5 +243,6 @@ int main(void) {
     test_rule_null();
     test_growth();
     test_attention();
+    test_far_repeat();
     return tu_finish("test_analysis");
 }

@@ -445,6 +445,113 @@ static void test_shard_write_bad(void) {
     expect_fail(shard_write(p, toks, 2, 4, err, sizeof(err)), err, "cannot write", "shard_write into a missing folder");
 }
 
+
+/* ------------------------------------------------------------------------------------- document rows */
+/* loader_use_docs on a hand-built corpus of 5 documents in 2 shards (B 1, T 4): doc d's tokens after its BOS are
+   distinct numbers, so each row says which document and offset it holds. */
+static void test_doc_rows(void) {
+    char err[1024] = "", pa[600], pb[600], pat[600];
+    int a[11] = {0, 1, 2, 3, 4, 5, 6, 7, 0, 9, 10};                    /* docs 0 (8 tokens), 1 (3) */
+    int b[15] = {0, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 0, 22, 0};   /* docs 2 (12), 3 (2), 4 (BOS alone) */
+    path_of(pa, sizeof(pa), "docs_a.bin"); path_of(pb, sizeof(pb), "docs_b.bin"); path_of(pat, sizeof(pat), "docs_*.bin");
+    check(shard_write(pa, a, 11, 2, err, sizeof(err)) == 0 && shard_write(pb, b, 15, 2, err, sizeof(err)) == 0, "two document shards written");
+    /* by hand: the document of each token after a BOS (the rows of doc d: 2, 1, 3, 1, 0 at T 4) */
+    int doc_of[23];
+    for (int v = 0; v < 23; v++) doc_of[v] = v >= 1 && v <= 7 ? 0 : v == 9 || v == 10 ? 1 : v >= 11 && v <= 21 ? 2 : v == 22 ? 3 : -1;
+    const int doc_rows[5] = {2, 1, 3, 1, 0}, second_tok[5] = {1, 9, 11, 22, -1};
+
+    /* doc_order: a permutation, the same for the same (seed, epoch), another for another seed or epoch */
+    enum { N = 1000 };
+    static int64_t p1[N], p2[N], p3[N], p4[N];
+    doc_order(5, 0, N, p1); doc_order(5, 0, N, p2); doc_order(6, 0, N, p3); doc_order(5, 1, N, p4);
+    int seen[N] = {0}, perm = 1, same = 1, diff_seed = 0, diff_epoch = 0;
+    for (int i = 0; i < N; i++) {
+        if (p1[i] < 0 || p1[i] >= N || seen[p1[i]]++) perm = 0;
+        same &= p1[i] == p2[i]; diff_seed += p1[i] != p3[i]; diff_epoch += p1[i] != p4[i];
+    }
+    check(perm, "doc_order(5, 0, 1000) is a permutation of 0..999: every document once");
+    check(same, "doc_order is deterministic: seed 5 twice gives the same order");
+    check(diff_seed > N / 2 && diff_epoch > N / 2, "another seed moves %d of 1000 documents, another epoch %d", diff_seed, diff_epoch);
+
+    DataLoader dl, d2;
+    if (!check(loader_init(&dl, pat, 1, 4, 256, err, sizeof(err)) == 0 && loader_use_docs(&dl, 5, err, sizeof(err)) == 0,
+               "loader_use_docs on the two shards (%s)", err)) return;
+    check(dl.n_docs == 5 && dl.n_rows == 7, "5 documents (one a lone BOS) and 7 rows of T 4 (want 2 + 1 + 3 + 1 + 0): %lld, %lld",
+          (long long)dl.n_docs, (long long)dl.n_rows);
+    int64_t order0[5];
+    memcpy(order0, dl.order, sizeof(order0));
+    int target_seen[23] = {0}, bos_rows = 0, bos_ok = 1, pad_ok = 1, rows_of[5] = {0}, order_ok = 1, k = 0, last_doc = -1;
+    for (int r = 0; r < 7; r++) {
+        if (loader_next(&dl, err, sizeof(err)) != 0) { check(0, "loader_next row %d: %s", r, err); break; }
+        int d = dl.targets[0] >= 0 && dl.targets[0] < 23 ? doc_of[dl.targets[0]] : -1;   /* every row has a target */
+        if (d < 0) { order_ok = 0; continue; }
+        rows_of[d]++;
+        if (dl.inputs[0] == 0) {   /* a document's first row: BOS then its first token */
+            bos_rows++;
+            bos_ok &= dl.inputs[1] == second_tok[d];
+            while (k < 5 && order0[k] == 4) k++;   /* the lone BOS makes no row */
+            order_ok &= k < 5 && order0[k] == d && d != last_doc;
+            k++; last_doc = d;
+        } else order_ok &= d == last_doc;   /* a document's rows follow each other */
+        for (int t = 0; t < 4; t++) {   /* padding only at a row's end: targets -1 from the first one on, inputs BOS after it */
+            if (dl.targets[t] >= 0) { target_seen[dl.targets[t]]++; pad_ok &= t == 0 || dl.targets[t - 1] >= 0; }
+            else pad_ok &= t == 0 || dl.targets[t - 1] >= 0 || dl.inputs[t] == 0;
+        }
+    }
+    int once = 1;
+    for (int v = 1; v <= 22; v++) once &= target_seen[v] == (v == 8 ? 0 : 1);   /* 8 is not in the corpus */
+    check(bos_rows == 4 && bos_ok, "every document with a target starts a row with its BOS at position 0, then its first token (%d rows)", bos_rows);
+    check(once && target_seen[0] == 0, "one epoch scores every token after a BOS once, and no BOS (no row crosses into the next document)");
+    check(pad_ok, "a document's last row is padded at its end: input BOS, target -1");
+    int rows_ok = 1;
+    for (int d = 0; d < 5; d++) rows_ok &= rows_of[d] == doc_rows[d];
+    check(order_ok && rows_ok, "rows come in the epoch's document order, each document's rows together");
+    /* the next batch starts epoch 1, in doc_order(5, 1) */
+    int rc = loader_next(&dl, err, sizeof(err));
+    check(rc == 0 && dl.shard == 1 && dl.pos == 1, "after 7 rows the loader starts epoch 1 (epoch %lld, next row %lld)", (long long)dl.shard, (long long)dl.pos);
+    int64_t want1[5];
+    doc_order(5, 1, 5, want1);
+    check(memcmp(dl.order, want1, sizeof(want1)) == 0, "epoch 1 reads the documents in doc_order(5, 1)");
+    /* determinism and resume: a second loader with the same seed, seeked to (epoch 1, row 0), reads the same row */
+    if (check(loader_init(&d2, pat, 1, 4, 256, err, sizeof(err)) == 0 && loader_use_docs(&d2, 5, err, sizeof(err)) == 0 &&
+              loader_seek(&d2, 1, 0, err, sizeof(err)) == 0 && loader_next(&d2, err, sizeof(err)) == 0, "a second loader, seed 5, seeked to epoch 1 row 0")) {
+        check(memcmp(d2.inputs, dl.inputs, 4 * sizeof(int)) == 0 && memcmp(d2.targets, dl.targets, 4 * sizeof(int)) == 0,
+              "it reads the same row as the first loader after a whole epoch");
+        expect_fail(loader_seek(&d2, 0, 8, err, sizeof(err)), err, "past", "loader_seek to row 8 of a 7-row epoch");
+        loader_reset(&d2);
+        check(d2.shard == 0 && d2.pos == 0 && memcmp(d2.order, order0, sizeof(order0)) == 0, "loader_reset goes back to epoch 0, row 0, its order");
+        loader_free(&d2);
+    }
+    loader_free(&dl);
+    /* two processes of B 1 read together what one process of B 2 reads */
+    DataLoader r0, r1, one;
+    if (check(loader_init_rank(&r0, pat, 1, 4, 256, 0, 2, err, sizeof(err)) == 0 && loader_use_docs(&r0, 9, err, sizeof(err)) == 0 &&
+              loader_init_rank(&r1, pat, 1, 4, 256, 1, 2, err, sizeof(err)) == 0 && loader_use_docs(&r1, 9, err, sizeof(err)) == 0 &&
+              loader_init(&one, pat, 2, 4, 256, err, sizeof(err)) == 0 && loader_use_docs(&one, 9, err, sizeof(err)) == 0, "document rows on 2 processes")) {
+        int ok = 1;
+        for (int s = 0; s < 5 && ok; s++) {
+            ok = loader_next(&r0, err, sizeof(err)) == 0 && loader_next(&r1, err, sizeof(err)) == 0 && loader_next(&one, err, sizeof(err)) == 0;
+            ok = ok && memcmp(r0.targets, one.targets, 4 * sizeof(int)) == 0 && memcmp(r1.targets, one.targets + 4, 4 * sizeof(int)) == 0;
+        }
+        check(ok, "5 batches: process 0 reads row 0 and process 1 row 1 of the single process's B 2 batch");
+        loader_free(&r0); loader_free(&r1); loader_free(&one);
+    }
+    /* errors */
+    int stream[12] = {5, 1, 2, 0, 3, 4, 5, 6, 7, 8, 9, 10};
+    char ps[600];
+    path_of(ps, sizeof(ps), "stream.bin");
+    shard_write(ps, stream, 12, 2, err, sizeof(err));
+    if (loader_init(&dl, ps, 1, 4, 256, err, sizeof(err)) == 0) { expect_fail(loader_use_docs(&dl, 1, err, sizeof(err)), err, "BOS", "a shard that does not start with BOS"); loader_free(&dl); }
+    if (loader_init(&dl, pa, 1, 4, 256, err, sizeof(err)) == 0) { expect_fail(loader_use_docs(&dl, 0, err, sizeof(err)), err, "seed", "data seed 0"); loader_free(&dl); }
+    {   /* docs 0 and 1: 3 rows */
+        if (loader_init(&dl, pa, 2, 4, 256, err, sizeof(err)) == 0) { check(loader_use_docs(&dl, 1, err, sizeof(err)) == 0, "3 rows fill a batch of 2"); loader_free(&dl); }
+    }
+    if (loader_init(&dl, pb, 13, 1, 256, err, sizeof(err)) == 0) {   /* T 1: docs 2, 3 and 4 make 11 + 1 + 0 rows */
+        expect_fail(loader_use_docs(&dl, 1, err, sizeof(err)), err, "fewer than one batch", "12 rows of T 1 for B 13");
+        loader_free(&dl);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------- checkpoints */
 static Config tiny_config(int pe) {
     Config c = config_default();
@@ -1318,6 +1425,7 @@ int main(void) {
     test_shard_good();
     test_shard_bad();
     test_shard_write_bad();
+    test_doc_rows();
     test_checkpoint_roundtrip();
     test_checkpoint_rotary_frac();
     test_checkpoint_bad();

@@ -435,6 +435,16 @@ static void test_attention_case(const AttCase &ac) {
     r = check_v("attention_forward.qr", tag, qr, down_x(d_qr, qr.size()), TOL_CHAIN); note_pe(ac.pe, 0, r);
     r = check_v("attention_forward.kr", tag, kr, down_x(d_kr, kr.size()), TOL_CHAIN); note_pe(ac.pe, 0, r);
     r = check_v("attention_forward.out", tag, out, down_x(d_out, out.size()), TOL_ATT); note_pe(ac.pe, 0, r);
+    {   /* eval attn's probabilities (attention_probs_forward) of rows [T/3, T) from the GPU's own qr and kr: the CPU
+           op on the same values; only the float dot products' order differs (1e-5 in both builds) */
+        int t0 = T / 3, nr = T - T / 3;
+        std::vector<float> gq = down_x(d_qr, qr.size()), gk = down_x(d_kr, kr.size()), pc((size_t)B * NA * nr * T);
+        cpu_attention_probs_forward(pc.data(), gq.data(), gk.data(), P.h.alibi, B, T, NA, KVH, HD, t0, T);
+        float *d_p = (float *)backend_malloc(pc.size() * sizeof(float));
+        attention_probs_forward(d_p, d_qr, d_kr, P.d.alibi, B, T, NA, KVH, HD, t0, T);
+        check_v("attention_probs_forward", tag, pc, down_f(d_p, pc.size()), 1e-5);
+        backend_free(d_p);
+    }
     std::vector<float> dqkv = dqkv0;
     floatX *d_dqkv = up_x(dqkv);
     cpu_attention_backward(dqkv.data(), dout.data(), qr.data(), kr.data(), att.data(), qkv.data(), out.data(), &P.h, B,
