@@ -6,7 +6,8 @@
 #   bash bench/compare/seed_run.sh SEED          on the device: run(command="bash bench/compare/seed_run.sh 3")
 # Here: tar xzf seed3.tgz -C results/compare3 puts it under results/compare3/seed3/ beside the other seeds, then
 # scripts/compare.sh --out results/compare3 --stage report. COMPARE_OUT names the results folder on the device
-# (results/compare3); extra flags for compare.sh (the same for every seed) go in COMPARE_FLAGS.
+# (results/compare3); extra flags for compare.sh (the same for every seed) go in COMPARE_FLAGS; COMPARE_TIMEOUT
+# (seconds, 540) bounds compare.sh so that the packing still runs inside the call.
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
 SEED=${1:-}
@@ -24,7 +25,7 @@ t1=$(date +%s)
 [ -s data/code_val.bin ] && [ -s data/code_info.txt ] || scripts/make_corpus.sh --out data/code > /dev/null || { echo "error: corpus failed"; exit 1; }
 echo "corpus: $(( $(date +%s) - t1 )) s"
 # shellcheck disable=SC2086
-timeout 540 scripts/compare.sh --out "$CO" --seed "$SEED" --stage all ${COMPARE_FLAGS:-}
+timeout "${COMPARE_TIMEOUT:-540}" scripts/compare.sh --out "$CO" --seed "$SEED" --stage all ${COMPARE_FLAGS:-}
 rc=$?
 echo "compare.sh exit $rc after $(( $(date +%s) - t0 )) s in this call"
 grep -h "^time:" "$CO/seed$SEED"/*/eval/eval.log 2>/dev/null | awk '{ s[$2] += $3 } END { for (k in s) printf "eval %s: %.0f s in all\n", k, s[k] }'
