@@ -1,5 +1,6 @@
 # ropepp — build everything that needs only a C compiler with `make`; run every CPU check with `make test`.
-#   make                 CPU programs (train, data/text2shards, data/docs2shards), the default data shards, the test programs
+#   make                 CPU programs (train, infer, eval, data/text2shards, data/docs2shards), the default data shards, the test programs
+#   make programs        the same without the test programs (README's quick start: about a third of make's time)
 #   make test            gradient checks, PyTorch parity fixtures, resume and bad-input tests (CPU only)
 #   make train_gpu       the CUDA build of train.c (needs nvcc)      make test_gpu   CPU<->GPU parity (needs a GPU)
 #   make gpu             every GPU program: train_gpu, train_gpu_fp32, infer_gpu, eval_gpu and the GPU tests (compile only)
@@ -119,8 +120,9 @@ CPU_PROGRAMS = train infer eval data/text2shards data/docs2shards
 TEST_LINES := $(shell sed -e 's/\#.*//' tests/tests.txt | awk '$$2 ~ /\.c$$/ { f = ""; for (i = 3; i <= NF; i++) f = f "," $$i; print $$1 ":" $$2 ":" f }')
 TEST_PROGRAMS = $(foreach l,$(TEST_LINES),tests/$(word 1,$(subst :, ,$(l))))
 
-.PHONY: FORCE all test clean fuzz fixtures gpu test_gpu check_nvcc
+.PHONY: FORCE all programs test clean fuzz fixtures gpu test_gpu check_nvcc
 all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
+programs: $(CPU_PROGRAMS) $(DATA)
 
 # `make train && ./train` works in a fresh clone: the train target also builds the default data shards
 train: train.c ropepp.h data/tasks.h | $(DATA)

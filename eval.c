@@ -263,9 +263,14 @@ static TaskOptions eval_task_options(const Options *o, int vocab) {
 }
 
 static void usage(const char *mode) {
-    printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, attn, curves, plot, stat\n"
-           "--ckpt takes a checkpoint file or a run folder (its newest checkpoint); default: the last run (runs/latest).\n"
-           "Scalings apply on top of what the checkpoint stores: \"none\" scores the model as trained (docs/SETTINGS.md).\n\n");
+    if (mode == NULL)
+        printf("usage: eval MODE [flags]    modes: ppl, tasks, noise, patterns, attn, curves, plot, stat\n");
+    else
+        printf("usage: eval %s [flags]    (every mode: ./eval --help)\n", mode);
+    if (mode == NULL || (strcmp(mode, "plot") != 0 && strcmp(mode, "stat") != 0 && strcmp(mode, "curves") != 0))
+        printf("--ckpt takes a checkpoint file or a run folder (its newest checkpoint); default: the last run (runs/latest).\n"
+               "Scalings apply on top of what the checkpoint stores: \"none\" scores the model as trained (docs/SETTINGS.md).\n");
+    printf("\n");
     if (mode == NULL || strcmp(mode, "attn") == 0)
         printf("eval attn: paper Fig. 5 per layer and head: sink mass, first-4 mass, far ratio, retrieval score (analysis.h)\n"
                "  --ckpt FILE --out DIR --seed N   as above\n"
@@ -331,9 +336,9 @@ static void usage(const char *mode) {
                "  --task-bos --mqar-filler K --mqar-kv N   as in tasks\n"
                "  RoPE++ models also get the ablation: every imaginary vs every real head's output zeroed (McNemar)\n\n");
     if (mode == NULL || strcmp(mode, "plot") == 0)
-        printf("eval plot: a line plot of one of these CSVs, one line per value of a column\n"
+        printf("eval plot: a line plot of a CSV that eval writes, one line per value of a column\n"
                "  --csv FILE --x COL --y COL --group COL --out FILE.svg   required\n"
-               "  --where COL=VALUE  keep only matching rows (repeatable)    --logx, --log-y   log x / y axis\n"
+               "  --where COL=VALUE  keep only matching rows (repeatable)    --log-x, --log-y   log x / y axis\n"
                "  --title T --xlabel T --ylabel T\n"
                "  --run DIR          a run folder: plot its train.jsonl (repeatable: one colour per run): the training loss as\n"
                "                     a solid line, a trailing mean of --smooth N steps (5%% of the steps), and the validation\n"
@@ -1453,7 +1458,7 @@ static int mode_plot_runs(const PlotArgs *a) {
             double *x, *y;
             int n = log_points(a->runs[r], key, &x, &y);
             if (n < 0) { rc = 1; break; }
-            printf("%s: %d points of %s\n", a->runs[r], n, key);
+            printf("%s: %d point%s of %s\n", a->runs[r], n, n == 1 ? "" : "s", key);
             if (n == 0) {
                 free(x); free(y);
                 if (k == 1 && want_train) continue;   /* a run without a validation yet: its training curve alone */
@@ -1868,6 +1873,17 @@ static int run_validation_data(const char *ckpt, char *out, size_t outlen) {
     return found;
 }
 
+/* The error for an unknown flag f of a mode, naming the nearest of names[0..n) (edit distance 2 at most) */
+static void unknown_flag(const char *f, const char *mode, const char *const *names, int n) {
+    const char *best = NULL;
+    int best_d = 3;
+    char eq[300];
+    name_nearest(f, names, n, &best, &best_d);
+    if (flag_equals_hint(f, eq, sizeof(eq))[0]) fprintf(stderr, "error: unknown flag '%s' for mode %s%s\n", f, mode, eq);
+    else if (best != NULL) fprintf(stderr, "error: unknown flag '%s' for mode %s (did you mean %s?); see ./eval %s --help\n", f, mode, best, mode);
+    else fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines reach a file or pipe even when the eval is killed (as train) */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) { usage(NULL); return argc < 2 ? 1 : 0; }
@@ -1877,9 +1893,15 @@ int main(int argc, char **argv) {
         memset(&p, 0, sizeof(p));
         for (int i = 2; i < argc; i++) {
             const char *f = argv[i];
-            if (strcmp(f, "--help") == 0) { usage("plot"); return 0; }
-            if (strcmp(f, "--logx") == 0) { p.logx = 1; continue; }
-            if (strcmp(f, "--log-y") == 0 || strcmp(f, "--logy") == 0) { p.logy = 1; continue; }
+            if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage("plot"); return 0; }
+            if (strcmp(f, "--log-x") == 0) { p.logx = 1; continue; }
+            if (strcmp(f, "--log-y") == 0) { p.logy = 1; continue; }
+            static const char *const plot_flags[] = {"--csv", "--x", "--y", "--group", "--title", "--xlabel", "--ylabel",
+                                                     "--out", "--where", "--run", "--smooth", "--log-x", "--log-y", "--help"};
+            const int n_plot_flags = (int)(sizeof(plot_flags) / sizeof(plot_flags[0]));
+            int known = 0;
+            for (int k = 0; k < n_plot_flags; k++) known |= strcmp(f, plot_flags[k]) == 0;
+            if (!known) { unknown_flag(f, "plot", plot_flags, n_plot_flags); return 1; }   /* before its value is looked for */
             if (i + 1 >= argc) { fprintf(stderr, "error: flag %s needs a value; see ./eval plot --help\n", f); return 1; }
             const char *v = argv[++i];
             if (strcmp(f, "--csv") == 0) p.csv = v;
@@ -1893,7 +1915,7 @@ int main(int argc, char **argv) {
             else if (strcmp(f, "--where") == 0 && p.n_where < 8) p.where[p.n_where++] = v;
             else if (strcmp(f, "--run") == 0 && p.n_runs < 16) p.runs[p.n_runs++] = v;
             else if (strcmp(f, "--smooth") == 0) p.smooth = (int)flag_number("./eval", f, v, 1, 1e6);
-            else { char eq[300]; fprintf(stderr, "error: unknown flag '%s' for mode plot%s; see ./eval plot --help\n", f, flag_equals_hint(f, eq, sizeof(eq))); return 1; }
+            else { fprintf(stderr, "error: %s given too often (--where: 8 at most, --run: 16)\n", f); return 1; }
         }
         if (p.n_runs > 0 && p.csv) { fprintf(stderr, "error: eval plot takes --csv or --run, not both\n"); return 1; }
         if (p.smooth > 0 && p.n_runs == 0) { fprintf(stderr, "error: --smooth applies to the training loss of --run DIR, not to --csv\n"); return 1; }
@@ -1916,14 +1938,10 @@ int main(int argc, char **argv) {
         if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; see ./eval %s --help\n", f, mode); return 1; }
         int fi = eval_flag_find(f);
         if (fi < 0) {   /* naming the nearest flag of this mode (edit distance 2 at most) */
-            const char *names[sizeof(eval_flags) / sizeof(eval_flags[0])], *best = NULL;
-            int n = 0, best_d = 3;
+            const char *names[sizeof(eval_flags) / sizeof(eval_flags[0])];
+            int n = 0;
             for (int k = 0; k < eval_flag_count; k++) if (eval_flags[k].modes & mode_bit) names[n++] = eval_flags[k].flag;
-            name_nearest(f, names, n, &best, &best_d);
-            char eq[300];
-            if (flag_equals_hint(f, eq, sizeof(eq))[0]) fprintf(stderr, "error: unknown flag '%s' for mode %s%s\n", f, mode, eq);
-            else if (best != NULL) fprintf(stderr, "error: unknown flag '%s' for mode %s (did you mean %s?); see ./eval %s --help\n", f, mode, best, mode);
-            else fprintf(stderr, "error: unknown flag '%s' for mode %s; see ./eval %s --help\n", f, mode, mode);
+            unknown_flag(f, mode, names, n);
             return 1;
         }
         if (!(eval_flags[fi].modes & mode_bit)) {   /* a flag this mode does not read would be dropped: refused */

@@ -68,10 +68,24 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(); return 0; }
-        if (strncmp(f, "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "error: %s '%s'; see ./infer --help\n", strncmp(f, "--", 2) ? "unexpected argument" : "missing value for", f);
+        if (strncmp(f, "--", 2) != 0) { fprintf(stderr, "error: unexpected argument '%s'; see ./infer --help\n", f); return 1; }
+        static const char *const flags[] = {"--ckpt", "--ckpt-dir", "--prompt", "--prompt-tokens", "--tokenizer", "--max-new",
+                                            "--temperature", "--top-k", "--top-p", "--seed", "--ctx", "--ntk-factor",
+                                            "--pi-factor", "--yarn-factor", "--help"};
+        const int n_flags = (int)(sizeof(flags) / sizeof(flags[0]));
+        int known = 0;
+        for (int k = 0; k < n_flags; k++) known |= strcmp(f, flags[k]) == 0;
+        if (!known) {   /* named before its value is looked for, with the nearest flag (edit distance 2 at most) */
+            const char *best = NULL;
+            int best_d = 3;
+            char eq[300];
+            name_nearest(f, flags, n_flags, &best, &best_d);
+            if (flag_equals_hint(f, eq, sizeof(eq))[0]) fprintf(stderr, "error: unknown flag '%s'%s\n", f, eq);
+            else if (best != NULL) fprintf(stderr, "error: unknown flag '%s' (did you mean %s?); see ./infer --help\n", f, best);
+            else fprintf(stderr, "error: unknown flag '%s'; see ./infer --help\n", f);
             return 1;
         }
+        if (i + 1 >= argc) { fprintf(stderr, "error: missing value for '%s'; see ./infer --help\n", f); return 1; }
         const char *v = argv[++i];
         if (strcmp(f, "--ckpt") == 0 || strcmp(f, "--ckpt-dir") == 0) o.ckpt = v;
         else if (strcmp(f, "--prompt") == 0) o.prompt = v;
@@ -86,7 +100,6 @@ int main(int argc, char **argv) {
         else if (strcmp(f, "--ntk-factor") == 0) o.scaling.ntk_factor = flag_number("./infer", f, v, 1, 1e6);
         else if (strcmp(f, "--pi-factor") == 0) o.scaling.pi_factor = flag_number("./infer", f, v, 1, 1e6);
         else if (strcmp(f, "--yarn-factor") == 0) o.scaling.yarn_factor = flag_number("./infer", f, v, 1, 1e6);
-        else { char eq[300]; fprintf(stderr, "error: unknown flag '%s'%s; see ./infer --help\n", f, flag_equals_hint(f, eq, sizeof(eq))); return 1; }
         int rule = settings_find(config_rules, config_rule_count, f);
         if (rule >= 0) o.given |= 1ull << rule;
     }

@@ -54,7 +54,7 @@ grep -q ",imag," "$T/ev/noise_ropepp_ec.csv" && ok "noise has an imaginary-query
 r0=$(grep ',real,0.000,' "$T/ev/noise_ropepp_ec.csv" | cut -d, -f6); i0=$(grep ',imag,0.000,' "$T/ev/noise_ropepp_ec.csv" | cut -d, -f6)
 [ -n "$r0" ] && [ "$r0" = "$i0" ] && ok "sigma 0 gives the same accuracy for both targets ($r0)" || bad "sigma 0 rows differ: '$r0' vs '$i0'"
 if ./eval curves --out "$T/ev" > "$T/curves.txt" 2>&1 && [ -s "$T/ev/curves.svg" ]; then ok "eval curves"; else bad "eval curves"; fi
-if ./eval plot --csv "$T/ev/ppl_ropepp_ec.csv" --x length --y ppl --group scaling --where band=all --logx --out "$T/ev/p.svg" > /dev/null 2>&1 \
+if ./eval plot --csv "$T/ev/ppl_ropepp_ec.csv" --x length --y ppl --group scaling --where band=all --log-x --out "$T/ev/p.svg" > /dev/null 2>&1 \
    && [ "$(grep -c '<polyline' "$T/ev/p.svg")" -eq 2 ] && grep -q '>none<' "$T/ev/p.svg" && grep -q '>ntk:4<' "$T/ev/p.svg"; then ok "eval plot draws one line per group (none, ntk:4)"; else bad "eval plot"; fi
 
 # bad input
@@ -83,6 +83,23 @@ got=$(grep -o '<polyline[^>]*points="[^"]*"' "$T/one.svg" | sed 's/.*points="//;
   && ok "eval plot --run A --run B: smoothed training loss (window mean 6,2,4,0 -> 6,4,3,2) and dashed validation points per run, legend" \
   || bad "eval plot --run: $(grep -c '<polyline' "$T/runs.svg") lines; y of the smoothed line '$got' (want '$want')"
 ./eval plot --run "$T/pa" --log-y --out "$T/log.svg" > /dev/null 2>&1 && grep -q 'log scale' "$T/log.svg" && ok "eval plot --log-y" || bad "eval plot --log-y"
+# --log-x: the steps 1..4 at x = 80 + 490 log10(step) / log10(4) px (plot area x 80..570), ticks at 1, 2, 4
+./eval plot --run "$T/pa" --log-x --y loss --smooth 1 --out "$T/logx.svg" > /dev/null 2>&1
+want=$(awk 'BEGIN { for (s = 1; s <= 4; s++) printf "%.1f ", 80 + 490 * log(s) / log(4) }')
+got=$(grep -o '<polyline[^>]*points="[^"]*"' "$T/logx.svg" | sed 's/.*points="//; s/"$//' | tr ' ' '\n' | cut -d, -f1 | tr '\n' ' ')
+[ "$(echo $got)" = "$(echo $want)" ] && grep -q 'text-anchor="middle">2<' "$T/logx.svg" && ! grep -q 'text-anchor="middle">1.5<' "$T/logx.svg" \
+  && ok "eval plot --log-x puts the steps on a log axis ($want)" || bad "eval plot --log-x: x '$got' (want '$want')"
+expect_error ./eval "plot: --logx names --log-x" "unknown flag '--logx' for mode plot (did you mean --log-x?)" plot --run "$T/pa" --logx
+expect_error ./eval "plot: an unknown last flag is named as unknown, not as missing a value" "unknown flag '--lgo-y' for mode plot (did you mean --log-y?)" plot --run "$T/pa" --lgo-y
+# one validation point: "1 point of val_loss" (singular), 2 points of loss
+mkdir -p "$T/p1"
+printf '{"step": 1, "loss": 6}\n{"step": 2, "loss": 2}\n{"step": 2, "val_loss": 5, "val_targets": 10}\n' > "$T/p1/train.jsonl"
+out=$(./eval plot --run "$T/p1" --out "$T/p1.svg" 2>&1)
+echo "$out" | grep -q ": 1 point of val_loss$" && echo "$out" | grep -q ": 2 points of loss$" && ok "eval plot counts '1 point', '2 points'" || bad "eval plot point counts: $out"
+# eval plot --help (and -h): plot's flags only, not every mode's
+out=$(./eval plot --help 2>&1); out_h=$(./eval plot -h 2>&1)
+echo "$out" | grep -q -- "--log-x, --log-y" && ! echo "$out" | grep -q "eval ppl:\|eval tasks:\|--ckpt" && [ "$out" = "$out_h" ] \
+  && ok "eval plot --help / -h print plot's help alone" || bad "eval plot --help: $out"
 expect_error ./eval "plot: --smooth with --csv" "--smooth applies to the training loss of --run" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x length --y ppl --group scaling --smooth 3 --out "$T/x.svg"
 expect_error ./eval "plot: missing column" "no column" plot --csv "$T/ev/ppl_ropepp_ec.csv" --x bogus --y ppl --group pe --out "$T/x.svg"
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # test_fresh_clone.sh — the first five minutes of a new user, replayed in a fresh temporary clone of this repository
-# (its committed HEAD): README's `make train && ./train` works in that order; Ctrl-C finishes the step, writes a
+# (its committed HEAD): README's `make programs && ./train` works in that order and builds every program README uses next; Ctrl-C finishes the step, writes a
 # checkpoint and a clean log line and exits 130; `./train --resume` continues the run with each step logged once;
 # each run has its own folder under runs/ and nothing one run writes touches another's; errors name real flags and
 # say when a path is a folder; infer, eval and eval plot take run folders; the small faults of the same report
 # (infer's hint for ALiBi, eval plot's zigzag, `./eval bogus`, the sample of an untrained model, text and
 # statistics on one line, results/ and runs/ not ignored by git).
 # Run: bash tests/test_fresh_clone.sh [REPO]   (default: the repository this script is in; .ci/run runs it)
-# Needs git, gcc and make; about a minute on 2 cores (the clone builds train, infer and eval).
+# Needs git, gcc and make; about a minute on 2 cores (the clone builds the programs, not the tests).
 # NO_BLAS=1 in the environment: the build without OpenBLAS (make reads it); FRESH_QUICK=1: only the first part (make
-# train, ./train, Ctrl-C, resume, infer on the run), as .ci/run replays the build without BLAS.
+# programs, ./train, Ctrl-C, resume, infer on the run), as .ci/run replays the build without BLAS.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib.sh
@@ -32,11 +32,17 @@ log_steps() { grep -o '^{"step": [0-9]*, "loss"' "$1" | tr -dc '0-9\n' | tr '\n'
 whole_lines() { [ -s "$1" ] && ! grep -qvE '^\{".*\}$' "$1" && [ "$(tail -c 1 "$1" | od -An -c | tr -d ' ')" = '\n' ]; }
 
 # ---- fault 1: README's two commands, in that order
-if make train > "$W/make_train.log" 2>&1 && [ -x train ] && [ -f data/tinyshakespeare_train.bin ] && [ -f data/tinyshakespeare_val.bin ]; then
-  ok "make train builds ./train and the data shards$([ "${NO_BLAS:-0}" = 1 ] && echo ' (NO_BLAS=1)')"
-else bad "make train: $(tail -3 "$W/make_train.log")"; fi
-if [ "${NO_BLAS:-0}" = 1 ]; then grep -q "✗ BLAS off (NO_BLAS=1)" "$W/make_train.log" && ok "make train with NO_BLAS=1 says the BLAS is off" || bad "no BLAS-off line: $(head -3 "$W/make_train.log")"; fi
-! grep -q "NCCL" "$W/make_train.log" && ok "make train prints no NCCL line" || bad "make train printed: $(grep NCCL "$W/make_train.log")"
+quick=$(sed -n '/^```sh/,/^```/p' README.md | grep -m1 '&& ./train' | sed 's/ *&& .*//')
+[ "$quick" = "make programs" ] && ok "README's quick start builds with '$quick'" || bad "README's quick start builds with '$quick' (this test replays 'make programs')"
+if make programs > "$W/make_train.log" 2>&1 && [ -x train ] && [ -f data/tinyshakespeare_train.bin ] && [ -f data/tinyshakespeare_val.bin ]; then
+  ok "make programs builds ./train and the data shards$([ "${NO_BLAS:-0}" = 1 ] && echo ' (NO_BLAS=1)')"
+else bad "make programs: $(tail -3 "$W/make_train.log")"; fi
+# what README uses after the quick start: ./infer, ./eval, scripts/compare.sh (data/docs2shards); no test program
+[ -x infer ] && [ -x eval ] && [ -x data/docs2shards ] && [ -x data/text2shards ] && ok "make programs builds infer, eval, data/docs2shards, data/text2shards" \
+  || bad "make programs left out: $(for b in infer eval data/docs2shards data/text2shards; do [ -x $b ] || printf '%s ' $b; done)"
+[ ! -e tests/test_files ] && ok "make programs builds no test program" || bad "make programs built tests/test_files"
+if [ "${NO_BLAS:-0}" = 1 ]; then grep -q "✗ BLAS off (NO_BLAS=1)" "$W/make_train.log" && ok "make programs with NO_BLAS=1 says the BLAS is off" || bad "no BLAS-off line: $(head -3 "$W/make_train.log")"; fi
+! grep -q "NCCL" "$W/make_train.log" && ok "make programs prints no NCCL line" || bad "make programs printed: $(grep NCCL "$W/make_train.log")"
 ./train > "$W/t1.out" 2> "$W/t1.err" < /dev/null &
 pid=$!
 if wait_for "$W/t1.out" '^step +3/1000' 300; then
@@ -76,7 +82,6 @@ if wait_for "$W/t1.out" '^step +3/1000' 300; then
 else bad "./train did not reach step 3: $(tail -3 "$W/t1.err")"; kill $pid 2>/dev/null; run=none; fi
 
 # ---- fault 4: runs are folders; nothing one run writes touches another's
-make -s infer eval > "$W/make_more.log" 2>&1 || bad "make infer eval: $(tail -3 "$W/make_more.log")"
 if [ "${FRESH_QUICK:-0}" = 1 ]; then
   out=$(./infer --ckpt "runs/$run" --prompt "ROMEO:" --max-new 10 --temperature 0 2>&1)
   echo "$out" | grep -q "^runs/$run/model_.*\.ckpt | ropepp_eh " && ok "./infer on the interrupted run" || bad "infer: $out"

@@ -74,5 +74,7 @@ expect_error ./infer "negative temperature" "temperature" --ckpt "$ck" --prompt 
 expect_error ./infer "top-p out of range" "top-p" --ckpt "$ck" --prompt x --top-p 1.5
 expect_error ./infer "bad top-k" "top-k" --ckpt "$ck" --prompt x --top-k abc
 expect_error ./infer "unknown flag" "unknown flag" --ckpt "$ck" --prompt x --bogus 1
+expect_error ./infer "misspelled flag" "unknown flag '--promt' (did you mean --prompt?)" --ckpt "$ck" --promt hi
+expect_error ./infer "misspelled last flag is named as unknown" "unknown flag '--max-nwe' (did you mean --max-new?)" --ckpt "$ck" --max-nwe
 expect_error ./infer "token id out of range" "token id" --ckpt "$ck" --prompt-tokens 1,2,999
 finish test_infer_cli
