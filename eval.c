@@ -1687,7 +1687,7 @@ static int stat_claims(const char *path, double alpha, const char *svg) {
            "  its 95%% Student t interval and the paired t-test of H0: mean = null (two-sided, df = seeds - 1); from 6 seeds on\n"
            "  also the exact sign-flip test over the 2^n sign patterns (shown beside the t-test: with n seeds it cannot go\n"
            "  below 2 / 2^n, so it does not decide).\n");
-    if (m > 0) printf("- Holm's correction over the **m = %d** tested claim%s of this report, at alpha = %g.", m, m == 1 ? "" : "s", alpha);
+    if (m > 0) printf("- Holm's correction over the **m = %d** tested claims of this report, at alpha = %g.", m, alpha);
     else printf("- No claim of this report could be tested (each needs 2 seeds with data), so Holm's correction has nothing to\n"
                 "  correct (m = 0).");
     printf(" **supported**: the\n"
