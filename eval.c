@@ -1185,7 +1185,8 @@ static int mode_noise(Options *o) {
     for (int i = 0; i < ns; i++)   /* nothing to lose: the rows with noise cannot show an effect */
         if (sig[i] == 0.0 && ys[i] == 0.0)
             printf("note: without noise (sigma 0) the accuracy is already 0%%: the model does not solve %s at length %d, so the "
-                   "noise rows cannot show an effect (train longer, or with --mix %s:...)\n", task_name(task), T, task_name(task));
+                   "noise rows cannot show an effect (%s%s%s)\n", task_name(task), T,
+                   trained > 0 ? "train longer: " : "train longer, or with --mix ", task_name(task), trained > 0 ? " is already in the training mix" : ":...");
     printf("wrote %s\n", path);
     Series s[2] = {{"noise on real queries", ns, sig, ys}, {"noise on imaginary queries", ns, sig, ys + ns}};
     char title[256];
@@ -1685,15 +1686,18 @@ static int stat_claims(const char *path, double alpha, const char *svg) {
     for (int i = 0; i < n; i++)
         if (r[i].kind == CLAIM_TEST && r[i].null < 0)
             snprintf(margins + strlen(margins), sizeof(margins) - strlen(margins), "%s%.47s %g", margins[0] ? ", " : "", r[i].id, -r[i].null);
-    printf("## Decision rules (fixed before any number)\n\n");
+    printf("## Decision rules (the same for every claim and run: analysis.h, docs/STATS.md)\n\n");
     printf("- The unit of replication is the trained model: each claim is **one number per seed** (the seed's mean over its\n"
            "  documents, head pairs or samples), oriented so that larger is the paper's direction. Across the seeds: the mean,\n"
            "  its 95%% Student t interval and the paired t-test of H0: mean = null (two-sided, df = seeds - 1); from 6 seeds on\n"
            "  also the exact sign-flip test over the 2^n sign patterns (shown beside the t-test: with n seeds it cannot go\n"
            "  below 2 / 2^n, so it does not decide).\n");
-    printf("- Holm's correction over the **m = %d** tested claims of this report, at alpha = %g. **supported**: the\n"
+    if (m > 0) printf("- Holm's correction over the **m = %d** tested claims of this report, at alpha = %g.", m, alpha);
+    else printf("- No claim of this report could be tested (each needs 2 seeds with data), so Holm's correction has nothing to\n"
+                "  correct (m = 0).");
+    printf(" **supported**: the\n"
            "  Holm-adjusted p < alpha with the mean on the paper's side of the null; **refuted**: the same on the other side;\n"
-           "  **inconclusive** otherwise, and with fewer than 2 seeds. The rule is symmetric: the same test decides both.\n", m, alpha);
+           "  **inconclusive** otherwise, and with fewer than 2 seeds. The rule is symmetric: the same test decides both.\n");
     printf("- The null is 0 for a claim that one arm is better. For a non-inferiority claim (\"not worse by more than a margin\")\n"
            "  the metric is baseline - new and the null is -margin: supported = significantly above -margin (not worse; with\n"
            "  m = 1 the 95%% CI lies above -margin), refuted = significantly below (worse by more than the margin). Margins:\n"
@@ -1703,7 +1707,10 @@ static int stat_claims(const char *path, double alpha, const char *svg) {
            "  estimable below 3 seeds. A metric that cannot be measured says why instead of a verdict; controls are described\n"
            "  without verdicts and are not in m.\n\n");
     printf("## Verdicts\n\n");
-    if (max_seeds < 6) printf("**%d seeds at most: below 6 seeds no verdict here can be read as a finding; each row's \"detectable\" says how large an effect would have been needed.**\n\n", max_seeds);
+    if (max_seeds < 2) printf("**%d seed%s at most: the rule needs 2 seeds, so every testable row is inconclusive; the values are shown, not tested.**\n\n", max_seeds, max_seeds == 1 ? "" : "s");
+    else if (max_seeds < 6) printf("**%d seeds at most: the rule above gives a verdict from 2 seeds, but only for an effect about as large as the row's "
+                                   "\"detectable\" (alpha/m) column, and the sign-flip test cannot back it below 6 seeds. So a verdict here rests on "
+                                   "the t-test alone, and an inconclusive row means \"no effect that large\", not \"no effect\".**\n\n", max_seeds);
     printf("| claim (paper) | metric (larger = the paper's direction) | per seed (units) | mean [95%% CI] | null | t-test p (Holm) | sign-flip p | detectable at 80%% (alpha/m; alpha) | verdict |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     const char *verdict[CL_MAX];

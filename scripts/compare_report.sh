@@ -128,8 +128,13 @@ for st in short long; do
   else claim noise_$st test 0 "Fig. 5" "$what" "$task accuracy under real-query noise - under imaginary-query noise, sigma 1 x the layer's query RMS, EC at T $T"; noise_diff $arm $task | values noise_$st; fi
 done
 if have ropepp_ec 'ppl_repeat_*.csv' && have rope 'ppl_repeat_*.csv'; then
-  claim retrieval test 0 "Fig. 5 / Table 2 stand-in" "EC retrieves from far context better than RoPE (repeat-span loss stand-in)" "loss(rope) - loss(EC) on the targets ending a 16-gram last seen more than T/4 earlier (repeat_loss of ppl_repeat_*.csv), per held-out document at T $SEQ"
-  repeat_diff rope ropepp_ec $SEQ | values retrieval
+  rep=$(repeat_diff rope ropepp_ec $SEQ)
+  if [ -z "$rep" ]; then
+    claim retrieval unmeasurable 0 "Fig. 5 / Table 2 stand-in" "EC retrieves from far context better than RoPE (repeat-span loss stand-in)" "no far repeats in the windows: no held-out document at T $SEQ has a 16-gram last seen more than T/4 earlier (repeat_tokens 0 in every ppl_repeat_*.csv)"
+  else
+    claim retrieval test 0 "Fig. 5 / Table 2 stand-in" "EC retrieves from far context better than RoPE (repeat-span loss stand-in)" "loss(rope) - loss(EC) on the targets ending a 16-gram last seen more than T/4 earlier (repeat_loss of ppl_repeat_*.csv), per held-out document at T $SEQ"
+    echo "$rep" | values retrieval
+  fi
 else
   claim retrieval unmeasurable 0 "Fig. 5 / Table 2 stand-in" "EC retrieves from far context better than RoPE (repeat-span loss stand-in)" "no ppl_repeat_*.csv (the repeat-span measure of compare v3) in these runs"
 fi
@@ -163,7 +168,7 @@ mean_sd() {   # mean_sd "v1 v2 ...": "m ± sd" (sample sd over seeds)
   echo "$1" | awk '{ for (i = 1; i <= NF; i++) { s += $i; q += $i * $i } n = NF; if (n == 0) { printf "-"; exit } m = s / n
     if (n == 1) printf "%.3f", m; else printf "%.3f ± %.3f", m, sqrt((q - n * m * m) / (n - 1) > 0 ? (q - n * m * m) / (n - 1) : 0) }'
 }
-ppl_at() {   # ppl_at ARM LENGTH SCALING: the seeds' ppl values on the documents
+ppl_at() {   # ppl_at ARM LENGTH SCALING: the seeds' ppl values on the documents (one a seed with data)
   for s in $SEEDS; do f=$(ppl_csv $s $1); [ -n "$f" ] && awk -F, -v L=$2 -v sc=$3 '$2 == sc && $3 == L && $4 == "all" { printf "%s ", $8 }' "$f"; done
 }
 tasks_pooled() {   # tasks_pooled ARM TASK LENGTH: pooled accuracy over seeds with its Wilson interval
@@ -201,7 +206,7 @@ TABLE=$($EVAL stat claims "$CLAIMS" --svg "$OUT/$FIG") || { echo "error: $EVAL s
   done; done
   if [ -n "${MISSING:-}" ]; then   # compare.sh v3 exports the protocol's seeds that have no folder here
     echo
-    echo "**Seeds missing:**$MISSING. The rows above use the seeds present: $SEEDS."
+    echo "**Seeds missing:** ${MISSING# }. The rows above use the seeds present: $SEEDS."
   fi
   if [ -n "$missing" ]; then
     echo
@@ -216,17 +221,18 @@ TABLE=$($EVAL stat claims "$CLAIMS" --svg "$OUT/$FIG") || { echo "error: $EVAL s
   echo
   sed 's/^/    /' "${DATA}_info.txt" 2>/dev/null
   echo
-  echo "## Perplexity on held-out documents (mean ± sd over seeds; $NPPL documents longer than 8x; every position)"
+  maxm=$(echo $MULTS | tr ' ' '\n' | sort -n | tail -1)
+  echo "## Perplexity on held-out documents (mean ± sd over the seeds of each row, column seeds; $NPPL documents longer than ${maxm}x the training length; every position)"
   echo
-  echo "| model | trained at | scaling |$(for m in $MULTS; do printf ' %sx |' $m; done)"
-  echo "|---|---|---|$(for m in $MULTS; do printf -- '---|'; done)"
+  echo "| model | trained at | scaling |$(for m in $MULTS; do printf ' %sx |' $m; done) seeds |"
+  echo "|---|---|---|$(for m in $MULTS; do printf -- '---|'; done)---|"
   for arm in $ALL_ARMS; do
     L=$SEQ; case $arm in *_long) L=$LSEQ ;; esac
     for sc in none ntk:4; do
       [ -n "$(ppl_at $arm $L $sc)" ] || continue
       row="| $arm | $L | $sc"
       for m in $MULTS; do row="$row | $(mean_sd "$(ppl_at $arm $((m * L)) $sc)")"; done
-      echo "$row |"
+      echo "$row | $(echo $(ppl_at $arm $L $sc) | wc -w) |"
     done
   done
   echo
@@ -239,21 +245,29 @@ TABLE=$($EVAL stat claims "$CLAIMS" --svg "$OUT/$FIG") || { echo "error: $EVAL s
     echo "| $arm | $L | $(tasks_pooled $arm passkey $L) | $(tasks_pooled $arm $niah $L) | $(tasks_pooled $arm vt $L) | $(tasks_pooled $arm mqar $L) |"
   done
   echo
-  echo "## Attention (Fig. 5), seed $first_seed summaries, with the characteristic curves of head dim $HD"
-  echo
-  for arm in rope ropepp_eh ropepp_ec rope_long ropepp_eh_long ropepp_ec_long; do
+  att=$(for arm in rope ropepp_eh ropepp_ec rope_long ropepp_eh_long ropepp_ec_long; do
     f="$(ev $first_seed $arm)/eval.txt"
     [ -f "$f" ] && grep -q "^summary:" "$f" && { echo "$arm:"; echo; eval_text "$f" | grep -E "^(summary:|characteristic curves)" | sed 's/^/    /'; echo; }
-  done
+  done)
+  noise=$(for arm in ropepp_ec ropepp_eh ropepp_ec_long; do
+    f="$(ev $first_seed $arm)/eval.txt"
+    [ -f "$f" ] && grep -q "noise experiment" "$f" && { echo "$arm:"; echo; eval_text "$f" | sed -n '/^noise experiment/,/^wrote/p' | grep -v '^wrote' | sed 's/^/    /'; echo; }
+  done)
+  if [ -n "$att" ]; then echo "## Attention (Fig. 5), seed $first_seed summaries"; echo; echo "$att"; echo; fi
+  if [ -n "$noise" ]; then echo "## Noise relative to each layer's query RMS and the ablation (seed $first_seed; every seed's CSV in eval/)"; echo; echo "$noise"; echo; fi
+  if [ -z "$att$noise" ]; then
+    echo "## Attention and noise"
+    echo
+    echo "Seed $first_seed's runs keep no eval.txt$([ "$RUNS" != "$OUT" ] && echo " (the archive holds the CSVs only)"), so there is no printed summary here: the attention numbers are the far_ratio, first_k and sink rows above (attn_*.csv), the noise numbers are in noise_*.csv and the noise rows above say whether they could be tested."
+    echo
+  fi
+  echo "## Characteristic curves of head dim $HD (Sec. 3.2: why imaginary heads should attend farther)"
+  echo
+  echo "c_Re, c_Im: the sums of Eq. 5 and 7 over the head's HD/2 = $((HD / 2)) frequencies (no model involved). closed: their limit for many frequencies, (Ci(dt) - Ci(dt/b)) / ln b and (Si(dt) - Si(dt/b)) / ln b (docs/MATH.md, section 6). The closed form is exact only as HD grows; the sum parts from it where theta_j dt moves by more than about pi between neighbouring frequencies (a step of about theta_j dt 2 ln(b) / HD): at a small head dim, and at large dt."
+  echo
   for b in $BASE $LBASE; do
     ./eval curves --head-dim $HD --base $b --out "$CURVES/base$b" > "$CURVES/base$b.txt" 2>&1 &&
       { echo "c_Re, c_Im at base $b (paper Eq. 5, 7):"; echo; sed -n '2,9p' "$CURVES/base$b.txt" | sed 's/^/    /'; echo; }
-  done
-  echo "## Noise relative to each layer's query RMS and the ablation (seed $first_seed; every seed's CSV in eval/)"
-  echo
-  for arm in ropepp_ec ropepp_eh ropepp_ec_long; do
-    f="$(ev $first_seed $arm)/eval.txt"
-    [ -f "$f" ] && grep -q "noise experiment" "$f" && { echo "$arm:"; echo; eval_text "$f" | sed -n '/^noise experiment/,/^wrote/p' | grep -v '^wrote' | sed 's/^/    /'; echo; }
   done
   echo "Data behind every number: each run's \`eval/\` (ppl_docs_*, ppl_*, tasks_*, attn_*, noise_* CSVs) and \`train.jsonl\`$([ "$RUNS" != "$OUT" ] && echo ", packed in \`runs.tar.gz\`")."
 } > "$R"

@@ -27,6 +27,13 @@ n=$(ls -d "$T"/seed1/*/eval/.done 2>/dev/null | wc -l)
 [ "$n" -eq 7 ] && ok "seed 1: rope, ropepp_eh, ropepp_ec, rope_pm and the three long runs evaluated" || bad "seed 1: $n of 7 runs evaluated"
 [ ! -d "$T/seed2" ] && ok "--seed 1 runs no other seed" || bad "--seed 1 made $T/seed2"
 grep -q "seeds present: 1; missing: 2 " "$T.log" && ok "the report names the protocol's seed that is missing" || bad "no missing-seed line: $(grep 'seeds present' "$T.log")"
+# the one-seed report: no claim testable (m = 0) and it says so; the far-repeat row says why it has no number
+R1="$T/report.md"; far=$(awk -F, 'FNR > 1 && $2 == 256 && $6 > 0 { n++ } END { print n + 0 }' "$T"/seed1/rope/eval/ppl_repeat_*.csv)
+grep -q "No claim of this report could be tested" "$R1" && grep -q '^\*\*1 seed at most: the rule needs 2 seeds' "$R1" &&
+  grep -q '^\*\*Seeds missing:\*\* 2\. ' "$R1" && grep -q 'held-out documents .*; 2 documents longer than 2x the training length' "$R1" &&
+  { [ "$far" -gt 0 ] || grep -qE '^\| EC retrieves from far context .* not measurable: no far repeats in the windows' "$R1"; } &&
+  ok "one seed: 'no claim could be tested', '1 seed at most', 'Seeds missing: 2', the far-repeat row ($far documents with a far repeat)" ||
+  bad "one-seed report: $(grep -E 'm = 0|seed at most|Seeds missing|longer than|far context' "$R1")"
 s=$(grep -h "^data: .* documents" "$T"/seed1/*/train.txt | sed 's/.*first documents://' | sort -u | wc -l)
 [ "$s" -eq 1 ] && ok "every arm and stage of seed 1 reads the documents in one order ($(grep -h -m1 'first documents' "$T/seed1/rope/train.txt" | sed 's/.*: //'))" || bad "seed 1's arms read $s orders"
 grep -qx -- "--data-seed 1" "$T/seed1/ropepp_ec/settings.txt" && grep -qx -- "--clip 1" "$T/seed1/rope_long/settings.txt" &&

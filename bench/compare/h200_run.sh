@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# bench/compare/h200_run.sh — one device call of the compare v2 run on one H200: build (a no-op when the machine
-# kept the last call's build), then scripts/compare.sh --max-minutes M, which stops before a job that would not fit
-# and continues where the last call stopped; then everything but the checkpoints goes to $OUT/compare2.tgz (~4 MB).
+# bench/compare/h200_run.sh — one device call of a whole compare run on one H200, as the v2 run of 2026-12-04 was
+# made; it now calls the v3 scripts/compare.sh (every seed of the protocol, 6 by default, in turn; one seed per call
+# is bench/compare/seed_run.sh). Build (a no-op when the machine kept the last call's build), then
+# scripts/compare.sh --max-minutes M, which stops before a job that would not fit and continues where the last call
+# stopped; then everything but the checkpoints goes to $OUT/compare2.tgz (~4 MB).
 #   bash bench/compare/h200_run.sh [M]      M: minutes for compare.sh (default 8); repeat until "all stages done"
 # The checkpoints stay on the machine, so the calls must follow each other while it is held (the device machine
 # goes back 30 s after a call, and after 30 minutes held). COMPARE_OUT names the results folder
