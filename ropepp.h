@@ -562,10 +562,6 @@ const char *schedule_name(int s);
 int schedule_from_name(const char *name);
 double lr_lambda(int sched, int k, int warmup, int total, int decay);
 
-/* Paper analyses. Characteristic curves (Eq. 5 and 7): the mean over frequency pairs j of cos and sin of
-   theta_j * dt. For large HD they approach (Ci(dt) - Ci(dt/base)) / ln(base) and (Si(dt) - Si(dt/base)) / ln(base). */
-void characteristic_curves(double *c_re, double *c_im, double dt, int HD, double base);
-void cisi(double x, double *ci, double *si);   /* cosine and sine integrals, x > 0 */
 void alibi_slopes(double *out, int n);         /* flash-attn slopes for n heads */
 
 /* Checkpoints (docs/FORMATS.md). Readers return 0, or -1 with a one-line message in err. Version 2 files end in an
@@ -2946,62 +2942,6 @@ double lr_lambda(int sched, int k, int warmup, int total, int decay) {
     double progress = (double)(k - warmup) / (double)(total - warmup > 0 ? total - warmup : 1);
     double v = 0.5 * (1.0 + cos(M_PI * progress));
     return v > 0.0 ? v : 0.0;
-}
-
-void characteristic_curves(double *c_re, double *c_im, double dt, int HD, double base) {
-    /* Paper Eq. 5 and 7: c_Re(dt) = mean_j cos(theta_j dt), c_Im(dt) = mean_j sin(theta_j dt), theta_j = base^(-2j/HD).
-       With x = 2j/HD uniform on [0, 1) and u = dt base^(-x): mean_j f(theta_j dt) ~ integral_0^1 f(dt base^-x) dx
-       = (1/ln base) integral_{dt/base}^{dt} f(u)/u du, which is (Ci(dt) - Ci(dt/base)) / ln(base) for cos
-       and (Si(dt) - Si(dt/base)) / ln(base) for sin. */
-    double sr = 0.0, si = 0.0;
-    for (int j = 0; j < HD / 2; j++) {
-        double th = pow(base, -2.0 * j / (double)HD);
-        sr += cos(th * dt);
-        si += sin(th * dt);
-    }
-    *c_re = sr / (HD / 2);
-    *c_im = si / (HD / 2);
-}
-
-void cisi(double x, double *ci, double *si) {
-    /* Ci(x) = gamma + ln x + sum_{k>=1} (-x^2)^k / (2k (2k)!),  Si(x) = sum_{k>=0} (-1)^k x^(2k+1) / ((2k+1)(2k+1)!)
-       for x <= 4; beyond, the continued fraction of E1(ix) = -Ci(x) + i (Si(x) - pi/2) (modified Lentz). */
-    const double euler = 0.57721566490153286061;
-    if (x <= 4.0) {
-        double sum_c = 0.0, sum_s = 0.0, term = 1.0;   /* term = x^n / n! */
-        for (int n = 1; n < 80; n++) {
-            term *= x / n;
-            if (n % 2 == 1) sum_s += ((n / 2) % 2 == 0 ? 1.0 : -1.0) * term / n;
-            else sum_c += ((n / 2) % 2 == 0 ? 1.0 : -1.0) * term / n;
-            if (term < 1e-18) break;
-        }
-        *ci = euler + log(x) + sum_c;
-        *si = sum_s;
-        return;
-    }
-    /* b = 1 + i x; h = 1/b; iterate */
-    double br = 1.0, bi = x, cr = 1e300, ci_ = 0.0;
-    double den = br * br + bi * bi, dr = br / den, di = -bi / den, hr = dr, hi = di;
-    for (int i = 2; i < 1000; i++) {
-        double an = -(double)(i - 1) * (i - 1);
-        br += 2.0;
-        /* d = 1 / (an d + b) */
-        double tr = an * dr + br, ti = an * di + bi;
-        den = tr * tr + ti * ti; dr = tr / den; di = -ti / den;
-        /* c = b + an / c */
-        den = cr * cr + ci_ * ci_;
-        double qr = an * cr / den, qi = -an * ci_ / den;
-        cr = br + qr; ci_ = bi + qi;
-        double delr = cr * dr - ci_ * di, deli = cr * di + ci_ * dr;
-        double nhr = hr * delr - hi * deli, nhi = hr * deli + hi * delr;
-        hr = nhr; hi = nhi;
-        if (fabs(delr - 1.0) + fabs(deli) < 1e-16) break;
-    }
-    /* h *= (cos x - i sin x) */
-    double cs = cos(x), sn = sin(x);
-    double fr = hr * cs + hi * sn, fi = hi * cs - hr * sn;
-    *ci = -fr;
-    *si = M_PI / 2.0 + fi;
 }
 
 static void alibi_slopes_pow2(double *out, int n) {

@@ -12,6 +12,7 @@ below; the threshold is 1e-6, while a wrong term in a backward gives an error of
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
+#include "analysis.h"   /* characteristic_curves, cisi */
 #include "testutil.h"
 
 #define GRAD_TOL 1e-6
