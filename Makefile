@@ -125,19 +125,19 @@ all: $(CPU_PROGRAMS) $(DATA) $(TEST_PROGRAMS)
 programs: $(CPU_PROGRAMS) $(DATA)
 
 # `make train && ./train` works in a fresh clone: the train target also builds the default data shards
-train: train.c ropepp.h data/tasks.h | $(DATA)
+train: train.c ropepp.h cli.h data/tasks.h | $(DATA)
 	$(CC) $(CFLAGS) train.c -o $@ $(LDLIBS)
 
-infer: infer.c ropepp.h
+infer: infer.c ropepp.h cli.h
 	$(CC) $(CFLAGS) infer.c -o $@ $(LDLIBS)
 
-eval: eval.c ropepp.h data/tasks.h
+eval: eval.c ropepp.h cli.h analysis.h data/tasks.h
 	$(CC) $(CFLAGS) eval.c -o $@ $(LDLIBS)
 
 data/text2shards: data/text2shards.c ropepp.h
 	$(CC) $(CFLAGS) data/text2shards.c -o $@ $(LDLIBS)
 
-data/docs2shards: data/docs2shards.c ropepp.h
+data/docs2shards: data/docs2shards.c ropepp.h cli.h
 	$(CC) $(CFLAGS) data/docs2shards.c -o $@ $(LDLIBS)
 
 # byte-level shards of the shipped corpus: the last 10% of the text is validation
@@ -189,16 +189,16 @@ ropepp_cuda_fp32.o: ropepp_cuda.cu $(wildcard cuda/*.cuh) ropepp.h | check_nvcc
 
 # train.c compiled as C with the model code of the header and the op bodies from ropepp_cuda.cu
 # (not phony: relinked only when a prerequisite changed; the data shards, as for train)
-train_gpu: train.c ropepp.h data/tasks.h ropepp_cuda.o | $(DATA)
+train_gpu: train.c ropepp.h cli.h data/tasks.h ropepp_cuda.o | $(DATA)
 	$(CC) $(CFLAGS) $(GPU_DEFS) -c train.c -o train_gpu.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
-infer_gpu: infer.c ropepp.h ropepp_cuda.o
+infer_gpu: infer.c ropepp.h cli.h ropepp_cuda.o
 	$(CC) $(CFLAGS) $(GPU_DEFS) -c infer.c -o infer_gpu.o
 	$(NVCC) $(NVCC_FLAGS) infer_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
-eval_gpu: eval.c ropepp.h ropepp_cuda.o
+eval_gpu: eval.c ropepp.h cli.h analysis.h ropepp_cuda.o
 	$(CC) $(CFLAGS) $(GPU_DEFS) -c eval.c -o eval_gpu.o
 	$(NVCC) $(NVCC_FLAGS) eval_gpu.o ropepp_cuda.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
-train_gpu_fp32: train.c ropepp.h data/tasks.h ropepp_cuda_fp32.o | $(DATA)
+train_gpu_fp32: train.c ropepp.h cli.h data/tasks.h ropepp_cuda_fp32.o | $(DATA)
 	$(CC) $(CFLAGS) $(GPU_DEFS) -DROPEPP_FP32 -c train.c -o train_gpu_fp32.o
 	$(NVCC) $(NVCC_FLAGS) train_gpu_fp32.o ropepp_cuda_fp32.o -o $@ $(NVCC_LIBS) -Xcompiler -fopenmp
 

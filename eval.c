@@ -25,6 +25,7 @@ Dims legend as in ropepp.h: B batch, T sequence length, L layers, NA attention h
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
+#include "cli.h"
 #define ROPEPP_TASKS_IMPLEMENTATION
 #include "data/tasks.h"
 #include "analysis.h"

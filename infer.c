@@ -14,6 +14,7 @@ At the end it prints the KV-cache size and the time per output token. `./infer -
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
+#include "cli.h"
 #include <time.h>
 #include <unistd.h>
 

@@ -17,6 +17,7 @@ LOCAL_RANK,  ROPEPP_NCCL_ID_FILE=/shared/path ./train_gpu ...  in each process. 
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
+#include "cli.h"
 #define ROPEPP_TASKS_IMPLEMENTATION
 #include "data/tasks.h"
 #include <time.h>

@@ -16,6 +16,7 @@ tokens written, which the comparison's report records.
 */
 #define ROPEPP_IMPLEMENTATION
 #include "ropepp.h"
+#include "cli.h"
 
 enum { DOC_BOS = 0 };   /* data/tasks.h's TASK_BOS */
 
